@@ -1,0 +1,13 @@
+// Time behind an interface so pure code can be driven by a fake clock in tests.
+#pragma once
+#include <cstdint>
+
+namespace vstorage {
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t NowMs() const = 0;       // monotonic
+  virtual int64_t WallMs() const = 0;      // realtime, for stamps shown to users
+};
+Clock* RealClock();
+}  // namespace vstorage

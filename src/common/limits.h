@@ -1,0 +1,16 @@
+// Named bounds for everything that can grow.
+#pragma once
+#include <cstdint>
+
+namespace vstorage {
+inline constexpr uint32_t kMaxMessageBytes = 16u << 20;        // encoded message body
+inline constexpr uint32_t kMaxPayloadBytes = 64u << 20;        // raw data appended to a frame
+inline constexpr uint32_t kMaxNameBytes = 255;
+inline constexpr uint32_t kMaxPathBytes = 4096;
+inline constexpr uint32_t kMaxReplicas = 15;
+inline constexpr uint64_t kDefaultChunkSizeBytes = 256ull << 20;
+inline constexpr uint64_t kMinChunkSizeBytes = 1ull << 20;
+inline constexpr uint32_t kCsumBlockBytes = 4096;
+inline constexpr int kLeaseTimeoutMs = 60000;
+inline constexpr int kDefaultMdsPort = 2510;
+}  // namespace vstorage

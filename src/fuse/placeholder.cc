@@ -1,0 +1,2 @@
+// placeholder so the area library is never empty
+namespace vstorage { [[maybe_unused]] static int kPlaceholder_fuse = 0; }

@@ -1,0 +1,416 @@
+// Every message on the wire. Numbers of MsgType never change meaning; new types get new
+// numbers. Replies travel with the request's type and the response flag (rpc/frame.h);
+// an error reply carries an ErrorReply body instead.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "proto/codec.h"
+
+namespace vstorage::proto {
+
+enum class MsgType : uint16_t {
+  // Handshake (rpc/auth.h).
+  kChallenge = 1,
+  kChallengeResponse = 2,
+  kHandshakeResult = 3,
+  kPasswordAuth = 4,
+
+  // Client -> MDS.
+  kRegisterClient = 100,
+  kLookup = 101,
+  kGetAttr = 102,
+  kReaddir = 103,
+  kCreate = 104,
+  kUnlink = 105,
+  kRename = 106,
+  kSetAttr = 107,
+  kOpen = 108,
+  kRelease = 109,
+  kClientHeartbeat = 110,
+  kGetChunk = 111,
+  kReportCsFailure = 112,
+  kSetXattr = 113,
+  kGetXattrs = 114,
+  kStatfs = 115,
+  kClusterStat = 116,
+  kFileInfo = 117,
+  kSetConfig = 118,
+  kGetConfig = 119,
+  kReadlink = 120,
+
+  // CS / admin -> MDS.
+  kCsCreate = 200,     // make-cs: allocate a CS id (journaled)
+  kCsRegister = 201,   // csd start: address + chunk list
+  kCsHeartbeat = 202,  // every few seconds: space and load
+
+  // Anyone -> CS.
+  kCsWrite = 300,
+  kCsRead = 301,
+  kCsSync = 302,
+  kCsSetVersion = 303,  // MDS -> CS after a replica failed
+  kCsDelete = 304,
+  kCsReplicate = 305,   // MDS -> CS: pull a chunk from another CS (self-healing issue)
+};
+
+struct ErrorReply {
+  uint16_t code = 0;
+  std::string message;
+  VS_FIELDS(code, message)
+};
+
+// ---------- Handshake ----------
+enum class PeerKind : uint8_t { kClient = 1, kCs = 2, kMds = 3, kAdmin = 4 };
+
+struct Challenge {
+  std::string cluster;
+  std::string nonce;        // 16 random bytes
+  std::string pw_salt;      // MDS only: lets auth-node derive the password hash
+  uint32_t pw_iterations = 0;
+  VS_FIELDS(cluster, nonce, pw_salt, pw_iterations)
+};
+struct ChallengeResponse {
+  std::string cluster;
+  std::string nonce;        // client's 16 random bytes
+  std::string mac;          // HMAC(K, "client" | server_nonce | client_nonce)
+  PeerKind kind = PeerKind::kClient;
+  VS_FIELDS(cluster, nonce, mac, kind)
+};
+struct HandshakeResult {
+  std::string mac;          // HMAC(K, "server" | client_nonce | server_nonce)
+  VS_FIELDS(mac)
+};
+struct PasswordAuth {
+  std::string proof;        // HMAC(PBKDF2(pw), "password" | server_nonce)
+  VS_FIELDS(proof)
+};
+struct PasswordAuthReply {
+  std::string wrapped_key;  // K xor HMAC(PBKDF2(pw), "wrap" | server_nonce)
+  VS_FIELDS(wrapped_key)
+};
+
+// ---------- Namespace ----------
+enum class NodeType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3 };
+
+struct Attr {
+  InodeId ino;
+  NodeType type = NodeType::kFile;
+  uint32_t mode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ms = 0;
+  int64_t ctime_ms = 0;
+  uint32_t nlink = 1;
+  uint64_t chunk_size = 0;
+  VS_FIELDS(ino, type, mode, size, mtime_ms, ctime_ms, nlink, chunk_size)
+};
+
+struct RegisterClientReq {
+  std::string hostname;
+  ClientId reclaim_id;  // 0: new client
+  VS_FIELDS(hostname, reclaim_id)
+};
+struct RegisterClientReply {
+  ClientId client_id;
+  VS_FIELDS(client_id)
+};
+
+struct LookupReq {
+  InodeId parent;
+  std::string name;
+  VS_FIELDS(parent, name)
+};
+struct AttrReply {
+  Attr attr;
+  VS_FIELDS(attr)
+};
+struct InodeReq {
+  InodeId ino;
+  VS_FIELDS(ino)
+};
+struct DirEntry {
+  std::string name;
+  InodeId ino;
+  NodeType type = NodeType::kFile;
+  VS_FIELDS(name, ino, type)
+};
+struct ReaddirReply {
+  std::vector<DirEntry> entries;
+  VS_FIELDS(entries)
+};
+struct CreateReq {
+  InodeId parent;
+  std::string name;
+  NodeType type = NodeType::kFile;
+  uint32_t mode = 0644;
+  std::string symlink_target;
+  bool exclusive = true;  // O_EXCL semantics: existing name is kExists
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive)
+};
+struct UnlinkReq {
+  InodeId parent;
+  std::string name;
+  bool dir = false;  // rmdir
+  VS_FIELDS(parent, name, dir)
+};
+struct RenameReq {
+  InodeId parent;
+  std::string name;
+  InodeId new_parent;
+  std::string new_name;
+  VS_FIELDS(parent, name, new_parent, new_name)
+};
+enum SetAttrMask : uint32_t { kSetSize = 1, kSetMtime = 2, kSetMode = 4 };
+struct SetAttrReq {
+  InodeId ino;
+  uint32_t mask = 0;
+  uint64_t size = 0;
+  int64_t mtime_ms = 0;
+  uint32_t mode = 0;
+  ClientId client;  // size changes need the write lease when one is held
+  VS_FIELDS(ino, mask, size, mtime_ms, mode, client)
+};
+struct OpenReq {
+  InodeId ino;
+  ClientId client;
+  bool write = false;
+  VS_FIELDS(ino, client, write)
+};
+struct ReleaseReq {
+  InodeId ino;
+  ClientId client;
+  bool write = false;
+  VS_FIELDS(ino, client, write)
+};
+struct ClientHeartbeat {
+  ClientId client;
+  uint64_t read_bytes = 0, write_bytes = 0, read_ops = 0, write_ops = 0, fsyncs = 0;
+  uint32_t open_read = 0, open_write = 0;
+  VS_FIELDS(client, read_bytes, write_bytes, read_ops, write_ops, fsyncs, open_read, open_write)
+};
+struct ReadlinkReply {
+  std::string target;
+  VS_FIELDS(target)
+};
+
+// ---------- Chunks ----------
+struct ReplicaLoc {
+  CsId cs;
+  std::string addr;  // "host:port" of the CS data service
+  VS_FIELDS(cs, addr)
+};
+struct ChunkMap {
+  uint64_t index = 0;  // chunk number within the file
+  ChunkId id;
+  uint64_t version = 0;
+  uint64_t chunk_size = 0;
+  std::vector<ReplicaLoc> replicas;  // write chain order
+  VS_FIELDS(index, id, version, chunk_size, replicas)
+};
+struct GetChunkReq {
+  InodeId ino;
+  uint64_t index = 0;
+  bool allocate = false;  // for writes: create the chunk if the file has none there
+  ClientId client;
+  VS_FIELDS(ino, index, allocate, client)
+};
+struct GetChunkReply {
+  bool exists = false;  // false: a hole (reads return zeros)
+  ChunkMap map;
+  VS_FIELDS(exists, map)
+};
+struct ReportCsFailureReq {
+  InodeId ino;
+  uint64_t index = 0;
+  ChunkId chunk;
+  uint64_t version = 0;
+  std::vector<CsId> failed;
+  ClientId client;
+  VS_FIELDS(ino, index, chunk, version, failed, client)
+};
+
+// ---------- Attributes / config ----------
+struct SetXattrReq {
+  InodeId ino;
+  std::string name;   // "replicas", "chunk-size", ...
+  std::string value;
+  VS_FIELDS(ino, name, value)
+};
+struct XattrsReply {
+  std::map<std::string, std::string> attrs;
+  VS_FIELDS(attrs)
+};
+struct StatfsReply {
+  uint64_t total_bytes = 0, free_bytes = 0, allocatable_bytes = 0, files = 0;
+  VS_FIELDS(total_bytes, free_bytes, allocatable_bytes, files)
+};
+struct ConfigReq {
+  std::string key, value;
+  VS_FIELDS(key, value)
+};
+struct ConfigReply {
+  std::map<std::string, std::string> values;
+  VS_FIELDS(values)
+};
+
+// ---------- Status ----------
+struct MdsInfo {
+  MdsId id;
+  bool master = false;
+  std::string status;
+  std::string addr;
+  int64_t uptime_ms = 0;
+  uint64_t commits = 0;
+  uint64_t mem_bytes = 0;
+  VS_FIELDS(id, master, status, addr, uptime_ms, commits, mem_bytes)
+};
+struct CsInfo {
+  CsId id;
+  std::string status;  // active, inactive, offline, dropped
+  std::string addr;
+  std::string host_id;
+  uint32_t tier = 0;
+  uint64_t total_bytes = 0, free_bytes = 0;
+  uint64_t replicas = 0, unique = 0;
+  uint32_t qdepth_x10 = 0;
+  std::string flags;
+  VS_FIELDS(id, status, addr, host_id, tier, total_bytes, free_bytes, replicas, unique,
+            qdepth_x10, flags)
+};
+struct ClientInfo {
+  ClientId id;
+  std::string host;
+  uint32_t open_read = 0, open_write = 0;
+  uint64_t read_bps = 0, write_bps = 0, read_ops = 0, write_ops = 0, fsyncs = 0;
+  VS_FIELDS(id, host, open_read, open_write, read_bps, write_bps, read_ops, write_ops, fsyncs)
+};
+struct EventInfo {
+  int64_t time_ms = 0;
+  std::string sys, sev, message;
+  VS_FIELDS(time_ms, sys, sev, message)
+};
+struct ChunkStateCounts {
+  uint64_t healthy = 0, degraded = 0, urgent = 0, blocked = 0, pending = 0, offline = 0,
+           replicating = 0, overcommitted = 0, deleting = 0, void_ = 0, standby = 0;
+  VS_FIELDS(healthy, degraded, urgent, blocked, pending, offline, replicating, overcommitted,
+            deleting, void_, standby)
+};
+struct ClusterStatReply {
+  std::string cluster;
+  std::string status;  // healthy, degraded, failure, unknown
+  int64_t epoch_uptime_ms = 0;
+  uint32_t replicas_norm = 1, replicas_min = 1;
+  uint64_t total_bytes = 0, free_bytes = 0, allocatable_bytes = 0;
+  uint64_t files = 0, inodes = 0, chunks = 0, chunk_replicas = 0, fs_bytes = 0;
+  ChunkStateCounts chunk_states;
+  std::vector<MdsInfo> mds;
+  std::vector<CsInfo> cs;
+  std::vector<ClientInfo> clients;
+  std::vector<EventInfo> events;
+  VS_FIELDS(cluster, status, epoch_uptime_ms, replicas_norm, replicas_min, total_bytes,
+            free_bytes, allocatable_bytes, files, inodes, chunks, chunk_replicas, fs_bytes,
+            chunk_states, mds, cs, clients, events)
+};
+struct FileChunkInfo {
+  uint64_t index = 0;
+  ChunkId id;
+  uint64_t version = 0;
+  std::string state;
+  std::vector<CsId> replicas;
+  VS_FIELDS(index, id, version, state, replicas)
+};
+struct FileInfoReply {
+  Attr attr;
+  uint32_t replicas_norm = 0, replicas_min = 0;
+  std::vector<FileChunkInfo> chunks;
+  VS_FIELDS(attr, replicas_norm, replicas_min, chunks)
+};
+
+// ---------- CS <-> MDS ----------
+struct CsCreateReq {
+  std::string host_id;
+  uint32_t tier = 0;
+  VS_FIELDS(host_id, tier)
+};
+struct CsCreateReply {
+  CsId cs;
+  VS_FIELDS(cs)
+};
+struct ChunkReplicaState {
+  ChunkId id;
+  uint64_t version = 0;
+  uint64_t size_bytes = 0;
+  VS_FIELDS(id, version, size_bytes)
+};
+struct CsRegisterReq {
+  CsId cs;
+  std::string host_id;
+  uint32_t tier = 0;
+  std::string addr;  // data service "host:port"
+  uint64_t total_bytes = 0, free_bytes = 0;
+  std::vector<ChunkReplicaState> chunks;
+  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks)
+};
+struct CsRegisterReply {
+  std::vector<ChunkId> delete_chunks;  // stale or unknown replicas to drop
+  VS_FIELDS(delete_chunks)
+};
+struct CsHeartbeat {
+  CsId cs;
+  uint64_t total_bytes = 0, free_bytes = 0;
+  uint32_t qdepth_x10 = 0;
+  uint64_t io_errors = 0, csum_errors = 0;
+  VS_FIELDS(cs, total_bytes, free_bytes, qdepth_x10, io_errors, csum_errors)
+};
+
+// ---------- Data service ----------
+struct CsWriteReq {
+  ChunkId chunk;
+  uint64_t version = 0;
+  uint64_t offset = 0;         // within the chunk
+  uint64_t chunk_size = 0;     // bound for offset+len
+  std::vector<ReplicaLoc> chain;  // the CS after this one, in order
+  bool sync = false;           // fdatasync before replying
+  VS_FIELDS(chunk, version, offset, chunk_size, chain, sync)
+  // payload: the data
+};
+struct CsReadReq {
+  ChunkId chunk;
+  uint64_t version = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  VS_FIELDS(chunk, version, offset, length)
+  // reply payload: exactly `length` bytes (zeros past the written end)
+};
+struct CsSyncReq {
+  ChunkId chunk;
+  uint64_t version = 0;
+  std::vector<ReplicaLoc> chain;
+  VS_FIELDS(chunk, version, chain)
+};
+struct CsSetVersionReq {
+  ChunkId chunk;
+  uint64_t old_version = 0;
+  uint64_t new_version = 0;
+  VS_FIELDS(chunk, old_version, new_version)
+};
+struct CsDeleteReq {
+  ChunkId chunk;
+  VS_FIELDS(chunk)
+};
+struct CsReplicateReq {
+  ChunkId chunk;
+  uint64_t version = 0;
+  uint64_t chunk_size = 0;
+  ReplicaLoc source;
+  VS_FIELDS(chunk, version, chunk_size, source)
+};
+struct Empty {
+  uint8_t reserved = 0;
+  VS_FIELDS(reserved)
+};
+
+}  // namespace vstorage::proto
