@@ -24,6 +24,9 @@ struct HostPort {
 // Parses "HOST[:PORT]"; default_port is used when PORT is absent.
 Result<HostPort> ParseHostPort(const std::string& s, int default_port);
 
+// The MDS listens on base port (MDS<->MDS) and base+1 (CS and clients), as in the guide.
+inline HostPort MdsServiceAddr(const HostPort& base) { return HostPort{base.host, base.port + 1}; }
+
 bool IsValidClusterName(const std::string& name);
 
 std::string ConfRoot();

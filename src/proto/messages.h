@@ -377,6 +377,14 @@ struct CsWriteReq {
   VS_FIELDS(chunk, version, offset, chunk_size, chain, sync)
   // payload: the data
 };
+// Reply to CsWrite and CsSync. The receiving CS has the data (or synced) when the reply is
+// not an error; `failed` lists downstream CS of the chain that did not, so the client can
+// report them to the MDS (ARCHITECTURE §4: failure during a write).
+struct CsWriteReply {
+  std::vector<CsId> failed;
+  std::string failure;  // what went wrong downstream, for the log and the user
+  VS_FIELDS(failed, failure)
+};
 struct CsReadReq {
   ChunkId chunk;
   uint64_t version = 0;
