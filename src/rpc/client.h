@@ -33,6 +33,14 @@ class Conn {
                  size_t payload_len, Frame* reply, int timeout_ms = kDefaultCallTimeoutMs,
                  char* payload_out = nullptr, size_t payload_cap = 0, size_t* payload_len_out = nullptr);
 
+  // Split form of CallRaw for callers that overlap their own work with the peer's:
+  // Send, do something, then Receive the reply of that request.
+  Status Send(proto::MsgType type, const std::string& body, const char* payload,
+              size_t payload_len, uint64_t* req_id);
+  Status Receive(uint64_t req_id, Frame* reply, int timeout_ms = kDefaultCallTimeoutMs,
+                 char* payload_out = nullptr, size_t payload_cap = 0,
+                 size_t* payload_len_out = nullptr);
+
   template <typename Req, typename Rep>
   Status Call(proto::MsgType type, const Req& req, Rep* rep, int timeout_ms = kDefaultCallTimeoutMs,
               const char* payload = nullptr, size_t payload_len = 0) {
@@ -45,6 +53,7 @@ class Conn {
 
  private:
   Conn(Socket s, std::string addr) : sock_(std::move(s)), addr_(std::move(addr)) {}
+  Status Broken(const Status& st);
   Socket sock_;
   std::string addr_;
   uint64_t next_id_ = 1;

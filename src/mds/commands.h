@@ -1,0 +1,114 @@
+// The commands of the MDS state machine (ARCHITECTURE §2). Every change to the metadata is
+// one Command: applied to MdsState and appended to the journal, replayed in order after a
+// restart (and, with the MDS quorum, replicated to followers before it is applied there).
+// A command carries everything Apply needs, including the time, so that applying the same
+// sequence of commands always yields the same state. Numbers never change meaning.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/ids.h"
+#include "proto/messages.h"
+
+namespace vstorage::mds {
+
+enum class CommandType : uint16_t {
+  kCreateNode = 1,
+  kUnlink = 2,
+  kRename = 3,
+  kSetAttr = 4,
+  kSetXattr = 5,
+  kAllocChunk = 6,
+  kUpdateChunk = 7,
+  kCreateCs = 8,
+  kUpdateCs = 9,
+  kDropCs = 10,
+  kSetConfig = 11,
+  kAddEvent = 12,
+};
+
+struct Command {
+  CommandType type = CommandType::kAddEvent;
+  int64_t time_ms = 0;  // wall clock of the master when the command was made
+  std::string body;     // the encoded *Cmd struct below
+  VS_FIELDS(type, time_ms, body)
+};
+
+struct CreateNodeCmd {
+  InodeId parent;
+  std::string name;
+  proto::NodeType type = proto::NodeType::kFile;
+  uint32_t mode = 0644;
+  std::string symlink_target;
+  bool exclusive = true;
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive)
+};
+struct UnlinkCmd {
+  InodeId parent;
+  std::string name;
+  bool dir = false;
+  VS_FIELDS(parent, name, dir)
+};
+struct RenameCmd {
+  InodeId parent;
+  std::string name;
+  InodeId new_parent;
+  std::string new_name;
+  VS_FIELDS(parent, name, new_parent, new_name)
+};
+struct SetAttrCmd {
+  InodeId ino;
+  uint32_t mask = 0;  // proto::SetAttrMask
+  uint64_t size = 0;
+  int64_t mtime_ms = 0;
+  uint32_t mode = 0;
+  VS_FIELDS(ino, mask, size, mtime_ms, mode)
+};
+struct SetXattrCmd {
+  InodeId ino;
+  std::string name;  // "replicas" or "chunk-size"
+  std::string value;
+  VS_FIELDS(ino, name, value)
+};
+struct AllocChunkCmd {
+  InodeId ino;
+  uint64_t index = 0;
+  uint64_t version = 1;
+  std::vector<CsId> replicas;  // chain order
+  VS_FIELDS(ino, index, version, replicas)
+};
+struct UpdateChunkCmd {
+  ChunkId chunk;
+  uint64_t version = 0;
+  std::vector<CsId> replicas;
+  VS_FIELDS(chunk, version, replicas)
+};
+struct CreateCsCmd {
+  std::string host_id;
+  uint32_t tier = 0;
+  VS_FIELDS(host_id, tier)
+};
+struct UpdateCsCmd {
+  CsId cs;
+  std::string addr;
+  uint32_t tier = 0;
+  VS_FIELDS(cs, addr, tier)
+};
+struct DropCsCmd {
+  CsId cs;
+  VS_FIELDS(cs)
+};
+struct SetConfigCmd {
+  std::string key;
+  std::string value;
+  VS_FIELDS(key, value)
+};
+struct AddEventCmd {
+  std::string sys = "MDS";
+  std::string sev = "INF";  // INF, WRN, ERR
+  std::string message;
+  VS_FIELDS(sys, sev, message)
+};
+
+}  // namespace vstorage::mds

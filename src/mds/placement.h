@@ -1,0 +1,37 @@
+// Placement of new chunk replicas (pure: no clock, no I/O).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+
+namespace vstorage::mds {
+
+enum class FailureDomain { kHost, kDisk };
+
+struct CsCandidate {
+  CsId id;
+  std::string host_id;
+  uint32_t tier = 0;
+  uint64_t free_bytes = 0;
+  bool active = false;
+};
+
+struct PlacementRequest {
+  uint32_t norm = 1;             // replicas wanted
+  uint32_t min = 1;              // fewer than this: refuse
+  uint64_t need_bytes = 0;       // a CS with less free space is not used
+  uint32_t tier = 0;
+  FailureDomain domain = FailureDomain::kHost;
+  uint64_t rotation = 0;         // spreads ties; the caller passes a counter
+  std::vector<CsId> exclude;     // already holding the chunk
+};
+
+// Picks up to `norm` active CS of the tier, at most one per failure domain, preferring the
+// most free space (ties broken by rotation). Returns them in chain order. kNoSpace (with the
+// numbers in the message) when fewer than `min` qualify.
+Result<std::vector<CsId>> PlaceReplicas(const std::vector<CsCandidate>& cs, const PlacementRequest& req);
+
+}  // namespace vstorage::mds

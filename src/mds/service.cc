@@ -1,0 +1,719 @@
+#include "mds/service.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/clock.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "mds/placement.h"
+
+namespace vstorage::mds {
+
+using proto::MsgType;
+
+Result<MdsConfig> LoadMdsConfig(const std::string& repo) {
+  auto kv = ReadKeyValueFile(repo + "/mds.conf");
+  if (!kv.ok()) {
+    if (kv.status().code() == Code::kNotFound)
+      return Err(Code::kNotFound, repo + " is not an MDS repository (no mds.conf): create it with 'vstorage -c NAME make-mds -I -a ADDR -r " + repo + " -p'");
+    return kv.status();
+  }
+  MdsConfig c;
+  c.repo = repo;
+  c.cluster = (*kv)["cluster"];
+  c.id = MdsId{std::strtoull((*kv)["id"].c_str(), nullptr, 10)};
+  ASSIGN_OR_RETURN(c.addr, ParseHostPort((*kv)["addr"], kDefaultMdsPort));
+  if (c.cluster.empty() || c.id.v == 0) return Err(Code::kCorrupt, repo + "/mds.conf lacks cluster or id");
+  return c;
+}
+
+static Result<std::string> ReadTrimmed(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string t, ReadFile(path));
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
+  std::unique_ptr<MdsService> s(new MdsService());
+  ASSIGN_OR_RETURN(s->conf_, LoadMdsConfig(repo));
+  ASSIGN_OR_RETURN(s->lock_fd_, LockRepository(repo));
+  ASSIGN_OR_RETURN(std::string key_hex, ReadTrimmed(repo + "/cluster.key"));
+  ASSIGN_OR_RETURN(s->key_, HexDecode(key_hex));
+  ASSIGN_OR_RETURN(std::string digest, ReadTrimmed(repo + "/auth_digest.key"));
+  ASSIGN_OR_RETURN(s->digest_, PasswordDigest::Parse(digest));
+  ASSIGN_OR_RETURN(s->journal_, Journal::Open(repo));
+  ASSIGN_OR_RETURN(s->state_, s->journal_->Recover());
+  s->start_ms_ = RealClock()->NowMs();
+  s->cs_pool_ = std::make_unique<rpc::ConnPool>(
+      rpc::Credentials{s->conf_.cluster, s->key_, proto::PeerKind::kMds});
+  for (const auto& cs : s->state_.AllCs()) s->cs_soft_[cs.id].status = cs.dropped ? "dropped" : "inactive";
+
+  HostPort listen_at = MdsServiceAddr(s->conf_.addr);
+  RETURN_IF_ERROR(s->server_.Listen(listen_at));
+  MdsService* self = s.get();
+  {
+    std::lock_guard<std::mutex> l(s->mu_);
+    s->AddEvent("INF", "MDS#" + s->conf_.id.str() + " at " + s->conf_.addr.str() + " became master");
+  }
+  s->server_.Start(
+      rpc::ServerAuth{s->conf_.cluster, s->key_, s->digest_},
+      [self](rpc::ServerConn& c, rpc::Frame& f) { self->Handle(c, f); },
+      [self](const std::string& peer) {
+        std::lock_guard<std::mutex> l(self->mu_);
+        self->AddEvent("INF", "Node " + peer + " authenticated by password");
+      });
+  s->bg_ = std::thread([self] { self->Background(); });
+  LOG_INFO("MDS#%s of cluster '%s' serving %s at %s", s->conf_.id.str().c_str(),
+           s->conf_.cluster.c_str(), repo.c_str(), listen_at.str().c_str());
+  return s;
+}
+
+MdsService::~MdsService() {
+  Stop();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void MdsService::Stop() {
+  if (stop_.exchange(true)) return;
+  bg_cv_.notify_all();
+  server_.Stop();
+  if (bg_.joinable()) bg_.join();
+}
+
+Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
+  Command cmd;
+  cmd.type = type;
+  cmd.time_ms = RealClock()->WallMs();
+  cmd.body = std::move(body);
+  ASSIGN_OR_RETURN(ApplyResult res, state_.Apply(cmd));
+  Status st = journal_->Append({proto::EncodeToString(cmd)}, 1);
+  if (!st.ok()) {
+    // Memory already has the change and the disk does not: the only safe move is to stop and
+    // let a restart replay what the journal holds. Nothing of this command was acknowledged.
+    LOG_ERROR("journal append failed: %s; stopping", st.ToString().c_str());
+    std::abort();
+  }
+  ++commits_;
+  return res;
+}
+
+void MdsService::AddEvent(const std::string& sev, const std::string& msg) {
+  AddEventCmd e;
+  e.sys = "MDS";
+  e.sev = sev;
+  e.message = msg;
+  auto r = Commit(CommandType::kAddEvent, e);
+  (void)r;
+  LOG_INFO("event: %s %s", sev.c_str(), msg.c_str());
+}
+
+bool MdsService::CsActive(CsId id) const {
+  auto it = cs_soft_.find(id);
+  return it != cs_soft_.end() && it->second.status == "active";
+}
+
+std::string MdsService::CsAddr(CsId id) const {
+  auto cs = state_.Cs(id);
+  return cs.ok() ? cs->addr : std::string();
+}
+
+Result<proto::ChunkMap> MdsService::MapOf(InodeId ino, uint64_t index) const {
+  auto c = state_.GetChunk(ino, index);
+  if (!c) return Err(Code::kNotFound, "no chunk");
+  ASSIGN_OR_RETURN(proto::Attr attr, state_.GetAttr(ino));
+  proto::ChunkMap m;
+  m.index = index;
+  m.id = c->id;
+  m.version = c->version;
+  m.chunk_size = attr.chunk_size;
+  for (CsId cs : c->replicas) m.replicas.push_back({cs, CsAddr(cs)});
+  return m;
+}
+
+Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, const std::string&) {
+  proto::GetChunkReply rep;
+  ASSIGN_OR_RETURN(proto::Attr attr, state_.GetAttr(r.ino));
+  if (attr.type != proto::NodeType::kFile) return Err(Code::kIsDir, "not a regular file");
+  if (state_.GetChunk(r.ino, r.index)) {
+    ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
+    // Replicas on CS that are not active are moved to the end of the chain so reads try
+    // live ones first; writes to them fail and get reported.
+    std::stable_partition(rep.map.replicas.begin(), rep.map.replicas.end(),
+                          [&](const proto::ReplicaLoc& l) { return CsActive(l.cs); });
+    rep.exists = true;
+    return rep;
+  }
+  if (!r.allocate) return rep;
+  ASSIGN_OR_RETURN(auto rmin, state_.ReplicasOf(r.ino));
+  std::vector<CsCandidate> cands;
+  for (const auto& cs : state_.AllCs()) {
+    if (cs.dropped) continue;
+    auto it = cs_soft_.find(cs.id);
+    CsCandidate c;
+    c.id = cs.id;
+    c.host_id = cs.host_id;
+    c.tier = cs.tier;
+    c.active = it != cs_soft_.end() && it->second.status == "active";
+    c.free_bytes = it != cs_soft_.end() ? it->second.free_bytes : 0;
+    cands.push_back(c);
+  }
+  PlacementRequest pr;
+  pr.norm = rmin.first;
+  pr.min = rmin.second;
+  pr.need_bytes = std::min<uint64_t>(attr.chunk_size, 64ull << 20);
+  pr.rotation = placement_rotation_++;
+  auto placed = PlaceReplicas(cands, pr);
+  if (!placed.ok()) {
+    AddEvent("ERR", placed.status().message());
+    return placed.status();
+  }
+  if (placed->size() < pr.norm)
+    AddEvent("WRN", "Failed to allocate " + std::to_string(pr.norm) + " replicas for a chunk of inode " +
+                        r.ino.str() + ": only " + std::to_string(placed->size()) + " placed");
+  AllocChunkCmd cmd;
+  cmd.ino = r.ino;
+  cmd.index = r.index;
+  cmd.version = 1;
+  cmd.replicas = *placed;
+  ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kAllocChunk, cmd));
+  (void)res;
+  ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
+  rep.exists = true;
+  return rep;
+}
+
+Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFailureReq& r) {
+  auto c = state_.GetChunk(r.ino, r.index);
+  if (!c || c->id != r.chunk) return Err(Code::kNotFound, "chunk " + r.chunk.str() + " no longer exists");
+  proto::GetChunkReply rep;
+  if (c->version != r.version) {
+    // Someone already handled a failure of this chunk: the client just needs the new map.
+    ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
+    rep.exists = true;
+    return rep;
+  }
+  std::vector<CsId> keep;
+  for (CsId cs : c->replicas)
+    if (std::find(r.failed.begin(), r.failed.end(), cs) == r.failed.end()) keep.push_back(cs);
+  ASSIGN_OR_RETURN(auto rmin, state_.ReplicasOf(r.ino));
+  if (keep.empty())
+    return Err(Code::kUnavailable, "every replica of chunk " + r.chunk.str() + " failed");
+  if (keep.size() < rmin.second)
+    return Err(Code::kUnavailable, "chunk " + r.chunk.str() + " is blocked: " + std::to_string(keep.size()) +
+                                       " live replicas, fewer than the minimum " + std::to_string(rmin.second) +
+                                       "; writes wait until chunk servers return");
+  UpdateChunkCmd cmd;
+  cmd.chunk = c->id;
+  cmd.version = c->version + 1;
+  cmd.replicas = keep;
+  ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateChunk, cmd));
+  (void)res;
+  for (CsId cs : r.failed)
+    LOG_WARN("CS#%s failed during a write to chunk %s; dropped from its replicas (version %llu)",
+             cs.str().c_str(), c->id.str().c_str(), static_cast<unsigned long long>(cmd.version));
+  // The remaining replicas learn the new version before the client gets the new map.
+  std::vector<CsId> lost;
+  for (CsId cs : keep) {
+    proto::CsSetVersionReq sv{c->id, c->version, cmd.version};
+    proto::Empty e;
+    Status st = cs_pool_->Call(CsAddr(cs), MsgType::kCsSetVersion, sv, &e, 5000);
+    if (!st.ok()) {
+      LOG_WARN("set-version on CS#%s failed: %s", cs.str().c_str(), st.ToString().c_str());
+      lost.push_back(cs);
+    }
+  }
+  if (!lost.empty()) {
+    std::vector<CsId> keep2;
+    for (CsId cs : keep)
+      if (std::find(lost.begin(), lost.end(), cs) == lost.end()) keep2.push_back(cs);
+    if (keep2.size() < rmin.second || keep2.empty())
+      return Err(Code::kUnavailable, "chunk " + c->id.str() + " lost too many replicas during recovery");
+    UpdateChunkCmd cmd2{c->id, cmd.version, keep2};
+    ASSIGN_OR_RETURN(ApplyResult res2, Commit(CommandType::kUpdateChunk, cmd2));
+    (void)res2;
+  }
+  ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
+  rep.exists = true;
+  return rep;
+}
+
+Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq& r) {
+  auto cs = state_.Cs(r.cs);
+  if (!cs.ok()) return Err(Code::kNotFound, "CS#" + r.cs.str() + " is not registered in this cluster");
+  if (cs->dropped) return Err(Code::kPermission, "CS#" + r.cs.str() + " was removed from the cluster");
+  if (cs->addr != r.addr || cs->tier != r.tier) {
+    UpdateCsCmd u{r.cs, r.addr, r.tier};
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateCs, u));
+    (void)res;
+  }
+  cs_pool_->Forget(r.addr);
+  proto::CsRegisterReply rep;
+  std::vector<proto::CsSetVersionReq> bumps;
+  for (const auto& rc : r.chunks) {
+    auto info = state_.ChunkById(rc.id);
+    bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();
+    if (!listed || rc.version > info->version) {
+      rep.delete_chunks.push_back(rc.id);
+    } else if (rc.version < info->version) {
+      // In the list with an older version: it missed only a version bump (see docs/design/mds.md).
+      bumps.push_back({rc.id, rc.version, info->version});
+    }
+  }
+  auto& soft = cs_soft_[r.cs];
+  bool was_active = soft.status == "active";
+  soft.registered = true;
+  soft.last_seen_ms = RealClock()->NowMs();
+  soft.total_bytes = r.total_bytes;
+  soft.free_bytes = r.free_bytes;
+  soft.status = "active";
+  if (!was_active) AddEvent("INF", "CS#" + r.cs.str() + " at " + r.addr + " is active");
+  std::string addr = r.addr;
+  if (!bumps.empty()) {
+    // Pushed from a separate thread: the CS is waiting for this very reply.
+    auto pool = cs_pool_.get();
+    std::thread([pool, addr, bumps] {
+      for (const auto& b : bumps) {
+        proto::Empty e;
+        Status st = pool->Call(addr, MsgType::kCsSetVersion, b, &e, 5000);
+        if (!st.ok()) LOG_WARN("set-version push to %s: %s", addr.c_str(), st.ToString().c_str());
+      }
+    }).detach();
+  }
+  return rep;
+}
+
+std::string MdsService::ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const {
+  uint32_t live = 0;
+  for (CsId cs : c.replicas) live += CsActive(cs) ? 1 : 0;
+  if (live == 0) return "offline";
+  if (live < min) return "blocked";
+  if (live < norm) return "degraded";
+  if (c.replicas.size() > norm) return "overcommitted";
+  return "healthy";
+}
+
+proto::FileInfoReply MdsService::FileInfo(InodeId ino, Status* st) {
+  proto::FileInfoReply rep;
+  auto attr = state_.GetAttr(ino);
+  if (!attr.ok()) {
+    *st = attr.status();
+    return rep;
+  }
+  rep.attr = *attr;
+  auto rm = state_.ReplicasOf(ino);
+  if (rm.ok()) {
+    rep.replicas_norm = rm->first;
+    rep.replicas_min = rm->second;
+  }
+  for (const auto& c : state_.FileChunks(ino)) {
+    proto::FileChunkInfo fc;
+    fc.index = c.index;
+    fc.id = c.id;
+    fc.version = c.version;
+    fc.state = ChunkState(c, rep.replicas_norm, rep.replicas_min);
+    fc.replicas = c.replicas;
+    rep.chunks.push_back(fc);
+  }
+  return rep;
+}
+
+static uint64_t RssBytes() {
+  auto t = ReadFile("/proc/self/statm");
+  if (!t.ok()) return 0;
+  unsigned long long size = 0, rss = 0;
+  if (sscanf(t->c_str(), "%llu %llu", &size, &rss) != 2) return 0;
+  return rss * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+proto::ClusterStatReply MdsService::ClusterStat() {
+  proto::ClusterStatReply s;
+  int64_t now = RealClock()->NowMs();
+  s.cluster = conf_.cluster;
+  s.epoch_uptime_ms = now - start_ms_;
+  auto root = state_.ReplicasOf(kRootInode);
+  if (root.ok()) {
+    s.replicas_norm = root->first;
+    s.replicas_min = root->second;
+  }
+  proto::MdsInfo mi;
+  mi.id = conf_.id;
+  mi.master = true;
+  mi.status = "avail";
+  mi.addr = conf_.addr.str();
+  mi.uptime_ms = now - start_ms_;
+  mi.commits = commits_;
+  mi.mem_bytes = RssBytes();
+  s.mds.push_back(mi);
+  std::map<CsId, uint64_t> replicas_on;
+  std::map<CsId, uint64_t> unique_on;
+  uint32_t n_active = 0, n_inactive = 0, n_offline = 0;
+  for (const auto& cs : state_.AllCs()) {
+    auto& soft = cs_soft_[cs.id];
+    proto::CsInfo ci;
+    ci.id = cs.id;
+    ci.status = cs.dropped ? "dropped" : soft.status;
+    ci.addr = cs.addr;
+    ci.host_id = cs.host_id;
+    ci.tier = cs.tier;
+    ci.total_bytes = soft.total_bytes;
+    ci.free_bytes = soft.free_bytes;
+    ci.qdepth_x10 = soft.qdepth_x10;
+    ci.flags = "C";
+    if (soft.csum_errors) ci.flags += "h";
+    if (soft.io_errors) ci.flags += "H";
+    if (ci.status == "active") {
+      ++n_active;
+      s.total_bytes += soft.total_bytes;
+      s.free_bytes += soft.free_bytes;
+    } else if (ci.status == "inactive") {
+      ++n_inactive;
+    } else if (ci.status == "offline") {
+      ++n_offline;
+    }
+    s.cs.push_back(ci);
+  }
+  auto counts = state_.Counts();
+  s.files = counts.files;
+  s.inodes = counts.inodes;
+  s.chunks = counts.chunks;
+  s.chunk_replicas = counts.chunk_replicas;
+  s.fs_bytes = counts.file_bytes;
+  state_.ForEachChunk([&](const ChunkInfo& c) {
+    auto rm = state_.ReplicasOf(c.ino);
+    uint32_t norm = rm.ok() ? rm->first : 1, min = rm.ok() ? rm->second : 1;
+    std::string st = ChunkState(c, norm, min);
+    auto& cnt = s.chunk_states;
+    if (st == "healthy") ++cnt.healthy;
+    else if (st == "degraded") ++cnt.degraded;
+    else if (st == "blocked") ++cnt.blocked;
+    else if (st == "offline") ++cnt.offline;
+    else if (st == "overcommitted") ++cnt.overcommitted;
+    for (CsId cs : c.replicas) ++replicas_on[cs];
+    if (c.replicas.size() == 1) ++unique_on[c.replicas[0]];
+  });
+  for (auto& ci : s.cs) {
+    ci.replicas = replicas_on[ci.id];
+    ci.unique = unique_on[ci.id];
+  }
+  s.allocatable_bytes = s.replicas_norm ? s.free_bytes / s.replicas_norm : s.free_bytes;
+  if (n_offline > static_cast<uint32_t>(state_.ConfigValue("mds.wd.max_offline_cs")))
+    s.status = "failure";
+  else if (n_inactive + n_offline > 0 || s.chunk_states.degraded + s.chunk_states.blocked + s.chunk_states.offline > 0)
+    s.status = "degraded";
+  else
+    s.status = "healthy";
+  if (now - start_ms_ < kCsInactiveAfterMs && n_active < s.cs.size()) s.status = "unknown";
+  for (const auto& [id, sess] : leases_.sessions()) {
+    proto::ClientInfo ci;
+    ci.id = id;
+    ci.host = sess.host;
+    ci.open_read = sess.open_read;
+    ci.open_write = sess.open_write;
+    ci.read_bps = sess.read_bps;
+    ci.write_bps = sess.write_bps;
+    ci.read_ops = sess.read_ops_ps;
+    ci.write_ops = sess.write_ops_ps;
+    ci.fsyncs = sess.fsyncs_ps;
+    s.clients.push_back(ci);
+  }
+  for (const auto& e : state_.Events()) s.events.push_back({e.time_ms, e.sys, e.sev, e.message});
+  if (s.events.size() > 20) s.events.erase(s.events.begin(), s.events.end() - 20);
+  return s;
+}
+
+void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
+  std::lock_guard<std::mutex> l(del_mu_);
+  for (const auto& f : freed)
+    for (CsId cs : f.replicas)
+      if (pending_deletes_.size() < kMaxPendingDeletes) pending_deletes_.push_back({cs, f.id});
+  bg_cv_.notify_all();
+}
+
+void MdsService::UpdateCsStatuses(int64_t now) {
+  int64_t offline_ms = state_.ConfigValue("mds.wd.offline_tout");
+  for (const auto& cs : state_.AllCs()) {
+    if (cs.dropped) continue;
+    auto& soft = cs_soft_[cs.id];
+    std::string want = soft.status;
+    int64_t silent = soft.registered ? now - soft.last_seen_ms : now - start_ms_;
+    if (silent <= kCsInactiveAfterMs && soft.registered) want = "active";
+    else if (silent > offline_ms) want = "offline";
+    else want = "inactive";
+    if (want != soft.status) {
+      if (want != "active")
+        AddEvent("WRN", "CS#" + cs.id.str() + " is " + want + " (no heartbeat for " + std::to_string(silent / 1000) + " s)");
+      soft.status = want;
+    }
+  }
+}
+
+void MdsService::Background() {
+  while (!stop_) {
+    {
+      std::unique_lock<std::mutex> l(bg_mu_);
+      bg_cv_.wait_for(l, std::chrono::milliseconds(kWatchdogIntervalMs), [this] { return stop_.load(); });
+    }
+    if (stop_) break;
+    int64_t now = RealClock()->NowMs();
+    std::vector<std::pair<CsId, ChunkId>> dels;
+    std::map<CsId, std::string> addrs;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      UpdateCsStatuses(now);
+      for (ClientId c : leases_.Expire(now))
+        LOG_INFO("client %s expired; its leases are released", c.str().c_str());
+      if (journal_->RecordsSinceSnapshot() >= kSnapshotEveryRecords) {
+        Status st = journal_->WriteSnapshot(state_);
+        if (!st.ok()) LOG_WARN("snapshot failed: %s", st.ToString().c_str());
+      }
+      std::lock_guard<std::mutex> l2(del_mu_);
+      while (!pending_deletes_.empty() && dels.size() < 1000) {
+        auto d = pending_deletes_.front();
+        pending_deletes_.pop_front();
+        if (!CsActive(d.first)) continue;  // cleaned at its next registration
+        addrs[d.first] = CsAddr(d.first);
+        dels.push_back(d);
+      }
+    }
+    for (auto& [cs, chunk] : dels) {
+      proto::Empty e;
+      Status st = cs_pool_->Call(addrs[cs], MsgType::kCsDelete, proto::CsDeleteReq{chunk}, &e, 5000);
+      if (!st.ok()) LOG_DEBUG("delete of chunk %s on CS#%s: %s", chunk.str().c_str(), cs.str().c_str(), st.ToString().c_str());
+    }
+  }
+}
+
+namespace {
+template <typename Req>
+Status Decode(const rpc::Frame& f, Req* r) {
+  return proto::DecodeFromString(f.body, r, "request");
+}
+}  // namespace
+
+void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
+  auto type = static_cast<MsgType>(req.type);
+  auto reply_status = [&](const Status& st) {
+    if (st.ok()) (void)c.Reply(req, proto::Empty{});
+    else (void)c.ReplyError(req, st);
+  };
+  auto reply_attr = [&](const Result<proto::Attr>& a) {
+    if (a.ok()) (void)c.Reply(req, proto::AttrReply{a.value()});
+    else (void)c.ReplyError(req, a.status());
+  };
+  int64_t now = RealClock()->NowMs();
+  std::vector<FreedChunk> freed;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    switch (type) {
+      case MsgType::kRegisterClient: {
+        proto::RegisterClientReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        std::string host = r.hostname.empty() ? c.peer() : r.hostname;
+        ClientId id = leases_.Register(r.reclaim_id, host, now);
+        (void)c.Reply(req, proto::RegisterClientReply{id});
+        return;
+      }
+      case MsgType::kClientHeartbeat: {
+        proto::ClientHeartbeat r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto& s = leases_.Touch(r.client, now);
+        static constexpr double kInterval = 5.0;  // seconds between client heartbeats
+        auto rate = [](uint64_t now_v, uint64_t prev) { return now_v >= prev ? static_cast<uint64_t>((now_v - prev) / kInterval) : 0; };
+        s.read_bps = rate(r.read_bytes, s.read_bytes);
+        s.write_bps = rate(r.write_bytes, s.write_bytes);
+        s.read_ops_ps = rate(r.read_ops, s.read_ops);
+        s.write_ops_ps = rate(r.write_ops, s.write_ops);
+        s.fsyncs_ps = rate(r.fsyncs, s.fsyncs);
+        s.read_bytes = r.read_bytes;
+        s.write_bytes = r.write_bytes;
+        s.read_ops = r.read_ops;
+        s.write_ops = r.write_ops;
+        s.fsyncs = r.fsyncs;
+        s.open_read = r.open_read;
+        s.open_write = r.open_write;
+        return reply_status(Status::Ok());
+      }
+      case MsgType::kLookup: {
+        proto::LookupReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        return reply_attr(state_.Lookup(r.parent, r.name));
+      }
+      case MsgType::kGetAttr: {
+        proto::InodeReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        return reply_attr(state_.GetAttr(r.ino));
+      }
+      case MsgType::kReaddir: {
+        proto::InodeReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto d = state_.Readdir(r.ino);
+        if (!d.ok()) return reply_status(d.status());
+        (void)c.Reply(req, proto::ReaddirReply{d.value()});
+        return;
+      }
+      case MsgType::kReadlink: {
+        proto::InodeReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto t = state_.Readlink(r.ino);
+        if (!t.ok()) return reply_status(t.status());
+        (void)c.Reply(req, proto::ReadlinkReply{t.value()});
+        return;
+      }
+      case MsgType::kCreate: {
+        proto::CreateReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive};
+        auto res = Commit(CommandType::kCreateNode, cmd);
+        if (!res.ok()) return reply_status(res.status());
+        return reply_attr(res->attr);
+      }
+      case MsgType::kUnlink: {
+        proto::UnlinkReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto res = Commit(CommandType::kUnlink, UnlinkCmd{r.parent, r.name, r.dir});
+        if (!res.ok()) return reply_status(res.status());
+        freed = res->freed;
+        reply_status(Status::Ok());
+        break;
+      }
+      case MsgType::kRename: {
+        proto::RenameReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto res = Commit(CommandType::kRename, RenameCmd{r.parent, r.name, r.new_parent, r.new_name});
+        if (!res.ok()) return reply_status(res.status());
+        freed = res->freed;
+        reply_status(Status::Ok());
+        break;
+      }
+      case MsgType::kSetAttr: {
+        proto::SetAttrReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto res = Commit(CommandType::kSetAttr, SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ms, r.mode});
+        if (!res.ok()) return reply_status(res.status());
+        freed = res->freed;
+        reply_attr(state_.GetAttr(r.ino));
+        break;
+      }
+      case MsgType::kOpen: {
+        proto::OpenReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto a = state_.GetAttr(r.ino);
+        if (!a.ok()) return reply_status(a.status());
+        if (a->type == proto::NodeType::kFile) {
+          Status st = leases_.Acquire(r.ino, r.client, r.write, now);
+          if (!st.ok()) return reply_status(st);
+        }
+        return reply_attr(a);
+      }
+      case MsgType::kRelease: {
+        proto::ReleaseReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        leases_.Release(r.ino, r.client, r.write);
+        return reply_status(Status::Ok());
+      }
+      case MsgType::kGetChunk: {
+        proto::GetChunkReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto rep = GetChunk(r, c.peer());
+        if (!rep.ok()) return reply_status(rep.status());
+        (void)c.Reply(req, rep.value());
+        return;
+      }
+      case MsgType::kReportCsFailure: {
+        proto::ReportCsFailureReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto rep = ReportFailure(r);
+        if (!rep.ok()) return reply_status(rep.status());
+        (void)c.Reply(req, rep.value());
+        return;
+      }
+      case MsgType::kSetXattr: {
+        proto::SetXattrReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto res = Commit(CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value});
+        return reply_status(res.status());
+      }
+      case MsgType::kGetXattrs: {
+        proto::InodeReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto x = state_.GetXattrs(r.ino);
+        if (!x.ok()) return reply_status(x.status());
+        (void)c.Reply(req, proto::XattrsReply{x.value()});
+        return;
+      }
+      case MsgType::kStatfs: {
+        auto s = ClusterStat();
+        (void)c.Reply(req, proto::StatfsReply{s.total_bytes, s.free_bytes, s.allocatable_bytes, s.inodes});
+        return;
+      }
+      case MsgType::kClusterStat: {
+        (void)c.Reply(req, ClusterStat());
+        return;
+      }
+      case MsgType::kFileInfo: {
+        proto::InodeReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        Status st;
+        auto rep = FileInfo(r.ino, &st);
+        if (!st.ok()) return reply_status(st);
+        (void)c.Reply(req, rep);
+        return;
+      }
+      case MsgType::kSetConfig: {
+        proto::ConfigReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto res = Commit(CommandType::kSetConfig, SetConfigCmd{r.key, r.value});
+        if (res.ok()) AddEvent("INF", "Global configuration updated by request from " + c.peer() + ": " + r.key + "=" + r.value);
+        return reply_status(res.status());
+      }
+      case MsgType::kGetConfig: {
+        (void)c.Reply(req, proto::ConfigReply{state_.Config()});
+        return;
+      }
+      case MsgType::kCsCreate: {
+        proto::CsCreateReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (r.tier > 3) return reply_status(Err(Code::kInvalidArgument, "tier must be 0..3"));
+        auto res = Commit(CommandType::kCreateCs, CreateCsCmd{r.host_id, r.tier});
+        if (!res.ok()) return reply_status(res.status());
+        AddEvent("INF", "CS#" + res->cs.str() + " created on host " + r.host_id);
+        (void)c.Reply(req, proto::CsCreateReply{res->cs});
+        return;
+      }
+      case MsgType::kCsRegister: {
+        proto::CsRegisterReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto rep = RegisterCs(r);
+        if (!rep.ok()) return reply_status(rep.status());
+        (void)c.Reply(req, rep.value());
+        return;
+      }
+      case MsgType::kCsHeartbeat: {
+        proto::CsHeartbeat r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto& soft = cs_soft_[r.cs];
+        if (!soft.registered) return reply_status(Err(Code::kNotFound, "register first"));
+        soft.last_seen_ms = now;
+        soft.total_bytes = r.total_bytes;
+        soft.free_bytes = r.free_bytes;
+        soft.qdepth_x10 = r.qdepth_x10;
+        soft.io_errors = r.io_errors;
+        soft.csum_errors = r.csum_errors;
+        if (soft.status != "active") {
+          soft.status = "active";
+          AddEvent("INF", "CS#" + r.cs.str() + " is active");
+        }
+        return reply_status(Status::Ok());
+      }
+      default:
+        return reply_status(Err(Code::kProtocol, "unsupported request " + std::to_string(req.type) + " for the MDS"));
+    }
+  }
+  if (!freed.empty()) QueueDeletes(freed);
+}
+
+}  // namespace vstorage::mds

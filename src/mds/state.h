@@ -1,0 +1,139 @@
+// The MDS state machine: namespace, attributes, chunk maps, CS registry, cluster config and
+// event log. Deterministic: the state is a function of the commands applied, in order
+// (commands.h). Not thread-safe; the service serialises access. Soft state (liveness,
+// leases, load) lives in the service, not here.
+#pragma once
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "mds/commands.h"
+#include "proto/messages.h"
+
+namespace vstorage::mds {
+
+inline constexpr size_t kMaxEvents = 1000;
+
+struct ChunkInfo {
+  ChunkId id;
+  InodeId ino;
+  uint64_t index = 0;
+  uint64_t version = 1;
+  std::vector<CsId> replicas;
+  VS_FIELDS(id, ino, index, version, replicas)
+};
+
+struct CsRecord {
+  CsId id;
+  std::string host_id;
+  uint32_t tier = 0;
+  std::string addr;  // data service "host:port", empty until the CS first registers
+  bool dropped = false;
+  VS_FIELDS(id, host_id, tier, addr, dropped)
+};
+
+struct EventRecord {
+  int64_t time_ms = 0;
+  std::string sys, sev, message;
+  VS_FIELDS(time_ms, sys, sev, message)
+};
+
+// Chunk replicas that stopped being referenced; the service deletes them on their CS.
+struct FreedChunk {
+  ChunkId id;
+  std::vector<CsId> replicas;
+};
+
+struct ApplyResult {
+  proto::Attr attr;             // kCreateNode: the new node
+  ChunkId chunk;                // kAllocChunk
+  CsId cs;                      // kCreateCs
+  std::vector<FreedChunk> freed;
+};
+
+struct StateCounts {
+  uint64_t files = 0, inodes = 0, chunks = 0, chunk_replicas = 0, file_bytes = 0;
+};
+
+// Parses "N" or "N:M" (1 <= M <= N <= kMaxReplicas; M defaults to ceil(N/2)).
+Result<std::pair<uint32_t, uint32_t>> ParseReplicas(const std::string& v);
+// Bytes with an optional K/M/G suffix; a power of two in [kMinChunkSizeBytes, 1 GiB].
+Result<uint64_t> ParseChunkSizeValue(const std::string& v);
+
+class MdsState {
+ public:
+  MdsState();  // a fresh cluster: the root directory, replicas 1:1, default config
+
+  // Applies one command. On error the state is unchanged and the error names the cause.
+  Result<ApplyResult> Apply(const Command& cmd);
+
+  // Namespace queries.
+  Result<proto::Attr> Lookup(InodeId parent, const std::string& name) const;
+  Result<proto::Attr> GetAttr(InodeId ino) const;
+  Result<std::vector<proto::DirEntry>> Readdir(InodeId ino) const;
+  Result<std::string> Readlink(InodeId ino) const;
+  Result<std::map<std::string, std::string>> GetXattrs(InodeId ino) const;
+  // (normal, minimum) replica counts of a file or directory.
+  Result<std::pair<uint32_t, uint32_t>> ReplicasOf(InodeId ino) const;
+
+  // Chunks.
+  std::optional<ChunkInfo> GetChunk(InodeId ino, uint64_t index) const;
+  std::optional<ChunkInfo> ChunkById(ChunkId id) const;
+  std::vector<ChunkInfo> FileChunks(InodeId ino) const;
+  void ForEachChunk(const std::function<void(const ChunkInfo&)>& fn) const;
+
+  // Chunk servers.
+  Result<CsRecord> Cs(CsId id) const;
+  std::vector<CsRecord> AllCs() const;
+
+  // Cluster configuration: every known parameter with its value.
+  std::map<std::string, std::string> Config() const;
+  int64_t ConfigValue(const std::string& key) const;
+
+  const std::deque<EventRecord>& Events() const { return events_; }
+  StateCounts Counts() const;
+
+  // Snapshot image (journal.h). Decode replaces the whole state.
+  std::string Encode() const;
+  Status Decode(std::string_view image);
+
+  bool operator==(const MdsState& o) const { return Encode() == o.Encode(); }
+
+ private:
+  struct Inode {
+    proto::Attr attr;
+    InodeId parent;
+    std::string symlink;
+    uint32_t norm = 1, min = 1;
+    std::map<std::string, InodeId> children;  // directories
+    std::map<uint64_t, ChunkId> chunks;       // files: chunk index -> id
+  };
+
+  Result<const Inode*> Find(InodeId ino) const;
+  Result<const Inode*> Dir(InodeId ino) const;
+  Result<ApplyResult> CreateNode(const CreateNodeCmd& c, int64_t now);
+  Result<ApplyResult> Unlink(const UnlinkCmd& c, int64_t now);
+  Result<ApplyResult> Rename(const RenameCmd& c, int64_t now);
+  Result<ApplyResult> SetAttr(const SetAttrCmd& c, int64_t now);
+  Result<ApplyResult> SetXattr(const SetXattrCmd& c, int64_t now);
+  Result<ApplyResult> AllocChunk(const AllocChunkCmd& c);
+  Result<ApplyResult> UpdateChunk(const UpdateChunkCmd& c);
+  Result<ApplyResult> SetConfig(const SetConfigCmd& c);
+  // Removes a file's chunks at index >= first_index into `freed`.
+  void FreeChunks(Inode& n, uint64_t first_index, std::vector<FreedChunk>* freed);
+  void RemoveInode(InodeId ino, std::vector<FreedChunk>* freed);
+
+  std::map<InodeId, Inode> inodes_;
+  std::map<ChunkId, ChunkInfo> chunks_;
+  std::map<CsId, CsRecord> cs_;
+  std::map<std::string, std::string> config_;  // only values set explicitly
+  std::deque<EventRecord> events_;
+  uint64_t next_ino_ = 2, next_chunk_ = 1, next_cs_ = kFirstCsId;
+};
+
+}  // namespace vstorage::mds

@@ -1,0 +1,300 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "common/config.h"
+#include "mds/journal.h"
+#include "mds/state.h"
+
+namespace vstorage::mds {
+namespace {
+
+template <typename T>
+Command Cmd(CommandType t, const T& body, int64_t time_ms = 1000) {
+  return Command{t, time_ms, proto::EncodeToString(body)};
+}
+
+class StateTest : public ::testing::Test {
+ protected:
+  proto::Attr Create(InodeId parent, const std::string& name,
+                     proto::NodeType type = proto::NodeType::kFile) {
+    auto r = s.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{parent, name, type, 0644, "", true}));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->attr : proto::Attr{};
+  }
+  CsId AddCs(const std::string& host) {
+    auto r = s.Apply(Cmd(CommandType::kCreateCs, CreateCsCmd{host, 0}));
+    EXPECT_TRUE(r.ok());
+    return r->cs;
+  }
+  MdsState s;
+};
+
+TEST_F(StateTest, FreshClusterHasRootWithOneReplicaAnd256MiBChunks) {
+  auto a = s.GetAttr(kRootInode);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->type, proto::NodeType::kDir);
+  EXPECT_EQ(a->chunk_size, 256ull << 20);
+  auto r = s.ReplicasOf(kRootInode);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->first, 1u);
+  EXPECT_EQ(r->second, 1u);
+}
+
+TEST_F(StateTest, CreateLookupReaddirUnlink) {
+  auto d = Create(kRootInode, "dir", proto::NodeType::kDir);
+  auto f = Create(d.ino, "file");
+  EXPECT_NE(d.ino, f.ino);
+  auto l = s.Lookup(d.ino, "file");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->ino, f.ino);
+  auto dup = s.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{d.ino, "file", proto::NodeType::kFile, 0644, "", true}));
+  EXPECT_EQ(dup.status().code(), Code::kExists);
+  auto rd = s.Readdir(d.ino);
+  ASSERT_TRUE(rd.ok());
+  ASSERT_EQ(rd->size(), 1u);
+  EXPECT_EQ((*rd)[0].name, "file");
+  auto rmdir = s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, "dir", true}));
+  EXPECT_EQ(rmdir.status().code(), Code::kNotEmpty);
+  auto unlink_dir = s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, "dir", false}));
+  EXPECT_EQ(unlink_dir.status().code(), Code::kIsDir);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{d.ino, "file", false})).ok());
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, "dir", true})).ok());
+  EXPECT_EQ(s.Lookup(kRootInode, "dir").status().code(), Code::kNotFound);
+  EXPECT_EQ(s.GetAttr(f.ino).status().code(), Code::kNotFound);
+}
+
+TEST_F(StateTest, BadNamesAreRefused) {
+  for (std::string n : std::vector<std::string>{"", ".", "..", "a/b", std::string(256, 'x')}) {
+    auto r = s.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{kRootInode, n, proto::NodeType::kFile, 0644, "", true}));
+    EXPECT_FALSE(r.ok()) << n;
+  }
+  EXPECT_EQ(s.Counts().inodes, 1u);
+}
+
+TEST_F(StateTest, ReplicasValidationAndInheritance) {
+  EXPECT_TRUE(ParseReplicas("3").ok());
+  EXPECT_EQ(ParseReplicas("3")->second, 2u);
+  EXPECT_EQ(ParseReplicas("4")->second, 2u);
+  EXPECT_EQ(ParseReplicas("1")->second, 1u);
+  EXPECT_EQ(ParseReplicas("5:3")->second, 3u);
+  for (std::string bad : std::vector<std::string>{"0", "16", "3:4", "abc", "3:0", "", ":", "3:", "-1"})
+    EXPECT_EQ(ParseReplicas(bad).status().code(), Code::kInvalidArgument) << bad;
+  auto d = Create(kRootInode, "d", proto::NodeType::kDir);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, "replicas", "3"})).ok());
+  auto bad = s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, "replicas", "3:4"}));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, "chunk-size", "64M"})).ok());
+  auto f = Create(d.ino, "f");
+  EXPECT_EQ(f.chunk_size, 64ull << 20);
+  auto r = s.ReplicasOf(f.ino);
+  EXPECT_EQ(r->first, 3u);
+  EXPECT_EQ(r->second, 2u);
+  EXPECT_EQ((*s.GetXattrs(f.ino))["replicas"], "3:2");
+  EXPECT_FALSE(ParseChunkSizeValue("3M").ok());
+  EXPECT_FALSE(ParseChunkSizeValue("512K").ok());
+  EXPECT_EQ(*ParseChunkSizeValue("1G"), 1ull << 30);
+}
+
+TEST_F(StateTest, ChunksAllocatedFreedOnTruncateAndUnlink) {
+  CsId a = AddCs("h1"), b = AddCs("h2");
+  EXPECT_EQ(a.v, kFirstCsId);
+  auto f = Create(kRootInode, "f");
+  for (uint64_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, i, 1, {a, b}})).ok());
+  auto again = s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, 1, 1, {a}}));
+  EXPECT_EQ(again.status().code(), Code::kExists);
+  auto unknown_cs = s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, 9, 1, {CsId{9}}}));
+  EXPECT_EQ(unknown_cs.status().code(), Code::kNotFound);
+  uint64_t cs = f.chunk_size;
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetAttr, SetAttrCmd{f.ino, proto::kSetSize, 3 * cs, 0, 0})).ok());
+  EXPECT_EQ(s.Counts().chunk_replicas, 6u);
+  // Shrinking into chunk 1 frees chunk 2 only.
+  auto t = s.Apply(Cmd(CommandType::kSetAttr, SetAttrCmd{f.ino, proto::kSetSize, cs + 10, 0, 0}));
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->freed.size(), 1u);
+  EXPECT_EQ(t->freed[0].replicas.size(), 2u);
+  EXPECT_FALSE(s.GetChunk(f.ino, 2).has_value());
+  EXPECT_TRUE(s.GetChunk(f.ino, 1).has_value());
+  auto c0 = s.GetChunk(f.ino, 0);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kUpdateChunk, UpdateChunkCmd{c0->id, 2, {b}})).ok());
+  EXPECT_EQ(s.ChunkById(c0->id)->version, 2u);
+  auto back = s.Apply(Cmd(CommandType::kUpdateChunk, UpdateChunkCmd{c0->id, 1, {b}}));
+  EXPECT_EQ(back.status().code(), Code::kStaleVersion);
+  auto u = s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, "f", false}));
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->freed.size(), 2u);
+  EXPECT_EQ(s.Counts().chunks, 0u);
+}
+
+TEST_F(StateTest, RenameReplacesAndRefusesCycles) {
+  auto a = Create(kRootInode, "a", proto::NodeType::kDir);
+  auto b = Create(a.ino, "b", proto::NodeType::kDir);
+  auto cyc = s.Apply(Cmd(CommandType::kRename, RenameCmd{kRootInode, "a", b.ino, "x"}));
+  EXPECT_FALSE(cyc.ok());
+  auto f1 = Create(kRootInode, "f1");
+  auto f2 = Create(kRootInode, "f2");
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kRename, RenameCmd{kRootInode, "f1", kRootInode, "f2"})).ok());
+  EXPECT_EQ(s.Lookup(kRootInode, "f2")->ino, f1.ino);
+  EXPECT_EQ(s.GetAttr(f2.ino).status().code(), Code::kNotFound);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kRename, RenameCmd{kRootInode, "f2", b.ino, "g"})).ok());
+  EXPECT_EQ(s.Lookup(b.ino, "g")->ino, f1.ino);
+  auto onto_dir = s.Apply(Cmd(CommandType::kRename, RenameCmd{b.ino, "g", kRootInode, "a"}));
+  EXPECT_EQ(onto_dir.status().code(), Code::kIsDir);
+}
+
+TEST_F(StateTest, ConfigDefaultsAndValidation) {
+  EXPECT_EQ(s.ConfigValue("mds.wd.offline_tout"), 300000);
+  EXPECT_EQ(s.Config().count("mds.wd.verify_chunks"), 1u);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetConfig, SetConfigCmd{"mds.wd.offline_tout", "5000"})).ok());
+  EXPECT_EQ(s.ConfigValue("mds.wd.offline_tout"), 5000);
+  EXPECT_FALSE(s.Apply(Cmd(CommandType::kSetConfig, SetConfigCmd{"no.such", "1"})).ok());
+  EXPECT_FALSE(s.Apply(Cmd(CommandType::kSetConfig, SetConfigCmd{"mds.wd.offline_tout", "abc"})).ok());
+  EXPECT_EQ(s.ConfigValue("mds.wd.offline_tout"), 5000);
+}
+
+TEST_F(StateTest, SnapshotImageRoundTrips) {
+  AddCs("h1");
+  auto d = Create(kRootInode, "d", proto::NodeType::kDir);
+  auto f = Create(d.ino, "f");
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, 0, 1, {CsId{kFirstCsId}}})).ok());
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kAddEvent, AddEventCmd{"MDS", "INF", "hello"})).ok());
+  MdsState t;
+  ASSERT_TRUE(t.Decode(s.Encode()).ok());
+  EXPECT_TRUE(t == s);
+  EXPECT_EQ(t.Lookup(d.ino, "f")->ino, f.ino);
+  EXPECT_EQ(t.Events().back().message, "hello");
+  // The next ids continue where they were.
+  auto g = t.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{kRootInode, "g", proto::NodeType::kFile, 0644, "", true}));
+  EXPECT_GT(g->attr.ino.v, f.ino.v);
+  EXPECT_FALSE(t.Decode("garbage").ok());
+}
+
+// ---------------- Journal ----------------
+
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/vs_journal_XXXXXX";
+    dir = mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  // Applies and journals like the service does.
+  void Commit(Journal& j, MdsState& st, const Command& c) {
+    ASSERT_TRUE(st.Apply(c).ok());
+    ASSERT_TRUE(j.Append({proto::EncodeToString(c)}, 1).ok());
+  }
+  Command MkFile(const std::string& name) {
+    return Cmd(CommandType::kCreateNode, CreateNodeCmd{kRootInode, name, proto::NodeType::kFile, 0644, "", true});
+  }
+  std::string dir;
+};
+
+TEST_F(JournalTest, ReplayRebuildsTheSameState) {
+  MdsState live;
+  {
+    auto j = Journal::Open(dir);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->Recover().ok());
+    for (int i = 0; i < 50; ++i) Commit(**j, live, MkFile("f" + std::to_string(i)));
+  }
+  auto j = Journal::Open(dir);
+  auto rec = (*j)->Recover();
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_TRUE(*rec == live);
+  EXPECT_EQ((*j)->last_index(), 50u);
+}
+
+TEST_F(JournalTest, SnapshotThenMoreRecords) {
+  MdsState live;
+  {
+    auto j = Journal::Open(dir);
+    ASSERT_TRUE((*j)->Recover().ok());
+    for (int i = 0; i < 10; ++i) Commit(**j, live, MkFile("a" + std::to_string(i)));
+    ASSERT_TRUE((*j)->WriteSnapshot(live).ok());
+    EXPECT_EQ((*j)->RecordsSinceSnapshot(), 0u);
+    for (int i = 0; i < 5; ++i) Commit(**j, live, MkFile("b" + std::to_string(i)));
+  }
+  auto j = Journal::Open(dir);
+  auto rec = (*j)->Recover();
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_TRUE(*rec == live);
+  EXPECT_EQ((*j)->last_index(), 15u);
+  EXPECT_EQ(rec->Counts().files, 15u);
+}
+
+TEST_F(JournalTest, TornTailIsCutAndAppendsContinue) {
+  MdsState live;
+  {
+    auto j = Journal::Open(dir);
+    ASSERT_TRUE((*j)->Recover().ok());
+    for (int i = 0; i < 3; ++i) Commit(**j, live, MkFile("f" + std::to_string(i)));
+  }
+  // A crash in the middle of the 4th append: half a record.
+  std::string path = dir + "/journal";
+  auto size = std::filesystem::file_size(path);
+  {
+    auto j = Journal::Open(dir);
+    MdsState tmp;
+    ASSERT_TRUE((*j)->Recover().ok());
+    tmp = live;
+    Commit(**j, tmp, MkFile("torn"));
+  }
+  auto full = std::filesystem::file_size(path);
+  ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(size + (full - size) / 2)), 0);
+  auto j = Journal::Open(dir);
+  auto rec = (*j)->Recover();
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_TRUE(*rec == live);
+  EXPECT_EQ(std::filesystem::file_size(path), size);
+  MdsState st = *rec;
+  Commit(**j, st, MkFile("after"));
+  auto j2 = Journal::Open(dir);
+  auto rec2 = (*j2)->Recover();
+  ASSERT_TRUE(rec2.ok());
+  EXPECT_TRUE(rec2->Lookup(kRootInode, "after").ok());
+}
+
+TEST_F(JournalTest, CorruptionInTheMiddleIsRefused) {
+  MdsState live;
+  {
+    auto j = Journal::Open(dir);
+    ASSERT_TRUE((*j)->Recover().ok());
+    for (int i = 0; i < 5; ++i) Commit(**j, live, MkFile("f" + std::to_string(i)));
+  }
+  std::string path = dir + "/journal";
+  int fd = ::open(path.c_str(), O_RDWR);
+  char c;
+  ASSERT_EQ(::pread(fd, &c, 1, 40), 1);
+  c ^= 0x55;
+  ASSERT_EQ(::pwrite(fd, &c, 1, 40), 1);
+  ::close(fd);
+  auto j = Journal::Open(dir);
+  auto rec = (*j)->Recover();
+  EXPECT_EQ(rec.status().code(), Code::kCorrupt);
+  EXPECT_NE(rec.status().message().find("backup"), std::string::npos);
+}
+
+TEST_F(JournalTest, CorruptSnapshotIsRefused) {
+  MdsState live;
+  {
+    auto j = Journal::Open(dir);
+    ASSERT_TRUE((*j)->Recover().ok());
+    Commit(**j, live, MkFile("x"));
+    ASSERT_TRUE((*j)->WriteSnapshot(live).ok());
+  }
+  std::string path = dir + "/snapshot";
+  int fd = ::open(path.c_str(), O_RDWR);
+  char c = 0x7f;
+  ASSERT_EQ(::pwrite(fd, &c, 1, 40), 1);
+  ::close(fd);
+  auto j = Journal::Open(dir);
+  EXPECT_EQ((*j)->Recover().status().code(), Code::kCorrupt);
+}
+
+}  // namespace
+}  // namespace vstorage::mds
