@@ -1,0 +1,402 @@
+#include "cs/chunk_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/crc32c.h"
+#include "common/limits.h"
+#include "common/log.h"
+
+namespace vstorage::cs {
+
+namespace {
+
+constexpr char kMagic[8] = {'V', 'S', 'C', 'H', 'U', 'N', 'K', '1'};
+constexpr uint64_t kHeaderBytes = 4096;
+constexpr uint64_t kBlock = kCsumBlockBytes;
+constexpr uint64_t kMaxChunkBytes = 1ull << 30;
+
+uint64_t DataOffset(uint64_t chunk_size) {
+  uint64_t table = (chunk_size / kBlock) * 4;
+  return kHeaderBytes + ((table + kBlock - 1) / kBlock) * kBlock;
+}
+
+std::string FileName(ChunkId id) {
+  char b[32];
+  snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(id.v));
+  return b;
+}
+
+Status FromErrno(int e, const std::string& what) {
+  return Err(e == ENOSPC || e == EDQUOT ? Code::kNoSpace : Code::kIoError, what + ": " + std::strerror(e));
+}
+
+Status PreadAll(int fd, char* p, size_t n, uint64_t off, size_t* got) {
+  *got = 0;
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return FromErrno(errno, "read");
+    }
+    if (r == 0) break;
+    p += r;
+    n -= static_cast<size_t>(r);
+    off += static_cast<uint64_t>(r);
+    *got += static_cast<size_t>(r);
+  }
+  return Status::Ok();
+}
+
+Status PwriteAll(int fd, const char* p, size_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t r = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return FromErrno(errno, "write");
+    }
+    p += r;
+    n -= static_cast<size_t>(r);
+    off += static_cast<uint64_t>(r);
+  }
+  return Status::Ok();
+}
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (p[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+ChunkStore::Chunk::~Chunk() {
+  if (fd >= 0) ::close(fd);
+}
+
+ChunkStore::~ChunkStore() = default;
+
+Status ChunkStore::IoError(const std::string& what) {
+  ++io_errors_;
+  return FromErrno(errno, what);
+}
+
+Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir) {
+  std::unique_ptr<ChunkStore> s(new ChunkStore(repo_dir + "/chunks"));
+  s->repo_ = repo_dir;
+  if (::mkdir(s->dir_.c_str(), 0700) != 0 && errno != EEXIST)
+    return FromErrno(errno, "cannot create " + s->dir_);
+  RETURN_IF_ERROR(s->Scan());
+  return s;
+}
+
+Status ChunkStore::Scan() {
+  DIR* d = ::opendir(dir_.c_str());
+  if (!d) return FromErrno(errno, "cannot open " + dir_);
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  for (const auto& n : names) {
+    std::string path = dir_ + "/" + n;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    char h[40];
+    size_t got = 0;
+    bool ok = fd >= 0 && PreadAll(fd, h, sizeof h, 0, &got).ok() && got == sizeof h &&
+              std::memcmp(h, kMagic, 8) == 0;
+    uint32_t crc = 0;
+    if (ok) {
+      std::memcpy(&crc, h + 32, 4);
+      ok = Crc32c(h, 32) == crc;
+    }
+    struct stat st {};
+    if (ok) ok = ::fstat(fd, &st) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!ok) {
+      // A chunk whose creation was cut short by a crash (never acknowledged) or a stray file.
+      LOG_WARN("removing %s: not a complete chunk file", path.c_str());
+      ::unlink(path.c_str());
+      continue;
+    }
+    auto c = std::make_shared<Chunk>();
+    std::memcpy(&c->id.v, h + 8, 8);
+    std::memcpy(&c->version, h + 16, 8);
+    std::memcpy(&c->chunk_size, h + 24, 8);
+    c->path = path;
+    c->data_off = DataOffset(c->chunk_size);
+    c->data_len = static_cast<uint64_t>(st.st_size) > c->data_off ? st.st_size - c->data_off : 0;
+    c->durable_entry = true;
+    chunks_[c->id] = c;
+  }
+  LOG_INFO("chunk store %s: %zu chunks", dir_.c_str(), chunks_.size());
+  return Status::Ok();
+}
+
+std::shared_ptr<ChunkStore::Chunk> ChunkStore::Find(ChunkId id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = chunks_.find(id);
+  return it == chunks_.end() ? nullptr : it->second;
+}
+
+Status ChunkStore::EnsureOpen(Chunk& c) {
+  if (c.fd >= 0) return Status::Ok();
+  c.fd = ::open(c.path.c_str(), O_RDWR | O_CLOEXEC);
+  if (c.fd < 0) return IoError("cannot open chunk file " + c.path);
+  return Status::Ok();
+}
+
+Status ChunkStore::LoadCrcs(Chunk& c) {
+  if (c.crcs_loaded) return Status::Ok();
+  RETURN_IF_ERROR(EnsureOpen(c));
+  c.crcs.assign(c.chunk_size / kBlock, 0);
+  size_t got = 0;
+  Status st = PreadAll(c.fd, reinterpret_cast<char*>(c.crcs.data()), c.crcs.size() * 4, kHeaderBytes, &got);
+  if (!st.ok()) {
+    ++io_errors_;
+    return st.Annotate("chunk " + c.id.str());
+  }
+  c.crcs_loaded = true;
+  return Status::Ok();
+}
+
+Status ChunkStore::WriteHeader(Chunk& c) {
+  char h[kHeaderBytes] = {};
+  std::memcpy(h, kMagic, 8);
+  std::memcpy(h + 8, &c.id.v, 8);
+  std::memcpy(h + 16, &c.version, 8);
+  std::memcpy(h + 24, &c.chunk_size, 8);
+  uint32_t crc = Crc32c(h, 32);
+  std::memcpy(h + 32, &crc, 4);
+  // The header fits one sector-aligned page; it is rewritten in place.
+  return PwriteAll(c.fd, h, sizeof h, 0);
+}
+
+Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64_t version, uint64_t chunk_size) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = chunks_.find(id);
+  if (it != chunks_.end()) return it->second;
+  auto c = std::make_shared<Chunk>();
+  c->id = id;
+  c->version = version;
+  c->chunk_size = chunk_size;
+  c->data_off = DataOffset(chunk_size);
+  c->path = dir_ + "/" + FileName(id);
+  c->fd = ::open(c->path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (c->fd < 0) return IoError("cannot create chunk file " + c->path);
+  Status st = WriteHeader(*c);
+  if (!st.ok()) {
+    ::unlink(c->path.c_str());
+    if (st.code() == Code::kIoError) ++io_errors_;
+    return st.Annotate("cannot create chunk " + id.str() + " in " + repo_);
+  }
+  c->crcs.assign(chunk_size / kBlock, 0);
+  c->crcs_loaded = true;
+  chunks_[id] = c;
+  return c;
+}
+
+Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
+                         const char* data, size_t len) {
+  if (chunk_size < kBlock || chunk_size > kMaxChunkBytes || chunk_size % kBlock != 0)
+    return Err(Code::kInvalidArgument, "invalid chunk size " + std::to_string(chunk_size));
+  if (offset > chunk_size || len > chunk_size - offset)
+    return Err(Code::kInvalidArgument, "write [" + std::to_string(offset) + ", +" + std::to_string(len) +
+                                           ") is outside chunk " + id.str() + " of " + std::to_string(chunk_size) + " bytes");
+  auto c = Find(id);
+  if (!c) {
+    ASSIGN_OR_RETURN(c, Create(id, version, chunk_size));
+  }
+  std::unique_lock<std::shared_mutex> l(c->mu);
+  if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
+  if (c->version != version)
+    return Err(Code::kStaleVersion, "chunk " + id.str() + ": write with version " + std::to_string(version) +
+                                        ", the replica has version " + std::to_string(c->version));
+  if (c->chunk_size != chunk_size)
+    return Err(Code::kInvalidArgument, "chunk " + id.str() + " has size " + std::to_string(c->chunk_size));
+  if (len == 0) return Status::Ok();
+  RETURN_IF_ERROR(EnsureOpen(*c));
+  RETURN_IF_ERROR(LoadCrcs(*c));
+
+  uint64_t end = offset + len;
+  uint64_t b0 = offset / kBlock, b1 = (end + kBlock - 1) / kBlock;
+  // Edge blocks only partly covered by the write: merge with what is on disk first.
+  char head[kBlock], tail[kBlock];
+  auto load_block = [&](uint64_t b, char* buf) -> Status {
+    std::memset(buf, 0, kBlock);
+    uint64_t boff = b * kBlock;
+    if (boff >= c->data_len) return Status::Ok();
+    size_t got = 0;
+    Status st = PreadAll(c->fd, buf, kBlock, c->data_off + boff, &got);
+    if (!st.ok()) ++io_errors_;
+    return st;
+  };
+  bool head_partial = offset % kBlock != 0 || (b1 - b0 == 1 && end % kBlock != 0);
+  bool tail_partial = end % kBlock != 0 && b1 - 1 != b0;
+  if (head_partial) {
+    RETURN_IF_ERROR(load_block(b0, head));
+    uint64_t in = offset - b0 * kBlock;
+    std::memcpy(head + in, data, std::min<uint64_t>(len, kBlock - in));
+  }
+  if (tail_partial) {
+    RETURN_IF_ERROR(load_block(b1 - 1, tail));
+    std::memcpy(tail, data + ((b1 - 1) * kBlock - offset), end - (b1 - 1) * kBlock);
+  }
+  std::vector<uint32_t> new_crcs(b1 - b0);
+  for (uint64_t b = b0; b < b1; ++b) {
+    const char* p;
+    size_t n = kBlock;
+    if (b == b0 && head_partial) p = head;
+    else if (b == b1 - 1 && tail_partial) p = tail;
+    else p = data + (b * kBlock - offset);
+    (void)n;
+    new_crcs[b - b0] = Crc32c(p, kBlock);
+  }
+  Status st = PwriteAll(c->fd, data, len, c->data_off + offset);
+  if (st.ok()) st = PwriteAll(c->fd, reinterpret_cast<const char*>(new_crcs.data()), new_crcs.size() * 4, kHeaderBytes + b0 * 4);
+  if (!st.ok()) {
+    if (st.code() == Code::kIoError) ++io_errors_;
+    // The table on disk may now disagree with the data of these blocks; keep memory in line
+    // with what we tried so that a retry of the same write repairs both.
+    return st.Annotate("chunk " + id.str() + " in " + repo_);
+  }
+  std::copy(new_crcs.begin(), new_crcs.end(), c->crcs.begin() + static_cast<long>(b0));
+  c->data_len = std::max(c->data_len, end);
+  return Status::Ok();
+}
+
+Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out) {
+  auto c = Find(id);
+  if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  {
+    std::unique_lock<std::shared_mutex> l(c->mu);
+    RETURN_IF_ERROR(LoadCrcs(*c));
+  }
+  std::shared_lock<std::shared_mutex> l(c->mu);
+  if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
+  if (c->version != version)
+    return Err(Code::kStaleVersion, "chunk " + id.str() + ": read with version " + std::to_string(version) +
+                                        ", the replica has version " + std::to_string(c->version));
+  if (offset > c->chunk_size || len > c->chunk_size - offset)
+    return Err(Code::kInvalidArgument, "read outside chunk " + id.str());
+  if (len == 0) return Status::Ok();
+  uint64_t end = offset + len;
+  uint64_t b0 = offset / kBlock, b1 = (end + kBlock - 1) / kBlock;
+  uint64_t aoff = b0 * kBlock, alen = (b1 - b0) * kBlock;
+  bool aligned = aoff == offset && alen == len;
+  thread_local std::vector<char> tmp;
+  char* buf = out;
+  if (!aligned) {
+    if (tmp.size() < alen) tmp.resize(alen);
+    buf = tmp.data();
+  }
+  size_t got = 0;
+  if (aoff < c->data_len) {
+    Status st = PreadAll(c->fd, buf, alen, c->data_off + aoff, &got);
+    if (!st.ok()) {
+      ++io_errors_;
+      return st.Annotate("chunk " + id.str() + " in " + repo_);
+    }
+  }
+  if (got < alen) std::memset(buf + got, 0, alen - got);
+  for (uint64_t b = b0; b < b1; ++b) {
+    const char* p = buf + (b - b0) * kBlock;
+    uint32_t want = c->crcs[b];
+    if (Crc32c(p, kBlock) == want) continue;
+    if (want == 0 && AllZero(p, kBlock)) continue;  // never written
+    ++csum_errors_;
+    return Err(Code::kCorrupt, "checksum mismatch in chunk " + id.str() + " at offset " +
+                                   std::to_string(b * kBlock) + " in " + repo_);
+  }
+  if (!aligned) std::memcpy(out, buf + (offset - aoff), len);
+  return Status::Ok();
+}
+
+Status ChunkStore::Sync(ChunkId id) {
+  auto c = Find(id);
+  if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  bool need_dir;
+  int fd;
+  {
+    std::unique_lock<std::shared_mutex> l(c->mu);
+    RETURN_IF_ERROR(EnsureOpen(*c));
+    fd = c->fd;
+    need_dir = !c->durable_entry;
+    if (::fdatasync(fd) != 0) return IoError("fdatasync " + c->path);
+  }
+  if (need_dir) {
+    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return IoError("open " + dir_);
+    int r = ::fsync(dfd);
+    ::close(dfd);
+    if (r != 0) return IoError("fsync " + dir_);
+    std::unique_lock<std::shared_mutex> l(c->mu);
+    c->durable_entry = true;
+  }
+  return Status::Ok();
+}
+
+Status ChunkStore::SetVersion(ChunkId id, uint64_t old_version, uint64_t new_version) {
+  auto c = Find(id);
+  if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  std::unique_lock<std::shared_mutex> l(c->mu);
+  if (c->version == new_version) return Status::Ok();
+  if (c->version != old_version)
+    return Err(Code::kStaleVersion, "chunk " + id.str() + " has version " + std::to_string(c->version) +
+                                        ", not " + std::to_string(old_version));
+  RETURN_IF_ERROR(EnsureOpen(*c));
+  uint64_t prev = c->version;
+  c->version = new_version;
+  Status st = WriteHeader(*c);
+  if (st.ok() && ::fdatasync(c->fd) != 0) st = IoError("fdatasync " + c->path);
+  if (!st.ok()) c->version = prev;
+  return st;
+}
+
+Status ChunkStore::Delete(ChunkId id) {
+  std::shared_ptr<Chunk> c;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = chunks_.find(id);
+    if (it == chunks_.end()) return Status::Ok();
+    c = it->second;
+    chunks_.erase(it);
+  }
+  std::unique_lock<std::shared_mutex> l(c->mu);
+  c->deleted = true;
+  if (::unlink(c->path.c_str()) != 0 && errno != ENOENT) return IoError("unlink " + c->path);
+  return Status::Ok();
+}
+
+std::vector<proto::ChunkReplicaState> ChunkStore::List() {
+  std::vector<std::shared_ptr<Chunk>> all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [id, c] : chunks_) all.push_back(c);
+  }
+  std::vector<proto::ChunkReplicaState> out;
+  for (auto& c : all) {
+    std::shared_lock<std::shared_mutex> l(c->mu);
+    out.push_back({c->id, c->version, c->data_len});
+  }
+  return out;
+}
+
+Result<Space> ChunkStore::GetSpace() {
+  struct statvfs v {};
+  if (::statvfs(dir_.c_str(), &v) != 0) return IoError("statvfs " + dir_);
+  Space s;
+  s.total_bytes = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+  s.free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  for (const auto& c : List()) s.used_bytes += c.size_bytes;
+  return s;
+}
+
+}  // namespace vstorage::cs

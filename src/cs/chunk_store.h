@@ -1,0 +1,81 @@
+// On-disk chunk replicas of one CS repository: one file per chunk in DIR/chunks/, CRC32C of
+// every 4 KiB block verified on every read (a mismatch is Code::kCorrupt, never wrong bytes),
+// and a chunk version that refuses stale writers (ARCHITECTURE §4).
+//
+// File layout (all little endian):
+//   [0, 4096)            header: "VSCHUNK1" | chunk id u64 | version u64 | chunk_size u64 |
+//                        crc32c of the preceding 32 bytes u32
+//   [4096, data_off)     CRC table: one u32 per 4 KiB block of the chunk (0 = never written)
+//   [data_off, ...)      the chunk's bytes; the file ends at the last written byte
+// A block that was never written reads as zeros; its table entry is 0 and its bytes must be
+// zeros too. Data and table are written without fsync; Sync() makes both durable.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "proto/messages.h"
+
+namespace vstorage::cs {
+
+struct Space {
+  uint64_t total_bytes = 0, free_bytes = 0, used_bytes = 0;
+};
+
+class ChunkStore {
+ public:
+  static Result<std::unique_ptr<ChunkStore>> Open(const std::string& repo_dir);
+  ~ChunkStore();
+
+  Status Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
+               const char* data, size_t len);
+  Status Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out);
+  Status Sync(ChunkId id);
+  Status SetVersion(ChunkId id, uint64_t old_version, uint64_t new_version);
+  Status Delete(ChunkId id);
+  std::vector<proto::ChunkReplicaState> List();
+  Result<Space> GetSpace();
+
+  uint64_t csum_errors() const { return csum_errors_; }
+  uint64_t io_errors() const { return io_errors_; }
+
+ private:
+  struct Chunk {
+    std::shared_mutex mu;
+    ChunkId id;
+    std::string path;
+    int fd = -1;
+    uint64_t version = 0;
+    uint64_t chunk_size = 0;
+    uint64_t data_off = 0;
+    uint64_t data_len = 0;       // bytes from data_off to the end of the file
+    std::vector<uint32_t> crcs;  // loaded on first use
+    bool crcs_loaded = false;
+    bool durable_entry = false;  // the directory entry was fsynced
+    bool deleted = false;
+    ~Chunk();
+  };
+  explicit ChunkStore(std::string dir) : dir_(std::move(dir)) {}
+  Status Scan();
+  std::shared_ptr<Chunk> Find(ChunkId id);
+  Status EnsureOpen(Chunk& c);
+  Status LoadCrcs(Chunk& c);
+  Status WriteHeader(Chunk& c);
+  Status IoError(const std::string& what);
+  Result<std::shared_ptr<Chunk>> Create(ChunkId id, uint64_t version, uint64_t chunk_size);
+
+  std::string dir_;  // DIR/chunks
+  std::string repo_;
+  std::mutex mu_;
+  std::map<ChunkId, std::shared_ptr<Chunk>> chunks_;
+  std::atomic<uint64_t> csum_errors_{0}, io_errors_{0};
+};
+
+}  // namespace vstorage::cs

@@ -1,0 +1,162 @@
+#include "cs/chunk_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace vstorage::cs {
+namespace {
+
+constexpr uint64_t kChunk = 1 << 20;
+
+std::string Random(size_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(g());
+  return s;
+}
+
+class ChunkStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char t[] = "/tmp/vs_cs_XXXXXX";
+    dir = mkdtemp(t);
+    Reopen();
+  }
+  void TearDown() override {
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+  void Reopen() {
+    store.reset();
+    auto s = ChunkStore::Open(dir);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store = std::move(s).value();
+  }
+  std::string ReadAll(ChunkId id, uint64_t version, uint64_t off, uint32_t len) {
+    std::string out(len, 'Z');
+    Status st = store->Read(id, version, off, len, out.data());
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return out;
+  }
+  std::string dir;
+  std::unique_ptr<ChunkStore> store;
+};
+
+TEST_F(ChunkStoreTest, UnalignedWritesReadBackAndHolesAreZero) {
+  ChunkId id{7};
+  std::string model(kChunk, '\0');
+  struct W { uint64_t off; size_t len; } writes[] = {{100, 5000}, {4096, 4096}, {12000, 1}, {20000, 70000}, {0, 3}, {kChunk - 10, 10}};
+  uint32_t seed = 1;
+  for (auto w : writes) {
+    std::string d = Random(w.len, seed++);
+    ASSERT_TRUE(store->Write(id, 1, kChunk, w.off, d.data(), d.size()).ok());
+    model.replace(w.off, w.len, d);
+  }
+  EXPECT_EQ(ReadAll(id, 1, 0, kChunk), model);
+  EXPECT_EQ(ReadAll(id, 1, 5, 9000), model.substr(5, 9000));
+  EXPECT_EQ(ReadAll(id, 1, 500000, 100), std::string(100, '\0'));  // a hole
+  ASSERT_TRUE(store->Sync(id).ok());
+  Reopen();
+  EXPECT_EQ(ReadAll(id, 1, 0, kChunk), model);
+  auto l = store->List();
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].id, id);
+  EXPECT_EQ(l[0].version, 1u);
+}
+
+TEST_F(ChunkStoreTest, StaleVersionsAreRefusedAndSetVersionPersists) {
+  ChunkId id{1};
+  std::string d = Random(8192, 3);
+  ASSERT_TRUE(store->Write(id, 5, kChunk, 0, d.data(), d.size()).ok());
+  EXPECT_EQ(store->Write(id, 4, kChunk, 0, d.data(), 10).code(), Code::kStaleVersion);
+  EXPECT_EQ(store->Write(id, 6, kChunk, 0, d.data(), 10).code(), Code::kStaleVersion);
+  std::string out(10, 0);
+  EXPECT_EQ(store->Read(id, 4, 0, 10, out.data()).code(), Code::kStaleVersion);
+  EXPECT_EQ(store->SetVersion(id, 3, 9).code(), Code::kStaleVersion);
+  ASSERT_TRUE(store->SetVersion(id, 5, 6).ok());
+  Reopen();
+  EXPECT_EQ(store->Read(id, 5, 0, 10, out.data()).code(), Code::kStaleVersion);
+  EXPECT_EQ(ReadAll(id, 6, 0, 8192), d);
+  EXPECT_EQ(store->Read(ChunkId{99}, 1, 0, 10, out.data()).code(), Code::kNotFound);
+}
+
+TEST_F(ChunkStoreTest, FlippedByteOnDiskIsCorruptNotData) {
+  ChunkId id{2};
+  std::string d = Random(3 * 4096, 4);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Sync(id).ok());
+  store.reset();
+  // Flip one byte of the second block in the file itself.
+  std::string path;
+  for (auto& e : std::filesystem::directory_iterator(dir + "/chunks")) path = e.path();
+  auto size = std::filesystem::file_size(path);
+  int fd = ::open(path.c_str(), O_RDWR);
+  off_t where = static_cast<off_t>(size - 2 * 4096 + 17);
+  char c;
+  ASSERT_EQ(::pread(fd, &c, 1, where), 1);
+  c ^= 1;
+  ASSERT_EQ(::pwrite(fd, &c, 1, where), 1);
+  ::close(fd);
+  Reopen();
+  std::string out(100, 0);
+  Status st = store->Read(id, 1, 4096, 100, out.data());
+  EXPECT_EQ(st.code(), Code::kCorrupt);
+  EXPECT_NE(st.message().find("offset 4096"), std::string::npos) << st.ToString();
+  EXPECT_EQ(store->csum_errors(), 1u);
+  EXPECT_EQ(ReadAll(id, 1, 0, 4096), d.substr(0, 4096));
+  EXPECT_EQ(ReadAll(id, 1, 8192, 4096), d.substr(8192, 4096));
+  // Rewriting the block repairs it.
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 4096, d.data() + 4096, 4096).ok());
+  EXPECT_EQ(ReadAll(id, 1, 0, 3 * 4096), d);
+}
+
+TEST_F(ChunkStoreTest, BoundsDeleteAndSpace) {
+  ChunkId id{3};
+  std::string d(100, 'x');
+  EXPECT_EQ(store->Write(id, 1, kChunk, kChunk - 50, d.data(), d.size()).code(), Code::kInvalidArgument);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  auto sp = store->GetSpace();
+  ASSERT_TRUE(sp.ok());
+  EXPECT_GT(sp->total_bytes, 0u);
+  EXPECT_EQ(sp->used_bytes, 100u);
+  ASSERT_TRUE(store->Delete(id).ok());
+  ASSERT_TRUE(store->Delete(id).ok());
+  EXPECT_TRUE(store->List().empty());
+  Reopen();
+  EXPECT_TRUE(store->List().empty());
+}
+
+TEST_F(ChunkStoreTest, TornChunkFileIsRemovedAtOpen) {
+  store.reset();
+  std::string junk = dir + "/chunks/00000000000000aa";
+  int fd = ::open(junk.c_str(), O_CREAT | O_WRONLY, 0600);
+  ASSERT_EQ(::write(fd, "VSCH", 4), 4);
+  ::close(fd);
+  Reopen();
+  EXPECT_TRUE(store->List().empty());
+  EXPECT_FALSE(std::filesystem::exists(junk));
+}
+
+TEST_F(ChunkStoreTest, ConcurrentWritersToDifferentChunks) {
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 16; ++i) {
+        std::string d = Random(65536, t * 100 + i);
+        ASSERT_TRUE(store->Write(ChunkId{100u + t}, 1, kChunk, i * 65536, d.data(), d.size()).ok());
+      }
+    });
+  for (auto& t : ts) t.join();
+  for (int t = 0; t < 4; ++t)
+    for (int i = 0; i < 16; ++i)
+      EXPECT_EQ(ReadAll(ChunkId{100u + t}, 1, i * 65536, 65536), Random(65536, t * 100 + i));
+}
+
+}  // namespace
+}  // namespace vstorage::cs

@@ -1,0 +1,322 @@
+#include "cs/service.h"
+
+#include <unistd.h>
+
+#include "common/limits.h"
+#include "common/log.h"
+
+namespace vstorage::cs {
+
+using proto::MsgType;
+
+Result<CsConfig> LoadCsConfig(const std::string& repo) {
+  auto kv = ReadKeyValueFile(repo + "/cs.conf");
+  if (!kv.ok()) {
+    if (kv.status().code() == Code::kNotFound)
+      return Err(Code::kNotFound, repo + " is not a chunk server repository (no cs.conf): create it with 'vstorage -c NAME make-cs -r " + repo + "'");
+    return kv.status();
+  }
+  CsConfig c;
+  c.repo = repo;
+  c.cluster = (*kv)["cluster"];
+  c.id = CsId{std::strtoull((*kv)["id"].c_str(), nullptr, 10)};
+  c.tier = static_cast<uint32_t>(std::strtoul((*kv)["tier"].c_str(), nullptr, 10));
+  c.host_id = (*kv)["host_id"];
+  c.addr = (*kv)["addr"];
+  if (c.cluster.empty() || c.id.v < kFirstCsId)
+    return Err(Code::kCorrupt, repo + "/cs.conf lacks cluster or a valid id");
+  return c;
+}
+
+Status SaveCsConfig(const CsConfig& c) {
+  return WriteKeyValueFile(c.repo + "/cs.conf", {{"cluster", c.cluster},
+                                                 {"id", c.id.str()},
+                                                 {"tier", std::to_string(c.tier)},
+                                                 {"host_id", c.host_id},
+                                                 {"addr", c.addr}});
+}
+
+Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
+  std::unique_ptr<CsService> s(new CsService());
+  ASSIGN_OR_RETURN(s->conf_, LoadCsConfig(repo));
+  ASSIGN_OR_RETURN(s->lock_fd_, LockRepository(repo));
+  // The repository keeps its own copy of the key so the daemon does not depend on the
+  // environment it was started from; the host's key is the fallback.
+  auto key_text = ReadFile(repo + "/cluster.key");
+  if (key_text.ok()) {
+    std::string t = key_text.value();
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    ASSIGN_OR_RETURN(s->key_, HexDecode(t));
+  } else {
+    ASSIGN_OR_RETURN(s->key_, ReadClusterKey(s->conf_.cluster));
+  }
+  ASSIGN_OR_RETURN(s->store_, ChunkStore::Open(repo));
+  s->peers_ = std::make_unique<rpc::ConnPool>(
+      rpc::Credentials{s->conf_.cluster, s->key_, proto::PeerKind::kCs});
+
+  HostPort listen_at{"0.0.0.0", 0};
+  if (!s->conf_.addr.empty()) {
+    ASSIGN_OR_RETURN(listen_at, ParseHostPort(s->conf_.addr, 0));
+  } else {
+    // No address given at make-cs: listen on the address this host uses to reach the MDS.
+    ASSIGN_OR_RETURN(auto mds, ReadBsList(s->conf_.cluster));
+    listen_at.host = mds[0].host;
+  }
+  RETURN_IF_ERROR(s->server_.Listen(listen_at));
+  if (listen_at.port == 0) {
+    listen_at.port = s->server_.port();
+    s->conf_.addr = listen_at.str();
+    RETURN_IF_ERROR(SaveCsConfig(s->conf_));  // keep the port stable across restarts
+  }
+  CsService* self = s.get();
+  s->server_.Start(rpc::ServerAuth{s->conf_.cluster, s->key_, std::nullopt},
+                   [self](rpc::ServerConn& c, rpc::Frame& f) { self->Handle(c, f); });
+  s->mds_thread_ = std::thread([self] { self->MdsLoop(); });
+  LOG_INFO("CS#%s serving %s at %s", s->conf_.id.str().c_str(), repo.c_str(), s->conf_.addr.c_str());
+  return s;
+}
+
+CsService::~CsService() {
+  Stop();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void CsService::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  server_.Stop();
+  if (mds_thread_.joinable()) mds_thread_.join();
+}
+
+void CsService::Wait() {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait(l, [this] { return stop_.load(); });
+}
+
+void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
+  ++inflight_;
+  switch (static_cast<MsgType>(req.type)) {
+    case MsgType::kCsWrite: HandleWrite(c, req); break;
+    case MsgType::kCsRead: HandleRead(c, req); break;
+    case MsgType::kCsSync: HandleSync(c, req); break;
+    case MsgType::kCsSetVersion: {
+      proto::CsSetVersionReq r;
+      Status st = proto::DecodeFromString(req.body, &r, "set-version request");
+      if (st.ok()) st = store_->SetVersion(r.chunk, r.old_version, r.new_version);
+      st.ok() ? (void)c.Reply(req, proto::Empty{}) : (void)c.ReplyError(req, st);
+      break;
+    }
+    case MsgType::kCsDelete: {
+      proto::CsDeleteReq r;
+      Status st = proto::DecodeFromString(req.body, &r, "delete request");
+      if (st.ok()) st = store_->Delete(r.chunk);
+      if (st.code() == Code::kNotFound) st = Status::Ok();
+      st.ok() ? (void)c.Reply(req, proto::Empty{}) : (void)c.ReplyError(req, st);
+      break;
+    }
+    default:
+      (void)c.ReplyError(req, Err(Code::kProtocol, "unsupported request " + std::to_string(req.type) + " for a chunk server"));
+  }
+  --inflight_;
+}
+
+namespace {
+// Forwards a request to the next CS of a chain; Finish() collects its verdict. The next CS
+// works while we do our local part, so a chain costs about one hop, not N.
+class Downstream {
+ public:
+  Downstream(rpc::ConnPool* pool, const std::vector<proto::ReplicaLoc>& chain) : pool_(pool) {
+    if (!chain.empty()) next_ = chain[0];
+  }
+  bool active() const { return !next_.addr.empty(); }
+  template <typename Req>
+  void Start(MsgType type, Req req, const std::vector<proto::ReplicaLoc>& chain,
+             const char* payload, size_t len) {
+    if (!active()) return;
+    req.chain.assign(chain.begin() + 1, chain.end());
+    chain_ = chain;
+    auto c = pool_->Acquire(next_.addr);
+    if (!c.ok()) {
+      error_ = c.status();
+      return;
+    }
+    conn_ = std::move(c).value();
+    error_ = conn_->Send(type, proto::EncodeToString(req), payload, len, &req_id_);
+  }
+  // Adds the CS that did not get the data to reply->failed. Returns an error only when the
+  // next CS refused for lack of space: that is the writer's ENOSPC, not a CS failure.
+  Status Finish(proto::CsWriteReply* reply) {
+    if (!active()) return Status::Ok();
+    if (error_.ok() && conn_) {
+      rpc::Frame f;
+      error_ = conn_->Receive(req_id_, &f, kChainTimeoutMs);
+      proto::CsWriteReply down;
+      if (error_.ok()) error_ = proto::DecodeFromString(f.body, &down, "chain reply");
+      if (error_.ok()) {
+        reply->failed = down.failed;
+        reply->failure = down.failure;
+      }
+    }
+    if (conn_) pool_->Release(std::move(conn_));
+    if (error_.code() == Code::kNoSpace) return error_;
+    if (!error_.ok()) {
+      // The next CS failed as a whole: it and everything after it lack the data... unless
+      // it answered with an application error (e.g. no space), which is its own failure.
+      reply->failed.clear();
+      reply->failed.push_back(next_.cs);
+      reply->failure = "CS#" + next_.cs.str() + ": " + error_.ToString();
+      if (error_.code() == Code::kUnavailable || error_.code() == Code::kTimeout)
+        pool_->Forget(next_.addr);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  rpc::ConnPool* pool_;
+  proto::ReplicaLoc next_;
+  std::vector<proto::ReplicaLoc> chain_;
+  std::unique_ptr<rpc::Conn> conn_;
+  uint64_t req_id_ = 0;
+  Status error_;
+};
+}  // namespace
+
+void CsService::HandleWrite(rpc::ServerConn& c, rpc::Frame& req) {
+  proto::CsWriteReq r;
+  Status st = proto::DecodeFromString(req.body, &r, "write request");
+  if (st.ok() && req.payload.size() > kMaxIoBytes)
+    st = Err(Code::kInvalidArgument, "write larger than " + std::to_string(kMaxIoBytes) + " bytes");
+  if (!st.ok()) {
+    (void)c.ReplyError(req, st);
+    return;
+  }
+  Downstream down(peers_.get(), r.chain);
+  down.Start(MsgType::kCsWrite, r, r.chain, req.payload.data(), req.payload.size());
+  st = store_->Write(r.chunk, r.version, r.chunk_size, r.offset, req.payload.data(), req.payload.size());
+  if (st.ok() && r.sync) st = store_->Sync(r.chunk);
+  proto::CsWriteReply reply;
+  Status down_st = down.Finish(&reply);
+  if (st.ok() && !down_st.ok()) st = down_st;
+  if (!st.ok()) {
+    if (st.code() == Code::kIoError) ++io_errors_;
+    (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
+    return;
+  }
+  (void)c.Reply(req, reply);
+}
+
+void CsService::HandleRead(rpc::ServerConn& c, rpc::Frame& req) {
+  proto::CsReadReq r;
+  Status st = proto::DecodeFromString(req.body, &r, "read request");
+  if (st.ok() && r.length > kMaxIoBytes)
+    st = Err(Code::kInvalidArgument, "read larger than " + std::to_string(kMaxIoBytes) + " bytes");
+  if (!st.ok()) {
+    (void)c.ReplyError(req, st);
+    return;
+  }
+  // One buffer per connection thread, reused: no allocation per read.
+  thread_local std::string buf;
+  if (buf.size() < r.length) buf.resize(r.length);
+  st = store_->Read(r.chunk, r.version, r.offset, r.length, buf.data());
+  if (!st.ok()) {
+    if (st.code() == Code::kCorrupt) ++csum_errors_;
+    if (st.code() == Code::kIoError) ++io_errors_;
+    (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
+    return;
+  }
+  (void)c.Reply(req, proto::Empty{}, buf.data(), r.length);
+}
+
+void CsService::HandleSync(rpc::ServerConn& c, rpc::Frame& req) {
+  proto::CsSyncReq r;
+  Status st = proto::DecodeFromString(req.body, &r, "sync request");
+  if (!st.ok()) {
+    (void)c.ReplyError(req, st);
+    return;
+  }
+  Downstream down(peers_.get(), r.chain);
+  down.Start(MsgType::kCsSync, r, r.chain, nullptr, 0);
+  st = store_->Sync(r.chunk);
+  proto::CsWriteReply reply;
+  (void)down.Finish(&reply);
+  if (!st.ok()) {
+    (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
+    return;
+  }
+  (void)c.Reply(req, reply);
+}
+
+Result<std::unique_ptr<rpc::Conn>> CsService::DialMds() {
+  ASSIGN_OR_RETURN(auto list, ReadBsList(conf_.cluster));
+  Status last;
+  for (auto& base : list) {
+    auto c = rpc::Conn::Dial(MdsServiceAddr(base).str(),
+                             rpc::Credentials{conf_.cluster, key_, proto::PeerKind::kCs});
+    if (c.ok()) return c;
+    last = c.status();
+  }
+  return last;
+}
+
+Status CsService::RegisterWithMds(rpc::Conn& c) {
+  proto::CsRegisterReq r;
+  r.cs = conf_.id;
+  r.host_id = conf_.host_id;
+  r.tier = conf_.tier;
+  r.addr = conf_.addr;
+  ASSIGN_OR_RETURN(auto space, store_->GetSpace());
+  r.total_bytes = space.total_bytes;
+  r.free_bytes = space.free_bytes;
+  r.chunks = store_->List();
+  proto::CsRegisterReply rep;
+  RETURN_IF_ERROR(c.Call(MsgType::kCsRegister, r, &rep));
+  for (ChunkId id : rep.delete_chunks) {
+    Status st = store_->Delete(id);
+    LOG_INFO("deleted replica of chunk %s on MDS request: %s", id.str().c_str(), st.ToString().c_str());
+  }
+  return Status::Ok();
+}
+
+void CsService::MdsLoop() {
+  std::unique_ptr<rpc::Conn> mds;
+  bool warned = false;
+  while (!stop_) {
+    Status st;
+    if (!mds) {
+      auto c = DialMds();
+      st = c.ok() ? RegisterWithMds(**c) : c.status();
+      if (st.ok()) {
+        mds = std::move(c).value();
+        LOG_INFO("registered CS#%s with the MDS", conf_.id.str().c_str());
+        warned = false;
+      }
+    } else {
+      proto::CsHeartbeat hb;
+      hb.cs = conf_.id;
+      auto space = store_->GetSpace();
+      if (space.ok()) {
+        hb.total_bytes = space->total_bytes;
+        hb.free_bytes = space->free_bytes;
+      }
+      hb.qdepth_x10 = static_cast<uint32_t>(std::max(0, inflight_.load()) * 10);
+      hb.io_errors = io_errors_;
+      hb.csum_errors = csum_errors_;
+      proto::Empty rep;
+      st = mds->Call(MsgType::kCsHeartbeat, hb, &rep, 10000);
+      if (!st.ok()) mds.reset();
+    }
+    if (!st.ok() && !warned) {
+      LOG_WARN("MDS link: %s (retrying)", st.ToString().c_str());
+      warned = true;
+    }
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, std::chrono::milliseconds(mds ? kCsHeartbeatIntervalMs : 1000),
+                 [this] { return stop_.load(); });
+  }
+}
+
+}  // namespace vstorage::cs

@@ -1,0 +1,70 @@
+// The chunk server: a ChunkStore served over RPC (write with chain forwarding, read, sync,
+// version changes and deletes ordered by the MDS) plus the link to the MDS (register with
+// the chunk list, then heartbeats with space and load).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/config.h"
+#include "cs/chunk_store.h"
+#include "rpc/client.h"
+#include "rpc/server.h"
+
+namespace vstorage::cs {
+
+inline constexpr int kCsHeartbeatIntervalMs = 2000;
+inline constexpr int kChainTimeoutMs = 20000;
+inline constexpr size_t kMaxIoBytes = 8u << 20;  // one read/write request
+
+// cs.conf of a CS repository.
+struct CsConfig {
+  std::string repo;
+  std::string cluster;
+  CsId id;
+  uint32_t tier = 0;
+  std::string host_id;
+  std::string addr;  // "HOST:PORT" to listen on; empty = chosen at first start and saved
+};
+Result<CsConfig> LoadCsConfig(const std::string& repo);
+Status SaveCsConfig(const CsConfig& c);
+
+class CsService {
+ public:
+  // Locks the repository, opens the store, listens and starts talking to the MDS.
+  // Fails (with the reason) if the repository is in use, missing or not a CS repository.
+  static Result<std::unique_ptr<CsService>> Start(const std::string& repo);
+  ~CsService();
+  void Stop();
+  // Blocks until Stop() (from a signal handler thread) is called.
+  void Wait();
+  int port() const { return server_.port(); }
+
+ private:
+  CsService() = default;
+  void Handle(rpc::ServerConn& c, rpc::Frame& req);
+  void HandleWrite(rpc::ServerConn& c, rpc::Frame& req);
+  void HandleRead(rpc::ServerConn& c, rpc::Frame& req);
+  void HandleSync(rpc::ServerConn& c, rpc::Frame& req);
+  void MdsLoop();
+  Status RegisterWithMds(rpc::Conn& c);
+  Result<std::unique_ptr<rpc::Conn>> DialMds();
+
+  CsConfig conf_;
+  std::string key_;
+  int lock_fd_ = -1;
+  std::unique_ptr<ChunkStore> store_;
+  rpc::Server server_;
+  std::unique_ptr<rpc::ConnPool> peers_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> inflight_{0};
+  std::atomic<uint64_t> io_errors_{0}, csum_errors_{0};
+  std::thread mds_thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+}  // namespace vstorage::cs
