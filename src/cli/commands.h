@@ -1,0 +1,53 @@
+// The vstorage subcommands (one .cc each) and the pure pieces of them that tests use.
+#pragma once
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "common/config.h"
+#include "proto/messages.h"
+
+namespace vstorage::cli {
+
+CommandDef MakeMdsCommand();
+CommandDef AuthNodeCommand();
+CommandDef MakeCsCommand();
+CommandDef ListServicesCommand();
+CommandDef StatCommand();
+CommandDef TopCommand();
+CommandDef SetAttrCommand();
+CommandDef GetAttrCommand();
+CommandDef FileInfoCommand();
+CommandDef SetConfigCommand();
+CommandDef GetConfigCommand();
+
+// ---- stat ----
+// The guide's `top` layout (5.1-5.4) without the "connected to" line.
+void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os);
+nlohmann::json StatToJson(const proto::ClusterStatReply& st);
+// The id of the MDS at base address `addr` (or its service address) in st.mds; else the
+// master's id; else 0.
+uint64_t ConnectedMdsId(const proto::ClusterStatReply& st, const HostPort& addr);
+
+// ---- file-info ----
+void RenderFileInfoText(const std::string& path, const proto::FileInfoReply& fi,
+                        std::ostream& os);
+nlohmann::json FileInfoToJson(const std::string& path, const proto::FileInfoReply& fi);
+
+// ---- set-attr ----
+inline constexpr uint64_t kMaxChunkSizeBytes = 1ull << 30;
+// "N" or "N:M" with 1 <= M <= N <= kMaxReplicas.
+bool ValidReplicas(const std::string& v);
+// Bytes, or K/M/G suffixed (1024-based, optional trailing B); a power of two in
+// [kMinChunkSizeBytes, kMaxChunkSizeBytes]. kInvalidArgument otherwise.
+Result<uint64_t> ParseChunkSize(const std::string& v);
+// The message for a value the attribute does not accept (names the accepted form).
+std::string InvalidAttrValueMessage(const std::string& attr, const std::string& value);
+
+// One line, no spaces (scripts grep it); invalid UTF-8 in strings is replaced, not thrown.
+std::string DumpJson(const nlohmann::json& j);
+
+}  // namespace vstorage::cli

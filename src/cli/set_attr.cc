@@ -1,0 +1,193 @@
+// vstorage set-attr [-R] PATH ATTR=VALUE...   (guide 3.5.2)
+// The attributes travel as extended attributes "vstorage.<ATTR>" of the FUSE mount, which
+// forwards them to the MDS; -c is accepted but not needed.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "cli/commands.h"
+#include "cli/util.h"
+#include "common/limits.h"
+
+namespace vstorage::cli {
+
+namespace {
+
+const char* kKnownAttrs[] = {"replicas", "chunk-size"};
+
+bool IsKnownAttr(const std::string& a) {
+  for (const char* k : kKnownAttrs)
+    if (a == k) return true;
+  return false;
+}
+
+bool ParseSmallUint(const std::string& s, uint32_t* out) {
+  if (s.empty() || s.size() > 2) return false;
+  uint32_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint32_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+struct AttrSetting {
+  std::string name;
+  std::string value;  // as sent to the filesystem
+  std::string given;  // as typed, for messages
+};
+
+// Sets every attribute on one path; the message on failure names path and cause.
+Status SetOne(const std::string& path, const std::vector<AttrSetting>& attrs) {
+  for (const auto& a : attrs) {
+    std::string xname = "vstorage." + a.name;
+    if (::setxattr(path.c_str(), xname.c_str(), a.value.data(), a.value.size(), 0) == 0) continue;
+    int e = errno;
+    if (e == EINVAL) return Err(Code::kInvalidArgument, InvalidAttrValueMessage(a.name, a.given));
+    return Err(e == ENOENT ? Code::kNotFound : Code::kIoError, XattrErrnoMessage(path, e));
+  }
+  return Status::Ok();
+}
+
+// Pre-order walk below dir, not following symlinks; sets attrs on directories and regular
+// files. Entries that vanish during the walk are skipped.
+Status SetTree(const std::string& root, const std::vector<AttrSetting>& attrs) {
+  std::vector<std::string> stack{root};
+  while (!stack.empty()) {
+    std::string dir = std::move(stack.back());
+    stack.pop_back();
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+      if (errno == ENOENT) continue;
+      return Err(Code::kIoError, XattrErrnoMessage(dir, errno));
+    }
+    std::vector<std::string> subdirs;
+    Status st;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      std::string p = (dir == "/" ? "/" : dir + "/") + n;
+      struct stat sb;
+      if (::lstat(p.c_str(), &sb) != 0) {
+        if (errno == ENOENT) continue;
+        st = Err(Code::kIoError, XattrErrnoMessage(p, errno));
+        break;
+      }
+      if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) continue;
+      st = SetOne(p, attrs);
+      if (!st.ok()) {
+        if (st.code() == Code::kNotFound) {
+          st = Status::Ok();
+          continue;
+        }
+        break;
+      }
+      if (S_ISDIR(sb.st_mode)) subdirs.push_back(p);
+    }
+    ::closedir(d);
+    RETURN_IF_ERROR(st);
+    for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it) stack.push_back(std::move(*it));
+  }
+  return Status::Ok();
+}
+
+int Run(Context& ctx, const ParsedArgs& pa) {
+  const std::string& path = pa.positional[0];
+  std::vector<AttrSetting> attrs;
+  for (size_t i = 1; i < pa.positional.size(); ++i) {
+    const std::string& arg = pa.positional[i];
+    auto eq = arg.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return UsageFail(ctx.err, SetAttrCommand(),
+                       "expected ATTR=VALUE, got '" + arg + "' (e.g. replicas=3)");
+    AttrSetting a{arg.substr(0, eq), arg.substr(eq + 1), arg.substr(eq + 1)};
+    if (!IsKnownAttr(a.name))
+      return UsageFail(ctx.err, SetAttrCommand(),
+                       "unknown attribute '" + a.name +
+                           "'; known attributes: replicas, chunk-size");
+    if (a.name == "replicas") {
+      if (!ValidReplicas(a.value))
+        return UsageFail(ctx.err, SetAttrCommand(), InvalidAttrValueMessage(a.name, a.given));
+    } else {
+      auto bytes = ParseChunkSize(a.value);
+      if (!bytes.ok())
+        return UsageFail(ctx.err, SetAttrCommand(), InvalidAttrValueMessage(a.name, a.given));
+      a.value = std::to_string(bytes.value());
+    }
+    attrs.push_back(std::move(a));
+  }
+
+  Status st = SetOne(path, attrs);
+  if (st.ok() && pa.Has("recursive")) {
+    struct stat sb;
+    if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) st = SetTree(path, attrs);
+  }
+  if (!st.ok()) return Fail(ctx, st);
+  return kExitOk;
+}
+
+}  // namespace
+
+bool ValidReplicas(const std::string& v) {
+  auto colon = v.find(':');
+  uint32_t n = 0, m = 1;
+  if (!ParseSmallUint(v.substr(0, colon), &n)) return false;
+  if (colon != std::string::npos && !ParseSmallUint(v.substr(colon + 1), &m)) return false;
+  return n >= 1 && n <= kMaxReplicas && m >= 1 && m <= n;
+}
+
+Result<uint64_t> ParseChunkSize(const std::string& v) {
+  auto bad = [&] { return Err(Code::kInvalidArgument, InvalidAttrValueMessage("chunk-size", v)); };
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < v.size() && v[i] >= '0' && v[i] <= '9') {
+    if (n > kMaxChunkSizeBytes) return bad();
+    n = n * 10 + static_cast<uint64_t>(v[i] - '0');
+    ++i;
+  }
+  if (i == 0) return bad();
+  std::string suffix = v.substr(i);
+  for (char& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (suffix.size() == 2 && suffix[1] == 'B') suffix.pop_back();
+  int shift = 0;
+  if (suffix.empty() || suffix == "B") shift = 0;
+  else if (suffix == "K") shift = 10;
+  else if (suffix == "M") shift = 20;
+  else if (suffix == "G") shift = 30;
+  else return bad();
+  if (n > (kMaxChunkSizeBytes >> shift)) return bad();
+  n <<= shift;
+  if (n < kMinChunkSizeBytes || n > kMaxChunkSizeBytes || (n & (n - 1)) != 0) return bad();
+  return n;
+}
+
+std::string InvalidAttrValueMessage(const std::string& attr, const std::string& value) {
+  if (attr == "replicas")
+    return "invalid value '" + value + "' for attribute 'replicas': expected N or N:M with 1 <= "
+           "M <= N <= " + std::to_string(kMaxReplicas);
+  if (attr == "chunk-size")
+    return "invalid value '" + value + "' for attribute 'chunk-size': expected a power of two "
+           "between 1M and 1G (bytes, or with a K/M/G suffix)";
+  return "invalid value '" + value + "' for attribute '" + attr + "'";
+}
+
+CommandDef SetAttrCommand() {
+  CommandDef c;
+  c.name = "set-attr";
+  c.synopsis = "[-R] PATH ATTR=VALUE...";
+  c.description = "set replicas=N[:M] or chunk-size=SIZE on a path of a mounted cluster";
+  c.options = {{'R', "recursive", false, "", "also set it on everything below PATH"}};
+  c.needs_cluster = false;
+  c.min_positional = 2;
+  c.max_positional = 1 + 64;
+  c.run = Run;
+  return c;
+}
+
+}  // namespace vstorage::cli
