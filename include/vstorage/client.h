@@ -1,0 +1,162 @@
+// libvstorage: the C++ client of a vstorage cluster. Talks to the MDS for metadata and chunk
+// maps, and directly to chunk servers for data (ARCHITECTURE §4). vstorage-mount is a thin
+// FUSE layer over this API; programs may use it directly.
+//
+//   auto c = vstorage::Client::Connect({.cluster = "stor1"});      // bs.list + cluster key
+//   auto a = (*c)->Create(vstorage::kRootInode, "f", 0644, true);
+//   auto f = (*c)->Open(a->ino, /*write=*/true);                   // exclusive write lease
+//   (*f)->Write(0, buf, len); (*f)->Fsync(); (*f)->Close();
+//
+// Every call is thread-safe. Errors are Status values whose message names cause and fix;
+// CodeToErrno() maps them to errno.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "proto/messages.h"
+
+namespace vstorage {
+namespace rpc {
+class ConnPool;
+}
+
+struct ClientOptions {
+  std::string cluster;
+  int mds_timeout_ms = 60000;  // how long metadata calls keep retrying an unreachable MDS
+  int io_timeout_ms = 60000;   // how long a write keeps retrying (e.g. a chunk below min)
+  std::string hostname;        // shown in `vstorage stat`; default: this host's name
+};
+
+// A byte range of a file cut at chunk boundaries and at most max_piece bytes long.
+struct Piece {
+  uint64_t index = 0;      // chunk number
+  uint64_t chunk_off = 0;  // offset within the chunk
+  uint64_t buf_off = 0;    // offset within the caller's buffer
+  uint64_t len = 0;
+};
+std::vector<Piece> SplitRange(uint64_t offset, uint64_t len, uint64_t chunk_size, uint64_t max_piece);
+// "/a/b/" -> {"a", "b"}; rejects "..", empty paths are the root.
+Result<std::vector<std::string>> SplitPath(const std::string& path);
+
+class Client;
+
+class File {
+ public:
+  ~File();
+  // Reads up to len bytes at offset; short only at the end of the file; holes read as zeros.
+  Result<size_t> Read(uint64_t offset, size_t len, char* out);
+  // Returns once every replica of every touched chunk has the data (not yet durable).
+  Status Write(uint64_t offset, const char* data, size_t len);
+  // Makes every write so far durable on every replica, and the file size on the MDS.
+  Status Fsync();
+  Status Truncate(uint64_t size);
+  // Tells the MDS the size this client wrote (cheap; what close(2) does, without fsync).
+  Status Flush() { return PersistSize(); }
+  // Persists the size and releases the lease. Called by the destructor when not called.
+  Status Close();
+  uint64_t size() const { return size_.load(); }
+  InodeId ino() const { return ino_; }
+  bool writable() const { return write_; }
+
+ private:
+  friend class Client;
+  File(Client* c, proto::Attr attr, bool write);
+  Result<proto::ChunkMap> Map(uint64_t index, bool allocate, bool* exists);
+  void Forget(uint64_t index);
+  void Remember(const proto::ChunkMap& m);
+  Status WritePiece(const Piece& p, const char* data);
+  Status ReadPiece(const Piece& p, char* out);
+  Status SyncChunk(uint64_t index);
+  Status PersistSize();
+
+  Client* c_;
+  InodeId ino_;
+  bool write_;
+  uint64_t chunk_size_;
+  std::atomic<uint64_t> size_;
+  std::atomic<bool> size_dirty_{false};
+  std::atomic<bool> closed_{false};
+  std::mutex mu_;
+  std::map<uint64_t, proto::ChunkMap> maps_;
+  std::set<uint64_t> unsynced_;  // chunks written since the last fsync
+};
+
+class Client {
+ public:
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& opts);
+  ~Client();
+  ClientId id() const { return id_; }
+  const ClientOptions& options() const { return opts_; }
+
+  Result<proto::Attr> Lookup(InodeId parent, const std::string& name);
+  Result<proto::Attr> GetAttr(InodeId ino);
+  Result<std::vector<proto::DirEntry>> Readdir(InodeId ino);
+  Result<proto::Attr> Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive);
+  Result<proto::Attr> Mkdir(InodeId parent, const std::string& name, uint32_t mode);
+  Result<proto::Attr> Symlink(InodeId parent, const std::string& name, const std::string& target);
+  Result<std::string> Readlink(InodeId ino);
+  Status Unlink(InodeId parent, const std::string& name);
+  Status Rmdir(InodeId parent, const std::string& name);
+  Status Rename(InodeId parent, const std::string& name, InodeId new_parent, const std::string& new_name);
+  // mask: proto::SetAttrMask. A size change zeroes the cut-off tail of the last chunk.
+  Result<proto::Attr> SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ms, uint32_t mode);
+  Status SetXattr(InodeId ino, const std::string& name, const std::string& value);
+  Result<std::map<std::string, std::string>> GetXattrs(InodeId ino);
+  Result<proto::StatfsReply> Statfs();
+  Result<proto::Attr> ResolvePath(const std::string& path);
+
+  Result<std::unique_ptr<File>> Open(InodeId ino, bool write);
+
+  // Metadata call with retries over every MDS address until mds_timeout_ms.
+  template <typename Req, typename Rep>
+  Status MdsCall(proto::MsgType type, const Req& req, Rep* rep);
+
+ private:
+  friend class File;
+  explicit Client(ClientOptions o);
+  Status MdsCallRaw(proto::MsgType type, const std::string& body, std::string* reply_body);
+  Status Register(ClientId reclaim);
+  void Heartbeat();
+  void Reclaim();
+  void FileOpened(File* f);
+  void FileClosed(File* f);
+  // Zeroes [from, to) of the chunk holding `from` (after a truncate), so that a later
+  // extension reads zeros there.
+  Status ZeroTail(File* f, uint64_t from, uint64_t to);
+
+  ClientOptions opts_;
+  ClientId id_;
+  std::vector<std::string> mds_addrs_;
+  std::unique_ptr<rpc::ConnPool> mds_pool_;
+  std::unique_ptr<rpc::ConnPool> cs_pool_;
+  std::atomic<size_t> mds_index_{0};
+  std::atomic<bool> need_reclaim_{false};
+
+  std::mutex files_mu_;
+  std::multimap<InodeId, File*> files_;
+
+  std::atomic<uint64_t> read_bytes_{0}, write_bytes_{0}, read_ops_{0}, write_ops_{0}, fsyncs_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex hb_mu_;
+  std::condition_variable hb_cv_;
+  std::thread hb_;
+};
+
+template <typename Req, typename Rep>
+Status Client::MdsCall(proto::MsgType type, const Req& req, Rep* rep) {
+  std::string body;
+  RETURN_IF_ERROR(MdsCallRaw(type, proto::EncodeToString(req), &body));
+  return proto::DecodeFromString(body, rep, "MDS reply");
+}
+
+}  // namespace vstorage

@@ -1,0 +1,334 @@
+#include <unistd.h>
+
+#include <chrono>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "rpc/client.h"
+#include "vstorage/client.h"
+
+namespace vstorage {
+
+using proto::MsgType;
+
+namespace {
+constexpr int kHeartbeatMs = 5000;
+constexpr int kMdsCallTimeoutMs = 30000;
+constexpr int kLeaseBusyWaitMs = 2000;  // a lease a closing writer is about to release
+
+bool Transport(const Status& st) { return st.code() == Code::kUnavailable || st.code() == Code::kTimeout; }
+}  // namespace
+
+std::vector<Piece> SplitRange(uint64_t offset, uint64_t len, uint64_t chunk_size, uint64_t max_piece) {
+  std::vector<Piece> out;
+  uint64_t done = 0;
+  while (done < len) {
+    uint64_t pos = offset + done;
+    Piece p;
+    p.index = pos / chunk_size;
+    p.chunk_off = pos % chunk_size;
+    p.buf_off = done;
+    p.len = std::min({len - done, chunk_size - p.chunk_off, max_piece});
+    out.push_back(p);
+    done += p.len;
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string part = path.substr(i, j - i);
+    if (part == "..") return Err(Code::kInvalidArgument, "'..' is not allowed in cluster paths: " + path);
+    if (!part.empty() && part != ".") parts.push_back(part);
+    i = j + 1;
+  }
+  return parts;
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opts) {
+  if (opts.cluster.empty()) return Err(Code::kInvalidArgument, "no cluster name given");
+  std::unique_ptr<Client> c(new Client(opts));
+  ASSIGN_OR_RETURN(auto bs, ReadBsList(opts.cluster));
+  for (const auto& hp : bs) c->mds_addrs_.push_back(MdsServiceAddr(hp).str());
+  ASSIGN_OR_RETURN(std::string key, ReadClusterKey(opts.cluster));
+  c->mds_pool_ = std::make_unique<rpc::ConnPool>(rpc::Credentials{opts.cluster, key, proto::PeerKind::kClient});
+  c->cs_pool_ = std::make_unique<rpc::ConnPool>(rpc::Credentials{opts.cluster, key, proto::PeerKind::kClient});
+  if (c->opts_.hostname.empty()) {
+    char h[256] = {};
+    ::gethostname(h, sizeof h - 1);
+    c->opts_.hostname = h;
+  }
+  RETURN_IF_ERROR(c->Register(ClientId{}));
+  Client* self = c.get();
+  c->hb_ = std::thread([self] { self->Heartbeat(); });
+  return c;
+}
+
+Client::Client(ClientOptions o) : opts_(std::move(o)) {}
+
+Client::~Client() {
+  stop_ = true;
+  hb_cv_.notify_all();
+  if (hb_.joinable()) hb_.join();
+}
+
+Status Client::Register(ClientId reclaim) {
+  proto::RegisterClientReply rep;
+  RETURN_IF_ERROR(MdsCall(MsgType::kRegisterClient, proto::RegisterClientReq{opts_.hostname, reclaim}, &rep));
+  id_ = rep.client_id;
+  return Status::Ok();
+}
+
+Status Client::MdsCallRaw(MsgType type, const std::string& body, std::string* reply_body) {
+  int64_t deadline = RealClock()->NowMs() + opts_.mds_timeout_ms;
+  Status last;
+  for (int attempt = 0;; ++attempt) {
+    size_t i = mds_index_.load() % mds_addrs_.size();
+    const std::string& addr = mds_addrs_[i];
+    auto conn = mds_pool_->Acquire(addr);
+    if (conn.ok()) {
+      rpc::Frame f;
+      Status st = (*conn)->CallRaw(type, body, nullptr, 0, &f, kMdsCallTimeoutMs);
+      mds_pool_->Release(std::move(conn).value());
+      if (st.ok()) {
+        *reply_body = std::move(f.body);
+        if (attempt > 0) {
+          need_reclaim_ = true;
+          hb_cv_.notify_all();
+        }
+        return Status::Ok();
+      }
+      if (!Transport(st)) return st;
+      last = st;
+    } else {
+      last = conn.status();
+      if (!Transport(last)) return last;
+    }
+    mds_pool_->Forget(addr);
+    mds_index_ = i + 1;  // try the next MDS
+    if (RealClock()->NowMs() >= deadline)
+      return Err(Code::kUnavailable, "cannot reach the MDS of cluster '" + opts_.cluster + "' (" +
+                                         last.message() + "); check that vstorage-mdsd runs and bs.list is right");
+    if (attempt == 0) LOG_WARN("MDS unreachable (%s); retrying", last.ToString().c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * (attempt + 1), 1000)));
+  }
+}
+
+void Client::Heartbeat() {
+  while (!stop_) {
+    {
+      std::unique_lock<std::mutex> l(hb_mu_);
+      hb_cv_.wait_for(l, std::chrono::milliseconds(kHeartbeatMs), [this] { return stop_.load() || need_reclaim_.load(); });
+    }
+    if (stop_) break;
+    if (need_reclaim_.exchange(false)) Reclaim();
+    proto::ClientHeartbeat hb;
+    hb.client = id_;
+    hb.read_bytes = read_bytes_;
+    hb.write_bytes = write_bytes_;
+    hb.read_ops = read_ops_;
+    hb.write_ops = write_ops_;
+    hb.fsyncs = fsyncs_;
+    {
+      std::lock_guard<std::mutex> l(files_mu_);
+      for (auto& [ino, f] : files_) (f->writable() ? hb.open_write : hb.open_read)++;
+    }
+    proto::Empty e;
+    Status st = MdsCall(MsgType::kClientHeartbeat, hb, &e);
+    if (!st.ok()) LOG_DEBUG("heartbeat: %s", st.ToString().c_str());
+  }
+}
+
+// After the MDS was unreachable it may have restarted and forgotten our session and leases:
+// take them again (ARCHITECTURE §2: leases are soft state).
+void Client::Reclaim() {
+  proto::RegisterClientReply rep;
+  Status st = MdsCall(MsgType::kRegisterClient, proto::RegisterClientReq{opts_.hostname, id_}, &rep);
+  if (!st.ok()) return;
+  std::vector<std::pair<InodeId, bool>> opens;
+  {
+    std::lock_guard<std::mutex> l(files_mu_);
+    for (auto& [ino, f] : files_) opens.push_back({ino, f->writable()});
+  }
+  for (auto& [ino, w] : opens) {
+    proto::AttrReply a;
+    Status s2 = MdsCall(MsgType::kOpen, proto::OpenReq{ino, id_, w}, &a);
+    if (!s2.ok()) LOG_WARN("re-taking the lease of inode %s: %s", ino.str().c_str(), s2.ToString().c_str());
+  }
+}
+
+Result<proto::Attr> Client::Lookup(InodeId parent, const std::string& name) {
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kLookup, proto::LookupReq{parent, name}, &r));
+  return r.attr;
+}
+
+Result<proto::Attr> Client::GetAttr(InodeId ino) {
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kGetAttr, proto::InodeReq{ino}, &r));
+  // Our own unflushed writes may have made the file longer than the MDS knows.
+  std::lock_guard<std::mutex> l(files_mu_);
+  auto range = files_.equal_range(ino);
+  for (auto it = range.first; it != range.second; ++it) r.attr.size = std::max(r.attr.size, it->second->size());
+  return r.attr;
+}
+
+Result<std::vector<proto::DirEntry>> Client::Readdir(InodeId ino) {
+  proto::ReaddirReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kReaddir, proto::InodeReq{ino}, &r));
+  return std::move(r.entries);
+}
+
+Result<proto::Attr> Client::Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive) {
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kFile, mode, "", exclusive}, &r));
+  return r.attr;
+}
+
+Result<proto::Attr> Client::Mkdir(InodeId parent, const std::string& name, uint32_t mode) {
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true}, &r));
+  return r.attr;
+}
+
+Result<proto::Attr> Client::Symlink(InodeId parent, const std::string& name, const std::string& target) {
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kSymlink, 0777, target, true}, &r));
+  return r.attr;
+}
+
+Result<std::string> Client::Readlink(InodeId ino) {
+  proto::ReadlinkReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kReadlink, proto::InodeReq{ino}, &r));
+  return r.target;
+}
+
+Status Client::Unlink(InodeId parent, const std::string& name) {
+  proto::Empty e;
+  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, false}, &e);
+}
+
+Status Client::Rmdir(InodeId parent, const std::string& name) {
+  proto::Empty e;
+  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, true}, &e);
+}
+
+Status Client::Rename(InodeId parent, const std::string& name, InodeId new_parent, const std::string& new_name) {
+  proto::Empty e;
+  return MdsCall(MsgType::kRename, proto::RenameReq{parent, name, new_parent, new_name}, &e);
+}
+
+Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ms, uint32_t mode) {
+  uint64_t old_size = 0;
+  std::vector<File*> local;
+  if (mask & proto::kSetSize) {
+    ASSIGN_OR_RETURN(proto::Attr a, GetAttr(ino));
+    old_size = a.size;
+  }
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino, mask, size, mtime_ms, mode, id_}, &r));
+  if (mask & proto::kSetSize) {
+    File* any = nullptr;
+    {
+      std::lock_guard<std::mutex> l(files_mu_);
+      auto range = files_.equal_range(ino);
+      for (auto it = range.first; it != range.second; ++it) {
+        File* f = it->second;
+        f->size_ = size;
+        f->size_dirty_ = false;
+        {
+          std::lock_guard<std::mutex> fl(f->mu_);
+          f->maps_.erase(f->maps_.lower_bound((size + f->chunk_size_ - 1) / f->chunk_size_), f->maps_.end());
+        }
+        any = f;
+      }
+    }
+    if (size < old_size) {
+      if (any) {
+        RETURN_IF_ERROR(ZeroTail(any, size, old_size));
+      } else {
+        File tmp(this, r.attr, true);
+        Status st = ZeroTail(&tmp, size, old_size);
+        tmp.closed_ = true;
+        RETURN_IF_ERROR(st);
+      }
+    }
+  }
+  return r.attr;
+}
+
+Status Client::ZeroTail(File* f, uint64_t from, uint64_t to) {
+  uint64_t cs = f->chunk_size_;
+  if (from % cs == 0) return Status::Ok();  // the MDS dropped whole chunks
+  uint64_t end = std::min(to, (from / cs + 1) * cs);
+  bool exists = false;
+  auto m = f->Map(from / cs, false, &exists);
+  if (!m.ok()) return m.status();
+  if (!exists) return Status::Ok();
+  static const std::string zeros(1 << 20, '\0');
+  for (const Piece& p : SplitRange(from, end - from, cs, zeros.size())) RETURN_IF_ERROR(f->WritePiece(p, zeros.data()));
+  return Status::Ok();
+}
+
+Status Client::SetXattr(InodeId ino, const std::string& name, const std::string& value) {
+  proto::Empty e;
+  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, value}, &e);
+}
+
+Result<std::map<std::string, std::string>> Client::GetXattrs(InodeId ino) {
+  proto::XattrsReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kGetXattrs, proto::InodeReq{ino}, &r));
+  return std::move(r.attrs);
+}
+
+Result<proto::StatfsReply> Client::Statfs() {
+  proto::StatfsReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kStatfs, proto::Empty{}, &r));
+  return r;
+}
+
+Result<proto::Attr> Client::ResolvePath(const std::string& path) {
+  ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+  ASSIGN_OR_RETURN(proto::Attr a, GetAttr(kRootInode));
+  for (const auto& p : parts) {
+    ASSIGN_OR_RETURN(a, Lookup(a.ino, p));
+  }
+  return a;
+}
+
+Result<std::unique_ptr<File>> Client::Open(InodeId ino, bool write) {
+  proto::AttrReply r;
+  int64_t deadline = RealClock()->NowMs() + kLeaseBusyWaitMs;
+  for (;;) {
+    Status st = MdsCall(MsgType::kOpen, proto::OpenReq{ino, id_, write}, &r);
+    if (st.ok()) break;
+    // close(2) returns before FUSE releases the file: give a departing writer a moment.
+    if (st.code() != Code::kBusy || RealClock()->NowMs() >= deadline) return st;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::unique_ptr<File> f(new File(this, r.attr, write));
+  FileOpened(f.get());
+  return f;
+}
+
+void Client::FileOpened(File* f) {
+  std::lock_guard<std::mutex> l(files_mu_);
+  files_.insert({f->ino(), f});
+}
+
+void Client::FileClosed(File* f) {
+  std::lock_guard<std::mutex> l(files_mu_);
+  auto range = files_.equal_range(f->ino());
+  for (auto it = range.first; it != range.second; ++it)
+    if (it->second == f) {
+      files_.erase(it);
+      break;
+    }
+}
+
+}  // namespace vstorage

@@ -1,0 +1,310 @@
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "rpc/client.h"
+#include "vstorage/client.h"
+
+namespace vstorage {
+
+using proto::MsgType;
+
+namespace {
+constexpr uint64_t kMaxPiece = 1 << 20;     // one client request to a chunk
+constexpr uint64_t kSubPiece = 256 << 10;   // pipelined slices of a piece along the chain
+constexpr int kCsCallTimeoutMs = 30000;
+
+bool Transport(const Status& st) { return st.code() == Code::kUnavailable || st.code() == Code::kTimeout; }
+}  // namespace
+
+File::File(Client* c, proto::Attr attr, bool write)
+    : c_(c), ino_(attr.ino), write_(write), chunk_size_(attr.chunk_size ? attr.chunk_size : (256ull << 20)),
+      size_(attr.size) {}
+
+File::~File() {
+  if (!closed_) {
+    Status st = Close();
+    if (!st.ok()) LOG_WARN("closing inode %s: %s", ino_.str().c_str(), st.ToString().c_str());
+  }
+}
+
+Result<proto::ChunkMap> File::Map(uint64_t index, bool allocate, bool* exists) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = maps_.find(index);
+    if (it != maps_.end()) {
+      *exists = true;
+      return it->second;
+    }
+  }
+  proto::GetChunkReply r;
+  RETURN_IF_ERROR(c_->MdsCall(MsgType::kGetChunk, proto::GetChunkReq{ino_, index, allocate, c_->id_}, &r));
+  *exists = r.exists;
+  if (!r.exists) return r.map;
+  if (r.map.replicas.empty())
+    return Err(Code::kUnavailable, "chunk " + r.map.id.str() + " has no replica left");
+  Remember(r.map);
+  return r.map;
+}
+
+void File::Forget(uint64_t index) {
+  std::lock_guard<std::mutex> l(mu_);
+  maps_.erase(index);
+}
+
+void File::Remember(const proto::ChunkMap& m) {
+  std::lock_guard<std::mutex> l(mu_);
+  maps_[m.index] = m;
+}
+
+// Sends the piece down the chain as pipelined slices on parallel connections to the head,
+// so the CS along the chain work on different slices at once. Returns OK only if every
+// replica has every slice; *failed lists replicas that did not.
+static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t chunk_off, const char* data,
+                         uint64_t len, std::vector<CsId>* failed) {
+  const std::string& head = m.replicas[0].addr;
+  std::vector<proto::ReplicaLoc> chain(m.replicas.begin() + 1, m.replicas.end());
+  struct Slice {
+    std::unique_ptr<rpc::Conn> conn;
+    uint64_t req_id = 0;
+    Status st;
+  };
+  std::vector<Slice> slices;
+  for (uint64_t off = 0; off < len; off += kSubPiece) {
+    Slice s;
+    uint64_t n = std::min(kSubPiece, len - off);
+    auto c = pool->Acquire(head);
+    if (!c.ok()) {
+      s.st = c.status();
+    } else {
+      s.conn = std::move(c).value();
+      proto::CsWriteReq req{m.id, m.version, chunk_off + off, m.chunk_size, chain, false};
+      s.st = s.conn->Send(MsgType::kCsWrite, proto::EncodeToString(req), data + off, n, &s.req_id);
+    }
+    slices.push_back(std::move(s));
+  }
+  Status first_err;
+  for (auto& s : slices) {
+    if (s.st.ok()) {
+      rpc::Frame f;
+      s.st = s.conn->Receive(s.req_id, &f, kCsCallTimeoutMs);
+      proto::CsWriteReply rep;
+      if (s.st.ok()) s.st = proto::DecodeFromString(f.body, &rep, "write reply");
+      if (s.st.ok())
+        for (CsId cs : rep.failed)
+          if (std::find(failed->begin(), failed->end(), cs) == failed->end()) {
+            failed->push_back(cs);
+            LOG_WARN("write to chunk %s: %s", m.id.str().c_str(), rep.failure.c_str());
+          }
+    }
+    if (s.conn) pool->Release(std::move(s.conn));
+    if (!s.st.ok() && first_err.ok()) first_err = s.st;
+  }
+  if (!first_err.ok()) {
+    if (Transport(first_err)) pool->Forget(head);
+    return first_err;
+  }
+  return Status::Ok();
+}
+
+Status File::WritePiece(const Piece& p, const char* data) {
+  int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
+  Status last;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 0) {
+      if (RealClock()->NowMs() >= deadline)
+        return last.Annotate("write to inode " + ino_.str() + " gave up after " +
+                             std::to_string(c_->opts_.io_timeout_ms / 1000) + " s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * attempt, 1000)));
+    }
+    bool exists = false;
+    auto m = Map(p.index, true, &exists);
+    if (!m.ok()) {
+      if (m.status().code() == Code::kUnavailable) {  // e.g. no replica left for now
+        last = m.status();
+        continue;
+      }
+      return m.status();
+    }
+    std::vector<CsId> failed;
+    Status st = ChainWrite(c_->cs_pool_.get(), *m, p.chunk_off, data + p.buf_off, p.len, &failed);
+    if (st.ok() && failed.empty()) {
+      std::lock_guard<std::mutex> l(mu_);
+      unsynced_.insert(p.index);
+      return Status::Ok();
+    }
+    if (st.code() == Code::kNoSpace) return st;
+    if (st.code() == Code::kInvalidArgument) return st;
+    last = st.ok() ? Err(Code::kUnavailable, "a replica failed") : st;
+    if (st.code() == Code::kStaleVersion || st.code() == Code::kNotFound) {
+      Forget(p.index);  // the MDS changed the chunk: fetch the new map
+      continue;
+    }
+    if (!st.ok()) failed = {m->replicas[0].cs};  // the head failed: the rest is unknown
+    LOG_WARN("write to chunk %s v%llu: %s; reporting CS %s", m->id.str().c_str(),
+             static_cast<unsigned long long>(m->version), last.ToString().c_str(),
+             [&] { std::string s; for (CsId c : failed) s += c.str() + " "; return s; }().c_str());
+    proto::GetChunkReply rep;
+    Status rs = c_->MdsCall(MsgType::kReportCsFailure,
+                            proto::ReportCsFailureReq{ino_, p.index, m->id, m->version, failed, c_->id_}, &rep);
+    Forget(p.index);
+    if (rs.ok() && rep.exists && !rep.map.replicas.empty()) Remember(rep.map);
+    else if (!rs.ok()) last = rs;
+  }
+}
+
+Status File::Write(uint64_t offset, const char* data, size_t len) {
+  if (!write_) return Err(Code::kPermission, "file is not open for writing");
+  for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece)) RETURN_IF_ERROR(WritePiece(p, data));
+  uint64_t end = offset + len, cur = size_.load();
+  while (end > cur && !size_.compare_exchange_weak(cur, end)) {
+  }
+  if (end > cur) size_dirty_ = true;
+  c_->write_bytes_ += len;
+  ++c_->write_ops_;
+  return Status::Ok();
+}
+
+Status File::ReadPiece(const Piece& p, char* out) {
+  Status last;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    bool exists = false;
+    auto m = Map(p.index, false, &exists);
+    if (!m.ok()) return m.status();
+    if (!exists) {
+      std::memset(out + p.buf_off, 0, p.len);
+      return Status::Ok();
+    }
+    bool stale = false;
+    for (const auto& r : m->replicas) {
+      auto c = c_->cs_pool_->Acquire(r.addr);
+      if (!c.ok()) {
+        last = c.status();
+        continue;
+      }
+      rpc::Frame f;
+      size_t got = 0;
+      proto::CsReadReq req{m->id, m->version, p.chunk_off, static_cast<uint32_t>(p.len)};
+      Status st = (*c)->CallRaw(MsgType::kCsRead, proto::EncodeToString(req), nullptr, 0, &f, kCsCallTimeoutMs,
+                                out + p.buf_off, p.len, &got);
+      c_->cs_pool_->Release(std::move(c).value());
+      if (st.ok() && got != p.len) st = Err(Code::kProtocol, "short read reply from CS#" + r.cs.str());
+      if (st.ok()) return Status::Ok();
+      last = st;
+      if (Transport(st)) c_->cs_pool_->Forget(r.addr);
+      if (st.code() == Code::kStaleVersion || st.code() == Code::kNotFound) stale = true;
+      LOG_WARN("read of chunk %s from CS#%s: %s; trying another replica", m->id.str().c_str(), r.cs.str().c_str(),
+               st.ToString().c_str());
+    }
+    (void)stale;
+    Forget(p.index);  // every replica failed: ask the MDS again
+  }
+  return last.Annotate("read of inode " + ino_.str());
+}
+
+Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
+  uint64_t size = size_.load();
+  if (offset >= size) return size_t{0};
+  len = std::min<uint64_t>(len, size - offset);
+  auto pieces = SplitRange(offset, len, chunk_size_, kMaxPiece);
+  if (pieces.size() == 1) {
+    RETURN_IF_ERROR(ReadPiece(pieces[0], out));
+  } else {
+    // Larger reads: pieces in parallel.
+    std::vector<Status> res(pieces.size());
+    std::vector<std::thread> ts;
+    for (size_t i = 1; i < pieces.size(); ++i) ts.emplace_back([&, i] { res[i] = ReadPiece(pieces[i], out); });
+    res[0] = ReadPiece(pieces[0], out);
+    for (auto& t : ts) t.join();
+    for (auto& s : res) RETURN_IF_ERROR(s);
+  }
+  c_->read_bytes_ += len;
+  ++c_->read_ops_;
+  return static_cast<size_t>(len);
+}
+
+Status File::SyncChunk(uint64_t index) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * attempt, 1000)));
+    bool exists = false;
+    auto m = Map(index, false, &exists);
+    if (!m.ok()) return m.status();
+    if (!exists) return Status::Ok();  // truncated away meanwhile
+    std::vector<proto::ReplicaLoc> chain(m->replicas.begin() + 1, m->replicas.end());
+    proto::CsWriteReply rep;
+    Status st = c_->cs_pool_->Call(m->replicas[0].addr, MsgType::kCsSync, proto::CsSyncReq{m->id, m->version, chain},
+                                   &rep, kCsCallTimeoutMs);
+    std::vector<CsId> failed = rep.failed;
+    if (st.ok() && failed.empty()) return Status::Ok();
+    if (st.code() == Code::kStaleVersion) {
+      Forget(index);
+      continue;
+    }
+    if (!st.ok()) {
+      if (Transport(st)) c_->cs_pool_->Forget(m->replicas[0].addr);
+      failed = {m->replicas[0].cs};
+    }
+    // The replicas that remain acknowledged every write; once they sync, the data is durable.
+    proto::GetChunkReply nm;
+    Status rs = c_->MdsCall(MsgType::kReportCsFailure,
+                            proto::ReportCsFailureReq{ino_, index, m->id, m->version, failed, c_->id_}, &nm);
+    Forget(index);
+    if (rs.ok() && nm.exists) Remember(nm.map);
+  }
+  return Err(Code::kUnavailable, "fsync of inode " + ino_.str() + ": chunk servers keep failing");
+}
+
+Status File::PersistSize() {
+  if (!size_dirty_.exchange(false)) return Status::Ok();
+  proto::AttrReply r;
+  uint64_t s = size_.load();
+  Status st = c_->MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino_, proto::kSetSize, s, 0, 0, c_->id_}, &r);
+  if (!st.ok()) size_dirty_ = true;
+  return st;
+}
+
+Status File::Fsync() {
+  std::set<uint64_t> todo;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    todo.swap(unsynced_);
+  }
+  std::vector<uint64_t> idx(todo.begin(), todo.end());
+  std::vector<Status> res(idx.size());
+  std::vector<std::thread> ts;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    if (i + 1 < idx.size()) ts.emplace_back([&, i] { res[i] = SyncChunk(idx[i]); });
+    else res[i] = SyncChunk(idx[i]);
+  }
+  for (auto& t : ts) t.join();
+  Status first;
+  for (size_t i = 0; i < idx.size(); ++i)
+    if (!res[i].ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      unsynced_.insert(idx[i]);
+      if (first.ok()) first = res[i];
+    }
+  RETURN_IF_ERROR(first);
+  ++c_->fsyncs_;
+  return PersistSize();
+}
+
+Status File::Truncate(uint64_t size) {
+  if (!write_) return Err(Code::kPermission, "file is not open for writing");
+  return c_->SetAttr(ino_, proto::kSetSize, size, 0, 0).status();
+}
+
+Status File::Close() {
+  if (closed_.exchange(true)) return Status::Ok();
+  Status st = write_ ? PersistSize() : Status::Ok();
+  c_->FileClosed(this);
+  proto::Empty e;
+  Status rel = c_->MdsCall(MsgType::kRelease, proto::ReleaseReq{ino_, c_->id_, write_}, &e);
+  return st.ok() ? rel : st;
+}
+
+}  // namespace vstorage

@@ -1,2 +1,0 @@
-// placeholder so the area library is never empty
-namespace vstorage { [[maybe_unused]] static int kPlaceholder_client = 0; }
