@@ -16,7 +16,7 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure -j2
 
 systest: build
-	$(PY) -m pytest -q -x tests/system
+	$(PY) -m pytest -q tests/system
 
 test: unit systest
 

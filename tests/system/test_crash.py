@@ -1,0 +1,117 @@
+"""SIGKILL of daemons mid-write: nothing acknowledged (fsynced) may be lost or changed."""
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import time
+
+from conftest import wait_for
+
+MiB = 1024 * 1024
+
+WRITER = r'''
+import os, random, sys
+path, log = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+i = 0
+while i < 4000:
+    os.pwrite(fd, random.Random(i).randbytes(1 << 20), i << 20)
+    os.fsync(fd)
+    with open(log, "w") as f:
+        f.write(str(i + 1))
+        f.flush()
+        os.fsync(f.fileno())
+    i += 1
+'''
+
+
+def block(i):
+    return random.Random(i).randbytes(MiB)
+
+
+def start_writer(cluster, path):
+    log = os.path.join(cluster.root, "writer.progress")
+    p = subprocess.Popen([sys.executable, "-c", WRITER, path, log], stderr=subprocess.PIPE)
+    return p, log
+
+
+def synced_blocks(log):
+    try:
+        return int(open(log).read() or 0)
+    except FileNotFoundError:
+        return 0
+
+
+def prepare(cluster):
+    m = cluster.mnt
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    os.mkdir(f"{m}/d")
+    h.vstorage("set-attr", f"{m}/d", "chunk-size=4M")
+    first = os.urandom(9 * MiB + 17)
+    with open(f"{m}/d/first", "wb") as f:
+        f.write(first)
+        os.fsync(f.fileno())
+    return hashlib.sha256(first).hexdigest()
+
+
+def check_after(cluster, m, first_sha, log):
+    assert hashlib.sha256(open(f"{m}/d/first", "rb").read()).hexdigest() == first_sha
+    n = synced_blocks(log)
+    assert n > 0, "the writer never got a block acknowledged"
+    with open(f"{m}/d/stream", "rb") as f:
+        for i in range(n):
+            got = f.read(MiB)
+            assert got == block(i), f"acknowledged block {i} of {n} differs after the crash"
+
+
+def test_sigkill_every_daemon_mid_write(cluster3):
+    first_sha = prepare(cluster3)
+    m = cluster3.mnt
+    p, log = start_writer(cluster3, f"{m}/d/stream")
+    wait_for(lambda: synced_blocks(log) >= 5, timeout=60, what="writer progress")
+    # Kill everything at once: MDS, every CS, the mount and the writer.
+    for pid in cluster3.mount_pids():
+        os.kill(pid, 9)
+    for key in list(cluster3.procs):
+        cluster3.kill(key)
+    p.kill()
+    p.wait()
+    cluster3.umount(m)
+    for key in list(cluster3.procs):
+        cluster3.restart(key)
+    cluster3.wait_mds()
+    cluster3.wait_cs_active(3)
+    m = cluster3.mount(name="mnt")
+    check_after(cluster3, m, first_sha, log)
+
+
+def test_sigkill_mds_mid_write_client_carries_on(cluster3):
+    first_sha = prepare(cluster3)
+    m = cluster3.mnt
+    p, log = start_writer(cluster3, f"{m}/d/stream")
+    wait_for(lambda: synced_blocks(log) >= 3, timeout=60, what="writer progress")
+    cluster3.kill("mds")
+    time.sleep(1)
+    cluster3.restart("mds")
+    before = synced_blocks(log)
+    wait_for(lambda: synced_blocks(log) >= before + 5, timeout=90, what="writer progress after MDS restart")
+    p.kill()
+    p.wait()
+    assert p.returncode == -9, p.stderr.read().decode()
+    check_after(cluster3, m, first_sha, log)
+
+
+def test_sigkill_one_cs_mid_write_no_error(cluster3):
+    first_sha = prepare(cluster3)
+    m = cluster3.mnt
+    p, log = start_writer(cluster3, f"{m}/d/stream")
+    wait_for(lambda: synced_blocks(log) >= 3, timeout=60, what="writer progress")
+    cluster3.kill("cs1026")
+    before = synced_blocks(log)
+    wait_for(lambda: synced_blocks(log) >= before + 8, timeout=90, what="writer progress after CS kill")
+    p.kill()
+    p.wait()
+    assert p.returncode == -9, p.stderr.read().decode()
+    check_after(cluster3, m, first_sha, log)

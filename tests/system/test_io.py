@@ -1,0 +1,161 @@
+"""File system operations through a real FUSE mount on a 3-CS cluster."""
+import errno
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN
+
+
+def file_info(cluster, path):
+    r = cluster.host("mds").vstorage("file-info", "--json", path)
+    return json.loads(r.stdout)
+
+
+def test_posix_operations(cluster3):
+    m = cluster3.mnt
+    os.mkdir(f"{m}/d")
+    with open(f"{m}/d/f", "wb") as f:
+        f.write(b"hello world")
+    assert open(f"{m}/d/f", "rb").read() == b"hello world"
+    assert sorted(os.listdir(m)) == ["d"]
+    os.rename(f"{m}/d/f", f"{m}/d/g")
+    assert os.listdir(f"{m}/d") == ["g"]
+    os.truncate(f"{m}/d/g", 5)
+    assert open(f"{m}/d/g", "rb").read() == b"hello"
+    os.truncate(f"{m}/d/g", 8)
+    assert open(f"{m}/d/g", "rb").read() == b"hello\0\0\0"
+    os.symlink("g", f"{m}/d/link")
+    assert os.readlink(f"{m}/d/link") == "g"
+    assert open(f"{m}/d/link", "rb").read() == b"hello\0\0\0"
+    with pytest.raises(OSError) as e:
+        os.rmdir(f"{m}/d")
+    assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as e:
+        os.link(f"{m}/d/g", f"{m}/d/hard")
+    assert e.value.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)
+    os.unlink(f"{m}/d/link")
+    os.unlink(f"{m}/d/g")
+    os.rmdir(f"{m}/d")
+    assert os.listdir(m) == []
+    st = os.statvfs(m)
+    assert st.f_blocks > 0 and st.f_bfree > 0
+
+
+def test_replicas_attr_and_file_info(cluster3):
+    m = cluster3.mnt
+    h = cluster3.host("mds")
+    assert "replicas=1:1" in h.vstorage("get-attr", m).stdout
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    assert "replicas=3:2" in h.vstorage("get-attr", m).stdout
+    os.mkdir(f"{m}/sub")
+    assert "replicas=3:2" in h.vstorage("get-attr", f"{m}/sub").stdout
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    with open(f"{m}/sub/file", "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    info = file_info(cluster3, f"{m}/sub/file")
+    assert info["chunks"], info
+    for c in info["chunks"]:
+        assert len(set(c["replicas"])) == 3, c
+        assert c["state"] == "healthy"
+    assert hashlib.sha256(open(f"{m}/sub/file", "rb").read()).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("bad", ["replicas=0", "replicas=16", "replicas=3:4", "replicas=abc"])
+def test_invalid_attr_values_change_nothing(cluster3, bad):
+    m = cluster3.mnt
+    h = cluster3.host("mds")
+    before = h.vstorage("get-attr", m).stdout
+    r = h.vstorage("set-attr", m, bad, check=False)
+    assert r.returncode != 0
+    assert "invalid" in r.stderr.lower()
+    assert h.vstorage("get-attr", m).stdout == before
+
+
+def test_second_writer_from_another_mount_gets_ebusy(cluster3):
+    m1 = cluster3.mnt
+    m2 = cluster3.mount(name="mnt2")
+    with open(f"{m1}/shared", "wb") as f:
+        f.write(b"first")
+        f.flush()
+        with pytest.raises(OSError) as e:
+            open(f"{m2}/shared", "r+b")
+        assert e.value.errno == errno.EBUSY
+    # After the first writer closed, the second mount may write and sees the data.
+    with open(f"{m2}/shared", "r+b") as f:
+        assert f.read() == b"first"
+        f.write(b"-second")
+    assert open(f"{m1}/shared", "rb").read() == b"first-second"
+
+
+def test_large_file_across_chunks_and_remount(cluster3):
+    m = cluster3.mnt
+    h = cluster3.host("mds")
+    os.mkdir(f"{m}/small")
+    h.vstorage("set-attr", f"{m}/small", "chunk-size=1M")
+    h.vstorage("set-attr", f"{m}/small", "replicas=3")
+    data = os.urandom(5 * 1024 * 1024 + 4097)
+    with open(f"{m}/small/f", "wb") as f:
+        f.write(data)
+    info = file_info(cluster3, f"{m}/small/f")
+    assert len(info["chunks"]) == 6
+    assert all(len(set(c["replicas"])) == 3 for c in info["chunks"])
+    cluster3.umount(m)
+    m = cluster3.mount(name="mnt")
+    assert open(f"{m}/small/f", "rb").read() == data
+    # Unaligned overwrite in the middle, across a chunk boundary.
+    with open(f"{m}/small/f", "r+b") as f:
+        f.seek(1024 * 1024 - 10)
+        f.write(b"X" * 20)
+    expect = data[:1024 * 1024 - 10] + b"X" * 20 + data[1024 * 1024 + 10:]
+    assert open(f"{m}/small/f", "rb").read() == expect
+
+
+def test_mount_of_unknown_cluster_fails_clearly(cluster):
+    h = cluster.host("nobody")
+    mnt = os.path.join(cluster.root, "m")
+    os.makedirs(mnt)
+    r = subprocess.run([os.path.join(BIN, "vstorage-mount"), "-c", "nosuch", mnt],
+                       capture_output=True, text=True, env=h.env(), timeout=60)
+    assert r.returncode != 0
+    assert "unknown cluster" in r.stderr
+    assert not os.path.ismount(mnt)
+
+
+def test_out_of_space_gives_enospc_and_keeps_the_cluster(cluster):
+    cluster.make_mds()
+    for _ in range(3):
+        cluster.add_cs(size_mb=40)
+    cluster.wait_cs_active(3)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    keep = os.urandom(6 * 1024 * 1024)
+    with open(f"{m}/keep", "wb") as f:
+        f.write(keep)
+        os.fsync(f.fileno())
+    with pytest.raises(OSError) as e:
+        with open(f"{m}/big", "wb") as f:
+            for _ in range(100):  # 100 MiB into 40 MiB disks
+                f.write(os.urandom(1024 * 1024))
+            os.fsync(f.fileno())
+    assert e.value.errno == errno.ENOSPC, e.value
+    # What was there is intact, the cluster still answers, and space comes back on delete.
+    assert open(f"{m}/keep", "rb").read() == keep
+    assert cluster.stat_json()["status"] in ("healthy", "degraded")
+    os.unlink(f"{m}/big")
+    def can_write():
+        with open(f"{m}/again", "wb") as f:
+            f.write(b"x" * 4096)
+            os.fsync(f.fileno())
+        return True
+    from conftest import wait_for
+    wait_for(can_write, timeout=30, what="space to come back after unlink")
+    info = file_info(cluster, f"{m}/keep")
+    assert all(len(set(c["replicas"])) == 3 for c in info["chunks"]), info

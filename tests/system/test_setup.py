@@ -1,0 +1,93 @@
+"""Cluster set-up as in guide chapter 2, and the errors a wrong step must give."""
+import json
+import os
+
+from conftest import PASSWORD
+
+
+def test_make_mds_auth_node_make_cs_and_stat(cluster):
+    mds_host = cluster.make_mds()
+    conf = os.path.join(mds_host.conf, "clusters", cluster.name)
+    digest = open(os.path.join(conf, "auth_digest.key")).read()
+    assert digest.startswith("pbkdf2-sha256$")
+    assert PASSWORD not in digest
+    ids = [cluster.add_cs() for _ in range(3)]
+    assert ids == [1025, 1026, 1027]
+    cluster.wait_cs_active(3)
+    s = cluster.stat_json()
+    assert s["status"] == "healthy"
+    assert [m["id"] for m in s["mds"]] == [1]
+    assert sorted(c["id"] for c in s["cs"]) == ids
+    assert all(c["status"] == "active" for c in s["cs"])
+    text = mds_host.vstorage("stat").stdout
+    assert f"Cluster '{cluster.name}': healthy" in text
+    assert "CS nodes: 3 of 3 (3 avail, 0 inactive, 0 offline)" in text
+    assert "MDSID" in text and "CSID" in text and "CLID" in text
+    # Each CS host got its own host id.
+    host_ids = {open(os.path.join(cluster.host(f"cs{i}").conf, "host_id")).read().strip() for i in (1, 2, 3)}
+    assert len(host_ids) == 3
+    # list-services shows the repositories of that host.
+    out = cluster.host("cs1").vstorage("list-services").stdout
+    assert cluster.cs_repos[1025][0] in out
+
+
+def test_wrong_password_is_refused_and_writes_nothing(cluster):
+    cluster.make_mds()
+    h = cluster.host("intruder")
+    h.copy_bs_list_from(cluster.host("mds"))
+    r = h.auth_node(password="not-the-password", check=False)
+    assert r.returncode != 0
+    assert "wrong password" in r.stderr
+    assert not os.path.exists(os.path.join(h.conf, "clusters", cluster.name, "cluster.key"))
+
+
+def test_make_cs_on_unauthenticated_host_says_run_auth_node(cluster):
+    cluster.make_mds()
+    h = cluster.host("stranger")
+    h.copy_bs_list_from(cluster.host("mds"))
+    repo = os.path.join(cluster.root, "cs-stranger")
+    r = h.vstorage("make-cs", "-r", repo, check=False)
+    assert r.returncode != 0
+    assert "auth-node" in r.stderr
+    assert not os.path.exists(os.path.join(repo, "cs.conf"))
+
+
+def test_unknown_cluster_and_missing_bs_list(cluster):
+    h = cluster.host("empty")
+    r = h.vstorage("stat", check=False)
+    assert r.returncode != 0
+    assert "bs.list" in r.stderr and "unknown cluster" in r.stderr
+
+
+def test_mds_unreachable_is_named(cluster):
+    cluster.make_mds()
+    cluster.kill("mds")
+    r = cluster.host("mds").vstorage("stat", check=False, timeout=120)
+    assert r.returncode != 0
+    assert "cannot reach" in r.stderr
+
+
+def test_repository_in_use_or_not_empty(cluster):
+    cluster.make_mds()
+    cs = cluster.add_cs()
+    cluster.wait_cs_active(1)
+    repo, host = cluster.cs_repos[cs]
+    # A second daemon on the same repository is refused while the first runs.
+    import subprocess
+    from conftest import BIN
+    r = subprocess.run([os.path.join(BIN, "vstorage-csd"), "-r", repo], capture_output=True,
+                       text=True, env=host.env(), timeout=30)
+    assert r.returncode != 0 and "in use" in r.stderr
+    # make-cs into a non-empty directory is refused.
+    r = host.vstorage("make-cs", "-r", repo, check=False)
+    assert r.returncode != 0 and "not empty" in r.stderr
+    # make-mds into a non-empty directory is refused.
+    r = cluster.host("other").vstorage("make-mds", "-I", "-a", "127.0.0.1:1", "-r", repo, "-p",
+                                       input="x\n", check=False)
+    assert r.returncode != 0 and "not empty" in r.stderr
+
+
+def test_stat_json_has_clients_after_mount(cluster3):
+    s = cluster3.stat_json()
+    assert len(s["clients"]) >= 1
+    assert json.dumps(s)
