@@ -1,0 +1,205 @@
+// libvstorage tested directly: pure helpers, and the data path against a real MDS and three
+// real chunk servers running in this process on loopback.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/auth.h"
+#include "common/config.h"
+#include "cs/service.h"
+#include "mds/service.h"
+#include "rpc/client.h"
+#include "vstorage/client.h"
+
+namespace vstorage {
+namespace {
+
+TEST(SplitRange, CutsAtChunkBoundariesAndMaxPiece) {
+  auto p = SplitRange(900, 2500, 1000, 1 << 20);
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p[0].index, 0u);
+  EXPECT_EQ(p[0].chunk_off, 900u);
+  EXPECT_EQ(p[0].len, 100u);
+  EXPECT_EQ(p[1].index, 1u);
+  EXPECT_EQ(p[1].buf_off, 100u);
+  EXPECT_EQ(p[1].len, 1000u);
+  EXPECT_EQ(p[3].index, 3u);
+  EXPECT_EQ(p[3].len, 400u);
+  auto q = SplitRange(0, 5 << 20, 256 << 20, 1 << 20);
+  ASSERT_EQ(q.size(), 5u);
+  EXPECT_EQ(q[4].chunk_off, 4u << 20);
+  EXPECT_TRUE(SplitRange(7, 0, 1000, 10).empty());
+}
+
+TEST(SplitPath, NormalisesAndRefusesDotDot) {
+  EXPECT_EQ(*SplitPath("/a//b/./c/"), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(SplitPath("/")->empty());
+  EXPECT_FALSE(SplitPath("/a/../b").ok());
+}
+
+int FreePortPair() {
+  for (int i = 0; i < 100; ++i) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof a;
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &l);
+    int p = ntohs(a.sin_port);
+    ::close(s);
+    if (p < 60000) return p;
+  }
+  return 25000;
+}
+
+std::string Random(size_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(g());
+  return s;
+}
+
+class LiveCluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char t[] = "/tmp/vs_client_XXXXXX";
+    dir_ = mkdtemp(t);
+    setenv("VSTORAGE_CONF_DIR", (dir_ + "/conf").c_str(), 1);
+    int port = FreePortPair();
+    std::string key = RandomBytes(32);
+    std::string mds = dir_ + "/mds";
+    ASSERT_TRUE(MakeDirs(mds).ok());
+    ASSERT_TRUE(WriteKeyValueFile(mds + "/mds.conf", {{"cluster", "c"}, {"id", "1"}, {"addr", "127.0.0.1:" + std::to_string(port)}}).ok());
+    ASSERT_TRUE(WriteFileAtomic(mds + "/cluster.key", HexEncode(key) + "\n").ok());
+    ASSERT_TRUE(WriteFileAtomic(mds + "/auth_digest.key", MakePasswordDigest("pw").Serialize() + "\n").ok());
+    ASSERT_TRUE(WriteClusterKey("c", key).ok());
+    ASSERT_TRUE(AddToBsList("c", HostPort{"127.0.0.1", port}).ok());
+    auto m = mds::MdsService::Start(mds);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    mds_ = std::move(m).value();
+    std::string mds_addr = "127.0.0.1:" + std::to_string(port + 1);
+    for (int i = 0; i < 3; ++i) {
+      auto conn = rpc::Conn::Dial(mds_addr, rpc::Credentials{"c", key, proto::PeerKind::kAdmin});
+      ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+      proto::CsCreateReply rep;
+      ASSERT_TRUE((*conn)->Call(proto::MsgType::kCsCreate, proto::CsCreateReq{"host" + std::to_string(i), 0}, &rep).ok());
+      cs::CsConfig cfg;
+      cfg.repo = dir_ + "/cs" + std::to_string(i);
+      cfg.cluster = "c";
+      cfg.id = rep.cs;
+      cfg.host_id = "host" + std::to_string(i);
+      ASSERT_TRUE(MakeDirs(cfg.repo).ok());
+      ASSERT_TRUE(cs::SaveCsConfig(cfg).ok());
+      auto s = cs::CsService::Start(cfg.repo);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      cs_.push_back(std::move(s).value());
+    }
+    auto c = Client::Connect(ClientOptions{"c", 20000, 20000, "test"});
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    client_ = std::move(c).value();
+    // Wait for the CS to register (they do so right after start).
+    for (int i = 0; i < 100; ++i) {
+      proto::ClusterStatReply st;
+      ASSERT_TRUE(client_->MdsCall(proto::MsgType::kClusterStat, proto::Empty{}, &st).ok());
+      int active = 0;
+      for (auto& x : st.cs) active += x.status == "active";
+      if (active == 3) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(client_->SetXattr(kRootInode, "replicas", "3").ok());
+    ASSERT_TRUE(client_->SetXattr(kRootInode, "chunk-size", "1M").ok());
+  }
+  void TearDown() override {
+    client_.reset();
+    cs_.clear();
+    mds_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string ReadAll(InodeId ino, size_t len) {
+    auto f = client_->Open(ino, false);
+    EXPECT_TRUE(f.ok());
+    std::string out(len + 10, 'Z');
+    auto n = (*f)->Read(0, out.size(), out.data());
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    out.resize(n.ok() ? *n : 0);
+    return out;
+  }
+  std::string dir_;
+  std::unique_ptr<mds::MdsService> mds_;
+  std::vector<std::unique_ptr<cs::CsService>> cs_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(LiveCluster, WriteFsyncReadAcrossChunksWithThreeReplicas) {
+  auto a = client_->Create(kRootInode, "f", 0644, true);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::string data = Random(5 * (1 << 20) + 777, 1);
+  {
+    auto f = client_->Open(a->ino, true);
+    ASSERT_TRUE(f.ok());
+    // Unaligned pieces, out of order.
+    ASSERT_TRUE((*f)->Write(3000000, data.data() + 3000000, data.size() - 3000000).ok());
+    ASSERT_TRUE((*f)->Write(0, data.data(), 3000000).ok());
+    ASSERT_TRUE((*f)->Fsync().ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  EXPECT_EQ(client_->GetAttr(a->ino)->size, data.size());
+  EXPECT_EQ(ReadAll(a->ino, data.size()), data);
+  proto::FileInfoReply fi;
+  ASSERT_TRUE(client_->MdsCall(proto::MsgType::kFileInfo, proto::InodeReq{a->ino}, &fi).ok());
+  ASSERT_EQ(fi.chunks.size(), 6u);
+  for (auto& c : fi.chunks) {
+    std::set<CsId> distinct(c.replicas.begin(), c.replicas.end());
+    EXPECT_EQ(distinct.size(), 3u);
+  }
+}
+
+TEST_F(LiveCluster, SecondWriterGetsBusyAndTruncateZeroesTheTail) {
+  auto a = client_->Create(kRootInode, "g", 0644, true);
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  auto other = Client::Connect(ClientOptions{"c", 20000, 20000, "other"});
+  ASSERT_TRUE(other.ok());
+  auto f2 = (*other)->Open(a->ino, true);
+  EXPECT_EQ(f2.status().code(), Code::kBusy);
+  EXPECT_NE(f2.status().message().find("test"), std::string::npos) << f2.status().ToString();
+  std::string d(3000, 'x');
+  ASSERT_TRUE((*f)->Write(0, d.data(), d.size()).ok());
+  ASSERT_TRUE((*f)->Truncate(1000).ok());
+  ASSERT_TRUE((*f)->Truncate(3000).ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  std::string want = std::string(1000, 'x') + std::string(2000, '\0');
+  EXPECT_EQ(ReadAll(a->ino, 3000), want);
+  // Closed: now the other client may write.
+  auto f3 = (*other)->Open(a->ino, true);
+  EXPECT_TRUE(f3.ok()) << f3.status().ToString();
+}
+
+TEST_F(LiveCluster, WritesContinueWhenAChunkServerStops) {
+  auto a = client_->Create(kRootInode, "h", 0644, true);
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  std::string d1 = Random(512 << 10, 2), d2 = Random(512 << 10, 3);
+  ASSERT_TRUE((*f)->Write(0, d1.data(), d1.size()).ok());
+  cs_[1]->Stop();  // its socket closes: the chain breaks there
+  ASSERT_TRUE((*f)->Write(d1.size(), d2.data(), d2.size()).ok());
+  ASSERT_TRUE((*f)->Fsync().ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  EXPECT_EQ(ReadAll(a->ino, d1.size() + d2.size()), d1 + d2);
+  proto::FileInfoReply fi;
+  ASSERT_TRUE(client_->MdsCall(proto::MsgType::kFileInfo, proto::InodeReq{a->ino}, &fi).ok());
+  ASSERT_EQ(fi.chunks.size(), 1u);
+  EXPECT_EQ(fi.chunks[0].replicas.size(), 2u);
+  EXPECT_GT(fi.chunks[0].version, 1u);
+}
+
+}  // namespace
+}  // namespace vstorage
