@@ -167,6 +167,15 @@ Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, c
   pr.need_bytes = std::min<uint64_t>(attr.chunk_size, 64ull << 20);
   pr.rotation = placement_rotation_++;
   auto placed = PlaceReplicas(cands, pr);
+  if (!placed.ok() && RealClock()->NowMs() - start_ms_ < kCsInactiveAfterMs) {
+    // Right after a (re)start the chunk servers have not all registered again yet: that is
+    // not a full cluster. The client retries.
+    size_t registered = 0;
+    for (const auto& c : cands) registered += c.active ? 1 : 0;
+    if (registered < cands.size())
+      return Err(Code::kUnavailable, "the MDS just started and " + std::to_string(cands.size() - registered) +
+                                         " chunk server(s) have not registered yet; retry");
+  }
   if (!placed.ok()) {
     AddEvent("ERR", placed.status().message());
     return placed.status();
