@@ -389,6 +389,13 @@ std::vector<proto::ChunkReplicaState> ChunkStore::List() {
   return out;
 }
 
+Result<proto::ChunkReplicaState> ChunkStore::Stat(ChunkId id) {
+  auto c = Find(id);
+  if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  std::shared_lock<std::shared_mutex> l(c->mu);
+  return proto::ChunkReplicaState{c->id, c->version, c->data_len};
+}
+
 Result<Space> ChunkStore::GetSpace() {
   struct statvfs v {};
   if (::statvfs(dir_.c_str(), &v) != 0) return IoError("statvfs " + dir_);

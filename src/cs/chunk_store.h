@@ -41,6 +41,7 @@ class ChunkStore {
   Status SetVersion(ChunkId id, uint64_t old_version, uint64_t new_version);
   Status Delete(ChunkId id);
   std::vector<proto::ChunkReplicaState> List();
+  Result<proto::ChunkReplicaState> Stat(ChunkId id);
   Result<Space> GetSpace();
 
   uint64_t csum_errors() const { return csum_errors_; }

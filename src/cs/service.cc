@@ -110,6 +110,20 @@ void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       st.ok() ? (void)c.Reply(req, proto::Empty{}) : (void)c.ReplyError(req, st);
       break;
     }
+    case MsgType::kCsStat: {
+      proto::CsStatReq r;
+      Status st = proto::DecodeFromString(req.body, &r, "stat request");
+      auto rs = st.ok() ? store_->Stat(r.chunk) : Result<proto::ChunkReplicaState>(st);
+      rs.ok() ? (void)c.Reply(req, *rs) : (void)c.ReplyError(req, rs.status());
+      break;
+    }
+    case MsgType::kCsReplicate: {
+      proto::CsReplicateReq r;
+      Status st = proto::DecodeFromString(req.body, &r, "replicate request");
+      if (st.ok()) st = Replicate(r);
+      st.ok() ? (void)c.Reply(req, proto::Empty{}) : (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
+      break;
+    }
     case MsgType::kCsDelete: {
       proto::CsDeleteReq r;
       Status st = proto::DecodeFromString(req.body, &r, "delete request");
@@ -248,6 +262,39 @@ void CsService::HandleSync(rpc::ServerConn& c, rpc::Frame& req) {
     return;
   }
   (void)c.Reply(req, reply);
+}
+
+Status CsService::Replicate(const proto::CsReplicateReq& r) {
+  // Whatever this CS held of the chunk before is outdated: start clean.
+  RETURN_IF_ERROR(store_->Delete(r.chunk));
+  ASSIGN_OR_RETURN(auto conn, peers_->Acquire(r.source.addr));
+  proto::ChunkReplicaState src;
+  Status st = conn->Call(MsgType::kCsStat, proto::CsStatReq{r.chunk}, &src, kChainTimeoutMs);
+  if (st.ok() && src.version != r.version)
+    st = Err(Code::kStaleVersion, "source CS#" + r.source.cs.str() + " has version " + std::to_string(src.version) +
+                                      " of chunk " + r.chunk.str() + ", not " + std::to_string(r.version));
+  std::string buf;
+  uint64_t len = std::min(src.size_bytes, r.chunk_size);
+  for (uint64_t off = 0; st.ok() && off < len; off += kReplicatePiece) {
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(kReplicatePiece, len - off));
+    buf.resize(n);
+    rpc::Frame f;
+    size_t got = 0;
+    st = conn->CallRaw(MsgType::kCsRead, proto::EncodeToString(proto::CsReadReq{r.chunk, r.version, off, n}), nullptr, 0,
+                       &f, kChainTimeoutMs, buf.data(), n, &got);
+    if (st.ok() && got != n) st = Err(Code::kProtocol, "short read from the source");
+    if (st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, off, buf.data(), n);
+  }
+  if (len == 0 && st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, 0, nullptr, 0);
+  peers_->Release(std::move(conn));
+  if (st.ok()) st = store_->Sync(r.chunk);
+  if (!st.ok()) {
+    (void)store_->Delete(r.chunk);
+    return st.Annotate("copy of chunk " + r.chunk.str() + " from CS#" + r.source.cs.str());
+  }
+  LOG_INFO("replicated chunk %s v%llu (%llu bytes) from CS#%s", r.chunk.str().c_str(),
+           static_cast<unsigned long long>(r.version), static_cast<unsigned long long>(len), r.source.cs.str().c_str());
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<rpc::Conn>> CsService::DialMds() {

@@ -19,6 +19,7 @@ namespace vstorage::cs {
 inline constexpr int kCsHeartbeatIntervalMs = 2000;
 inline constexpr int kChainTimeoutMs = 20000;
 inline constexpr size_t kMaxIoBytes = 8u << 20;  // one read/write request
+inline constexpr uint64_t kReplicatePiece = 1u << 20;
 
 // cs.conf of a CS repository.
 struct CsConfig {
@@ -49,6 +50,8 @@ class CsService {
   void HandleWrite(rpc::ServerConn& c, rpc::Frame& req);
   void HandleRead(rpc::ServerConn& c, rpc::Frame& req);
   void HandleSync(rpc::ServerConn& c, rpc::Frame& req);
+  // Copies a replica from another CS (MDS-driven recovery): stat, read in pieces, write, sync.
+  Status Replicate(const proto::CsReplicateReq& r);
   void MdsLoop();
   Status RegisterWithMds(rpc::Conn& c);
   Result<std::unique_ptr<rpc::Conn>> DialMds();

@@ -67,6 +67,7 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
         self->AddEvent("INF", "Node " + peer + " authenticated by password");
       });
   s->bg_ = std::thread([self] { self->Background(); });
+  s->recovery_ = std::thread([self] { self->RecoveryLoop(); });
   LOG_INFO("MDS#%s of cluster '%s' serving %s at %s", s->conf_.id.str().c_str(),
            s->conf_.cluster.c_str(), repo.c_str(), listen_at.str().c_str());
   return s;
@@ -82,6 +83,7 @@ void MdsService::Stop() {
   bg_cv_.notify_all();
   server_.Stop();
   if (bg_.joinable()) bg_.join();
+  if (recovery_.joinable()) recovery_.join();
 }
 
 Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
@@ -134,21 +136,7 @@ Result<proto::ChunkMap> MdsService::MapOf(InodeId ino, uint64_t index) const {
   return m;
 }
 
-Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, const std::string&) {
-  proto::GetChunkReply rep;
-  ASSIGN_OR_RETURN(proto::Attr attr, state_.GetAttr(r.ino));
-  if (attr.type != proto::NodeType::kFile) return Err(Code::kIsDir, "not a regular file");
-  if (state_.GetChunk(r.ino, r.index)) {
-    ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
-    // Replicas on CS that are not active are moved to the end of the chain so reads try
-    // live ones first; writes to them fail and get reported.
-    std::stable_partition(rep.map.replicas.begin(), rep.map.replicas.end(),
-                          [&](const proto::ReplicaLoc& l) { return CsActive(l.cs); });
-    rep.exists = true;
-    return rep;
-  }
-  if (!r.allocate) return rep;
-  ASSIGN_OR_RETURN(auto rmin, state_.ReplicasOf(r.ino));
+std::vector<CsCandidate> MdsService::Candidates() const {
   std::vector<CsCandidate> cands;
   for (const auto& cs : state_.AllCs()) {
     if (cs.dropped) continue;
@@ -161,6 +149,27 @@ Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, c
     c.free_bytes = it != cs_soft_.end() ? it->second.free_bytes : 0;
     cands.push_back(c);
   }
+  return cands;
+}
+
+Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, const std::string&) {
+  proto::GetChunkReply rep;
+  ASSIGN_OR_RETURN(proto::Attr attr, state_.GetAttr(r.ino));
+  if (attr.type != proto::NodeType::kFile) return Err(Code::kIsDir, "not a regular file");
+  if (auto existing = state_.GetChunk(r.ino, r.index)) {
+    if (r.allocate && replicating_.count(existing->id))
+      return Err(Code::kUnavailable, "chunk " + existing->id.str() + " is being replicated; retry");
+    ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
+    // Replicas on CS that are not active are moved to the end of the chain so reads try
+    // live ones first; writes to them fail and get reported.
+    std::stable_partition(rep.map.replicas.begin(), rep.map.replicas.end(),
+                          [&](const proto::ReplicaLoc& l) { return CsActive(l.cs); });
+    rep.exists = true;
+    return rep;
+  }
+  if (!r.allocate) return rep;
+  ASSIGN_OR_RETURN(auto rmin, state_.ReplicasOf(r.ino));
+  std::vector<CsCandidate> cands = Candidates();
   PlacementRequest pr;
   pr.norm = rmin.first;
   pr.min = rmin.second;
@@ -434,6 +443,155 @@ proto::ClusterStatReply MdsService::ClusterStat() {
   return s;
 }
 
+std::string MdsService::ClusterStatusLocked(int64_t now) const {
+  uint32_t offline = 0, inactive = 0;
+  std::set<std::string> offline_hosts;
+  for (const auto& cs : state_.AllCs()) {
+    if (cs.dropped) continue;
+    auto it = cs_soft_.find(cs.id);
+    std::string st = it == cs_soft_.end() ? "inactive" : it->second.status;
+    if (st == "offline") {
+      ++offline;
+      offline_hosts.insert(cs.host_id);
+    } else if (st == "inactive") {
+      ++inactive;
+    }
+  }
+  if (offline > static_cast<uint32_t>(state_.ConfigValue("mds.wd.max_offline_cs")) ||
+      offline_hosts.size() > static_cast<uint64_t>(state_.ConfigValue("mds.wd.max_offline_cs_hosts")))
+    return "failure";
+  if (now - start_ms_ < kCsInactiveAfterMs && inactive > 0) return "unknown";
+  return inactive + offline > 0 ? "degraded" : "healthy";
+}
+
+void MdsService::RecoveryLoop() {
+  while (!stop_) {
+    {
+      std::unique_lock<std::mutex> l(bg_mu_);
+      bg_cv_.wait_for(l, std::chrono::milliseconds(kWatchdogIntervalMs), [this] { return stop_.load(); });
+    }
+    if (stop_) break;
+    RecoveryPass();
+  }
+}
+
+void MdsService::RecoveryPass() {
+  std::vector<std::pair<size_t, ChunkId>> todo;  // (live replicas, chunk)
+  std::vector<FreedChunk> extra;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    std::string status = ClusterStatusLocked(RealClock()->NowMs());
+    if (status == "failure" || status == "unknown") return;  // 5.6.1: replication stops
+    std::vector<std::pair<ChunkInfo, std::vector<CsId>>> trim;
+    state_.ForEachChunk([&](const ChunkInfo& c) {
+      if (replicating_.count(c.id)) return;
+      auto rm = state_.ReplicasOf(c.ino);
+      if (!rm.ok()) return;
+      std::vector<CsId> live;
+      for (CsId cs : c.replicas)
+        if (CsActive(cs)) live.push_back(cs);
+      if (live.empty()) return;
+      // Replicas on an inactive CS still count until it goes offline (mds.wd.offline_tout):
+      // then they leave the list (UpdateCsStatuses), and so do replicas that failed a write.
+      if (c.replicas.size() < rm->first) todo.push_back({live.size(), c.id});
+      else if (c.replicas.size() > rm->first && live.size() >= rm->first) trim.push_back({c, live});
+    });
+    for (auto& [c, live] : trim) {
+      auto rm = state_.ReplicasOf(c.ino);
+      std::vector<CsId> keep(live.begin(), live.begin() + rm->first);
+      FreedChunk f{c.id, {}};
+      for (CsId x : c.replicas)
+        if (std::find(keep.begin(), keep.end(), x) == keep.end()) f.replicas.push_back(x);
+      if (Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, c.version, keep}).ok()) extra.push_back(f);
+    }
+  }
+  if (!extra.empty()) QueueDeletes(extra);
+  std::stable_sort(todo.begin(), todo.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  if (todo.empty()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    AddEvent("INF", "Replication started: " + std::to_string(todo.size()) + " chunk(s) below their normal replica count");
+  }
+  size_t done = 0;
+  for (auto& [live, id] : todo) {
+    if (stop_) return;
+    Status st = RecoverChunk(id);
+    if (st.ok()) ++done;
+    else LOG_WARN("recovery of chunk %s: %s", id.str().c_str(), st.ToString().c_str());
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  AddEvent("INF", "Replication completed: " + std::to_string(done) + " of " + std::to_string(todo.size()) +
+                      " chunk(s) restored");
+}
+
+Status MdsService::RecoverChunk(ChunkId id) {
+  ChunkInfo c;
+  std::vector<CsId> live;
+  std::vector<proto::ReplicaLoc> live_locs;
+  CsId target;
+  std::string target_addr;
+  uint64_t chunk_size = 0, new_version = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto ci = state_.ChunkById(id);
+    if (!ci) return Status::Ok();  // deleted meanwhile
+    c = *ci;
+    auto rm = state_.ReplicasOf(c.ino);
+    auto attr = state_.GetAttr(c.ino);
+    if (!rm.ok() || !attr.ok()) return Status::Ok();
+    chunk_size = attr->chunk_size;
+    for (CsId cs : c.replicas)
+      if (CsActive(cs)) {
+        live.push_back(cs);
+        live_locs.push_back({cs, CsAddr(cs)});
+      }
+    if (live.empty() || c.replicas.size() >= rm->first) return Status::Ok();
+    PlacementRequest pr;
+    pr.norm = 1;
+    pr.min = 1;
+    pr.need_bytes = std::min<uint64_t>(chunk_size, 64ull << 20);
+    pr.rotation = placement_rotation_++;
+    pr.exclude = c.replicas;
+    auto placed = PlaceReplicas(Candidates(), pr);
+    if (!placed.ok()) return placed.status();
+    target = (*placed)[0];
+    target_addr = CsAddr(target);
+    // Writers are held off from here on: the version moves on, so maps they cached are
+    // refused by the CS, and a new map is not handed out until the copy is listed.
+    new_version = c.version + 1;
+    RETURN_IF_ERROR(Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, live}).status());
+    replicating_.insert(id);
+  }
+  auto finish = [&](const Status& st) {
+    std::lock_guard<std::mutex> l(mu_);
+    replicating_.erase(id);
+    return st;
+  };
+  std::vector<CsId> bumped;
+  for (const auto& loc : live_locs) {
+    proto::Empty e;
+    Status st = cs_pool_->Call(loc.addr, MsgType::kCsSetVersion, proto::CsSetVersionReq{c.id, c.version, new_version}, &e, 5000);
+    if (st.ok()) bumped.push_back(loc.cs);
+    else LOG_WARN("set-version of chunk %s on CS#%s: %s", c.id.str().c_str(), loc.cs.str().c_str(), st.ToString().c_str());
+  }
+  if (bumped.empty()) return finish(Err(Code::kUnavailable, "no replica took the new version"));
+  proto::ReplicaLoc source;
+  for (const auto& loc : live_locs)
+    if (loc.cs == bumped[0]) source = loc;
+  proto::Empty e;
+  Status st = cs_pool_->Call(target_addr, MsgType::kCsReplicate,
+                             proto::CsReplicateReq{c.id, new_version, chunk_size, source}, &e, 600000);
+  std::lock_guard<std::mutex> l(mu_);
+  replicating_.erase(id);
+  auto now = state_.ChunkById(id);
+  if (!now || now->version != new_version) return Err(Code::kStaleVersion, "chunk changed during the copy");
+  std::vector<CsId> replicas = bumped;
+  if (st.ok()) replicas.push_back(target);
+  auto r = Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, replicas});
+  if (!r.ok()) return r.status();
+  return st;
+}
+
 void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
   std::lock_guard<std::mutex> l(del_mu_);
   for (const auto& f : freed)
@@ -456,6 +614,22 @@ void MdsService::UpdateCsStatuses(int64_t now) {
       if (want != "active")
         AddEvent("WRN", "CS#" + cs.id.str() + " is " + want + " (no heartbeat for " + std::to_string(silent / 1000) + " s)");
       soft.status = want;
+      if (want == "offline") {
+        // Its replicas are lost for good: the chunks become degraded and recovery copies
+        // them elsewhere. If it comes back, its replicas are not listed and get deleted.
+        std::vector<ChunkInfo> affected;
+        state_.ForEachChunk([&](const ChunkInfo& c) {
+          if (std::find(c.replicas.begin(), c.replicas.end(), cs.id) != c.replicas.end()) affected.push_back(c);
+        });
+        for (auto& c : affected) {
+          std::vector<CsId> keep;
+          for (CsId x : c.replicas)
+            if (x != cs.id) keep.push_back(x);
+          if (keep.empty()) continue;  // the only copy: keep waiting for it
+          auto r = Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, c.version, keep});
+          (void)r;
+        }
+      }
     }
   }
 }

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -21,6 +22,7 @@
 #include "common/config.h"
 #include "mds/journal.h"
 #include "mds/leases.h"
+#include "mds/placement.h"
 #include "mds/state.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -79,6 +81,14 @@ class MdsService {
   void QueueDeletes(const std::vector<FreedChunk>& freed);
   void Background();
   void UpdateCsStatuses(int64_t now);
+  std::vector<CsCandidate> Candidates() const;
+  std::string ClusterStatusLocked(int64_t now) const;
+  // Self-healing (guide 5.3, 5.6.1): keeps every chunk at its normal replica count.
+  void RecoveryLoop();
+  // One pass: drops extra replicas, picks chunks below their normal count (fewest live
+  // replicas first) and copies them CS-to-CS, one chunk at a time.
+  void RecoveryPass();
+  Status RecoverChunk(ChunkId id);
 
   MdsConfig conf_;
   std::string key_;
@@ -101,6 +111,8 @@ class MdsService {
   std::unique_ptr<rpc::ConnPool> cs_pool_;
   std::atomic<bool> stop_{false};
   std::thread bg_;
+  std::thread recovery_;
+  std::set<ChunkId> replicating_;  // writes wait (kUnavailable) while a chunk is copied
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
 };

@@ -55,6 +55,7 @@ enum class MsgType : uint16_t {
   kCsSetVersion = 303,  // MDS -> CS after a replica failed
   kCsDelete = 304,
   kCsReplicate = 305,   // MDS -> CS: pull a chunk from another CS (self-healing issue)
+  kCsStat = 306,        // CS -> CS: version and length of a replica (before a copy)
 };
 
 struct ErrorReply {
@@ -416,6 +417,11 @@ struct CsReplicateReq {
   ReplicaLoc source;
   VS_FIELDS(chunk, version, chunk_size, source)
 };
+struct CsStatReq {
+  ChunkId chunk;
+  VS_FIELDS(chunk)
+};
+// Reply: ChunkReplicaState.
 struct Empty {
   uint8_t reserved = 0;
   VS_FIELDS(reserved)

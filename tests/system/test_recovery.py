@@ -1,0 +1,99 @@
+"""Self-healing: a CS killed for real goes offline after mds.wd.offline_tout and its
+replicas are rebuilt CS-to-CS; extra replicas are trimmed; a returning CS loses its stale
+replicas."""
+import hashlib
+import json
+import os
+import threading
+
+from conftest import wait_for
+
+MiB = 1024 * 1024
+
+
+def file_info(cluster, path):
+    return json.loads(cluster.host("mds").vstorage("file-info", "--json", path).stdout)
+
+
+def chunk_files(repo):
+    d = os.path.join(repo, "chunks")
+    return set(os.listdir(d)) if os.path.isdir(d) else set()
+
+
+def test_killed_cs_is_rebuilt_elsewhere_and_stale_copies_deleted(cluster):
+    cluster.make_mds()
+    ids = [cluster.add_cs() for _ in range(5)]
+    cluster.wait_cs_active(5)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-config", "mds.wd.offline_tout=3000")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    data = os.urandom(24 * MiB)
+    with open(f"{m}/f", "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+    info = file_info(cluster, f"{m}/f")
+    victim = info["chunks"][0]["replicas"][1]
+
+    # Kill it while a second file is being written: no write error.
+    more = os.urandom(32 * MiB)
+    err = []
+
+    def writer():
+        try:
+            with open(f"{m}/g", "wb") as f:
+                for i in range(0, len(more), MiB):
+                    f.write(more[i:i + MiB])
+                os.fsync(f.fileno())
+        except OSError as e:  # pragma: no cover - reported below
+            err.append(e)
+    t = threading.Thread(target=writer)
+    t.start()
+    cluster.kill(f"cs{victim}")
+    t.join(timeout=120)
+    assert not err, err
+
+    def healed():
+        for name in ("f", "g"):
+            for c in file_info(cluster, f"{m}/{name}")["chunks"]:
+                if len(set(c["replicas"])) != 3 or victim in c["replicas"] or c["state"] != "healthy":
+                    return False
+        return True
+    wait_for(healed, timeout=90, what="every chunk back to 3 healthy replicas")
+    assert hashlib.sha256(open(f"{m}/f", "rb").read()).digest() == hashlib.sha256(data).digest()
+    assert hashlib.sha256(open(f"{m}/g", "rb").read()).digest() == hashlib.sha256(more).digest()
+    text = h.vstorage("stat").stdout
+    assert f"CS#{victim}" in text and "offline" in text
+    assert "Replication completed" in text
+
+    # The dead CS comes back: none of its old replicas is listed any more, so all go.
+    repo, _ = cluster.cs_repos[victim]
+    assert chunk_files(repo)
+    cluster.restart(f"cs{victim}")
+    wait_for(lambda: not chunk_files(repo), timeout=30, what="stale replicas deleted")
+    assert open(f"{m}/f", "rb").read() == data
+
+
+def test_lowering_replicas_trims_extra_copies(cluster):
+    cluster.make_mds()
+    for _ in range(3):
+        cluster.add_cs()
+    cluster.wait_cs_active(3)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    data = os.urandom(10 * MiB)
+    with open(f"{m}/f", "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+    assert all(len(c["replicas"]) == 3 for c in file_info(cluster, f"{m}/f")["chunks"])
+    h.vstorage("set-attr", f"{m}/f", "replicas=2")
+    wait_for(lambda: all(len(c["replicas"]) == 2 and c["state"] == "healthy"
+                         for c in file_info(cluster, f"{m}/f")["chunks"]), timeout=30,
+             what="chunks trimmed to 2 replicas")
+    total = sum(len(chunk_files(repo)) for repo, _ in cluster.cs_repos.values())
+    wait_for(lambda: sum(len(chunk_files(r)) for r, _ in cluster.cs_repos.values()) == 2 * 3,
+             timeout=30, what=f"extra replica files deleted (had {total})")
+    assert open(f"{m}/f", "rb").read() == data
