@@ -17,7 +17,7 @@ const std::vector<CommandDef>& Commands() {
   static const std::vector<CommandDef> kCommands = {
       MakeMdsCommand(),  AuthNodeCommand(),  MakeCsCommand(),   ListServicesCommand(),
       StatCommand(),     TopCommand(),       SetAttrCommand(),  GetAttrCommand(),
-      FileInfoCommand(), SetConfigCommand(), GetConfigCommand(),
+      FileInfoCommand(), SetConfigCommand(), GetConfigCommand(), GetEventCommand(),
   };
   return kCommands;
 }

@@ -23,6 +23,9 @@ CommandDef GetAttrCommand();
 CommandDef FileInfoCommand();
 CommandDef SetConfigCommand();
 CommandDef GetConfigCommand();
+CommandDef GetEventCommand();
+
+inline constexpr size_t kStatEvents = 20;  // events shown by `stat`
 
 // ---- stat ----
 // The guide's `top` layout (5.1-5.4) without the "connected to" line.

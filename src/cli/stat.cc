@@ -140,7 +140,12 @@ void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
 
   os << "\n";
   Table ev({{"TIME", false}, {"SYS", false}, {"SEV", false}, {"MESSAGE", false}});
-  for (const auto& e : st.events) ev.AddRow({FormatEventTime(e.time_ms), e.sys, e.sev, e.message});
+  // The latest events, as top shows them; `get-event` lists them all.
+  size_t first = st.events.size() > kStatEvents ? st.events.size() - kStatEvents : 0;
+  for (size_t i = first; i < st.events.size(); ++i) {
+    const auto& e = st.events[i];
+    ev.AddRow({FormatEventTime(e.time_ms), e.sys, e.sev, e.message});
+  }
   ev.Render(os);
 }
 

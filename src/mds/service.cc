@@ -439,7 +439,6 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     s.clients.push_back(ci);
   }
   for (const auto& e : state_.Events()) s.events.push_back({e.time_ms, e.sys, e.sev, e.message});
-  if (s.events.size() > 20) s.events.erase(s.events.begin(), s.events.end() - 20);
   return s;
 }
 

@@ -63,9 +63,10 @@ def test_killed_cs_is_rebuilt_elsewhere_and_stale_copies_deleted(cluster):
     wait_for(healed, timeout=90, what="every chunk back to 3 healthy replicas")
     assert hashlib.sha256(open(f"{m}/f", "rb").read()).digest() == hashlib.sha256(data).digest()
     assert hashlib.sha256(open(f"{m}/g", "rb").read()).digest() == hashlib.sha256(more).digest()
-    text = h.vstorage("stat").stdout
-    assert f"CS#{victim}" in text and "offline" in text
-    assert "Replication completed" in text
+    events = h.vstorage("get-event").stdout
+    assert events.startswith("TIME")
+    assert f"CS#{victim} is offline" in events
+    assert "Replication started" in events and "Replication completed" in events
 
     # The dead CS comes back: none of its old replicas is listed any more, so all go.
     repo, _ = cluster.cs_repos[victim]
