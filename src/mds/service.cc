@@ -305,6 +305,7 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
 }
 
 std::string MdsService::ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const {
+  if (replicating_.count(c.id)) return "replicating";
   uint32_t live = 0;
   for (CsId cs : c.replicas) live += CsActive(cs) ? 1 : 0;
   if (live == 0) return "offline";
@@ -410,6 +411,7 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     else if (st == "blocked") ++cnt.blocked;
     else if (st == "offline") ++cnt.offline;
     else if (st == "overcommitted") ++cnt.overcommitted;
+    else if (st == "replicating") ++cnt.replicating;
     for (CsId cs : c.replicas) ++replicas_on[cs];
     if (c.replicas.size() == 1) ++unique_on[c.replicas[0]];
   });
