@@ -180,6 +180,7 @@ Status File::ReadPiece(const Piece& p, char* out) {
       return Status::Ok();
     }
     bool stale = false;
+    std::vector<CsId> corrupt;
     for (const auto& r : m->replicas) {
       auto c = c_->cs_pool_->Acquire(r.addr);
       if (!c.ok()) {
@@ -193,7 +194,19 @@ Status File::ReadPiece(const Piece& p, char* out) {
                                 out + p.buf_off, p.len, &got);
       c_->cs_pool_->Release(std::move(c).value());
       if (st.ok() && got != p.len) st = Err(Code::kProtocol, "short read reply from CS#" + r.cs.str());
-      if (st.ok()) return Status::Ok();
+      if (st.ok()) {
+        if (!corrupt.empty()) {
+          // Served from a good replica; the MDS drops the bad ones and recovery rebuilds them.
+          proto::GetChunkReply rep;
+          proto::ReportCsFailureReq rr{ino_, p.index, m->id, m->version, corrupt, c_->id_};
+          rr.reason = static_cast<uint16_t>(Code::kCorrupt);
+          Status rs = c_->MdsCall(MsgType::kReportCsFailure, rr, &rep);
+          if (!rs.ok()) LOG_WARN("reporting a checksum mismatch: %s", rs.ToString().c_str());
+          Forget(p.index);
+        }
+        return Status::Ok();
+      }
+      if (st.code() == Code::kCorrupt) corrupt.push_back(r.cs);
       last = st;
       if (Transport(st)) c_->cs_pool_->Forget(r.addr);
       if (st.code() == Code::kStaleVersion || st.code() == Code::kNotFound) stale = true;

@@ -230,9 +230,16 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
   cmd.replicas = keep;
   ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateChunk, cmd));
   (void)res;
-  for (CsId cs : r.failed)
-    LOG_WARN("CS#%s failed during a write to chunk %s; dropped from its replicas (version %llu)",
-             cs.str().c_str(), c->id.str().c_str(), static_cast<unsigned long long>(cmd.version));
+  for (CsId cs : r.failed) {
+    if (r.reason == static_cast<uint16_t>(Code::kCorrupt))
+      AddEvent("ERR", "Checksum mismatch in chunk " + c->id.str() + " on CS#" + cs.str() +
+                          "; the replica is dropped and rebuilt");
+    else
+      LOG_WARN("CS#%s failed during a write to chunk %s; dropped from its replicas (version %llu)",
+               cs.str().c_str(), c->id.str().c_str(), static_cast<unsigned long long>(cmd.version));
+  }
+  // Whatever the failed CS still hold of this chunk is outdated now.
+  QueueDeletes({FreedChunk{c->id, r.failed}});
   // The remaining replicas learn the new version before the client gets the new map.
   std::vector<CsId> lost;
   for (CsId cs : keep) {

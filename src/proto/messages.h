@@ -230,7 +230,8 @@ struct ReportCsFailureReq {
   uint64_t version = 0;
   std::vector<CsId> failed;
   ClientId client;
-  VS_FIELDS(ino, index, chunk, version, failed, client)
+  uint16_t reason = 0;  // Code: kCorrupt for a checksum mismatch on read, else a failed write
+  VS_FIELDS(ino, index, chunk, version, failed, client, reason)
 };
 
 // ---------- Attributes / config ----------

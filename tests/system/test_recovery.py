@@ -98,3 +98,44 @@ def test_lowering_replicas_trims_extra_copies(cluster):
     wait_for(lambda: sum(len(chunk_files(r)) for r, _ in cluster.cs_repos.values()) == 2 * 3,
              timeout=30, what=f"extra replica files deleted (had {total})")
     assert open(f"{m}/f", "rb").read() == data
+
+
+def test_flipped_byte_is_never_served_and_the_replica_is_rebuilt(cluster):
+    cluster.make_mds()
+    for _ in range(3):
+        cluster.add_cs()
+    cluster.wait_cs_active(3)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    data = os.urandom(3 * MiB)
+    with open(f"{m}/f", "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+    c = file_info(cluster, f"{m}/f")["chunks"][0]
+    bad_cs = c["replicas"][0]  # the replica reads try first
+    repo, _ = cluster.cs_repos[bad_cs]
+    path = os.path.join(repo, "chunks", "%016x" % c["id"])
+    data_off = 4096 + 4096  # header + CRC table of a 4 MiB chunk (src/cs/chunk_store.h)
+    with open(path, "r+b") as f:
+        f.seek(data_off + 100)
+        f.write(bytes([data[100] ^ 0xFF]))
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert open(f"{m}/f", "rb").read() == data  # served from a good replica
+
+    def repaired():
+        info = file_info(cluster, f"{m}/f")["chunks"][0]
+        if len(set(info["replicas"])) != 3 or info["state"] != "healthy":
+            return False
+        with open(path, "rb") as f:
+            f.seek(data_off + 100)
+            return f.read(1) == bytes([data[100]])
+    wait_for(repaired, timeout=60, what="the corrupted replica rebuilt")
+    events = h.vstorage("get-event").stdout
+    assert f"Checksum mismatch in chunk {c['id']} on CS#{bad_cs}" in events
+    flags = {x["id"]: x["flags"] for x in cluster.stat_json()["cs"]}
+    wait_for(lambda: "h" in {x["id"]: x["flags"] for x in cluster.stat_json()["cs"]}[bad_cs],
+             timeout=15, what=f"flag h on CS#{bad_cs} (now {flags})")
+    assert open(f"{m}/f", "rb").read() == data
