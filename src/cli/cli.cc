@@ -18,6 +18,7 @@ const std::vector<CommandDef>& Commands() {
       MakeMdsCommand(),  AuthNodeCommand(),  MakeCsCommand(),   ListServicesCommand(),
       StatCommand(),     TopCommand(),       SetAttrCommand(),  GetAttrCommand(),
       FileInfoCommand(), SetConfigCommand(), GetConfigCommand(), GetEventCommand(),
+      RmCsCommand(),
   };
   return kCommands;
 }

@@ -24,6 +24,7 @@ CommandDef FileInfoCommand();
 CommandDef SetConfigCommand();
 CommandDef GetConfigCommand();
 CommandDef GetEventCommand();
+CommandDef RmCsCommand();
 
 inline constexpr size_t kStatEvents = 20;  // events shown by `stat`
 

@@ -123,7 +123,7 @@ Status File::WritePiece(const Piece& p, const char* data) {
     bool exists = false;
     auto m = Map(p.index, true, &exists);
     if (!m.ok()) {
-      if (m.status().code() == Code::kUnavailable) {  // e.g. no replica left for now
+      if (m.status().code() == Code::kUnavailable || m.status().code() == Code::kTryAgain) {  // e.g. no replica left for now
         last = m.status();
         continue;
       }
@@ -241,8 +241,13 @@ Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
 }
 
 Status File::SyncChunk(uint64_t index) {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * attempt, 1000)));
+  int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
+  Status last;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 0) {
+      if (RealClock()->NowMs() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * attempt, 1000)));
+    }
     bool exists = false;
     auto m = Map(index, false, &exists);
     if (!m.ok()) return m.status();
@@ -267,8 +272,10 @@ Status File::SyncChunk(uint64_t index) {
                             proto::ReportCsFailureReq{ino_, index, m->id, m->version, failed, c_->id_}, &nm);
     Forget(index);
     if (rs.ok() && nm.exists) Remember(nm.map);
+    last = rs.ok() ? st : rs;
   }
-  return Err(Code::kUnavailable, "fsync of inode " + ino_.str() + ": chunk servers keep failing");
+  return Err(Code::kUnavailable, "fsync of inode " + ino_.str() + " gave up after " +
+                                     std::to_string(c_->opts_.io_timeout_ms / 1000) + " s: " + last.message());
 }
 
 Status File::PersistSize() {

@@ -28,6 +28,7 @@ const char* CodeName(Code c) {
     case Code::kInternal: return "internal error";
     case Code::kNotMaster: return "not the master MDS";
     case Code::kRange: return "out of range";
+    case Code::kTryAgain: return "try again";
   }
   return "unknown";
 }
@@ -55,6 +56,7 @@ int CodeToErrno(Code c) {
     case Code::kInternal: return EIO;
     case Code::kNotMaster: return EAGAIN;
     case Code::kRange: return ERANGE;
+    case Code::kTryAgain: return EIO;  // surfaces only after the client's own timeout
   }
   return EIO;
 }

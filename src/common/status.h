@@ -31,6 +31,7 @@ enum class Code : uint16_t {
   kInternal = 18,
   kNotMaster = 19,
   kRange = 20,
+  kTryAgain = 21,      // the MDS asks to retry later: chunk blocked or being replicated
 };
 
 const char* CodeName(Code c);

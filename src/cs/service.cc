@@ -1,6 +1,10 @@
 #include "cs/service.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include "common/limits.h"
 #include "common/log.h"
@@ -51,6 +55,11 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
     ASSIGN_OR_RETURN(s->key_, ReadClusterKey(s->conf_.cluster));
   }
   ASSIGN_OR_RETURN(s->store_, ChunkStore::Open(repo));
+  struct stat rs {};
+  if (::stat(repo.c_str(), &rs) == 0) {
+    s->repo_dev_ = rs.st_dev;
+    s->repo_ino_ = rs.st_ino;
+  }
   s->peers_ = std::make_unique<rpc::ConnPool>(
       rpc::Credentials{s->conf_.cluster, s->key_, proto::PeerKind::kCs});
 
@@ -97,7 +106,34 @@ void CsService::Wait() {
   cv_.wait(l, [this] { return stop_.load(); });
 }
 
+bool CsService::CheckRepoLost() {
+  if (repo_lost_) return true;
+  struct stat rs {}, cs {};
+  bool lost = ::stat(conf_.repo.c_str(), &rs) != 0 || rs.st_dev != repo_dev_ || rs.st_ino != repo_ino_ ||
+              ::stat((conf_.repo + "/cs.conf").c_str(), &cs) != 0;
+  if (lost) {
+    repo_lost_ = true;
+    LOG_ERROR("CS#%s: the repository %s is gone (unmounted or removed); refusing I/O. Mount the disk again and restart the CS, or remove it with 'vstorage rm-cs'",
+              conf_.id.str().c_str(), conf_.repo.c_str());
+  }
+  return lost;
+}
+
+void CsService::NoteError(const Status& st) {
+  if (st.code() == Code::kIoError) ++io_errors_;
+  if (st.code() == Code::kCorrupt) ++csum_errors_;
+  if (st.code() == Code::kIoError || st.code() == Code::kCorrupt) {
+    std::lock_guard<std::mutex> l(err_mu_);
+    last_error_ = st.ToString();
+  }
+}
+
 void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
+  if (repo_lost_) {
+    (void)c.ReplyError(req, Err(Code::kIoError, "CS#" + conf_.id.str() + ": the repository " + conf_.repo +
+                                                    " is gone (disk detached or unmounted)"));
+    return;
+  }
   ++inflight_;
   switch (static_cast<MsgType>(req.type)) {
     case MsgType::kCsWrite: HandleWrite(c, req); break;
@@ -121,6 +157,13 @@ void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       proto::CsReplicateReq r;
       Status st = proto::DecodeFromString(req.body, &r, "replicate request");
       if (st.ok()) st = Replicate(r);
+      st.ok() ? (void)c.Reply(req, proto::Empty{}) : (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
+      break;
+    }
+    case MsgType::kCsVerify: {
+      proto::CsVerifyReq r;
+      Status st = proto::DecodeFromString(req.body, &r, "verify request");
+      if (st.ok()) st = Verify(r);
       st.ok() ? (void)c.Reply(req, proto::Empty{}) : (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
       break;
     }
@@ -216,7 +259,7 @@ void CsService::HandleWrite(rpc::ServerConn& c, rpc::Frame& req) {
   Status down_st = down.Finish(&reply);
   if (st.ok() && !down_st.ok()) st = down_st;
   if (!st.ok()) {
-    if (st.code() == Code::kIoError) ++io_errors_;
+    NoteError(st);
     (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
     return;
   }
@@ -237,8 +280,7 @@ void CsService::HandleRead(rpc::ServerConn& c, rpc::Frame& req) {
   if (buf.size() < r.length) buf.resize(r.length);
   st = store_->Read(r.chunk, r.version, r.offset, r.length, buf.data());
   if (!st.ok()) {
-    if (st.code() == Code::kCorrupt) ++csum_errors_;
-    if (st.code() == Code::kIoError) ++io_errors_;
+    NoteError(st);
     (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
     return;
   }
@@ -275,7 +317,14 @@ Status CsService::Replicate(const proto::CsReplicateReq& r) {
                                       " of chunk " + r.chunk.str() + ", not " + std::to_string(r.version));
   std::string buf;
   uint64_t len = std::min(src.size_bytes, r.chunk_size);
+  auto start = std::chrono::steady_clock::now();
   for (uint64_t off = 0; st.ok() && off < len; off += kReplicatePiece) {
+    if (r.max_bytes_per_s > 0) {
+      // Bounded rate, so client I/O keeps going during recovery: sleep until `off` bytes
+      // are due at max_bytes_per_s since the start.
+      auto due = start + std::chrono::microseconds(off * 1000000 / r.max_bytes_per_s);
+      std::this_thread::sleep_until(due);
+    }
     uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(kReplicatePiece, len - off));
     buf.resize(n);
     rpc::Frame f;
@@ -294,6 +343,24 @@ Status CsService::Replicate(const proto::CsReplicateReq& r) {
   }
   LOG_INFO("replicated chunk %s v%llu (%llu bytes) from CS#%s", r.chunk.str().c_str(),
            static_cast<unsigned long long>(r.version), static_cast<unsigned long long>(len), r.source.cs.str().c_str());
+  return Status::Ok();
+}
+
+Status CsService::Verify(const proto::CsVerifyReq& r) {
+  ASSIGN_OR_RETURN(auto state, store_->Stat(r.chunk));
+  if (state.version != r.version)
+    return Err(Code::kStaleVersion, "replica of chunk " + r.chunk.str() + " has version " + std::to_string(state.version) +
+                                        ", not " + std::to_string(r.version));
+  thread_local std::string buf;
+  buf.resize(kReplicatePiece);
+  for (uint64_t off = 0; off < state.size_bytes; off += kReplicatePiece) {
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(kReplicatePiece, state.size_bytes - off));
+    Status st = store_->Read(r.chunk, r.version, off, n, buf.data());
+    if (!st.ok()) {
+      NoteError(st);
+      return st;
+    }
+  }
   return Status::Ok();
 }
 
@@ -350,8 +417,14 @@ void CsService::MdsLoop() {
         hb.free_bytes = space->free_bytes;
       }
       hb.qdepth_x10 = static_cast<uint32_t>(std::max(0, inflight_.load()) * 10);
+      hb.repo_lost = CheckRepoLost();
       hb.io_errors = io_errors_;
       hb.csum_errors = csum_errors_;
+      hb.repo = conf_.repo;
+      {
+        std::lock_guard<std::mutex> l(err_mu_);
+        hb.last_error = last_error_;
+      }
       proto::Empty rep;
       st = mds->Call(MsgType::kCsHeartbeat, hb, &rep, 10000);
       if (!st.ok()) mds.reset();

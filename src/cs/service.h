@@ -52,6 +52,11 @@ class CsService {
   void HandleSync(rpc::ServerConn& c, rpc::Frame& req);
   // Copies a replica from another CS (MDS-driven recovery): stat, read in pieces, write, sync.
   Status Replicate(const proto::CsReplicateReq& r);
+  // Scrubbing: reads a whole replica, checking the CRC of every block.
+  Status Verify(const proto::CsVerifyReq& r);
+  // True once the repository is gone (unmounted or deleted under the running CS): flag R.
+  bool CheckRepoLost();
+  void NoteError(const Status& st);
   void MdsLoop();
   Status RegisterWithMds(rpc::Conn& c);
   Result<std::unique_ptr<rpc::Conn>> DialMds();
@@ -65,6 +70,10 @@ class CsService {
   std::atomic<bool> stop_{false};
   std::atomic<int> inflight_{0};
   std::atomic<uint64_t> io_errors_{0}, csum_errors_{0};
+  std::atomic<bool> repo_lost_{false};
+  uint64_t repo_dev_ = 0, repo_ino_ = 0;  // identity of the repository directory at start
+  std::mutex err_mu_;
+  std::string last_error_;
   std::thread mds_thread_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -399,7 +399,10 @@ fuse_lowlevel_ops MakeOps() {
 }
 
 int Usage() {
-  std::fprintf(stderr, "usage: vstorage-mount -c CLUSTER [-f] [-l LOGFILE] [-o FUSE_OPTIONS] MOUNTPOINT\n");
+  std::fprintf(stderr,
+               "usage: vstorage-mount -c CLUSTER [-f] [-l LOGFILE] [-t IO_TIMEOUT_S] [-o FUSE_OPTIONS] MOUNTPOINT\n"
+               "  -t  how long a write waits for chunk servers (e.g. a chunk below its minimum\n"
+               "      replicas) before it fails with EIO; default 60 s\n");
   return 2;
 }
 
@@ -420,12 +423,22 @@ void RaiseReadahead(const std::string& mnt) {
 int MountMain(int argc, char** argv) {
   std::string cluster, log_file, mnt, opts;
   bool foreground = false;
+  int io_timeout_s = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-c" && i + 1 < argc) cluster = argv[++i];
     else if (a == "-l" && i + 1 < argc) log_file = argv[++i];
     else if (a == "-o" && i + 1 < argc) opts += std::string(opts.empty() ? "" : ",") + argv[++i];
     else if (a == "-f") foreground = true;
+    else if (a == "-t" && i + 1 < argc) {
+      char* end = nullptr;
+      long v = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || v < 1 || v > 86400) {
+        std::fprintf(stderr, "vstorage-mount: -t takes seconds from 1 to 86400, not '%s'\n", argv[i]);
+        return 2;
+      }
+      io_timeout_s = static_cast<int>(v);
+    }
     else if (a == "-h" || a == "--help") return Usage();
     else if (!a.empty() && a[0] != '-' && mnt.empty()) mnt = a;
     else {
@@ -489,7 +502,9 @@ int MountMain(int argc, char** argv) {
     ::close(fd);
   }
 
-  auto client = Client::Connect(ClientOptions{cluster});
+  ClientOptions copts{cluster};
+  if (io_timeout_s > 0) copts.io_timeout_ms = io_timeout_s * 1000;
+  auto client = Client::Connect(copts);
   if (!client.ok()) {
     done("cannot connect to cluster '" + cluster + "': " + client.status().message());
     return 1;

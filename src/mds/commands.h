@@ -26,6 +26,7 @@ enum class CommandType : uint16_t {
   kDropCs = 10,
   kSetConfig = 11,
   kAddEvent = 12,
+  kSetCsReleasing = 13,  // rm-cs: move the data of a CS away (or --cancel)
 };
 
 struct Command {
@@ -95,9 +96,16 @@ struct UpdateCsCmd {
   uint32_t tier = 0;
   VS_FIELDS(cs, addr, tier)
 };
+// Marks a CS dropped and removes it from every chunk's replica list (rm-cs, when its data
+// has moved away, or rm-cs -f for a CS that is lost).
 struct DropCsCmd {
   CsId cs;
   VS_FIELDS(cs)
+};
+struct SetCsReleasingCmd {
+  CsId cs;
+  bool releasing = true;
+  VS_FIELDS(cs, releasing)
 };
 struct SetConfigCmd {
   std::string key;

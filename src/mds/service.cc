@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "common/clock.h"
@@ -57,7 +58,7 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
   MdsService* self = s.get();
   {
     std::lock_guard<std::mutex> l(s->mu_);
-    s->AddEvent("INF", "MDS#" + s->conf_.id.str() + " at " + s->conf_.addr.str() + " became master");
+    s->AddEvent("INF", "MDS#" + s->conf_.id.str() + " at " + s->conf_.addr.str() + " became master", "JRN");
   }
   s->server_.Start(
       rpc::ServerAuth{s->conf_.cluster, s->key_, s->digest_},
@@ -68,6 +69,7 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
       });
   s->bg_ = std::thread([self] { self->Background(); });
   s->recovery_ = std::thread([self] { self->RecoveryLoop(); });
+  s->scrub_ = std::thread([self] { self->ScrubLoop(); });
   LOG_INFO("MDS#%s of cluster '%s' serving %s at %s", s->conf_.id.str().c_str(),
            s->conf_.cluster.c_str(), repo.c_str(), listen_at.str().c_str());
   return s;
@@ -84,6 +86,7 @@ void MdsService::Stop() {
   server_.Stop();
   if (bg_.joinable()) bg_.join();
   if (recovery_.joinable()) recovery_.join();
+  if (scrub_.joinable()) scrub_.join();
 }
 
 Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
@@ -103,9 +106,9 @@ Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
   return res;
 }
 
-void MdsService::AddEvent(const std::string& sev, const std::string& msg) {
+void MdsService::AddEvent(const std::string& sev, const std::string& msg, const std::string& sys) {
   AddEventCmd e;
-  e.sys = "MDS";
+  e.sys = sys;
   e.sev = sev;
   e.message = msg;
   auto r = Commit(CommandType::kAddEvent, e);
@@ -116,6 +119,12 @@ void MdsService::AddEvent(const std::string& sev, const std::string& msg) {
 bool MdsService::CsActive(CsId id) const {
   auto it = cs_soft_.find(id);
   return it != cs_soft_.end() && it->second.status == "active";
+}
+
+bool MdsService::CsCounts(CsId id) const {
+  if (!CsActive(id)) return false;
+  auto cs = state_.Cs(id);
+  return cs.ok() && !cs->releasing && !cs->dropped;
 }
 
 std::string MdsService::CsAddr(CsId id) const {
@@ -145,20 +154,31 @@ std::vector<CsCandidate> MdsService::Candidates() const {
     c.id = cs.id;
     c.host_id = cs.host_id;
     c.tier = cs.tier;
-    c.active = it != cs_soft_.end() && it->second.status == "active";
+    // A CS being removed (rm-cs) gets no new replicas.
+    c.active = it != cs_soft_.end() && it->second.status == "active" && !cs.releasing;
     c.free_bytes = it != cs_soft_.end() ? it->second.free_bytes : 0;
     cands.push_back(c);
   }
   return cands;
 }
 
-Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, const std::string&) {
+Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, const std::string& peer) {
   proto::GetChunkReply rep;
   ASSIGN_OR_RETURN(proto::Attr attr, state_.GetAttr(r.ino));
   if (attr.type != proto::NodeType::kFile) return Err(Code::kIsDir, "not a regular file");
   if (auto existing = state_.GetChunk(r.ino, r.index)) {
     if (r.allocate && replicating_.count(existing->id))
-      return Err(Code::kUnavailable, "chunk " + existing->id.str() + " is being replicated; retry");
+      return Err(Code::kTryAgain, "chunk " + existing->id.str() + " is being replicated; retry");
+    if (r.allocate) {
+      // Table 5.3.2.1: writes to a blocked chunk wait until it has its minimum again.
+      ASSIGN_OR_RETURN(auto rmin, state_.ReplicasOf(r.ino));
+      uint32_t live = 0;
+      for (CsId cs : existing->replicas) live += CsActive(cs) ? 1 : 0;
+      if (live < rmin.second)
+        return Err(Code::kTryAgain, "chunk " + existing->id.str() + " is blocked: " + std::to_string(live) +
+                                        " live replicas, fewer than the minimum " + std::to_string(rmin.second) +
+                                        "; writes wait for recovery");
+    }
     ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
     // Replicas on CS that are not active are moved to the end of the chain so reads try
     // live ones first; writes to them fail and get reported.
@@ -182,16 +202,31 @@ Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, c
     size_t registered = 0;
     for (const auto& c : cands) registered += c.active ? 1 : 0;
     if (registered < cands.size())
-      return Err(Code::kUnavailable, "the MDS just started and " + std::to_string(cands.size() - registered) +
+      return Err(Code::kTryAgain, "the MDS just started and " + std::to_string(cands.size() - registered) +
                                          " chunk server(s) have not registered yet; retry");
   }
-  if (!placed.ok()) {
-    AddEvent("ERR", placed.status().message());
-    return placed.status();
+  if (!placed.ok() || placed->size() < pr.norm) {
+    // Guide 5.6.1 wording; at most one event per file every 10 s (writers retry).
+    int64_t now = RealClock()->NowMs();
+    int64_t& last = alloc_event_ms_[r.ino];
+    if (now - last >= 10000) {
+      last = now;
+      size_t registered = 0, avail = 0;
+      for (const auto& c : cands) {
+        registered += 1;
+        avail += c.active ? 1 : 0;
+      }
+      std::string msg = "Failed to allocate " + std::to_string(pr.norm) + " replicas for '" + state_.PathOf(r.ino) +
+                        "' by request from <" + peer + ">";
+      if (registered < pr.norm)
+        msg += " since only " + std::to_string(registered) + " chunk servers are registered";
+      else
+        msg += " - " + std::to_string(avail) + " out of " + std::to_string(registered) + " chunks servers are available";
+      AddEvent("WRN", msg);
+      if (alloc_event_ms_.size() > 10000) alloc_event_ms_.clear();
+    }
+    if (!placed.ok()) return placed.status();
   }
-  if (placed->size() < pr.norm)
-    AddEvent("WRN", "Failed to allocate " + std::to_string(pr.norm) + " replicas for a chunk of inode " +
-                        r.ino.str() + ": only " + std::to_string(placed->size()) + " placed");
   AllocChunkCmd cmd;
   cmd.ino = r.ino;
   cmd.index = r.index;
@@ -219,9 +254,9 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
     if (std::find(r.failed.begin(), r.failed.end(), cs) == r.failed.end()) keep.push_back(cs);
   ASSIGN_OR_RETURN(auto rmin, state_.ReplicasOf(r.ino));
   if (keep.empty())
-    return Err(Code::kUnavailable, "every replica of chunk " + r.chunk.str() + " failed");
+    return Err(Code::kTryAgain, "every replica of chunk " + r.chunk.str() + " failed; writes wait until one returns");
   if (keep.size() < rmin.second)
-    return Err(Code::kUnavailable, "chunk " + r.chunk.str() + " is blocked: " + std::to_string(keep.size()) +
+    return Err(Code::kTryAgain, "chunk " + r.chunk.str() + " is blocked: " + std::to_string(keep.size()) +
                                        " live replicas, fewer than the minimum " + std::to_string(rmin.second) +
                                        "; writes wait until chunk servers return");
   UpdateChunkCmd cmd;
@@ -230,6 +265,8 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
   cmd.replicas = keep;
   ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateChunk, cmd));
   (void)res;
+  // The failed replicas may hold older data than the rest: "urgent" until rebuilt.
+  if (keep.size() < rmin.first) urgent_.insert(c->id);
   for (CsId cs : r.failed) {
     if (r.reason == static_cast<uint16_t>(Code::kCorrupt))
       AddEvent("ERR", "Checksum mismatch in chunk " + c->id.str() + " on CS#" + cs.str() +
@@ -256,7 +293,7 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
     for (CsId cs : keep)
       if (std::find(lost.begin(), lost.end(), cs) == lost.end()) keep2.push_back(cs);
     if (keep2.size() < rmin.second || keep2.empty())
-      return Err(Code::kUnavailable, "chunk " + c->id.str() + " lost too many replicas during recovery");
+      return Err(Code::kTryAgain, "chunk " + c->id.str() + " is blocked: too few replicas took the new version; writes wait for recovery");
     UpdateChunkCmd cmd2{c->id, cmd.version, keep2};
     ASSIGN_OR_RETURN(ApplyResult res2, Commit(CommandType::kUpdateChunk, cmd2));
     (void)res2;
@@ -291,6 +328,7 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   auto& soft = cs_soft_[r.cs];
   bool was_active = soft.status == "active";
   soft.registered = true;
+  soft.repo_lost = false;
   soft.last_seen_ms = RealClock()->NowMs();
   soft.total_bytes = r.total_bytes;
   soft.free_bytes = r.free_bytes;
@@ -311,14 +349,23 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   return rep;
 }
 
+// Table 5.3.2.1. One state per chunk, the most pressing first.
 std::string MdsService::ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const {
   if (replicating_.count(c.id)) return "replicating";
-  uint32_t live = 0;
-  for (CsId cs : c.replicas) live += CsActive(cs) ? 1 : 0;
+  uint32_t live = 0, counted = 0, standby = 0;
+  for (CsId cs : c.replicas) {
+    live += CsActive(cs) ? 1 : 0;
+    counted += CsCounts(cs) ? 1 : 0;
+    auto it = cs_soft_.find(cs);
+    standby += it != cs_soft_.end() && it->second.status == "inactive" ? 1 : 0;
+  }
   if (live == 0) return "offline";
-  if (live < min) return "blocked";
-  if (live < norm) return "degraded";
+  if (counted < min) return pending_.count(c.id) ? "pending" : "blocked";
+  if (standby > 0) return "standby";  // a replica inactive for less than mds.wd.offline_tout
+  if (counted < norm) return urgent_.count(c.id) ? "urgent" : "degraded";
   if (c.replicas.size() > norm) return "overcommitted";
+  auto attr = state_.GetAttr(c.ino);
+  if (attr.ok() && attr->chunk_size > 0 && c.index * attr->chunk_size >= attr->size) return "void";
   return "healthy";
 }
 
@@ -382,6 +429,7 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     proto::CsInfo ci;
     ci.id = cs.id;
     ci.status = cs.dropped ? "dropped" : soft.status;
+    if (cs.releasing && ci.status == "active") ci.status = "releasing";
     ci.addr = cs.addr;
     ci.host_id = cs.host_id;
     ci.tier = cs.tier;
@@ -391,7 +439,8 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     ci.flags = "C";
     if (soft.csum_errors) ci.flags += "h";
     if (soft.io_errors) ci.flags += "H";
-    if (ci.status == "active") {
+    if (soft.repo_lost) ci.flags += "R";
+    if (ci.status == "active" || ci.status == "releasing") {
       ++n_active;
       s.total_bytes += soft.total_bytes;
       s.free_bytes += soft.free_bytes;
@@ -419,6 +468,10 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     else if (st == "offline") ++cnt.offline;
     else if (st == "overcommitted") ++cnt.overcommitted;
     else if (st == "replicating") ++cnt.replicating;
+    else if (st == "urgent") ++cnt.urgent;
+    else if (st == "pending") ++cnt.pending;
+    else if (st == "standby") ++cnt.standby;
+    else if (st == "void") ++cnt.void_;
     for (CsId cs : c.replicas) ++replicas_on[cs];
     if (c.replicas.size() == 1) ++unique_on[c.replicas[0]];
   });
@@ -426,14 +479,22 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     ci.replicas = replicas_on[ci.id];
     ci.unique = unique_on[ci.id];
   }
+  {
+    // Chunks whose replicas are queued for deletion (no longer in any file).
+    std::lock_guard<std::mutex> l(del_mu_);
+    std::set<ChunkId> deleting;
+    for (const auto& d : pending_deletes_)
+      if (!state_.ChunkById(d.second)) deleting.insert(d.second);
+    s.chunk_states.deleting = deleting.size();
+  }
+  (void)n_active;
+  (void)n_inactive;
+  (void)n_offline;
   s.allocatable_bytes = s.replicas_norm ? s.free_bytes / s.replicas_norm : s.free_bytes;
-  if (n_offline > static_cast<uint32_t>(state_.ConfigValue("mds.wd.max_offline_cs")))
-    s.status = "failure";
-  else if (n_inactive + n_offline > 0 || s.chunk_states.degraded + s.chunk_states.blocked + s.chunk_states.offline > 0)
+  s.status = ClusterStatusLocked(now);
+  const auto& cs = s.chunk_states;
+  if (s.status == "healthy" && cs.degraded + cs.urgent + cs.blocked + cs.pending + cs.offline + cs.standby > 0)
     s.status = "degraded";
-  else
-    s.status = "healthy";
-  if (now - start_ms_ < kCsInactiveAfterMs && n_active < s.cs.size()) s.status = "unknown";
   for (const auto& [id, sess] : leases_.sessions()) {
     proto::ClientInfo ci;
     ci.id = id;
@@ -451,25 +512,64 @@ proto::ClusterStatReply MdsService::ClusterStat() {
   return s;
 }
 
-std::string MdsService::ClusterStatusLocked(int64_t now) const {
-  uint32_t offline = 0, inactive = 0;
+// Guide 5.1 / 5.6.1: failure when more CS (or hosts) are offline than the limits allow
+// (0 disables the failed mode), unknown while the CS re-register after a master change.
+std::string MdsService::ClusterStatusLocked(int64_t now, CsTally* tally) const {
+  CsTally t;
   std::set<std::string> offline_hosts;
   for (const auto& cs : state_.AllCs()) {
     if (cs.dropped) continue;
     auto it = cs_soft_.find(cs.id);
     std::string st = it == cs_soft_.end() ? "inactive" : it->second.status;
     if (st == "offline") {
-      ++offline;
+      ++t.offline;
       offline_hosts.insert(cs.host_id);
     } else if (st == "inactive") {
-      ++inactive;
+      ++t.inactive;
+    } else {
+      ++t.active;
     }
   }
-  if (offline > static_cast<uint32_t>(state_.ConfigValue("mds.wd.max_offline_cs")) ||
-      offline_hosts.size() > static_cast<uint64_t>(state_.ConfigValue("mds.wd.max_offline_cs_hosts")))
+  if (tally) *tally = t;
+  int64_t max_cs = state_.ConfigValue("mds.wd.max_offline_cs");
+  int64_t max_hosts = state_.ConfigValue("mds.wd.max_offline_cs_hosts");
+  if ((max_cs > 0 && t.offline > static_cast<uint64_t>(max_cs)) ||
+      (max_hosts > 0 && offline_hosts.size() > static_cast<uint64_t>(max_hosts)))
     return "failure";
-  if (now - start_ms_ < kCsInactiveAfterMs && inactive > 0) return "unknown";
-  return inactive + offline > 0 ? "degraded" : "healthy";
+  if (now - start_ms_ < kCsInactiveAfterMs && t.inactive > 0) return "unknown";
+  return t.inactive + t.offline > 0 ? "degraded" : "healthy";
+}
+
+void MdsService::ClusterEvents(int64_t now) {
+  CsTally t;
+  std::string status = ClusterStatusLocked(now, &t);
+  if (status != last_status_ && status != "unknown") {
+    last_status_ = status;
+    std::string counts = std::to_string(t.active) + " active, " + std::to_string(t.inactive) + " inactive, " +
+                         std::to_string(t.offline) + " offline CS";
+    if (status == "healthy")
+      AddEvent("INF", "The cluster is healthy with " + std::to_string(t.active) + " active CS");
+    else if (status == "degraded")
+      AddEvent("WRN", "The cluster is degraded with " + counts);
+    else
+      AddEvent("ERR", "The cluster failed with " + counts + " (mds.wd.max_offline_cs=" +
+                          std::to_string(state_.ConfigValue("mds.wd.max_offline_cs")) + ")");
+  }
+  uint64_t total = 0, free = 0;
+  for (const auto& [id, soft] : cs_soft_)
+    if (soft.status == "active") {
+      total += soft.total_bytes;
+      free += soft.free_bytes;
+    }
+  if (total == 0) return;
+  int pct = static_cast<int>((total - std::min(free, total)) * 100 / total);
+  int decile = pct / 10;
+  if (decile != last_fill_decile_) {
+    // Reported on every crossing of a 10% step (and once at start when above 10%).
+    if (last_fill_decile_ >= 0 || decile > 0)
+      AddEvent(pct >= 80 ? "WRN" : "INF", "The cluster is filled up to " + std::to_string(pct) + "%");
+    last_fill_decile_ = decile;
+  }
 }
 
 void MdsService::RecoveryLoop() {
@@ -480,33 +580,107 @@ void MdsService::RecoveryLoop() {
     }
     if (stop_) break;
     RecoveryPass();
+    FinishReleases();
   }
 }
 
 void MdsService::RecoveryPass() {
-  std::vector<std::pair<size_t, ChunkId>> todo;  // (live replicas, chunk)
-  std::vector<FreedChunk> extra;
+  struct Todo {
+    bool blocked;     // fewer counted replicas than the minimum: first
+    size_t counted;   // then the fewest replicas
+    ChunkId id;
+  };
+  std::vector<Todo> todo;
   {
     std::lock_guard<std::mutex> l(mu_);
     std::string status = ClusterStatusLocked(RealClock()->NowMs());
     if (status == "failure" || status == "unknown") return;  // 5.6.1: replication stops
-    std::vector<std::pair<ChunkInfo, std::vector<CsId>>> trim;
     state_.ForEachChunk([&](const ChunkInfo& c) {
       if (replicating_.count(c.id)) return;
       auto rm = state_.ReplicasOf(c.ino);
       if (!rm.ok()) return;
-      std::vector<CsId> live;
-      for (CsId cs : c.replicas)
-        if (CsActive(cs)) live.push_back(cs);
-      if (live.empty()) return;
+      size_t live = 0, counted = 0;
+      for (CsId cs : c.replicas) {
+        live += CsActive(cs) ? 1 : 0;
+        counted += CsCounts(cs) ? 1 : 0;
+      }
+      if (live == 0) return;  // offline: nothing to copy from
       // Replicas on an inactive CS still count until it goes offline (mds.wd.offline_tout):
       // then they leave the list (UpdateCsStatuses), and so do replicas that failed a write.
-      if (c.replicas.size() < rm->first) todo.push_back({live.size(), c.id});
-      else if (c.replicas.size() > rm->first && live.size() >= rm->first) trim.push_back({c, live});
+      // Replicas on a CS being removed (rm-cs) do not count: they are copied away.
+      size_t listed_ok = 0;
+      for (CsId cs : c.replicas) {
+        auto rec = state_.Cs(cs);
+        listed_ok += rec.ok() && !rec->releasing ? 1 : 0;
+      }
+      if (listed_ok < rm->first) todo.push_back({counted < rm->second, counted, c.id});
     });
-    for (auto& [c, live] : trim) {
+    pending_.clear();
+    for (const auto& t : todo)
+      if (t.blocked) pending_.insert(t.id);
+    for (auto it = urgent_.begin(); it != urgent_.end();) {
+      bool still = std::any_of(todo.begin(), todo.end(), [&](const Todo& t) { return t.id == *it; });
+      it = still ? std::next(it) : urgent_.erase(it);
+    }
+  }
+  std::stable_sort(todo.begin(), todo.end(), [](const Todo& a, const Todo& b) {
+    if (a.blocked != b.blocked) return a.blocked;
+    return a.counted < b.counted;
+  });
+  if (!todo.empty()) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      AddEvent("INF", "Replication started, " + std::to_string(todo.size()) + " chunks are queued");
+    }
+    // Copies run in parallel (mds.recovery.parallel workers), each at a bounded rate.
+    size_t workers;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      workers = static_cast<size_t>(std::max<int64_t>(1, state_.ConfigValue("mds.recovery.parallel")));
+    }
+    workers = std::min(workers, todo.size());
+    std::atomic<size_t> next{0}, done{0};
+    std::vector<std::thread> pool;
+    for (size_t w = 0; w < workers; ++w)
+      pool.emplace_back([&] {
+        for (size_t i; !stop_ && (i = next++) < todo.size();) {
+          // One copy per missing replica, until the chunk is back at its normal count.
+          Status st;
+          for (uint32_t k = 0; k < kMaxReplicas && !stop_; ++k) {
+            bool copied = false;
+            st = RecoverChunk(todo[i].id, &copied);
+            if (!st.ok() || !copied) break;
+          }
+          if (st.ok()) ++done;
+          else LOG_WARN("recovery of chunk %s: %s", todo[i].id.str().c_str(), st.ToString().c_str());
+          std::lock_guard<std::mutex> l(mu_);
+          pending_.erase(todo[i].id);
+        }
+      });
+    for (auto& t : pool) t.join();
+    if (stop_) return;
+    std::lock_guard<std::mutex> l(mu_);
+    LOG_INFO("replication pass: %zu of %zu chunk(s) restored", done.load(), todo.size());
+    if (done == todo.size()) AddEvent("INF", "Replication completed");
+  }
+  // Lowest priority: overcommitted chunks lose their extra replicas, those on a CS being
+  // removed first, then those on a CS that is not active.
+  std::vector<FreedChunk> extra;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<std::pair<ChunkInfo, uint32_t>> trim;
+    state_.ForEachChunk([&](const ChunkInfo& c) {
+      if (replicating_.count(c.id)) return;
       auto rm = state_.ReplicasOf(c.ino);
-      std::vector<CsId> keep(live.begin(), live.begin() + rm->first);
+      if (!rm.ok() || c.replicas.size() <= rm->first) return;
+      size_t counted = 0;
+      for (CsId cs : c.replicas) counted += CsCounts(cs) ? 1 : 0;
+      if (counted >= rm->first) trim.push_back({c, rm->first});
+    });
+    for (auto& [c, norm] : trim) {
+      std::vector<CsId> keep;
+      for (CsId x : c.replicas)
+        if (keep.size() < norm && CsCounts(x)) keep.push_back(x);
       FreedChunk f{c.id, {}};
       for (CsId x : c.replicas)
         if (std::find(keep.begin(), keep.end(), x) == keep.end()) f.replicas.push_back(x);
@@ -514,46 +688,54 @@ void MdsService::RecoveryPass() {
     }
   }
   if (!extra.empty()) QueueDeletes(extra);
-  std::stable_sort(todo.begin(), todo.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  if (todo.empty()) return;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    AddEvent("INF", "Replication started: " + std::to_string(todo.size()) + " chunk(s) below their normal replica count");
-  }
-  size_t done = 0;
-  for (auto& [live, id] : todo) {
-    if (stop_) return;
-    Status st = RecoverChunk(id);
-    if (st.ok()) ++done;
-    else LOG_WARN("recovery of chunk %s: %s", id.str().c_str(), st.ToString().c_str());
-  }
-  std::lock_guard<std::mutex> l(mu_);
-  AddEvent("INF", "Replication completed: " + std::to_string(done) + " of " + std::to_string(todo.size()) +
-                      " chunk(s) restored");
 }
 
-Status MdsService::RecoverChunk(ChunkId id) {
+void MdsService::FinishReleases() {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& cs : state_.AllCs()) {
+    if (!cs.releasing || cs.dropped) continue;
+    bool holds = false;
+    state_.ForEachChunk([&](const ChunkInfo& c) {
+      if (std::find(c.replicas.begin(), c.replicas.end(), cs.id) != c.replicas.end()) holds = true;
+    });
+    if (!holds) {
+      // Its replica files are deleted before it leaves: a dropped CS gets no more requests.
+      std::lock_guard<std::mutex> l2(del_mu_);
+      for (const auto& d : pending_deletes_) holds = holds || d.first == cs.id;
+    }
+    if (holds) continue;
+    auto res = Commit(CommandType::kDropCs, DropCsCmd{cs.id});
+    if (!res.ok()) continue;
+    cs_soft_[cs.id].status = "dropped";
+    AddEvent("INF", "CS#" + cs.id.str() + " is dropped: its data has been moved to other chunk servers");
+  }
+}
+
+Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
   ChunkInfo c;
-  std::vector<CsId> live;
   std::vector<proto::ReplicaLoc> live_locs;
   CsId target;
   std::string target_addr;
-  uint64_t chunk_size = 0, new_version = 0;
+  uint64_t chunk_size = 0, new_version = 0, rate = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto ci = state_.ChunkById(id);
     if (!ci) return Status::Ok();  // deleted meanwhile
+    if (replicating_.count(id)) return Status::Ok();
     c = *ci;
     auto rm = state_.ReplicasOf(c.ino);
     auto attr = state_.GetAttr(c.ino);
     if (!rm.ok() || !attr.ok()) return Status::Ok();
     chunk_size = attr->chunk_size;
-    for (CsId cs : c.replicas)
-      if (CsActive(cs)) {
-        live.push_back(cs);
-        live_locs.push_back({cs, CsAddr(cs)});
-      }
-    if (live.empty() || c.replicas.size() >= rm->first) return Status::Ok();
+    size_t listed_ok = 0;
+    for (CsId cs : c.replicas) {
+      auto rec = state_.Cs(cs);
+      listed_ok += rec.ok() && !rec->releasing ? 1 : 0;
+      if (CsActive(cs)) live_locs.push_back({cs, CsAddr(cs)});
+    }
+    if (live_locs.empty() || listed_ok >= rm->first) return Status::Ok();
+    // Sources: replicas on CS that count first, a CS being removed last.
+    std::stable_partition(live_locs.begin(), live_locs.end(), [&](const proto::ReplicaLoc& r) { return CsCounts(r.cs); });
     PlacementRequest pr;
     pr.norm = 1;
     pr.min = 1;
@@ -564,9 +746,12 @@ Status MdsService::RecoverChunk(ChunkId id) {
     if (!placed.ok()) return placed.status();
     target = (*placed)[0];
     target_addr = CsAddr(target);
+    rate = static_cast<uint64_t>(state_.ConfigValue("mds.recovery.max_rate_mb")) * 1000000;
     // Writers are held off from here on: the version moves on, so maps they cached are
     // refused by the CS, and a new map is not handed out until the copy is listed.
     new_version = c.version + 1;
+    std::vector<CsId> live;
+    for (const auto& loc : live_locs) live.push_back(loc.cs);
     RETURN_IF_ERROR(Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, live}).status());
     replicating_.insert(id);
   }
@@ -588,7 +773,7 @@ Status MdsService::RecoverChunk(ChunkId id) {
     if (loc.cs == bumped[0]) source = loc;
   proto::Empty e;
   Status st = cs_pool_->Call(target_addr, MsgType::kCsReplicate,
-                             proto::CsReplicateReq{c.id, new_version, chunk_size, source}, &e, 600000);
+                             proto::CsReplicateReq{c.id, new_version, chunk_size, source, rate}, &e, 600000);
   std::lock_guard<std::mutex> l(mu_);
   replicating_.erase(id);
   auto now = state_.ChunkById(id);
@@ -597,6 +782,7 @@ Status MdsService::RecoverChunk(ChunkId id) {
   if (st.ok()) replicas.push_back(target);
   auto r = Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, replicas});
   if (!r.ok()) return r.status();
+  *copied = st.ok();
   return st;
 }
 
@@ -620,7 +806,8 @@ void MdsService::UpdateCsStatuses(int64_t now) {
     else want = "inactive";
     if (want != soft.status) {
       if (want != "active")
-        AddEvent("WRN", "CS#" + cs.id.str() + " is " + want + " (no heartbeat for " + std::to_string(silent / 1000) + " s)");
+        AddEvent("WRN", "CS#" + cs.id.str() + " has not registered during the last " + std::to_string(silent / 1000) +
+                            " sec and is marked as " + want);
       soft.status = want;
       if (want == "offline") {
         // Its replicas are lost for good: the chunks become degraded and recovery copies
@@ -655,6 +842,7 @@ void MdsService::Background() {
     {
       std::lock_guard<std::mutex> l(mu_);
       UpdateCsStatuses(now);
+      ClusterEvents(now);
       for (ClientId c : leases_.Expire(now))
         LOG_INFO("client %s expired; its leases are released", c.str().c_str());
       if (journal_->RecordsSinceSnapshot() >= kSnapshotEveryRecords) {
@@ -674,6 +862,179 @@ void MdsService::Background() {
       proto::Empty e;
       Status st = cs_pool_->Call(addrs[cs], MsgType::kCsDelete, proto::CsDeleteReq{chunk}, &e, 5000);
       if (!st.ok()) LOG_DEBUG("delete of chunk %s on CS#%s: %s", chunk.str().c_str(), cs.str().c_str(), st.ToString().c_str());
+    }
+  }
+}
+
+void MdsService::HandleHeartbeat(const proto::CsHeartbeat& r, int64_t now, Status* st) {
+  auto rec = state_.Cs(r.cs);
+  if (rec.ok() && rec->dropped) {
+    *st = Err(Code::kPermission, "CS#" + r.cs.str() + " was removed from the cluster");
+    return;
+  }
+  auto& soft = cs_soft_[r.cs];
+  if (!soft.registered) {
+    *st = Err(Code::kNotFound, "register first");
+    return;
+  }
+  soft.total_bytes = r.total_bytes;
+  soft.free_bytes = r.free_bytes;
+  soft.qdepth_x10 = r.qdepth_x10;
+  soft.csum_errors = r.csum_errors;
+  soft.repo = r.repo;
+  if (r.io_errors > soft.io_errors && now - soft.hard_error_event_ms >= 60000) {
+    soft.hard_error_event_ms = now;
+    AddEvent("WRN", "CS#" + r.cs.str() + " has reported hard error on " + r.repo +
+                        (r.last_error.empty() ? "" : " (" + r.last_error + ")"));
+  }
+  soft.io_errors = r.io_errors;
+  if (r.repo_lost) {
+    // Flag R (8.1.8): a CS without its repository is a failed CS. Its heartbeats no longer
+    // keep it alive, so it turns inactive, then offline, and its data is rebuilt elsewhere.
+    if (!soft.repo_lost)
+      AddEvent("ERR", "CS#" + r.cs.str() + " lost its repository " + r.repo +
+                          " (disk detached or unmounted); its replicas will be rebuilt elsewhere");
+    soft.repo_lost = true;
+    return;
+  }
+  soft.last_seen_ms = now;
+  if (soft.status != "active") {
+    soft.status = "active";
+    AddEvent("INF", "CS#" + r.cs.str() + " is active");
+  }
+}
+
+Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
+  ASSIGN_OR_RETURN(CsRecord cs, state_.Cs(r.cs));
+  if (cs.dropped) return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is already removed from the cluster");
+  bool active = CsActive(r.cs);
+  if (r.cancel) {
+    if (!cs.releasing) return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is not being removed; nothing to cancel");
+    RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, false}).status());
+    AddEvent("INF", "Removal of CS#" + r.cs.str() + " cancelled by request from " + peer);
+    return Status::Ok();
+  }
+  if (r.force) {
+    if (active)
+      return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is active: remove it with 'rm-cs --wait " + r.cs.str() +
+                                             "' so its data moves away first; -f is only for a CS that is lost for good");
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kDropCs, DropCsCmd{r.cs}));
+    cs_soft_[r.cs].status = "dropped";
+    QueueDeletes(res.freed);
+    AddEvent("WRN", "CS#" + r.cs.str() + " forcibly removed by request from " + peer + "; " +
+                        std::to_string(res.freed.size()) + " replicas are rebuilt from the others");
+    return Status::Ok();
+  }
+  if (cs.releasing) return Status::Ok();  // already in progress: --wait just follows it
+  // Can the others hold its data at the required replica count (3.2.2, step 1)?
+  uint32_t need_hosts = 0;
+  uint64_t used = 0;
+  state_.ForEachChunk([&](const ChunkInfo& c) {
+    if (std::find(c.replicas.begin(), c.replicas.end(), r.cs) == c.replicas.end()) return;
+    auto rm = state_.ReplicasOf(c.ino);
+    if (rm.ok()) need_hosts = std::max(need_hosts, rm->first);
+  });
+  auto& soft = cs_soft_[r.cs];
+  used = soft.total_bytes > soft.free_bytes ? soft.total_bytes - soft.free_bytes : 0;
+  std::set<std::string> hosts;
+  uint64_t free_others = 0;
+  for (const auto& o : state_.AllCs()) {
+    if (o.id == r.cs || o.dropped || o.releasing || !CsActive(o.id)) continue;
+    hosts.insert(o.host_id);
+    free_others += cs_soft_[o.id].free_bytes;
+  }
+  if (hosts.size() < need_hosts)
+    return Err(Code::kInvalidArgument,
+               "cannot remove CS#" + r.cs.str() + ": its chunks need " + std::to_string(need_hosts) +
+                   " replicas on distinct hosts and only " + std::to_string(hosts.size()) +
+                   " other host(s) have active chunk servers; add a chunk server or lower 'replicas' first");
+  if (used > free_others)
+    return Err(Code::kNoSpace, "cannot remove CS#" + r.cs.str() + ": it holds " + std::to_string(used >> 20) +
+                                   " MiB and the other chunk servers have only " + std::to_string(free_others >> 20) +
+                                   " MiB free; add space first");
+  RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, true}).status());
+  AddEvent("INF", "Removal of CS#" + r.cs.str() + " started by request from " + peer +
+                      ": its replicas are copied to other chunk servers");
+  bg_cv_.notify_all();
+  return Status::Ok();
+}
+
+void MdsService::DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std::string& why) {
+  std::vector<FreedChunk> freed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto c = state_.ChunkById(id);
+    if (!c || c->version != version || replicating_.count(id)) return;
+    if (std::find(c->replicas.begin(), c->replicas.end(), cs) == c->replicas.end()) return;
+    if (c->replicas.size() == 1) {
+      AddEvent("ERR", "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str() + " (" + why +
+                          "); it is the only replica and is kept");
+      return;
+    }
+    std::vector<CsId> keep;
+    for (CsId x : c->replicas)
+      if (x != cs) keep.push_back(x);
+    if (!Commit(CommandType::kUpdateChunk, UpdateChunkCmd{id, version, keep}).ok()) return;
+    AddEvent("ERR", "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str() +
+                        "; the replica is dropped and rebuilt");
+    freed.push_back({id, {cs}});
+  }
+  QueueDeletes(freed);
+}
+
+void MdsService::ScrubLoop() {
+  while (!stop_) {
+    {
+      std::unique_lock<std::mutex> l(bg_mu_);
+      bg_cv_.wait_for(l, std::chrono::milliseconds(250), [this] { return stop_.load(); });
+    }
+    if (stop_) break;
+    struct Task {
+      CsId cs;
+      std::string addr;
+      ChunkId chunk;
+      uint64_t version;
+    };
+    std::vector<Task> tasks;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      int64_t per_min = state_.ConfigValue("mds.wd.verify_chunks");
+      if (per_min <= 0) continue;
+      int64_t now = RealClock()->NowMs();
+      int64_t interval = std::max<int64_t>(1, 60000 / per_min);
+      for (const auto& cs : state_.AllCs()) {
+        if (cs.dropped || !CsActive(cs.id)) continue;
+        auto& soft = cs_soft_[cs.id];
+        if (soft.next_scrub_ms == 0) soft.next_scrub_ms = now + interval;
+        // A tick may owe several chunks when verify_chunks is high (more than 4 a second).
+        for (int k = 0; k < 64 && now >= soft.next_scrub_ms; ++k) {
+          soft.next_scrub_ms += interval;
+          // The next chunk of this CS after the cursor, in id order (wrapping around).
+          std::optional<ChunkInfo> first, after;
+          state_.ForEachChunk([&](const ChunkInfo& c) {
+            if (after || replicating_.count(c.id)) return;
+            if (std::find(c.replicas.begin(), c.replicas.end(), cs.id) == c.replicas.end()) return;
+            if (!first) first = c;
+            if (c.id.v > soft.scrub_cursor.v) after = c;
+          });
+          auto pick = after ? after : first;
+          if (!pick) break;
+          soft.scrub_cursor = pick->id;
+          tasks.push_back({cs.id, cs.addr, pick->id, pick->version});
+        }
+        if (now >= soft.next_scrub_ms) soft.next_scrub_ms = now + interval;  // fell behind: skip
+      }
+    }
+    for (const auto& t : tasks) {
+      if (stop_) break;
+      proto::Empty e;
+      Status st = cs_pool_->Call(t.addr, MsgType::kCsVerify, proto::CsVerifyReq{t.chunk, t.version}, &e, 120000);
+      if (st.code() == Code::kCorrupt) {
+        LOG_WARN("scrubbing: chunk %s on CS#%s: %s", t.chunk.str().c_str(), t.cs.str().c_str(), st.ToString().c_str());
+        DropBadReplica(t.chunk, t.version, t.cs, st.message());
+      } else if (!st.ok()) {
+        LOG_DEBUG("scrubbing: chunk %s on CS#%s: %s", t.chunk.str().c_str(), t.cs.str().c_str(), st.ToString().c_str());
+      }
     }
   }
 }
@@ -886,19 +1247,14 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kCsHeartbeat: {
         proto::CsHeartbeat r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto& soft = cs_soft_[r.cs];
-        if (!soft.registered) return reply_status(Err(Code::kNotFound, "register first"));
-        soft.last_seen_ms = now;
-        soft.total_bytes = r.total_bytes;
-        soft.free_bytes = r.free_bytes;
-        soft.qdepth_x10 = r.qdepth_x10;
-        soft.io_errors = r.io_errors;
-        soft.csum_errors = r.csum_errors;
-        if (soft.status != "active") {
-          soft.status = "active";
-          AddEvent("INF", "CS#" + r.cs.str() + " is active");
-        }
-        return reply_status(Status::Ok());
+        Status st;
+        HandleHeartbeat(r, now, &st);
+        return reply_status(st);
+      }
+      case MsgType::kRmCs: {
+        proto::RmCsReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        return reply_status(RmCs(r, c.peer()));
       }
       default:
         return reply_status(Err(Code::kProtocol, "unsupported request " + std::to_string(req.type) + " for the MDS"));

@@ -57,6 +57,11 @@ class MdsService {
     uint32_t qdepth_x10 = 0;
     uint64_t io_errors = 0, csum_errors = 0;
     std::string status = "offline";
+    std::string repo;          // its repository path, as the CS reports it
+    bool repo_lost = false;    // flag R: the repository vanished; treated as failed
+    int64_t hard_error_event_ms = 0;
+    ChunkId scrub_cursor;      // scrubbing walks the CS's chunks in id order
+    int64_t next_scrub_ms = 0;
   };
 
   MdsService() = default;
@@ -67,7 +72,7 @@ class MdsService {
   Result<ApplyResult> Commit(CommandType type, const T& body) {
     return Commit(type, proto::EncodeToString(body));
   }
-  void AddEvent(const std::string& sev, const std::string& msg);
+  void AddEvent(const std::string& sev, const std::string& msg, const std::string& sys = "MDS");
 
   Result<proto::ChunkMap> MapOf(InodeId ino, uint64_t index) const;
   Result<proto::GetChunkReply> GetChunk(const proto::GetChunkReq& r, const std::string& peer);
@@ -77,18 +82,34 @@ class MdsService {
   proto::FileInfoReply FileInfo(InodeId ino, Status* st);
   std::string ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const;
   bool CsActive(CsId id) const;
+  // Active and not being removed: its replicas count toward a chunk's normal number.
+  bool CsCounts(CsId id) const;
   std::string CsAddr(CsId id) const;
   void QueueDeletes(const std::vector<FreedChunk>& freed);
   void Background();
   void UpdateCsStatuses(int64_t now);
   std::vector<CsCandidate> Candidates() const;
-  std::string ClusterStatusLocked(int64_t now) const;
+  struct CsTally {
+    uint32_t active = 0, inactive = 0, offline = 0;
+  };
+  std::string ClusterStatusLocked(int64_t now, CsTally* tally = nullptr) const;
+  // Guide 5.6.1 events for changes of the cluster status and of space usage.
+  void ClusterEvents(int64_t now);
+  void HandleHeartbeat(const proto::CsHeartbeat& r, int64_t now, Status* st);
+  Status RmCs(const proto::RmCsReq& r, const std::string& peer);
+  // Drops one replica that is known bad (scrubbing found a checksum mismatch) and queues its
+  // delete; recovery then rebuilds it. Never drops the last replica.
+  void DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std::string& why);
+  // Scrubbing (guide 7.6.5): mds.wd.verify_chunks chunks per minute per CS.
+  void ScrubLoop();
   // Self-healing (guide 5.3, 5.6.1): keeps every chunk at its normal replica count.
   void RecoveryLoop();
   // One pass: drops extra replicas, picks chunks below their normal count (fewest live
   // replicas first) and copies them CS-to-CS, one chunk at a time.
   void RecoveryPass();
-  Status RecoverChunk(ChunkId id);
+  Status RecoverChunk(ChunkId id, bool* copied);
+  // rm-cs: a releasing CS that no chunk lists any more is dropped.
+  void FinishReleases();
 
   MdsConfig conf_;
   std::string key_;
@@ -112,7 +133,13 @@ class MdsService {
   std::atomic<bool> stop_{false};
   std::thread bg_;
   std::thread recovery_;
+  std::thread scrub_;
   std::set<ChunkId> replicating_;  // writes wait (kUnavailable) while a chunk is copied
+  std::set<ChunkId> pending_;      // blocked chunks queued for recovery (state "pending")
+  std::set<ChunkId> urgent_;       // a replica failed during a write; not yet rebuilt
+  std::string last_status_;        // for "The cluster is ..." events
+  int last_fill_decile_ = -1;      // for "The cluster is filled up to N%"
+  std::map<InodeId, int64_t> alloc_event_ms_;  // rate limit of "Failed to allocate" events
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
 };

@@ -9,7 +9,7 @@ namespace vstorage::mds {
 
 namespace {
 
-constexpr uint32_t kImageFormat = 1;
+constexpr uint32_t kImageFormat = 2;  // 2: CsRecord.releasing
 
 struct ConfigParam {
   const char* key;
@@ -23,6 +23,9 @@ constexpr ConfigParam kParams[] = {
     {"mds.wd.max_offline_cs", 2, 0, 1000000},
     {"mds.wd.max_offline_cs_hosts", 2, 0, 1000000},
     {"mds.wd.verify_chunks", 2, 0, 1000000},
+    // Additions beyond the guide: how hard self-healing may work (docs/design/recovery.md).
+    {"mds.recovery.parallel", 4, 1, 64},          // chunk copies at once
+    {"mds.recovery.max_rate_mb", 200, 0, 100000},  // MB/s per copy, 0 = unlimited
 };
 
 const ConfigParam* FindParam(const std::string& key) {
@@ -159,6 +162,25 @@ Result<std::string> MdsState::Readlink(InodeId ino) const {
   if (n->attr.type != proto::NodeType::kSymlink)
     return Err(Code::kInvalidArgument, "inode " + ino.str() + " is not a symlink");
   return n->symlink;
+}
+
+std::string MdsState::PathOf(InodeId ino) const {
+  std::vector<std::string> parts;
+  for (int depth = 0; ino != kRootInode && depth < 4096; ++depth) {
+    auto it = inodes_.find(ino);
+    if (it == inodes_.end()) return "";
+    auto p = inodes_.find(it->second.parent);
+    if (p == inodes_.end()) return "";
+    std::string name;
+    for (const auto& [n, child] : p->second.children)
+      if (child == ino) name = n;
+    parts.push_back(name);
+    ino = it->second.parent;
+  }
+  if (parts.empty()) return "/";
+  std::string path;
+  for (auto i = parts.rbegin(); i != parts.rend(); ++i) path += "/" + *i;
+  return path;
 }
 
 Result<std::map<std::string, std::string>> MdsState::GetXattrs(InodeId ino) const {
@@ -305,6 +327,23 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       auto it = cs_.find(c.cs);
       if (it == cs_.end()) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
       it->second.dropped = true;
+      it->second.releasing = false;
+      ApplyResult res;
+      for (auto& [id, ch] : chunks_) {
+        auto pos = std::find(ch.replicas.begin(), ch.replicas.end(), c.cs);
+        if (pos == ch.replicas.end()) continue;
+        ch.replicas.erase(pos);
+        res.freed.push_back({id, {c.cs}});
+      }
+      return res;
+    }
+    case CommandType::kSetCsReleasing: {
+      SetCsReleasingCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      auto it = cs_.find(c.cs);
+      if (it == cs_.end()) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
+      if (it->second.dropped) return Err(Code::kInvalidArgument, "CS#" + c.cs.str() + " is already dropped");
+      it->second.releasing = c.releasing;
       return ApplyResult{};
     }
     case CommandType::kSetConfig: {

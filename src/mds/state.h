@@ -34,7 +34,8 @@ struct CsRecord {
   uint32_t tier = 0;
   std::string addr;  // data service "host:port", empty until the CS first registers
   bool dropped = false;
-  VS_FIELDS(id, host_id, tier, addr, dropped)
+  bool releasing = false;  // rm-cs in progress: its replicas are copied elsewhere
+  VS_FIELDS(id, host_id, tier, addr, dropped, releasing)
 };
 
 struct EventRecord {
@@ -77,6 +78,8 @@ class MdsState {
   Result<proto::Attr> GetAttr(InodeId ino) const;
   Result<std::vector<proto::DirEntry>> Readdir(InodeId ino) const;
   Result<std::string> Readlink(InodeId ino) const;
+  // "/dir/file" of an inode (for events and messages); "" if it does not exist.
+  std::string PathOf(InodeId ino) const;
   Result<std::map<std::string, std::string>> GetXattrs(InodeId ino) const;
   // (normal, minimum) replica counts of a file or directory.
   Result<std::pair<uint32_t, uint32_t>> ReplicasOf(InodeId ino) const;

@@ -47,6 +47,7 @@ enum class MsgType : uint16_t {
   kCsCreate = 200,     // make-cs: allocate a CS id (journaled)
   kCsRegister = 201,   // csd start: address + chunk list
   kCsHeartbeat = 202,  // every few seconds: space and load
+  kRmCs = 203,         // rm-cs [--wait] [-f] [--cancel] (admin)
 
   // Anyone -> CS.
   kCsWrite = 300,
@@ -56,6 +57,7 @@ enum class MsgType : uint16_t {
   kCsDelete = 304,
   kCsReplicate = 305,   // MDS -> CS: pull a chunk from another CS (self-healing issue)
   kCsStat = 306,        // CS -> CS: version and length of a replica (before a copy)
+  kCsVerify = 307,      // MDS -> CS: scrub one replica (read it all, checking every CRC)
 };
 
 struct ErrorReply {
@@ -271,7 +273,7 @@ struct MdsInfo {
 };
 struct CsInfo {
   CsId id;
-  std::string status;  // active, inactive, offline, dropped
+  std::string status;  // active, inactive, offline, dropped; releasing during rm-cs
   std::string addr;
   std::string host_id;
   uint32_t tier = 0;
@@ -365,7 +367,17 @@ struct CsHeartbeat {
   uint64_t total_bytes = 0, free_bytes = 0;
   uint32_t qdepth_x10 = 0;
   uint64_t io_errors = 0, csum_errors = 0;
-  VS_FIELDS(cs, total_bytes, free_bytes, qdepth_x10, io_errors, csum_errors)
+  std::string repo;         // the repository path, for "hard error on <path>"
+  bool repo_lost = false;   // the repository vanished under the running CS (flag R)
+  std::string last_error;   // the latest I/O error, for the event log
+  VS_FIELDS(cs, total_bytes, free_bytes, qdepth_x10, io_errors, csum_errors, repo, repo_lost,
+            last_error)
+};
+struct RmCsReq {
+  CsId cs;
+  bool force = false;   // -f: the CS is lost for good; drop it now, rebuild from the rest
+  bool cancel = false;  // --cancel
+  VS_FIELDS(cs, force, cancel)
 };
 
 // ---------- Data service ----------
@@ -416,7 +428,13 @@ struct CsReplicateReq {
   uint64_t version = 0;
   uint64_t chunk_size = 0;
   ReplicaLoc source;
-  VS_FIELDS(chunk, version, chunk_size, source)
+  uint64_t max_bytes_per_s = 0;  // 0 = unlimited (mds.recovery.max_rate_mb)
+  VS_FIELDS(chunk, version, chunk_size, source, max_bytes_per_s)
+};
+struct CsVerifyReq {
+  ChunkId chunk;
+  uint64_t version = 0;
+  VS_FIELDS(chunk, version)
 };
 struct CsStatReq {
   ChunkId chunk;

@@ -165,12 +165,12 @@ class Cluster:
             return sum(1 for c in s["cs"] if c["status"] == "active") >= count
         wait_for(ok, what=f"{count} active CS")
 
-    def mount(self, host_name="mds", name="mnt"):
+    def mount(self, host_name="mds", name="mnt", extra=()):
         h = self.host(host_name)
         mnt = os.path.join(self.root, name)
         os.makedirs(mnt, exist_ok=True)
         r = subprocess.run([os.path.join(BIN, "vstorage-mount"), "-c", self.name, "-l",
-                            os.path.join(self.root, name + ".log"), mnt],
+                            os.path.join(self.root, name + ".log"), *extra, mnt],
                            capture_output=True, text=True, env=h.env(), timeout=60)
         assert r.returncode == 0, f"mount failed: {r.stdout}{r.stderr}"
         assert os.path.ismount(mnt)

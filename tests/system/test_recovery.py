@@ -4,6 +4,7 @@ replicas."""
 import hashlib
 import json
 import os
+import re
 import threading
 
 from conftest import wait_for
@@ -65,8 +66,13 @@ def test_killed_cs_is_rebuilt_elsewhere_and_stale_copies_deleted(cluster):
     assert hashlib.sha256(open(f"{m}/g", "rb").read()).digest() == hashlib.sha256(more).digest()
     events = h.vstorage("get-event").stdout
     assert events.startswith("TIME")
-    assert f"CS#{victim} is offline" in events
-    assert "Replication started" in events and "Replication completed" in events
+    assert f"CS#{victim} has not registered during the last" in events
+    assert "is marked as offline" in events
+    assert "Replication started," in events and "chunks are queued" in events
+    assert "Replication completed" in events
+    # offline_tout (3 s) is shorter than the inactive delay (10 s): straight to offline.
+    assert re.search(r"The cluster is degraded with 4 active, [01] inactive, [01] offline CS", events)
+    assert "The cluster is healthy with 5 active CS" in events
 
     # The dead CS comes back: none of its old replicas is listed any more, so all go.
     repo, _ = cluster.cs_repos[victim]

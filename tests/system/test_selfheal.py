@@ -1,0 +1,259 @@
+"""Self-healing beyond a dead CS: rm-cs (3.2.2), scrubbing (7.6.5), a vanished repository
+(flag R, 8.1.8) and writes to a chunk below its minimum replica count (5.3.2)."""
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import threading
+import time
+
+from conftest import wait_for
+
+MiB = 1024 * 1024
+
+
+def file_info(cluster, path):
+    return json.loads(cluster.host("mds").vstorage("file-info", "--json", path).stdout)
+
+
+def chunk_files(repo):
+    d = os.path.join(repo, "chunks")
+    return set(os.listdir(d)) if os.path.isdir(d) else set()
+
+
+def cs_entry(cluster, cs_id):
+    return next(c for c in cluster.stat_json()["cs"] if c["id"] == cs_id)
+
+
+def make_cluster(cluster, n_cs, replicas="3", size_mb=None):
+    cluster.make_mds()
+    ids = [cluster.add_cs(size_mb=size_mb) for _ in range(n_cs)]
+    cluster.wait_cs_active(n_cs)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, f"replicas={replicas}")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    return ids, m, h
+
+
+def write_file(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_rm_cs_refused_when_the_rest_cannot_hold_the_data(cluster):
+    ids, m, h = make_cluster(cluster, 3)
+    write_file(f"{m}/f", os.urandom(5 * MiB))
+    r = h.vstorage("rm-cs", "--wait", str(ids[0]), check=False)
+    assert r.returncode == 1
+    assert f"cannot remove CS#{ids[0]}" in r.stderr and "3 replicas on distinct hosts" in r.stderr
+    assert cs_entry(cluster, ids[0])["status"] == "active"
+    # -f is for lost chunk servers only.
+    r = h.vstorage("rm-cs", "-f", str(ids[0]), check=False)
+    assert r.returncode == 1 and "is active" in r.stderr
+    r = h.vstorage("rm-cs", "--cancel", str(ids[0]), check=False)
+    assert r.returncode == 1 and "not being removed" in r.stderr
+    r = h.vstorage("rm-cs", "abc", check=False)
+    assert r.returncode == 2 and "invalid CS id" in r.stderr
+    assert all(c["status"] == "active" for c in cluster.stat_json()["cs"])
+
+
+def test_rm_cs_wait_moves_data_without_dropping_below_three_replicas(cluster):
+    ids, m, h = make_cluster(cluster, 4)
+    files = {}
+    for i in range(3):
+        files[f"f{i}"] = os.urandom(9 * MiB)
+        write_file(f"{m}/f{i}", files[f"f{i}"])
+    counts = {}
+    for name in files:
+        for c in file_info(cluster, f"{m}/{name}")["chunks"]:
+            for r in c["replicas"]:
+                counts[r] = counts.get(r, 0) + 1
+    victim = max(counts, key=counts.get)
+    repo, _ = cluster.cs_repos[victim]
+    assert chunk_files(repo)
+
+    # Cancel first: a slow removal (1 MB/s per copy) is started, then cancelled.
+    h.vstorage("set-config", "mds.recovery.max_rate_mb=1")
+    r = h.vstorage("rm-cs", str(victim))
+    assert "started" in r.stdout
+    wait_for(lambda: cs_entry(cluster, victim)["status"] == "releasing", what="status releasing")
+    h.vstorage("rm-cs", "--cancel", str(victim))
+    assert cs_entry(cluster, victim)["status"] == "active"
+    h.vstorage("set-config", "mds.recovery.max_rate_mb=0")
+
+    low = []
+    stop = threading.Event()
+
+    def watch():  # no chunk may ever have fewer than 3 replicas listed
+        while not stop.is_set():
+            for name in files:
+                for c in file_info(cluster, f"{m}/{name}")["chunks"]:
+                    if len(set(c["replicas"])) < 3:
+                        low.append(c)
+            time.sleep(0.05)
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        r = h.vstorage("rm-cs", "--wait", str(victim), timeout=300)
+    finally:
+        stop.set()
+        t.join()
+    assert not low, low[:3]
+    assert "replicas left to move" in r.stdout and f"CS#{victim} removed" in r.stdout
+    assert cs_entry(cluster, victim)["status"] == "dropped"
+    for name, data in files.items():
+        for c in file_info(cluster, f"{m}/{name}")["chunks"]:
+            assert victim not in c["replicas"] and len(set(c["replicas"])) == 3
+        assert sha(open(f"{m}/{name}", "rb").read()) == sha(data)
+    wait_for(lambda: not chunk_files(repo), timeout=30, what="replicas on the dropped CS deleted")
+    wait_for(lambda: cluster.stat_json()["chunks"]["healthy"] == cluster.stat_json()["chunks"]["total"],
+             timeout=30, what="every chunk healthy in stat")
+    events = h.vstorage("get-event").stdout
+    assert f"Removal of CS#{victim} started" in events and f"Removal of CS#{victim} cancelled" in events
+    assert f"CS#{victim} is dropped" in events
+
+
+def test_rm_cs_force_for_a_lost_cs(cluster):
+    ids, m, h = make_cluster(cluster, 4)
+    data = os.urandom(9 * MiB)
+    write_file(f"{m}/f", data)
+    victim = file_info(cluster, f"{m}/f")["chunks"][0]["replicas"][0]
+    cluster.kill(f"cs{victim}")
+    # Still inactive (offline after 5 min by default): -f drops it now and recovery starts.
+    wait_for(lambda: cs_entry(cluster, victim)["status"] == "inactive", timeout=30, what="CS inactive")
+    r = h.vstorage("rm-cs", "-f", str(victim))
+    assert "dropped" in r.stdout
+    assert cs_entry(cluster, victim)["status"] == "dropped"
+    wait_for(lambda: all(len(set(c["replicas"])) == 3 and victim not in c["replicas"] and c["state"] == "healthy"
+                         for c in file_info(cluster, f"{m}/f")["chunks"]), timeout=60,
+             what="chunks rebuilt without the dropped CS")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(data)
+    # A dropped CS that comes back is refused, not trusted.
+    cluster.restart(f"cs{victim}")
+    time.sleep(3)
+    assert cs_entry(cluster, victim)["status"] == "dropped"
+    log = open(os.path.join(cluster.root, f"cs{victim}.log")).read()
+    assert "removed from the cluster" in log
+
+
+def test_scrubbing_finds_a_flipped_byte_nobody_reads(cluster):
+    ids, m, h = make_cluster(cluster, 4)
+    data = os.urandom(6 * MiB)
+    write_file(f"{m}/f", data)
+    c = file_info(cluster, f"{m}/f")["chunks"][1]
+    bad_cs = c["replicas"][2]
+    repo, _ = cluster.cs_repos[bad_cs]
+    path = os.path.join(repo, "chunks", "%016x" % c["id"])
+    data_off = 4096 + 4096  # header + CRC table of a 4 MiB chunk (src/cs/chunk_store.h)
+    pos = 4 * MiB + 12345 - 4 * MiB  # byte 12345 of the second chunk
+    with open(path, "r+b") as f:
+        f.seek(data_off + pos)
+        f.write(bytes([data[4 * MiB + pos] ^ 0x5A]))
+    h.vstorage("set-config", "mds.wd.verify_chunks=600")  # 10 chunks a second per CS
+
+    def found():
+        return f"Checksum mismatch in chunk {c['id']} on CS#{bad_cs}" in h.vstorage("get-event").stdout
+    wait_for(found, timeout=60, what="scrubbing to report the mismatch")
+    wait_for(lambda: all(len(set(x["replicas"])) == 3 and x["state"] == "healthy"
+                         for x in file_info(cluster, f"{m}/f")["chunks"]), timeout=60,
+             what="the bad replica rebuilt")
+    wait_for(lambda: "h" in cs_entry(cluster, bad_cs)["flags"], timeout=15, what="flag h")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(data)
+    get = h.vstorage("get-config").stdout
+    assert "mds.wd.verify_chunks" in get and "600" in get
+
+
+def test_vanished_repository_sets_flag_R_and_data_is_rebuilt(cluster):
+    ids, m, h = make_cluster(cluster, 4, size_mb=64)
+    h.vstorage("set-config", "mds.wd.offline_tout=3000")
+    data = os.urandom(9 * MiB)
+    write_file(f"{m}/f", data)
+    victim = file_info(cluster, f"{m}/f")["chunks"][0]["replicas"][0]
+    repo, _ = cluster.cs_repos[victim]
+    # The disk goes away under the running CS.
+    subprocess.run(["umount", "-l", repo], check=True)
+    cluster.tmpfs.remove(repo)
+    wait_for(lambda: "R" in cs_entry(cluster, victim)["flags"], timeout=30, what="flag R")
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(data)  # served by the others
+    wait_for(lambda: all(len(set(c["replicas"])) == 3 and victim not in c["replicas"] and c["state"] == "healthy"
+                         for c in file_info(cluster, f"{m}/f")["chunks"]), timeout=90,
+             what="chunks rebuilt away from the CS without a repository")
+    events = h.vstorage("get-event").stdout
+    assert f"CS#{victim} lost its repository {repo}" in events
+    assert sha(open(f"{m}/f", "rb").read()) == sha(data)
+
+
+def test_writes_to_a_blocked_chunk_wait_for_recovery(cluster):
+    # 3 CS, replicas 3:2: with two of them dead no copy can be made anywhere, so the chunk
+    # stays blocked until a chunk server returns.
+    ids, m, h = make_cluster(cluster, 3, replicas="3:2")
+    old = os.urandom(4 * MiB)
+    write_file(f"{m}/f", old)
+    c = file_info(cluster, f"{m}/f")["chunks"][0]
+    dead = c["replicas"][:2]
+    for cs in dead:
+        cluster.kill(f"cs{cs}")
+    new = os.urandom(4 * MiB)
+
+    # A mount with a 3 s I/O timeout gives up with EIO and says why in its log.
+    m2 = cluster.mount(name="mnt2", extra=("-t", "3"))
+    with open(f"{m2}/f", "r+b") as f:
+        try:
+            f.write(new)
+            f.flush()
+            os.fsync(f.fileno())
+            raised = None
+        except OSError as e:
+            raised = e
+    assert raised is not None and raised.errno == errno.EIO, raised
+    log = open(os.path.join(cluster.root, "mnt2.log")).read()
+    assert "is blocked" in log and "gave up after 3 s" in log, log
+    cluster.umount(m2)
+    wait_for(lambda: file_info(cluster, f"{m}/f")["chunks"][0]["state"] in ("blocked", "pending"),
+             timeout=30, what="chunk state blocked")
+
+    # Reads go on, from the live replica.
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    got = open(f"{m}/f", "rb").read()
+    assert got == old or got == new  # the failed write may have reached the live replica
+
+    # A writer with the default timeout (60 s) waits...
+    err, done = [], threading.Event()
+
+    def writer():
+        try:
+            with open(f"{m}/f", "r+b") as f:
+                f.write(new)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # pragma: no cover - reported below
+            err.append(e)
+        done.set()
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(2)
+    # ...no live chunk server can take a copy, so it cannot have finished.
+    assert not done.is_set(), f"the write finished while its chunk was blocked ({err})"
+    for cs in dead:
+        cluster.restart(f"cs{cs}")
+    t.join(timeout=120)
+    assert done.is_set() and not err, err
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(new)
+    wait_for(lambda: all(len(set(x["replicas"])) == 3 and x["state"] == "healthy"
+                         for x in file_info(cluster, f"{m}/f")["chunks"]),
+             timeout=60, what="chunk back to 3 replicas")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(new)
+    events = h.vstorage("get-event").stdout
+    assert "Replication started" in events
