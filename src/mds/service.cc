@@ -795,14 +795,17 @@ void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
 }
 
 void MdsService::UpdateCsStatuses(int64_t now) {
-  int64_t offline_ms = state_.ConfigValue("mds.wd.offline_tout");
+  // Offline after mds.wd.offline_tout, but never sooner than a few missed heartbeats (a
+  // short timeout must not drop a live CS); inactive before that, after 10 s at most.
+  int64_t offline_ms = std::max<int64_t>(state_.ConfigValue("mds.wd.offline_tout"), kCsMinOfflineMs);
+  int64_t inactive_ms = std::min<int64_t>(kCsInactiveAfterMs, std::max<int64_t>(offline_ms / 2, kCsMinInactiveMs));
   for (const auto& cs : state_.AllCs()) {
     if (cs.dropped) continue;
     auto& soft = cs_soft_[cs.id];
     std::string want = soft.status;
     int64_t silent = soft.registered ? now - soft.last_seen_ms : now - start_ms_;
-    if (silent <= kCsInactiveAfterMs && soft.registered) want = "active";
-    else if (silent > offline_ms) want = "offline";
+    if (silent > offline_ms) want = "offline";
+    else if (silent <= inactive_ms && soft.registered) want = "active";
     else want = "inactive";
     if (want != soft.status) {
       if (want != "active")

@@ -31,6 +31,8 @@ namespace vstorage::mds {
 
 inline constexpr int kWatchdogIntervalMs = 1000;
 inline constexpr int kCsInactiveAfterMs = 10000;  // missed heartbeats before "inactive"
+inline constexpr int kCsMinInactiveMs = 4000;    // with a short mds.wd.offline_tout
+inline constexpr int kCsMinOfflineMs = 5000;     // floor of mds.wd.offline_tout in effect
 inline constexpr uint64_t kSnapshotEveryRecords = 20000;
 inline constexpr size_t kMaxPendingDeletes = 100000;
 

@@ -70,7 +70,6 @@ def test_killed_cs_is_rebuilt_elsewhere_and_stale_copies_deleted(cluster):
     assert "is marked as offline" in events
     assert "Replication started," in events and "chunks are queued" in events
     assert "Replication completed" in events
-    # offline_tout (3 s) is shorter than the inactive delay (10 s): straight to offline.
     assert re.search(r"The cluster is degraded with 4 active, [01] inactive, [01] offline CS", events)
     assert "The cluster is healthy with 5 active CS" in events
 
