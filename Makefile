@@ -1,6 +1,7 @@
 # Front door. `make run` starts a local cluster; `make test` runs every test.
 BUILD ?= build
 CLUSTER ?= stor1
+CS ?= 3
 PY := /usr/bin/python3
 
 .PHONY: deps build test unit systest run stop clean bench
@@ -21,7 +22,7 @@ systest: build
 test: unit systest
 
 run: build
-	@bash scripts/local-cluster.sh start $(CLUSTER)
+	@VSTORAGE_CS=$(CS) bash scripts/local-cluster.sh start $(CLUSTER)
 
 stop:
 	@bash scripts/local-cluster.sh stop $(CLUSTER)

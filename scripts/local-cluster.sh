@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Local cluster for trying vstorage: 1 MDS, 3 CS (each its own simulated host, so the
-# default failure domain "host" holds), replicas 3:2 on the root, mounted at run/NAME/mnt.
+# Local cluster for trying vstorage: 1 MDS, N CS (3 by default, VSTORAGE_CS=N for more; each
+# its own simulated host, so the default failure domain "host" holds), replicas 3:2 on the
+# root, mounted at run/NAME/mnt.
 #   scripts/local-cluster.sh start|stop|status [NAME]
 # Everything lives under run/NAME/; the real /etc/vstorage is never touched.
 set -euo pipefail
@@ -11,6 +12,13 @@ BIN=$TOP/build/bin
 RUN=$TOP/run/$NAME
 PASSWORD=${VSTORAGE_PASSWORD:-vstorage}
 MDS_PORT=${VSTORAGE_MDS_PORT:-2510}
+NCS=${VSTORAGE_CS:-3}
+case "$NCS" in
+  ''|*[!0-9]*) echo "local-cluster: VSTORAGE_CS must be a number of chunk servers (3 or more), not '$NCS'" >&2; exit 2 ;;
+esac
+if [ "$NCS" -lt 3 ]; then
+  echo "local-cluster: replicas=3 needs at least 3 chunk servers; VSTORAGE_CS=$NCS is too few" >&2; exit 2
+fi
 export VSTORAGE_CONF_DIR=$RUN/conf          # the MDS host and the client
 host_conf() { echo "$RUN/hosts/$1/conf"; }  # one config root per simulated CS host
 
@@ -39,7 +47,9 @@ start() {
   fi
   start_daemon "$RUN/mds.pid" "$RUN/mds.log" "$VSTORAGE_CONF_DIR" "$BIN/vstorage-mdsd" -r "$RUN/mds"
   wait_port $((MDS_PORT + 1))
-  for i in 1 2 3; do
+  # A cluster made earlier with more CS keeps all of them.
+  while [ -f "$RUN/cs$((NCS + 1))/cs.conf" ]; do NCS=$((NCS + 1)); done
+  for i in $(seq "$NCS"); do
     local conf; conf=$(host_conf cs$i)
     if [ ! -f "$RUN/cs$i/cs.conf" ]; then
       mkdir -p "$conf/clusters/$NAME"
@@ -55,7 +65,7 @@ start() {
   fi
   # Wait until every CS has registered, then set the replication the issue asks for.
   for _ in $(seq 50); do
-    [ "$("$BIN/vstorage" -c "$NAME" stat --json | grep -o '"status":"active"' | wc -l)" -ge 3 ] && break
+    [ "$("$BIN/vstorage" -c "$NAME" stat --json | grep -o '"status":"active"' | wc -l)" -ge "$NCS" ] && break
     sleep 0.2
   done
   "$BIN/vstorage" set-attr -R "$RUN/mnt" replicas=3 >/dev/null

@@ -319,6 +319,48 @@ Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t 
   return Status::Ok();
 }
 
+Status ChunkStore::VerifyMeta(ChunkId id, uint64_t version) {
+  auto c = Find(id);
+  if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  {
+    std::unique_lock<std::shared_mutex> l(c->mu);
+    RETURN_IF_ERROR(LoadCrcs(*c));
+  }
+  std::shared_lock<std::shared_mutex> l(c->mu);
+  if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
+  if (c->version != version)
+    return Err(Code::kStaleVersion, "chunk " + id.str() + " has version " + std::to_string(c->version));
+  char h[40];
+  size_t got = 0;
+  Status st = PreadAll(c->fd, h, sizeof h, 0, &got);
+  if (!st.ok()) {
+    ++io_errors_;
+    return st.Annotate("chunk " + id.str() + " in " + repo_);
+  }
+  uint32_t hcrc = 0;
+  std::memcpy(&hcrc, h + 32, 4);
+  uint64_t hid = 0, hver = 0;
+  std::memcpy(&hid, h + 8, 8);
+  std::memcpy(&hver, h + 16, 8);
+  if (got != sizeof h || std::memcmp(h, kMagic, 8) != 0 || Crc32c(h, 32) != hcrc || hid != id.v || hver != version) {
+    ++csum_errors_;
+    return Err(Code::kCorrupt, "damaged header of chunk " + id.str() + " in " + repo_);
+  }
+  std::vector<uint32_t> disk(c->crcs.size());
+  st = PreadAll(c->fd, reinterpret_cast<char*>(disk.data()), disk.size() * 4, kHeaderBytes, &got);
+  if (!st.ok()) {
+    ++io_errors_;
+    return st.Annotate("chunk " + id.str() + " in " + repo_);
+  }
+  for (size_t b = 0; b < disk.size(); ++b)
+    if (disk[b] != c->crcs[b]) {
+      ++csum_errors_;
+      return Err(Code::kCorrupt, "checksum table of chunk " + id.str() + " is damaged on disk at block " +
+                                     std::to_string(b) + " in " + repo_);
+    }
+  return Status::Ok();
+}
+
 Status ChunkStore::Sync(ChunkId id) {
   auto c = Find(id);
   if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");

@@ -38,6 +38,9 @@ class ChunkStore {
                const char* data, size_t len);
   Status Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out);
   Status Sync(ChunkId id);
+  // Scrubbing: the header and CRC table on disk must match what this CS serves from memory
+  // (a flipped byte there would only show after a restart). kCorrupt if not.
+  Status VerifyMeta(ChunkId id, uint64_t version);
   Status SetVersion(ChunkId id, uint64_t old_version, uint64_t new_version);
   Status Delete(ChunkId id);
   std::vector<proto::ChunkReplicaState> List();

@@ -116,6 +116,39 @@ TEST_F(ChunkStoreTest, FlippedByteOnDiskIsCorruptNotData) {
   EXPECT_EQ(ReadAll(id, 1, 0, 3 * 4096), d);
 }
 
+TEST_F(ChunkStoreTest, ScrubFindsAFlipInTheChecksumTableOrHeaderWhileRunning) {
+  ChunkId id{3};
+  std::string d = Random(3 * 4096, 5);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Sync(id).ok());
+  EXPECT_TRUE(store->VerifyMeta(id, 1).ok());
+  EXPECT_EQ(store->VerifyMeta(id, 2).code(), Code::kStaleVersion);
+  std::string path;
+  for (auto& e : std::filesystem::directory_iterator(dir + "/chunks")) path = e.path();
+  auto flip = [&](off_t where) {
+    int fd = ::open(path.c_str(), O_RDWR);
+    char c;
+    ASSERT_EQ(::pread(fd, &c, 1, where), 1);
+    c ^= 0x10;
+    ASSERT_EQ(::pwrite(fd, &c, 1, where), 1);
+    ::close(fd);
+  };
+  // The CRC entry of block 1 (the table starts at 4096): the data still reads correctly
+  // from the table in memory, but scrubbing sees that the disk disagrees.
+  flip(4096 + 4 + 2);
+  EXPECT_EQ(ReadAll(id, 1, 4096, 4096), d.substr(4096, 4096));
+  Status st = store->VerifyMeta(id, 1);
+  EXPECT_EQ(st.code(), Code::kCorrupt);
+  EXPECT_NE(st.message().find("checksum table of chunk"), std::string::npos) << st.ToString();
+  flip(4096 + 4 + 2);
+  EXPECT_TRUE(store->VerifyMeta(id, 1).ok());
+  flip(20);  // the version field of the header
+  st = store->VerifyMeta(id, 1);
+  EXPECT_EQ(st.code(), Code::kCorrupt);
+  EXPECT_NE(st.message().find("damaged header"), std::string::npos) << st.ToString();
+  EXPECT_EQ(store->csum_errors(), 2u);
+}
+
 TEST_F(ChunkStoreTest, BoundsDeleteAndSpace) {
   ChunkId id{3};
   std::string d(100, 'x');

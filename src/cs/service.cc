@@ -351,6 +351,10 @@ Status CsService::Verify(const proto::CsVerifyReq& r) {
   if (state.version != r.version)
     return Err(Code::kStaleVersion, "replica of chunk " + r.chunk.str() + " has version " + std::to_string(state.version) +
                                         ", not " + std::to_string(r.version));
+  if (Status st = store_->VerifyMeta(r.chunk, r.version); !st.ok()) {
+    NoteError(st);
+    return st;
+  }
   thread_local std::string buf;
   buf.resize(kReplicatePiece);
   for (uint64_t off = 0; off < state.size_bytes; off += kReplicatePiece) {

@@ -630,7 +630,11 @@ void MdsService::RecoveryPass() {
   if (!todo.empty()) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      AddEvent("INF", "Replication started, " + std::to_string(todo.size()) + " chunks are queued");
+      // One "started" per episode: a pass that could not restore everything is retried
+      // by the next one without a new event.
+      if (!replication_running_)
+        AddEvent("INF", "Replication started, " + std::to_string(todo.size()) + " chunks are queued");
+      replication_running_ = true;
     }
     // Copies run in parallel (mds.recovery.parallel workers), each at a bounded rate.
     size_t workers;
@@ -661,7 +665,10 @@ void MdsService::RecoveryPass() {
     if (stop_) return;
     std::lock_guard<std::mutex> l(mu_);
     LOG_INFO("replication pass: %zu of %zu chunk(s) restored", done.load(), todo.size());
-    if (done == todo.size()) AddEvent("INF", "Replication completed");
+    if (done == todo.size()) {
+      AddEvent("INF", "Replication completed");
+      replication_running_ = false;
+    }
   }
   // Lowest priority: overcommitted chunks lose their extra replicas, those on a CS being
   // removed first, then those on a CS that is not active.

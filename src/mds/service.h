@@ -141,6 +141,7 @@ class MdsService {
   std::set<ChunkId> urgent_;       // a replica failed during a write; not yet rebuilt
   std::string last_status_;        // for "The cluster is ..." events
   int last_fill_decile_ = -1;      // for "The cluster is filled up to N%"
+  bool replication_running_ = false;  // between "Replication started" and "completed" (mu_)
   std::map<InodeId, int64_t> alloc_event_ms_;  // rate limit of "Failed to allocate" events
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import threading
+import time
 
 from conftest import wait_for
 
@@ -144,3 +145,44 @@ def test_flipped_byte_is_never_served_and_the_replica_is_rebuilt(cluster):
     wait_for(lambda: "h" in {x["id"]: x["flags"] for x in cluster.stat_json()["cs"]}[bad_cs],
              timeout=15, what=f"flag h on CS#{bad_cs} (now {flags})")
     assert open(f"{m}/f", "rb").read() == data
+
+
+def test_too_many_offline_cs_is_failure_and_replication_stops(cluster):
+    """5.6.1: more offline CS than mds.wd.max_offline_cs is 'failure' and nothing is
+    re-replicated until the administrator raises the limit (0 disables the failed mode)."""
+    cluster.make_mds()
+    ids = [cluster.add_cs() for _ in range(5)]
+    cluster.wait_cs_active(5)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    h.vstorage("set-config", "mds.wd.offline_tout=3000")
+    h.vstorage("set-config", "mds.wd.max_offline_cs=1")
+    h.vstorage("set-config", "mds.wd.max_offline_cs_hosts=0")
+    data = os.urandom(16 * MiB)
+    with open(f"{m}/f", "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+    victims = file_info(cluster, f"{m}/f")["chunks"][0]["replicas"][:2]
+    for v in victims:
+        cluster.kill(f"cs{v}")
+    wait_for(lambda: cluster.stat_json()["status"] == "failure", timeout=30, what="cluster status failure")
+    events = h.vstorage("get-event").stdout
+    assert "The cluster failed with 3 active, 0 inactive, 2 offline CS (mds.wd.max_offline_cs=1)" in events
+    # Replication is not scheduled: the first chunk keeps its single live replica.
+    time.sleep(4)
+    c0 = file_info(cluster, f"{m}/f")["chunks"][0]
+    assert len(c0["replicas"]) == 1 and c0["state"] != "healthy", c0
+    assert "Replication started" not in h.vstorage("get-event").stdout
+    # Reads go on from the surviving replica.
+    assert hashlib.sha256(open(f"{m}/f", "rb").read()).digest() == hashlib.sha256(data).digest()
+
+    h.vstorage("set-config", "mds.wd.max_offline_cs=0")
+
+    def healed():
+        return all(len(set(c["replicas"])) == 3 and c["state"] == "healthy"
+                   for c in file_info(cluster, f"{m}/f")["chunks"])
+    wait_for(healed, timeout=90, what="replication after the limit was lifted")
+    assert cluster.stat_json()["status"] == "degraded"  # two CS are still offline
+    assert hashlib.sha256(open(f"{m}/f", "rb").read()).digest() == hashlib.sha256(data).digest()
