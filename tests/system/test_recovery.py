@@ -186,3 +186,45 @@ def test_too_many_offline_cs_is_failure_and_replication_stops(cluster):
     wait_for(healed, timeout=90, what="replication after the limit was lifted")
     assert cluster.stat_json()["status"] == "degraded"  # two CS are still offline
     assert hashlib.sha256(open(f"{m}/f", "rb").read()).digest() == hashlib.sha256(data).digest()
+
+
+def test_returning_cs_keeps_current_replicas_and_loses_stale_ones(cluster):
+    """5.3: a CS back before it went offline keeps the replicas that are still current;
+    a replica of a chunk rewritten while it was away is deleted and never served."""
+    cluster.make_mds()
+    for _ in range(4):
+        cluster.add_cs()
+    cluster.wait_cs_active(4)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    keep, old = os.urandom(8 * MiB), os.urandom(8 * MiB)
+    for name, data in (("keep", keep), ("redo", old)):
+        with open(f"{m}/{name}", "wb") as f:
+            f.write(data)
+            os.fsync(f.fileno())
+    k0 = file_info(cluster, f"{m}/keep")["chunks"][0]
+    r0 = file_info(cluster, f"{m}/redo")["chunks"][0]
+    victim = sorted(set(k0["replicas"]) & set(r0["replicas"]))[0]
+    repo, _ = cluster.cs_repos[victim]
+    kept_name, stale_name = "%016x" % k0["id"], "%016x" % r0["id"]
+    assert {kept_name, stale_name} <= chunk_files(repo)
+
+    cluster.kill(f"cs{victim}")
+    new = os.urandom(4 * MiB)
+    with open(f"{m}/redo", "r+b") as f:
+        f.write(new)
+        os.fsync(f.fileno())
+    r0_after = file_info(cluster, f"{m}/redo")["chunks"][0]
+    assert victim not in r0_after["replicas"] and r0_after["version"] > r0["version"]
+    cluster.restart(f"cs{victim}")
+    wait_for(lambda: stale_name not in chunk_files(repo), timeout=30, what="stale replica deleted")
+    assert kept_name in chunk_files(repo)
+    assert victim in file_info(cluster, f"{m}/keep")["chunks"][0]["replicas"]
+    wait_for(lambda: next(c for c in cluster.stat_json()["cs"] if c["id"] == victim)["status"] == "active",
+             timeout=30, what=f"CS#{victim} active again")
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert open(f"{m}/redo", "rb").read() == new + old[4 * MiB:]
+    assert open(f"{m}/keep", "rb").read() == keep
