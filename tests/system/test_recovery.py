@@ -228,3 +228,22 @@ def test_returning_cs_keeps_current_replicas_and_loses_stale_ones(cluster):
         f.write("3\n")
     assert open(f"{m}/redo", "rb").read() == new + old[4 * MiB:]
     assert open(f"{m}/keep", "rb").read() == keep
+
+
+def test_status_is_unknown_after_a_master_change_until_cs_report(cluster):
+    """5.1: 'unknown' while the new master has not heard from the CS yet; no CS is declared
+    offline and nothing is re-replicated on that account."""
+    cluster.make_mds()
+    ids = [cluster.add_cs() for _ in range(3)]
+    cluster.wait_cs_active(3)
+    assert cluster.stat_json()["status"] == "healthy"
+    for i in ids:
+        cluster.kill(f"cs{i}")
+    cluster.restart("mds")
+    cluster.wait_mds()
+    st = cluster.stat_json()
+    assert st["status"] == "unknown", st["status"]
+    assert all(c["status"] == "inactive" for c in st["cs"])
+    for i in ids:
+        cluster.restart(f"cs{i}")
+    wait_for(lambda: cluster.stat_json()["status"] == "healthy", timeout=30, what="healthy again")
