@@ -235,8 +235,19 @@ Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint
     if (boff >= c->data_len) return Status::Ok();
     size_t got = 0;
     Status st = PreadAll(c->fd, buf, kBlock, c->data_off + boff, &got);
-    if (!st.ok()) ++io_errors_;
-    return st;
+    if (!st.ok()) {
+      ++io_errors_;
+      return st;
+    }
+    // The rest of this block is kept: it must be intact, or the new checksum would bless
+    // a flipped byte and this replica would differ silently from the others.
+    uint32_t want = c->crcs[b];
+    if (Crc32c(buf, kBlock) != want && !(want == 0 && AllZero(buf, kBlock))) {
+      ++csum_errors_;
+      return Err(Code::kCorrupt, "checksum mismatch in chunk " + id.str() + " at offset " + std::to_string(boff) +
+                                     " in " + repo_ + " (found while merging a partial write)");
+    }
+    return Status::Ok();
   };
   bool head_partial = offset % kBlock != 0 || (b1 - b0 == 1 && end % kBlock != 0);
   bool tail_partial = end % kBlock != 0 && b1 - 1 != b0;

@@ -149,6 +149,30 @@ TEST_F(ChunkStoreTest, ScrubFindsAFlipInTheChecksumTableOrHeaderWhileRunning) {
   EXPECT_EQ(store->csum_errors(), 2u);
 }
 
+TEST_F(ChunkStoreTest, PartialWriteOverAFlippedBlockIsRefusedNotBlessed) {
+  ChunkId id{4};
+  std::string d = Random(2 * 4096, 6);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  std::string path;
+  for (auto& e : std::filesystem::directory_iterator(dir + "/chunks")) path = e.path();
+  auto size = std::filesystem::file_size(path);
+  int fd = ::open(path.c_str(), O_RDWR);
+  off_t where = static_cast<off_t>(size - 4096 + 3000);  // block 1, outside the write below
+  char c;
+  ASSERT_EQ(::pread(fd, &c, 1, where), 1);
+  c ^= 4;
+  ASSERT_EQ(::pwrite(fd, &c, 1, where), 1);
+  ::close(fd);
+  Status st = store->Write(id, 1, kChunk, 4096 + 10, "xyz", 3);
+  EXPECT_EQ(st.code(), Code::kCorrupt) << st.ToString();
+  // Still reported as corrupt on read (not silently rewritten with a fresh checksum).
+  std::string out(4096, 0);
+  EXPECT_EQ(store->Read(id, 1, 4096, 4096, out.data()).code(), Code::kCorrupt);
+  // A write covering the whole block replaces it.
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 4096, d.data() + 4096, 4096).ok());
+  EXPECT_EQ(ReadAll(id, 1, 0, 2 * 4096), d);
+}
+
 TEST_F(ChunkStoreTest, BoundsDeleteAndSpace) {
   ChunkId id{3};
   std::string d(100, 'x');
