@@ -143,6 +143,7 @@ Status File::WritePiece(const Piece& p, const char* data) {
       Forget(p.index);  // the MDS changed the chunk: fetch the new map
       continue;
     }
+    if (st.code() == Code::kTryAgain) continue;  // the head CS is starting up: not a failure
     if (!st.ok()) failed = {m->replicas[0].cs};  // the head failed: the rest is unknown
     LOG_WARN("write to chunk %s v%llu: %s; reporting CS %s", m->id.str().c_str(),
              static_cast<unsigned long long>(m->version), last.ToString().c_str(),
@@ -260,6 +261,10 @@ Status File::SyncChunk(uint64_t index) {
     if (st.ok() && failed.empty()) return Status::Ok();
     if (st.code() == Code::kStaleVersion) {
       Forget(index);
+      continue;
+    }
+    if (st.code() == Code::kTryAgain) {  // the head CS is starting up: not a failure
+      last = st;
       continue;
     }
     if (!st.ok()) {

@@ -134,8 +134,16 @@ void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
                                                     " is gone (disk detached or unmounted)"));
     return;
   }
+  auto type = static_cast<MsgType>(req.type);
+  if (!registered_ && (type == MsgType::kCsWrite || type == MsgType::kCsRead || type == MsgType::kCsSync)) {
+    // Until the MDS has told it which replicas are stale, a restarted CS serves nothing:
+    // a writer with an old map must not reach a replica the cluster has moved past.
+    (void)c.ReplyError(req, Err(Code::kTryAgain, "CS#" + conf_.id.str() +
+                                                     " is starting and has not registered with the MDS yet"));
+    return;
+  }
   ++inflight_;
-  switch (static_cast<MsgType>(req.type)) {
+  switch (type) {
     case MsgType::kCsWrite: HandleWrite(c, req); break;
     case MsgType::kCsRead: HandleRead(c, req); break;
     case MsgType::kCsSync: HandleSync(c, req); break;
@@ -396,6 +404,13 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
     Status st = store_->Delete(id);
     LOG_INFO("deleted replica of chunk %s on MDS request: %s", id.str().c_str(), st.ToString().c_str());
   }
+  for (const auto& b : rep.set_versions) {
+    Status st = store_->SetVersion(b.chunk, b.old_version, b.new_version);
+    LOG_INFO("chunk %s: version %llu -> %llu on MDS request: %s", b.chunk.str().c_str(),
+             static_cast<unsigned long long>(b.old_version), static_cast<unsigned long long>(b.new_version),
+             st.ToString().c_str());
+  }
+  registered_ = true;  // reconciled with the MDS: client I/O is served from now on
   return Status::Ok();
 }
 

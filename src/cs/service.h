@@ -71,6 +71,7 @@ class CsService {
   std::atomic<int> inflight_{0};
   std::atomic<uint64_t> io_errors_{0}, csum_errors_{0};
   std::atomic<bool> repo_lost_{false};
+  std::atomic<bool> registered_{false};  // reconciled with the MDS once since start
   uint64_t repo_dev_ = 0, repo_ino_ = 0;  // identity of the repository directory at start
   std::mutex err_mu_;
   std::string last_error_;

@@ -314,7 +314,6 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   }
   cs_pool_->Forget(r.addr);
   proto::CsRegisterReply rep;
-  std::vector<proto::CsSetVersionReq> bumps;
   for (const auto& rc : r.chunks) {
     auto info = state_.ChunkById(rc.id);
     bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();
@@ -322,7 +321,7 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
       rep.delete_chunks.push_back(rc.id);
     } else if (rc.version < info->version) {
       // In the list with an older version: it missed only a version bump (see docs/design/mds.md).
-      bumps.push_back({rc.id, rc.version, info->version});
+      rep.set_versions.push_back({rc.id, rc.version, info->version});
     }
   }
   auto& soft = cs_soft_[r.cs];
@@ -334,18 +333,6 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   soft.free_bytes = r.free_bytes;
   soft.status = "active";
   if (!was_active) AddEvent("INF", "CS#" + r.cs.str() + " at " + r.addr + " is active");
-  std::string addr = r.addr;
-  if (!bumps.empty()) {
-    // Pushed from a separate thread: the CS is waiting for this very reply.
-    auto pool = cs_pool_.get();
-    std::thread([pool, addr, bumps] {
-      for (const auto& b : bumps) {
-        proto::Empty e;
-        Status st = pool->Call(addr, MsgType::kCsSetVersion, b, &e, 5000);
-        if (!st.ok()) LOG_WARN("set-version push to %s: %s", addr.c_str(), st.ToString().c_str());
-      }
-    }).detach();
-  }
   return rep;
 }
 
@@ -757,38 +744,60 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     // Writers are held off from here on: the version moves on, so maps they cached are
     // refused by the CS, and a new map is not handed out until the copy is listed.
     new_version = c.version + 1;
-    std::vector<CsId> live;
-    for (const auto& loc : live_locs) live.push_back(loc.cs);
-    RETURN_IF_ERROR(Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, live}).status());
+    // Every listed replica stays listed: one on an inactive CS, or one that misses the bump
+    // below for a transport error, only missed a version bump and gets it when it registers.
+    RETURN_IF_ERROR(Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, c.replicas}).status());
     replicating_.insert(id);
   }
-  auto finish = [&](const Status& st) {
-    std::lock_guard<std::mutex> l(mu_);
-    replicating_.erase(id);
-    return st;
-  };
-  std::vector<CsId> bumped;
+  std::vector<CsId> bumped, refused;
   for (const auto& loc : live_locs) {
     proto::Empty e;
     Status st = cs_pool_->Call(loc.addr, MsgType::kCsSetVersion, proto::CsSetVersionReq{c.id, c.version, new_version}, &e, 5000);
-    if (st.ok()) bumped.push_back(loc.cs);
-    else LOG_WARN("set-version of chunk %s on CS#%s: %s", c.id.str().c_str(), loc.cs.str().c_str(), st.ToString().c_str());
+    if (st.ok()) {
+      bumped.push_back(loc.cs);
+      continue;
+    }
+    LOG_WARN("set-version of chunk %s on CS#%s: %s", c.id.str().c_str(), loc.cs.str().c_str(), st.ToString().c_str());
+    // The CS answered that its replica is not at this version (or is gone): not current.
+    if (st.code() == Code::kStaleVersion || st.code() == Code::kNotFound) refused.push_back(loc.cs);
   }
-  if (bumped.empty()) return finish(Err(Code::kUnavailable, "no replica took the new version"));
-  proto::ReplicaLoc source;
-  for (const auto& loc : live_locs)
-    if (loc.cs == bumped[0]) source = loc;
-  proto::Empty e;
-  Status st = cs_pool_->Call(target_addr, MsgType::kCsReplicate,
-                             proto::CsReplicateReq{c.id, new_version, chunk_size, source, rate}, &e, 600000);
+  // Copy from the first source that reads clean; a source with a checksum mismatch is
+  // dropped once an intact copy exists elsewhere (never the last ones).
+  Status st = Err(Code::kUnavailable, "no replica took the new version");
+  std::vector<CsId> corrupt;
+  for (CsId src : bumped) {
+    proto::ReplicaLoc source;
+    for (const auto& loc : live_locs)
+      if (loc.cs == src) source = loc;
+    proto::Empty e;
+    st = cs_pool_->Call(target_addr, MsgType::kCsReplicate,
+                        proto::CsReplicateReq{c.id, new_version, chunk_size, source, rate}, &e, 600000);
+    if (st.code() != Code::kCorrupt) break;
+    corrupt.push_back(src);
+    LOG_WARN("recovery of chunk %s: source CS#%s: %s; trying another replica", c.id.str().c_str(), src.str().c_str(),
+             st.ToString().c_str());
+  }
   std::lock_guard<std::mutex> l(mu_);
   replicating_.erase(id);
   auto now = state_.ChunkById(id);
   if (!now || now->version != new_version) return Err(Code::kStaleVersion, "chunk changed during the copy");
-  std::vector<CsId> replicas = bumped;
-  if (st.ok()) replicas.push_back(target);
+  std::vector<CsId> replicas;
+  std::vector<FreedChunk> freed;
+  for (CsId x : now->replicas) {
+    bool drop = std::find(refused.begin(), refused.end(), x) != refused.end() ||
+                (st.ok() && std::find(corrupt.begin(), corrupt.end(), x) != corrupt.end());
+    if (!drop) replicas.push_back(x);
+    else freed.push_back({c.id, {x}});
+  }
+  if (st.ok() && std::find(replicas.begin(), replicas.end(), target) == replicas.end()) replicas.push_back(target);
+  if (replicas.empty()) return st.ok() ? Err(Code::kUnavailable, "no replica left") : st;
   auto r = Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, replicas});
   if (!r.ok()) return r.status();
+  if (st.ok())
+    for (CsId x : corrupt)
+      AddEvent("ERR", "Checksum mismatch in chunk " + c.id.str() + " on CS#" + x.str() +
+                          "; the replica is dropped and rebuilt");
+  QueueDeletes(freed);
   *copied = st.ok();
   return st;
 }

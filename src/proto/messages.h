@@ -358,9 +358,17 @@ struct CsRegisterReq {
   std::vector<ChunkReplicaState> chunks;
   VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks)
 };
+struct CsSetVersionReq {
+  ChunkId chunk;
+  uint64_t old_version = 0;
+  uint64_t new_version = 0;
+  VS_FIELDS(chunk, old_version, new_version)
+};
 struct CsRegisterReply {
   std::vector<ChunkId> delete_chunks;  // stale or unknown replicas to drop
-  VS_FIELDS(delete_chunks)
+  // Listed replicas that missed only version bumps: applied before the CS serves I/O.
+  std::vector<CsSetVersionReq> set_versions;
+  VS_FIELDS(delete_chunks, set_versions)
 };
 struct CsHeartbeat {
   CsId cs;
@@ -412,12 +420,6 @@ struct CsSyncReq {
   uint64_t version = 0;
   std::vector<ReplicaLoc> chain;
   VS_FIELDS(chunk, version, chain)
-};
-struct CsSetVersionReq {
-  ChunkId chunk;
-  uint64_t old_version = 0;
-  uint64_t new_version = 0;
-  VS_FIELDS(chunk, old_version, new_version)
 };
 struct CsDeleteReq {
   ChunkId chunk;
