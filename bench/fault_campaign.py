@@ -25,6 +25,77 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from conftest import Cluster, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
+
+
+class Spawner:
+    """Starts daemons from a process forked before any file on the mount is open. A fork
+    of this process while a writer holds a FUSE file open would close that file's copy in
+    the child (a FUSE FLUSH, which waits for the MDS): restarting the MDS from here would
+    wait for the MDS."""
+
+    def __init__(self):
+        import multiprocessing
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=self._serve, args=(child,), daemon=True)
+        self.proc.start()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _serve(conn):
+        import subprocess
+        procs = {}
+        while True:
+            op, *args = conn.recv()
+            if op == "spawn":
+                argv, env, log = args
+                with open(log, "ab") as f:
+                    p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env)
+                procs[p.pid] = p
+                conn.send(p.pid)
+            elif op == "poll":
+                conn.send(procs[args[0]].poll())
+            elif op == "signal":
+                procs[args[0]].send_signal(args[1])
+                conn.send(None)
+            elif op == "wait":
+                conn.send(procs[args[0]].wait(timeout=args[1]))
+
+    def call(self, *msg):
+        with self.lock:
+            self.conn.send(msg)
+            return self.conn.recv()
+
+
+class RemoteProc:
+    def __init__(self, spawner, pid):
+        self.s, self.pid = spawner, pid
+
+    def poll(self):
+        return self.s.call("poll", self.pid)
+
+    def send_signal(self, sig):
+        self.s.call("signal", self.pid, sig)
+
+    def kill(self):
+        self.send_signal(9)
+
+    def wait(self, timeout=None):
+        return self.s.call("wait", self.pid, timeout)
+
+
+class CampaignCluster(Cluster):
+    def __init__(self, root, spawner):
+        super().__init__(root)
+        self.spawner = spawner
+
+    def _spawn(self, key, argv, host):
+        pid = self.spawner.call("spawn", argv, host.env(), os.path.join(self.root, key + ".log"))
+        p = RemoteProc(self.spawner, pid)
+        self.procs[key] = (p, argv, host)
+        return p
+
+
 DATA_OFF = 4096 + 4096  # header + CRC table of a 4 MiB chunk (src/cs/chunk_store.h)
 
 
@@ -37,7 +108,7 @@ def main():
     rnd = random.Random(a.seed)
     print(f"seed {a.seed}", flush=True)
     root = tempfile.mkdtemp(prefix="vsfault-")
-    c = Cluster(root)
+    c = CampaignCluster(root, Spawner())
     try:
         run(c, rnd, a.minutes)
     finally:
@@ -51,6 +122,33 @@ def main():
 
 def file_info(c, path):
     return json.loads(c.host("mds").vstorage("file-info", "--json", path).stdout)
+
+
+def diagnose(c, m, name, got, want):
+    """Where the read differs, and which replicas on disk hold what."""
+    out = []
+    chunk = 4 * MiB
+    info = file_info(c, f"{m}/{name}")
+    for ch in info["chunks"]:
+        lo, hi = ch["index"] * chunk, min((ch["index"] + 1) * chunk, len(want))
+        if got[lo:hi] == want[lo:hi]:
+            continue
+        first = next(i for i in range(lo, hi) if i >= len(got) or got[i] != want[i])
+        out.append(f"  chunk index {ch['index']} id {ch['id']} v{ch['version']} {ch['state']} "
+                   f"replicas {ch['replicas']}: first difference at file offset {first}")
+        for cs, (repo, _) in c.cs_repos.items():
+            p = os.path.join(repo, "chunks", "%016x" % ch["id"])
+            if not os.path.exists(p):
+                continue
+            with open(p, "rb") as f:
+                head = f.read(24)
+                f.seek(DATA_OFF)
+                d = f.read(hi - lo)
+            d += b"\0" * (hi - lo - len(d))
+            ver = int.from_bytes(head[16:24], "little")
+            out.append(f"    CS#{cs} file v{ver}: {'matches expected' if d == want[lo:hi] else 'DIFFERS'}"
+                       f"{' (listed)' if cs in ch['replicas'] else ''}; equals what was read: {d == got[lo:hi]}")
+    return out
 
 
 def run(c, rnd, minutes):
@@ -119,6 +217,7 @@ def run(c, rnd, minutes):
             files = [x for x in files if os.path.getsize(x) > DATA_OFF + 4096]
             if files:
                 p = rnd.choice(files)
+                print(f"  flip in {p}", flush=True)
                 off = DATA_OFF + rnd.randint(0, os.path.getsize(p) - DATA_OFF - 1)
                 with open(p, "r+b") as f:
                     f.seek(off)
@@ -153,6 +252,7 @@ def run(c, rnd, minutes):
             got = open(f"{m}/{name}", "rb").read()
             if got != want:
                 errors.append(f"round {rounds}: {name} differs (len {len(got)} vs {len(want)})")
+                errors.extend(diagnose(c, m, name, got, want))
         if errors:
             break
 

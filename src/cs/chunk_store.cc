@@ -413,18 +413,28 @@ Status ChunkStore::SetVersion(ChunkId id, uint64_t old_version, uint64_t new_ver
   return st;
 }
 
-Status ChunkStore::Delete(ChunkId id) {
+Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
   std::shared_ptr<Chunk> c;
+  std::unique_lock<std::shared_mutex> l;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::lock_guard<std::mutex> g(mu_);
     auto it = chunks_.find(id);
     if (it == chunks_.end()) return Status::Ok();
     c = it->second;
+    // The version is checked and the entry removed in one step: a replica being created
+    // or copied anew at a higher version is never removed by a late delete of the old one.
+    l = std::unique_lock<std::shared_mutex>(c->mu);
+    if (c->version > max_version) {
+      LOG_INFO("chunk %s: kept version %llu (delete asked for versions up to %llu)", id.str().c_str(),
+               static_cast<unsigned long long>(c->version), static_cast<unsigned long long>(max_version));
+      return Status::Ok();
+    }
     chunks_.erase(it);
+    c->deleted = true;
+    // Unlinked before mu_ is released: a Create of the same chunk right after makes a new
+    // file, never one this delete then removes.
+    if (::unlink(c->path.c_str()) != 0 && errno != ENOENT) return IoError("unlink " + c->path);
   }
-  std::unique_lock<std::shared_mutex> l(c->mu);
-  c->deleted = true;
-  if (::unlink(c->path.c_str()) != 0 && errno != ENOENT) return IoError("unlink " + c->path);
   return Status::Ok();
 }
 

@@ -42,7 +42,7 @@ class ChunkStore {
   // (a flipped byte there would only show after a restart). kCorrupt if not.
   Status VerifyMeta(ChunkId id, uint64_t version);
   Status SetVersion(ChunkId id, uint64_t old_version, uint64_t new_version);
-  Status Delete(ChunkId id);
+  Status Delete(ChunkId id, uint64_t max_version = UINT64_MAX);
   std::vector<proto::ChunkReplicaState> List();
   Result<proto::ChunkReplicaState> Stat(ChunkId id);
   Result<Space> GetSpace();

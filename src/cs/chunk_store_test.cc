@@ -189,6 +189,27 @@ TEST_F(ChunkStoreTest, BoundsDeleteAndSpace) {
   EXPECT_TRUE(store->List().empty());
 }
 
+TEST_F(ChunkStoreTest, LateDeleteOfAnOldVersionKeepsAReplicaCopiedBackSince) {
+  // The MDS dropped this CS's replica at version 3 and queued its deletion; meanwhile the
+  // chunk was copied back here at version 4. The late delete must not remove the copy.
+  ChunkId id{8};
+  std::string d = Random(3 * 4096, 8);
+  ASSERT_TRUE(store->Write(id, 4, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Delete(id, 3).ok());
+  ASSERT_EQ(store->List().size(), 1u);
+  EXPECT_EQ(ReadAll(id, 4, 0, 3 * 4096), d);
+  ASSERT_TRUE(store->Delete(id, 4).ok());
+  EXPECT_TRUE(store->List().empty());
+  // Delete, then create again at once: the new file is the one that stays.
+  ASSERT_TRUE(store->Write(id, 5, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Delete(id).ok());
+  ASSERT_TRUE(store->Write(id, 6, kChunk, 0, d.data(), 4096).ok());
+  ASSERT_TRUE(store->Sync(id).ok());
+  Reopen();
+  ASSERT_EQ(store->List().size(), 1u);
+  EXPECT_EQ(store->List()[0].version, 6u);
+}
+
 TEST_F(ChunkStoreTest, TornChunkFileIsRemovedAtOpen) {
   store.reset();
   std::string junk = dir + "/chunks/00000000000000aa";

@@ -178,7 +178,7 @@ void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
     case MsgType::kCsDelete: {
       proto::CsDeleteReq r;
       Status st = proto::DecodeFromString(req.body, &r, "delete request");
-      if (st.ok()) st = store_->Delete(r.chunk);
+      if (st.ok()) st = store_->Delete(r.chunk, r.max_version);
       if (st.code() == Code::kNotFound) st = Status::Ok();
       st.ok() ? (void)c.Reply(req, proto::Empty{}) : (void)c.ReplyError(req, st);
       break;

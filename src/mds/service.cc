@@ -276,7 +276,7 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
                cs.str().c_str(), c->id.str().c_str(), static_cast<unsigned long long>(cmd.version));
   }
   // Whatever the failed CS still hold of this chunk is outdated now.
-  QueueDeletes({FreedChunk{c->id, r.failed}});
+  QueueDeletes({FreedChunk{c->id, r.failed, c->version}});
   // The remaining replicas learn the new version before the client gets the new map.
   std::vector<CsId> lost;
   for (CsId cs : keep) {
@@ -471,7 +471,7 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     std::lock_guard<std::mutex> l(del_mu_);
     std::set<ChunkId> deleting;
     for (const auto& d : pending_deletes_)
-      if (!state_.ChunkById(d.second)) deleting.insert(d.second);
+      if (!state_.ChunkById(d.chunk)) deleting.insert(d.chunk);
     s.chunk_states.deleting = deleting.size();
   }
   (void)n_active;
@@ -675,7 +675,7 @@ void MdsService::RecoveryPass() {
       std::vector<CsId> keep;
       for (CsId x : c.replicas)
         if (keep.size() < norm && CsCounts(x)) keep.push_back(x);
-      FreedChunk f{c.id, {}};
+      FreedChunk f{c.id, {}, c.version};
       for (CsId x : c.replicas)
         if (std::find(keep.begin(), keep.end(), x) == keep.end()) f.replicas.push_back(x);
       if (Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, c.version, keep}).ok()) extra.push_back(f);
@@ -695,7 +695,7 @@ void MdsService::FinishReleases() {
     if (!holds) {
       // Its replica files are deleted before it leaves: a dropped CS gets no more requests.
       std::lock_guard<std::mutex> l2(del_mu_);
-      for (const auto& d : pending_deletes_) holds = holds || d.first == cs.id;
+      for (const auto& d : pending_deletes_) holds = holds || d.cs == cs.id;
     }
     if (holds) continue;
     auto res = Commit(CommandType::kDropCs, DropCsCmd{cs.id});
@@ -787,7 +787,7 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     bool drop = std::find(refused.begin(), refused.end(), x) != refused.end() ||
                 (st.ok() && std::find(corrupt.begin(), corrupt.end(), x) != corrupt.end());
     if (!drop) replicas.push_back(x);
-    else freed.push_back({c.id, {x}});
+    else freed.push_back({c.id, {x}, new_version});
   }
   if (st.ok() && std::find(replicas.begin(), replicas.end(), target) == replicas.end()) replicas.push_back(target);
   if (replicas.empty()) return st.ok() ? Err(Code::kUnavailable, "no replica left") : st;
@@ -806,7 +806,7 @@ void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
   std::lock_guard<std::mutex> l(del_mu_);
   for (const auto& f : freed)
     for (CsId cs : f.replicas)
-      if (pending_deletes_.size() < kMaxPendingDeletes) pending_deletes_.push_back({cs, f.id});
+      if (pending_deletes_.size() < kMaxPendingDeletes) pending_deletes_.push_back({cs, f.id, f.max_version});
   bg_cv_.notify_all();
 }
 
@@ -856,7 +856,7 @@ void MdsService::Background() {
     }
     if (stop_) break;
     int64_t now = RealClock()->NowMs();
-    std::vector<std::pair<CsId, ChunkId>> dels;
+    std::vector<PendingDelete> dels;
     std::map<CsId, std::string> addrs;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -872,15 +872,19 @@ void MdsService::Background() {
       while (!pending_deletes_.empty() && dels.size() < 1000) {
         auto d = pending_deletes_.front();
         pending_deletes_.pop_front();
-        if (!CsActive(d.first)) continue;  // cleaned at its next registration
-        addrs[d.first] = CsAddr(d.first);
+        if (!CsActive(d.cs)) continue;  // cleaned at its next registration
+        auto now_c = state_.ChunkById(d.chunk);
+        if (now_c && std::find(now_c->replicas.begin(), now_c->replicas.end(), d.cs) != now_c->replicas.end())
+          continue;  // listed again (copied back since): not stale any more
+        addrs[d.cs] = CsAddr(d.cs);
         dels.push_back(d);
       }
     }
-    for (auto& [cs, chunk] : dels) {
+    for (const auto& d : dels) {
       proto::Empty e;
-      Status st = cs_pool_->Call(addrs[cs], MsgType::kCsDelete, proto::CsDeleteReq{chunk}, &e, 5000);
-      if (!st.ok()) LOG_DEBUG("delete of chunk %s on CS#%s: %s", chunk.str().c_str(), cs.str().c_str(), st.ToString().c_str());
+      Status st = cs_pool_->Call(addrs[d.cs], MsgType::kCsDelete, proto::CsDeleteReq{d.chunk, d.max_version}, &e, 5000);
+      if (!st.ok())
+        LOG_DEBUG("delete of chunk %s on CS#%s: %s", d.chunk.str().c_str(), d.cs.str().c_str(), st.ToString().c_str());
     }
   }
 }
@@ -996,7 +1000,7 @@ void MdsService::DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std
     if (!Commit(CommandType::kUpdateChunk, UpdateChunkCmd{id, version, keep}).ok()) return;
     AddEvent("ERR", "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str() +
                         "; the replica is dropped and rebuilt");
-    freed.push_back({id, {cs}});
+    freed.push_back({id, {cs}, version});
   }
   QueueDeletes(freed);
 }

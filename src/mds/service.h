@@ -128,7 +128,12 @@ class MdsService {
   uint64_t commits_ = 0;
 
   std::mutex del_mu_;
-  std::deque<std::pair<CsId, ChunkId>> pending_deletes_;
+  struct PendingDelete {
+    CsId cs;
+    ChunkId chunk;
+    uint64_t max_version;
+  };
+  std::deque<PendingDelete> pending_deletes_;
 
   rpc::Server server_;
   std::unique_ptr<rpc::ConnPool> cs_pool_;

@@ -48,6 +48,9 @@ struct EventRecord {
 struct FreedChunk {
   ChunkId id;
   std::vector<CsId> replicas;
+  // A replica is deleted only if its version is at most this: a replica dropped at version
+  // v and later copied back (always at a bumped version) survives a late delete.
+  uint64_t max_version = UINT64_MAX;
 };
 
 struct ApplyResult {

@@ -423,7 +423,8 @@ struct CsSyncReq {
 };
 struct CsDeleteReq {
   ChunkId chunk;
-  VS_FIELDS(chunk)
+  uint64_t max_version = UINT64_MAX;  // a newer replica (copied back since) is kept
+  VS_FIELDS(chunk, max_version)
 };
 struct CsReplicateReq {
   ChunkId chunk;
