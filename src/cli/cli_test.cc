@@ -622,7 +622,8 @@ TEST_F(CliTest, AgainstAFakeMds) {
                                                                 {"id", "1025"},
                                                                 {"tier", "2"},
                                                                 {"host_id", host_id.value()},
-                                                                {"addr", "10.1.1.1"}}));
+                                                                {"addr", "10.1.1.1"},
+                                                                {"checksums", "1"}}));
   EXPECT_EQ(HexDecode(Slurp(cs + "/cluster.key").substr(0, 64)).value(), key.value());
   EXPECT_EQ(Run({"-c", "stor1", "list-services"}), kExitOk);
   EXPECT_NE(out_.str().find("1025"), std::string::npos);

@@ -1,4 +1,4 @@
-// vstorage -c NAME make-cs -r DIR [-t TIER] [-a ADDR[:PORT]]   (guide 2.5.2)
+// vstorage -c NAME make-cs -r DIR [-t TIER] [-a ADDR[:PORT]] [-S]   (guide 2.5.2, 7.6.4)
 #include "cli/commands.h"
 #include "cli/mds_session.h"
 #include "cli/util.h"
@@ -58,7 +58,8 @@ int Run(Context& ctx, const ParsedArgs& pa) {
                                             {"id", id},
                                             {"tier", std::to_string(tier)},
                                             {"host_id", host_id.value()},
-                                            {"addr", addr_text}});
+                                            {"addr", addr_text},
+                                            {"checksums", pa.Has("no-checksums") ? "0" : "1"}});
   if (st.ok()) st = WriteFileAtomic(dir + "/cluster.key", HexEncode(key.value()) + "\n", 0600);
   if (st.ok()) st = RegisterService(ServiceEntry{ctx.cluster, "cs", id, dir});
   if (!st.ok()) {
@@ -67,7 +68,8 @@ int Run(Context& ctx, const ParsedArgs& pa) {
                                  dir + " could not be written; fix the cause and run make-cs "
                                  "again (CS#" + id + " stays unused)"));
   }
-  ctx.out << "Created CS#" << id << " in " << dir << " (tier " << tier << ")\n"
+  ctx.out << "Created CS#" << id << " in " << dir << " (tier " << tier
+          << (pa.Has("no-checksums") ? ", checksumming disabled" : "") << ")\n"
           << "Start it with: vstorage-csd -r " << dir << "\n";
   return kExitOk;
 }
@@ -77,12 +79,13 @@ int Run(Context& ctx, const ParsedArgs& pa) {
 CommandDef MakeCsCommand() {
   CommandDef c;
   c.name = "make-cs";
-  c.synopsis = "-r DIR [-t TIER] [-a ADDR[:PORT]]";
+  c.synopsis = "-r DIR [-t TIER] [-a ADDR[:PORT]] [-S]";
   c.description = "create a chunk server repository and register the CS with the MDS";
   c.options = {
       {'r', "repo", true, "DIR", "CS repository; must not exist or be empty"},
       {'t', "tier", true, "TIER", "storage tier 0..3 (default 0)"},
       {'a', "addr", true, "ADDR[:PORT]", "address the CS serves data on (default: chosen)"},
+      {'S', "no-checksums", false, "", "disable data checksumming on this CS (guide 7.6.4): faster, but a corrupt replica is no longer detected"},
   };
   c.run = Run;
   return c;

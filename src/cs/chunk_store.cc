@@ -87,9 +87,10 @@ Status ChunkStore::IoError(const std::string& what) {
   return FromErrno(errno, what);
 }
 
-Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir) {
+Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir, bool checksums) {
   std::unique_ptr<ChunkStore> s(new ChunkStore(repo_dir + "/chunks"));
   s->repo_ = repo_dir;
+  s->checksums_ = checksums;
   if (::mkdir(s->dir_.c_str(), 0700) != 0 && errno != EEXIST)
     return FromErrno(errno, "cannot create " + s->dir_);
   RETURN_IF_ERROR(s->Scan());
@@ -223,6 +224,15 @@ Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint
     return Err(Code::kInvalidArgument, "chunk " + id.str() + " has size " + std::to_string(c->chunk_size));
   if (len == 0) return Status::Ok();
   RETURN_IF_ERROR(EnsureOpen(*c));
+  if (!checksums_) {  // make-cs -S: the bytes only
+    Status st = PwriteAll(c->fd, data, len, c->data_off + offset);
+    if (!st.ok()) {
+      if (st.code() == Code::kIoError) ++io_errors_;
+      return st.Annotate("chunk " + id.str() + " in " + repo_);
+    }
+    c->data_len = std::max(c->data_len, offset + len);
+    return Status::Ok();
+  }
   RETURN_IF_ERROR(LoadCrcs(*c));
 
   uint64_t end = offset + len;
@@ -242,7 +252,7 @@ Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint
     // The rest of this block is kept: it must be intact, or the new checksum would bless
     // a flipped byte and this replica would differ silently from the others.
     uint32_t want = c->crcs[b];
-    if (Crc32c(buf, kBlock) != want && !(want == 0 && AllZero(buf, kBlock))) {
+    if (checksums_ && Crc32c(buf, kBlock) != want && !(want == 0 && AllZero(buf, kBlock))) {
       ++csum_errors_;
       return Err(Code::kCorrupt, "checksum mismatch in chunk " + id.str() + " at offset " + std::to_string(boff) +
                                      " in " + repo_ + " (found while merging a partial write)");
@@ -317,7 +327,7 @@ Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t 
     }
   }
   if (got < alen) std::memset(buf + got, 0, alen - got);
-  for (uint64_t b = b0; b < b1; ++b) {
+  for (uint64_t b = b0; checksums_ && b < b1; ++b) {
     const char* p = buf + (b - b0) * kBlock;
     uint32_t want = c->crcs[b];
     if (Crc32c(p, kBlock) == want) continue;

@@ -31,7 +31,9 @@ struct Space {
 
 class ChunkStore {
  public:
-  static Result<std::unique_ptr<ChunkStore>> Open(const std::string& repo_dir);
+  // checksums=false (make-cs -S, guide 7.6.4): no CRC32C is computed, stored or verified.
+  static Result<std::unique_ptr<ChunkStore>> Open(const std::string& repo_dir, bool checksums = true);
+  bool checksums() const { return checksums_; }
   ~ChunkStore();
 
   Status Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
@@ -79,6 +81,7 @@ class ChunkStore {
   std::string repo_;
   std::mutex mu_;
   std::map<ChunkId, std::shared_ptr<Chunk>> chunks_;
+  bool checksums_ = true;
   std::atomic<uint64_t> csum_errors_{0}, io_errors_{0};
 };
 

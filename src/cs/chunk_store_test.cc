@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -208,6 +209,36 @@ TEST_F(ChunkStoreTest, LateDeleteOfAnOldVersionKeepsAReplicaCopiedBackSince) {
   Reopen();
   ASSERT_EQ(store->List().size(), 1u);
   EXPECT_EQ(store->List()[0].version, 6u);
+}
+
+TEST_F(ChunkStoreTest, WithChecksummingDisabledNothingIsComputedOrVerified) {
+  // make-cs -S (guide 7.6.4): the bytes as written, no CRC table, a flip goes unnoticed.
+  store.reset();
+  auto s = ChunkStore::Open(dir, /*checksums=*/false);
+  ASSERT_TRUE(s.ok());
+  store = std::move(s).value();
+  EXPECT_FALSE(store->checksums());
+  ChunkId id{9};
+  std::string d = Random(3 * 4096 + 100, 9);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 50, d.data(), d.size()).ok());
+  EXPECT_TRUE(ReadAll(id, 1, 50, static_cast<uint32_t>(d.size())) == d);
+  ASSERT_TRUE(store->Sync(id).ok());
+  std::string path;
+  for (auto& e : std::filesystem::directory_iterator(dir + "/chunks")) path = e.path();
+  int fd = ::open(path.c_str(), O_RDWR);
+  std::vector<uint32_t> table(kChunk / 4096, 1);
+  ASSERT_EQ(::pread(fd, table.data(), table.size() * 4, 4096), static_cast<ssize_t>(table.size() * 4));
+  EXPECT_EQ(std::count(table.begin(), table.end(), 0u), static_cast<long>(table.size()));
+  auto data_off = std::filesystem::file_size(path) - (50 + d.size());  // the file ends at the last byte
+  off_t where = static_cast<off_t>(data_off + 60);
+  char c = static_cast<char>(d[10] ^ 1);
+  ASSERT_EQ(::pwrite(fd, &c, 1, where), 1);
+  ::close(fd);
+  std::string flipped = d;
+  flipped[10] = c;
+  EXPECT_TRUE(ReadAll(id, 1, 50, static_cast<uint32_t>(d.size())) == flipped);
+  EXPECT_EQ(store->csum_errors(), 0u);
+  EXPECT_TRUE(store->VerifyMeta(id, 1).ok());
 }
 
 TEST_F(ChunkStoreTest, TornChunkFileIsRemovedAtOpen) {

@@ -27,6 +27,7 @@ Result<CsConfig> LoadCsConfig(const std::string& repo) {
   c.tier = static_cast<uint32_t>(std::strtoul((*kv)["tier"].c_str(), nullptr, 10));
   c.host_id = (*kv)["host_id"];
   c.addr = (*kv)["addr"];
+  c.checksums = (*kv)["checksums"] != "0";
   if (c.cluster.empty() || c.id.v < kFirstCsId)
     return Err(Code::kCorrupt, repo + "/cs.conf lacks cluster or a valid id");
   return c;
@@ -37,7 +38,8 @@ Status SaveCsConfig(const CsConfig& c) {
                                                  {"id", c.id.str()},
                                                  {"tier", std::to_string(c.tier)},
                                                  {"host_id", c.host_id},
-                                                 {"addr", c.addr}});
+                                                 {"addr", c.addr},
+                                                 {"checksums", c.checksums ? "1" : "0"}});
 }
 
 Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
@@ -54,7 +56,7 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
   } else {
     ASSIGN_OR_RETURN(s->key_, ReadClusterKey(s->conf_.cluster));
   }
-  ASSIGN_OR_RETURN(s->store_, ChunkStore::Open(repo));
+  ASSIGN_OR_RETURN(s->store_, ChunkStore::Open(repo, s->conf_.checksums));
   struct stat rs {};
   if (::stat(repo.c_str(), &rs) == 0) {
     s->repo_dev_ = rs.st_dev;
@@ -398,6 +400,7 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
   r.total_bytes = space.total_bytes;
   r.free_bytes = space.free_bytes;
   r.chunks = store_->List();
+  r.checksums = conf_.checksums;
   proto::CsRegisterReply rep;
   RETURN_IF_ERROR(c.Call(MsgType::kCsRegister, r, &rep));
   for (ChunkId id : rep.delete_chunks) {

@@ -29,6 +29,7 @@ struct CsConfig {
   uint32_t tier = 0;
   std::string host_id;
   std::string addr;  // "HOST:PORT" to listen on; empty = chosen at first start and saved
+  bool checksums = true;  // "checksums=0" after make-cs -S (guide 7.6.4)
 };
 Result<CsConfig> LoadCsConfig(const std::string& repo);
 Status SaveCsConfig(const CsConfig& c);

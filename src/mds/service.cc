@@ -328,6 +328,7 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   bool was_active = soft.status == "active";
   soft.registered = true;
   soft.repo_lost = false;
+  soft.checksums = r.checksums;
   soft.last_seen_ms = RealClock()->NowMs();
   soft.total_bytes = r.total_bytes;
   soft.free_bytes = r.free_bytes;
@@ -423,7 +424,7 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     ci.total_bytes = soft.total_bytes;
     ci.free_bytes = soft.free_bytes;
     ci.qdepth_x10 = soft.qdepth_x10;
-    ci.flags = "C";
+    ci.flags = soft.checksums ? "C" : "";
     if (soft.csum_errors) ci.flags += "h";
     if (soft.io_errors) ci.flags += "H";
     if (soft.repo_lost) ci.flags += "R";

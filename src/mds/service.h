@@ -60,6 +60,7 @@ class MdsService {
     uint64_t io_errors = 0, csum_errors = 0;
     std::string status = "offline";
     std::string repo;          // its repository path, as the CS reports it
+    bool checksums = true;     // flag C
     bool repo_lost = false;    // flag R: the repository vanished; treated as failed
     int64_t hard_error_event_ms = 0;
     ChunkId scrub_cursor;      // scrubbing walks the CS's chunks in id order

@@ -356,7 +356,8 @@ struct CsRegisterReq {
   std::string addr;  // data service "host:port"
   uint64_t total_bytes = 0, free_bytes = 0;
   std::vector<ChunkReplicaState> chunks;
-  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks)
+  bool checksums = true;  // flag C in stat
+  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks, checksums)
 };
 struct CsSetVersionReq {
   ChunkId chunk;

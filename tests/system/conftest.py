@@ -133,7 +133,7 @@ class Cluster:
                 return True
         wait_for(up, what="MDS port")
 
-    def add_cs(self, host_name=None, tier=None, size_mb=None):
+    def add_cs(self, host_name=None, tier=None, size_mb=None, extra=()):
         n = len(self.cs_repos) + 1
         h = self.host(host_name or f"cs{n}")
         if not os.path.exists(os.path.join(h.conf, "clusters", self.name, "cluster.key")):
@@ -147,7 +147,7 @@ class Cluster:
         args = ["make-cs", "-r", repo]
         if tier is not None:
             args += ["-t", str(tier)]
-        h.vstorage(*args)
+        h.vstorage(*args, *extra)
         conf = dict(l.split("=", 1) for l in open(os.path.join(repo, "cs.conf")).read().split("\n") if "=" in l)
         cs_id = int(conf["id"])
         self.cs_repos[cs_id] = (repo, h)
@@ -185,7 +185,9 @@ class Cluster:
             self.mounts.remove(mnt)
 
     def mount_pids(self):
-        r = subprocess.run(["pgrep", "-f", f"vstorage-mount -c {self.name} "], capture_output=True, text=True)
+        # Only this cluster's mounts (its log lies under its root): other runs may mount too.
+        r = subprocess.run(["pgrep", "-f", f"vstorage-mount -c {self.name} -l {self.root}/"],
+                           capture_output=True, text=True)
         return [int(x) for x in r.stdout.split()]
 
     def shutdown(self):

@@ -331,3 +331,33 @@ def test_recovery_skips_a_corrupt_source_and_drops_it(cluster):
         with open(p, "rb") as f:
             f.seek(4096 + 4096)
             assert f.read(len(data)) == data, f"replica on CS#{cs} differs"
+
+
+def test_make_cs_dash_S_disables_checksumming_on_that_cs(cluster):
+    """7.6.4: make-cs -S; that CS has no flag C, computes and stores no CRC, data is intact."""
+    cluster.make_mds()
+    plain = [cluster.add_cs() for _ in range(2)]
+    nosum = cluster.add_cs(extra=("-S",))
+    cluster.wait_cs_active(3)
+    repo, _ = cluster.cs_repos[nosum]
+    assert "checksums=0" in open(os.path.join(repo, "cs.conf")).read()
+    flags = {c["id"]: c["flags"] for c in cluster.stat_json()["cs"]}
+    assert "C" not in flags[nosum] and all("C" in flags[i] for i in plain), flags
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    data = os.urandom(5 * MiB + 123)
+    write_file(f"{m}/f", data)
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(data)
+    c = file_info(cluster, f"{m}/f")["chunks"][0]
+    assert nosum in c["replicas"]
+    with open(os.path.join(repo, "chunks", "%016x" % c["id"]), "rb") as f:
+        f.seek(4096)
+        assert f.read(4096) == bytes(4096)  # the CRC table of a 4 MiB chunk: never written
+    plain_repo, _ = cluster.cs_repos[plain[0]]
+    with open(os.path.join(plain_repo, "chunks", "%016x" % c["id"]), "rb") as f:
+        f.seek(4096)
+        assert f.read(4096) != bytes(4096)
