@@ -205,13 +205,14 @@ Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64
 }
 
 Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
-                         const char* data, size_t len) {
+                         const char* data, size_t len, bool create) {
   if (chunk_size < kBlock || chunk_size > kMaxChunkBytes || chunk_size % kBlock != 0)
     return Err(Code::kInvalidArgument, "invalid chunk size " + std::to_string(chunk_size));
   if (offset > chunk_size || len > chunk_size - offset)
     return Err(Code::kInvalidArgument, "write [" + std::to_string(offset) + ", +" + std::to_string(len) +
                                            ") is outside chunk " + id.str() + " of " + std::to_string(chunk_size) + " bytes");
   auto c = Find(id);
+  if (!c && !create) return Err(Code::kNotFound, "chunk " + id.str() + " vanished from this CS during the write");
   if (!c) {
     ASSIGN_OR_RETURN(c, Create(id, version, chunk_size));
   }

@@ -36,8 +36,10 @@ class ChunkStore {
   bool checksums() const { return checksums_; }
   ~ChunkStore();
 
+  // create=false: the chunk must exist already (a copy in progress whose file vanished must
+  // fail, not restart with a hole at its head).
   Status Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
-               const char* data, size_t len);
+               const char* data, size_t len, bool create = true);
   Status Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out);
   Status Sync(ChunkId id);
   // Scrubbing: the header and CRC table on disk must match what this CS serves from memory

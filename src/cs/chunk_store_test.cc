@@ -201,6 +201,9 @@ TEST_F(ChunkStoreTest, LateDeleteOfAnOldVersionKeepsAReplicaCopiedBackSince) {
   EXPECT_EQ(ReadAll(id, 4, 0, 3 * 4096), d);
   ASSERT_TRUE(store->Delete(id, 4).ok());
   EXPECT_TRUE(store->List().empty());
+  // A copy in progress whose file was deleted under it fails instead of restarting with holes.
+  EXPECT_EQ(store->Write(id, 4, kChunk, 8192, d.data(), 4096, /*create=*/false).code(), Code::kNotFound);
+  EXPECT_TRUE(store->List().empty());
   // Delete, then create again at once: the new file is the one that stays.
   ASSERT_TRUE(store->Write(id, 5, kChunk, 0, d.data(), d.size()).ok());
   ASSERT_TRUE(store->Delete(id).ok());

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "common/limits.h"
@@ -342,7 +343,7 @@ Status CsService::Replicate(const proto::CsReplicateReq& r) {
     st = conn->CallRaw(MsgType::kCsRead, proto::EncodeToString(proto::CsReadReq{r.chunk, r.version, off, n}), nullptr, 0,
                        &f, kChainTimeoutMs, buf.data(), n, &got);
     if (st.ok() && got != n) st = Err(Code::kProtocol, "short read from the source");
-    if (st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, off, buf.data(), n);
+    if (st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, off, buf.data(), n, /*create=*/off == 0);
   }
   if (len == 0 && st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, 0, nullptr, 0);
   peers_->Release(std::move(conn));
@@ -403,8 +404,12 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
   r.checksums = conf_.checksums;
   proto::CsRegisterReply rep;
   RETURN_IF_ERROR(c.Call(MsgType::kCsRegister, r, &rep));
+  std::map<ChunkId, uint64_t> reported;
+  for (const auto& rc : r.chunks) reported[rc.id] = rc.version;
   for (ChunkId id : rep.delete_chunks) {
-    Status st = store_->Delete(id);
+    // Only the replica as reported: one copied here anew since (higher version) stays.
+    auto it = reported.find(id);
+    Status st = store_->Delete(id, it == reported.end() ? 0 : it->second);
     LOG_INFO("deleted replica of chunk %s on MDS request: %s", id.str().c_str(), st.ToString().c_str());
   }
   for (const auto& b : rep.set_versions) {

@@ -317,6 +317,8 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   for (const auto& rc : r.chunks) {
     auto info = state_.ChunkById(rc.id);
     bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();
+    auto copying = replicating_.find(rc.id);
+    if (copying != replicating_.end() && copying->second == r.cs) continue;  // being copied here now
     if (!listed || rc.version > info->version) {
       rep.delete_chunks.push_back(rc.id);
     } else if (rc.version < info->version) {
@@ -748,7 +750,7 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     // Every listed replica stays listed: one on an inactive CS, or one that misses the bump
     // below for a transport error, only missed a version bump and gets it when it registers.
     RETURN_IF_ERROR(Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, c.replicas}).status());
-    replicating_.insert(id);
+    replicating_[id] = target;
   }
   std::vector<CsId> bumped, refused;
   for (const auto& loc : live_locs) {

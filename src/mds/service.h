@@ -142,7 +142,7 @@ class MdsService {
   std::thread bg_;
   std::thread recovery_;
   std::thread scrub_;
-  std::set<ChunkId> replicating_;  // writes wait (kUnavailable) while a chunk is copied
+  std::map<ChunkId, CsId> replicating_;  // chunk -> copy target; writes wait while it is copied
   std::set<ChunkId> pending_;      // blocked chunks queued for recovery (state "pending")
   std::set<ChunkId> urgent_;       // a replica failed during a write; not yet rebuilt
   std::string last_status_;        // for "The cluster is ..." events
