@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/ids.h"
+#include "common/io_meter.h"
 #include "common/status.h"
 #include "proto/messages.h"
 
@@ -146,6 +147,7 @@ class Client {
   std::multimap<InodeId, File*> files_;
 
   std::atomic<uint64_t> read_bytes_{0}, write_bytes_{0}, read_ops_{0}, write_ops_{0}, fsyncs_{0};
+  IoMeter io_;  // reads, writes and fsyncs, for IOLAT in `stat`
   std::atomic<bool> stop_{false};
   std::mutex hb_mu_;
   std::condition_variable hb_cv_;

@@ -384,6 +384,9 @@ proto::ClusterStatReply SampleStat() {
   m.addr = "10.30.24.73:2510";
   m.uptime_ms = 33 * 60000;
   m.mem_bytes = 10 << 20;
+  m.ctime_x10 = 20;
+  m.commits_per_s = 3;
+  m.cpu_x10 = 5;
   st.mds.push_back(m);
   for (uint64_t id : {1025, 1026}) {
     proto::CsInfo c;
@@ -393,6 +396,12 @@ proto::ClusterStatReply SampleStat() {
     c.total_bytes = 125ull << 30;
     c.free_bytes = 119ull << 30;
     c.flags = "C";
+    if (id == 1026) {
+      c.iowait_pct = 37;
+      c.lat_avg_ms = 2;
+      c.lat_max_ms = 15;
+      c.qdepth_x10 = 14;
+    }
     st.cs.push_back(c);
   }
   proto::ClientInfo cl;
@@ -401,6 +410,8 @@ proto::ClusterStatReply SampleStat() {
   cl.open_write = 1;
   cl.read_bps = 1536;
   cl.read_ops = 3;
+  cl.lat_avg_ms = 4;
+  cl.lat_max_ms = 120;
   st.clients.push_back(cl);
   proto::EventInfo e;
   e.time_ms = 1392998120000;  // 21-02-14 15:55:20 UTC
@@ -441,6 +452,7 @@ TEST(Stat, TextLayoutFollowsTheGuide) {
   EXPECT_NE(l[11].find("UPTIME  HOST"), std::string::npos);
   EXPECT_EQ(l[12].rfind("  M 1  avail", 0), 0u) << l[12];
   EXPECT_NE(l[12].find("10MB"), std::string::npos);
+  EXPECT_NE(l[12].find("avail     2.0%      3/s  0.5%"), std::string::npos) << l[12];
   EXPECT_NE(l[12].find("33 min  10.30.24.73:2510"), std::string::npos);
   EXPECT_EQ(l[13], "");
   EXPECT_EQ(l[14].rfind("CSID  STATUS  SPACE  AVAIL  REPLICAS  UNIQUE  IOWAIT  IOLAT(ms)  QDEPTH  "
@@ -450,12 +462,14 @@ TEST(Stat, TextLayoutFollowsTheGuide) {
       << l[14];
   EXPECT_NE(l[14].find("FLAGS"), std::string::npos);
   EXPECT_EQ(l[15].rfind("1025  active  125GB  119GB", 0), 0u) << l[15];
-  EXPECT_NE(l[15].find("0.0  10.30.24.73:41025  C"), std::string::npos) << l[15];
+  EXPECT_NE(l[15].find("0%        0/0     0.0  10.30.24.73:41025  C"), std::string::npos) << l[15];
   EXPECT_EQ(l[16].rfind("1026  active", 0), 0u);
+  EXPECT_NE(l[16].find("37%       2/15     1.4  10.30.24.73:41026  C"), std::string::npos) << l[16];
   EXPECT_EQ(l[17], "");
   EXPECT_EQ(l[18].rfind("CLID  LEASES", 0), 0u) << l[18];
   EXPECT_NE(l[18].find("READ  WRITE  RD_OPS  WR_OPS  FSYNCS  IOLAT(ms)  HOST"), std::string::npos);
   EXPECT_NE(l[19].find("2053     0/1  1.5KB/s   0B/s  3ops/s"), std::string::npos) << l[19];
+  EXPECT_NE(l[19].find("0ops/s      4/120  dhcp-10"), std::string::npos) << l[19];
   EXPECT_EQ(l[20], "");
   EXPECT_EQ(l[21], "TIME               SYS  SEV  MESSAGE");
   EXPECT_EQ(l[22], "21-02-14 15:55:20  MDS  INF  The cluster physical free space: 250GB (100%)");
@@ -472,6 +486,9 @@ TEST(Stat, DegradedChunksAndConnectedMds) {
   auto l = Lines(os.str());
   EXPECT_EQ(l[0], "Cluster 'stor1': degraded");
   EXPECT_EQ(l[3], "CS nodes: 1 of 2 (1 avail, 0 inactive, 1 offline)");
+  // What an offline CS last measured is not shown as if current.
+  EXPECT_NE(l[16].find("offline"), std::string::npos) << l[16];
+  EXPECT_NE(l[16].find("      -          -     1.4"), std::string::npos) << l[16];
   EXPECT_EQ(l[5].rfind("Chunks: [WARN] 30 (79%) healthy, 8 (21%) degraded,", 0), 0u) << l[5];
   EXPECT_EQ(ConnectedMdsId(st, HostPort{"10.30.24.73", 2510}), 1u);
   EXPECT_EQ(ConnectedMdsId(st, HostPort{"other", 1}), 1u);  // falls back to the master
@@ -512,6 +529,11 @@ TEST(Stat, JsonCarriesTheSameData) {
   EXPECT_TRUE(j["cs"][0].contains("host"));
   EXPECT_EQ(j["clients"][0]["id"], 2053);
   EXPECT_EQ(j["clients"][0]["host"], "dhcp-10");
+  EXPECT_EQ(j["cs"][1]["iowait_pct"], 37);
+  EXPECT_EQ(j["cs"][1]["iolat_avg_ms"], 2);
+  EXPECT_EQ(j["cs"][1]["iolat_max_ms"], 15);
+  EXPECT_EQ(j["clients"][0]["iolat_avg_ms"], 4);
+  EXPECT_EQ(j["clients"][0]["iolat_max_ms"], 120);
   EXPECT_EQ(j["io"]["read_bps"], 1536);
   EXPECT_EQ(j["events"][0]["time_ms"], 1392998120000);
   EXPECT_EQ(j["events"][0]["sys"], "MDS");

@@ -57,6 +57,8 @@ void RenderChunksLine(const proto::ClusterStatReply& st, std::ostream& os) {
 
 std::string Rate(uint64_t bytes_per_s) { return FormatSize(bytes_per_s) + "/s"; }
 
+std::string Tenths(uint32_t x10) { return std::to_string(x10 / 10) + "." + std::to_string(x10 % 10); }
+
 }  // namespace
 
 uint64_t ConnectedMdsId(const proto::ClusterStatReply& st, const HostPort& addr) {
@@ -109,8 +111,8 @@ void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
   Table mds({{"MDSID", true}, {"STATUS", false}, {"%CTIME", true}, {"COMMITS", true},
              {"%CPU", true}, {"MEM", true}, {"UPTIME", true}, {"HOST", false}});
   for (const auto& m : st.mds)
-    mds.AddRow({(m.master ? "M " : "") + m.id.str(), m.status, "-", std::to_string(m.commits),
-                "-", m.mem_bytes ? FormatSize(m.mem_bytes) : "-", FormatDuration(m.uptime_ms),
+    mds.AddRow({(m.master ? "M " : "") + m.id.str(), m.status, Tenths(m.ctime_x10) + "%",
+                std::to_string(m.commits_per_s) + "/s", Tenths(m.cpu_x10) + "%", m.mem_bytes ? FormatSize(m.mem_bytes) : "-", FormatDuration(m.uptime_ms),
                 m.addr});
   mds.Render(os);
 
@@ -119,10 +121,11 @@ void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
             {"REPLICAS", true}, {"UNIQUE", true}, {"IOWAIT", true}, {"IOLAT(ms)", true},
             {"QDEPTH", true}, {"HOST", false}, {"FLAGS", false}});
   for (const auto& c : st.cs) {
-    char qd[32];
-    std::snprintf(qd, sizeof qd, "%u.%u", c.qdepth_x10 / 10, c.qdepth_x10 % 10);
+    bool live = c.status == "active" || c.status == "releasing";
     cs.AddRow({c.id.str(), c.status, FormatSize(c.total_bytes), FormatSize(c.free_bytes),
-               std::to_string(c.replicas), std::to_string(c.unique), "-", "-", qd,
+               std::to_string(c.replicas), std::to_string(c.unique),
+               live ? std::to_string(c.iowait_pct) + "%" : "-",
+               live ? std::to_string(c.lat_avg_ms) + "/" + std::to_string(c.lat_max_ms) : "-", Tenths(c.qdepth_x10),
                c.addr.empty() ? "-" : c.addr, c.flags});
   }
   cs.Render(os);
@@ -134,7 +137,8 @@ void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
   for (const auto& c : st.clients)
     cl.AddRow({c.id.str(), std::to_string(c.open_read) + "/" + std::to_string(c.open_write),
                Rate(c.read_bps), Rate(c.write_bps), std::to_string(c.read_ops) + "ops/s",
-               std::to_string(c.write_ops) + "ops/s", std::to_string(c.fsyncs) + "ops/s", "-",
+               std::to_string(c.write_ops) + "ops/s", std::to_string(c.fsyncs) + "ops/s",
+               std::to_string(c.lat_avg_ms) + "/" + std::to_string(c.lat_max_ms),
                c.host});
   cl.Render(os);
 
@@ -192,7 +196,9 @@ nlohmann::json StatToJson(const proto::ClusterStatReply& st) {
                        {"write_bps", cl.write_bps},
                        {"read_ops", cl.read_ops},
                        {"write_ops", cl.write_ops},
-                       {"fsyncs", cl.fsyncs}});
+                       {"fsyncs", cl.fsyncs},
+                       {"iolat_avg_ms", cl.lat_avg_ms},
+                       {"iolat_max_ms", cl.lat_max_ms}});
   }
   j["io"] = {{"read_bps", rbps}, {"write_bps", wbps}, {"read_ops", rops}, {"write_ops", wops}};
   json mds = json::array();
@@ -203,6 +209,9 @@ nlohmann::json StatToJson(const proto::ClusterStatReply& st) {
                    {"host", m.addr},
                    {"uptime_ms", m.uptime_ms},
                    {"commits", m.commits},
+                   {"commits_per_s", m.commits_per_s},
+                   {"ctime_pct", static_cast<double>(m.ctime_x10) / 10.0},
+                   {"cpu_pct", static_cast<double>(m.cpu_x10) / 10.0},
                    {"mem_bytes", m.mem_bytes}});
   j["mds"] = std::move(mds);
   json cs = json::array();
@@ -214,6 +223,9 @@ nlohmann::json StatToJson(const proto::ClusterStatReply& st) {
                   {"replicas", s.replicas},
                   {"unique", s.unique},
                   {"qdepth", static_cast<double>(s.qdepth_x10) / 10.0},
+                  {"iowait_pct", s.iowait_pct},
+                  {"iolat_avg_ms", s.lat_avg_ms},
+                  {"iolat_max_ms", s.lat_max_ms},
                   {"host", s.addr},
                   {"host_id", s.host_id},
                   {"tier", s.tier},

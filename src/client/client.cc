@@ -134,6 +134,9 @@ void Client::Heartbeat() {
     hb.read_ops = read_ops_;
     hb.write_ops = write_ops_;
     hb.fsyncs = fsyncs_;
+    auto io = io_.Take();
+    hb.lat_avg_ms = io.lat_avg_ms;
+    hb.lat_max_ms = io.lat_max_ms;
     {
       std::lock_guard<std::mutex> l(files_mu_);
       for (auto& [ino, f] : files_) (f->writable() ? hb.open_write : hb.open_read)++;

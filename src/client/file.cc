@@ -159,6 +159,7 @@ Status File::WritePiece(const Piece& p, const char* data) {
 
 Status File::Write(uint64_t offset, const char* data, size_t len) {
   if (!write_) return Err(Code::kPermission, "file is not open for writing");
+  IoTimer timer(&c_->io_);
   for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece)) RETURN_IF_ERROR(WritePiece(p, data));
   uint64_t end = offset + len, cur = size_.load();
   while (end > cur && !size_.compare_exchange_weak(cur, end)) {
@@ -221,6 +222,7 @@ Status File::ReadPiece(const Piece& p, char* out) {
 }
 
 Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
+  IoTimer timer(&c_->io_);
   uint64_t size = size_.load();
   if (offset >= size) return size_t{0};
   len = std::min<uint64_t>(len, size - offset);
@@ -293,6 +295,7 @@ Status File::PersistSize() {
 }
 
 Status File::Fsync() {
+  IoTimer timer(&c_->io_);
   std::set<uint64_t> todo;
   {
     std::lock_guard<std::mutex> l(mu_);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "common/limits.h"
@@ -145,7 +146,9 @@ void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
                                                      " is starting and has not registered with the MDS yet"));
     return;
   }
-  ++inflight_;
+  // Client I/O is metered for IOWAIT, IOLAT and QDEPTH in `stat` (guide 5.3).
+  std::optional<IoTimer> timer;
+  if (type == MsgType::kCsWrite || type == MsgType::kCsRead || type == MsgType::kCsSync) timer.emplace(&io_);
   switch (type) {
     case MsgType::kCsWrite: HandleWrite(c, req); break;
     case MsgType::kCsRead: HandleRead(c, req); break;
@@ -189,7 +192,6 @@ void CsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
     default:
       (void)c.ReplyError(req, Err(Code::kProtocol, "unsupported request " + std::to_string(req.type) + " for a chunk server"));
   }
-  --inflight_;
 }
 
 namespace {
@@ -443,7 +445,11 @@ void CsService::MdsLoop() {
         hb.total_bytes = space->total_bytes;
         hb.free_bytes = space->free_bytes;
       }
-      hb.qdepth_x10 = static_cast<uint32_t>(std::max(0, inflight_.load()) * 10);
+      auto io = io_.Take();
+      hb.qdepth_x10 = io.qdepth_x10;
+      hb.iowait_pct = io.busy_pct;
+      hb.lat_avg_ms = io.lat_avg_ms;
+      hb.lat_max_ms = io.lat_max_ms;
       hb.repo_lost = CheckRepoLost();
       hb.io_errors = io_errors_;
       hb.csum_errors = csum_errors_;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/config.h"
+#include "common/io_meter.h"
 #include "cs/chunk_store.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -69,7 +70,7 @@ class CsService {
   rpc::Server server_;
   std::unique_ptr<rpc::ConnPool> peers_;
   std::atomic<bool> stop_{false};
-  std::atomic<int> inflight_{0};
+  IoMeter io_;  // client reads, writes and syncs
   std::atomic<uint64_t> io_errors_{0}, csum_errors_{0};
   std::atomic<bool> repo_lost_{false};
   std::atomic<bool> registered_{false};  // reconciled with the MDS once since start

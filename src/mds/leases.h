@@ -21,6 +21,7 @@ struct ClientSession {
   uint64_t read_bytes = 0, write_bytes = 0, read_ops = 0, write_ops = 0, fsyncs = 0;
   uint64_t read_bps = 0, write_bps = 0, read_ops_ps = 0, write_ops_ps = 0, fsyncs_ps = 0;
   uint32_t open_read = 0, open_write = 0;
+  uint32_t lat_avg_ms = 0, lat_max_ms = 0;
 };
 
 class LeaseTable {

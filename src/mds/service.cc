@@ -95,7 +95,11 @@ Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
   cmd.time_ms = RealClock()->WallMs();
   cmd.body = std::move(body);
   ASSIGN_OR_RETURN(ApplyResult res, state_.Apply(cmd));
-  Status st = journal_->Append({proto::EncodeToString(cmd)}, 1);
+  Status st;
+  {
+    IoTimer t(&journal_io_);
+    st = journal_->Append({proto::EncodeToString(cmd)}, 1);
+  }
   if (!st.ok()) {
     // Memory already has the change and the disk does not: the only safe move is to stop and
     // let a restart replay what the journal holds. Nothing of this command was acknowledged.
@@ -392,6 +396,26 @@ static uint64_t RssBytes() {
   return rss * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+static int64_t ProcessCpuMs() {
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  auto ms = [](const timeval& t) { return int64_t(t.tv_sec) * 1000 + t.tv_usec / 1000; };
+  return ms(ru.ru_utime) + ms(ru.ru_stime);
+}
+
+// %CPU over the last 20 to 40 seconds: CPU time used since a mark that moves every 20 s.
+uint32_t MdsService::CpuX10(int64_t now) {
+  int64_t cpu = ProcessCpuMs();
+  if (cpu_marks_[1].wall_ms == 0) cpu_marks_[0] = cpu_marks_[1] = {start_ms_, 0};
+  if (now - cpu_marks_[1].wall_ms >= 20000) {
+    cpu_marks_[0] = cpu_marks_[1];
+    cpu_marks_[1] = {now, cpu};
+  }
+  int64_t wall = now - cpu_marks_[0].wall_ms;
+  if (wall <= 0) return 0;
+  return static_cast<uint32_t>(std::max<int64_t>(0, (cpu - cpu_marks_[0].cpu_ms) * 1000 / wall));
+}
+
 proto::ClusterStatReply MdsService::ClusterStat() {
   proto::ClusterStatReply s;
   int64_t now = RealClock()->NowMs();
@@ -409,6 +433,10 @@ proto::ClusterStatReply MdsService::ClusterStat() {
   mi.addr = conf_.addr.str();
   mi.uptime_ms = now - start_ms_;
   mi.commits = commits_;
+  auto jio = journal_io_.Take();
+  mi.ctime_x10 = jio.busy_x10;
+  mi.commits_per_s = jio.span_ms > 0 ? static_cast<uint32_t>(jio.ops * 1000 / static_cast<uint64_t>(jio.span_ms)) : 0;
+  mi.cpu_x10 = CpuX10(now);
   mi.mem_bytes = RssBytes();
   s.mds.push_back(mi);
   std::map<CsId, uint64_t> replicas_on;
@@ -425,7 +453,12 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     ci.tier = cs.tier;
     ci.total_bytes = soft.total_bytes;
     ci.free_bytes = soft.free_bytes;
-    ci.qdepth_x10 = soft.qdepth_x10;
+    if (ci.status == "active" || ci.status == "releasing") {  // a silent CS's figures are stale
+      ci.qdepth_x10 = soft.qdepth_x10;
+      ci.iowait_pct = soft.iowait_pct;
+      ci.lat_avg_ms = soft.lat_avg_ms;
+      ci.lat_max_ms = soft.lat_max_ms;
+    }
     ci.flags = soft.checksums ? "C" : "";
     if (soft.csum_errors) ci.flags += "h";
     if (soft.io_errors) ci.flags += "H";
@@ -496,6 +529,8 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     ci.read_ops = sess.read_ops_ps;
     ci.write_ops = sess.write_ops_ps;
     ci.fsyncs = sess.fsyncs_ps;
+    ci.lat_avg_ms = sess.lat_avg_ms;
+    ci.lat_max_ms = sess.lat_max_ms;
     s.clients.push_back(ci);
   }
   for (const auto& e : state_.Events()) s.events.push_back({e.time_ms, e.sys, e.sev, e.message});
@@ -906,6 +941,9 @@ void MdsService::HandleHeartbeat(const proto::CsHeartbeat& r, int64_t now, Statu
   soft.total_bytes = r.total_bytes;
   soft.free_bytes = r.free_bytes;
   soft.qdepth_x10 = r.qdepth_x10;
+  soft.iowait_pct = r.iowait_pct;
+  soft.lat_avg_ms = r.lat_avg_ms;
+  soft.lat_max_ms = r.lat_max_ms;
   soft.csum_errors = r.csum_errors;
   soft.repo = r.repo;
   if (r.io_errors > soft.io_errors && now - soft.hard_error_event_ms >= 60000) {
@@ -1113,6 +1151,8 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         s.fsyncs = r.fsyncs;
         s.open_read = r.open_read;
         s.open_write = r.open_write;
+        s.lat_avg_ms = r.lat_avg_ms;
+        s.lat_max_ms = r.lat_max_ms;
         return reply_status(Status::Ok());
       }
       case MsgType::kLookup: {

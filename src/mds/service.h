@@ -20,6 +20,7 @@
 
 #include "common/auth.h"
 #include "common/config.h"
+#include "common/io_meter.h"
 #include "mds/journal.h"
 #include "mds/leases.h"
 #include "mds/placement.h"
@@ -57,6 +58,7 @@ class MdsService {
     bool registered = false;
     uint64_t total_bytes = 0, free_bytes = 0;
     uint32_t qdepth_x10 = 0;
+    uint32_t iowait_pct = 0, lat_avg_ms = 0, lat_max_ms = 0;
     uint64_t io_errors = 0, csum_errors = 0;
     std::string status = "offline";
     std::string repo;          // its repository path, as the CS reports it
@@ -127,6 +129,12 @@ class MdsService {
   std::map<CsId, CsSoft> cs_soft_;
   uint64_t placement_rotation_ = 0;
   uint64_t commits_ = 0;
+  IoMeter journal_io_;  // journal appends, for %CTIME and COMMITS in `stat`
+  struct CpuMark {
+    int64_t wall_ms = 0, cpu_ms = 0;
+  };
+  CpuMark cpu_marks_[2];
+  uint32_t CpuX10(int64_t now);
 
   std::mutex del_mu_;
   struct PendingDelete {

@@ -192,7 +192,9 @@ struct ClientHeartbeat {
   ClientId client;
   uint64_t read_bytes = 0, write_bytes = 0, read_ops = 0, write_ops = 0, fsyncs = 0;
   uint32_t open_read = 0, open_write = 0;
-  VS_FIELDS(client, read_bytes, write_bytes, read_ops, write_ops, fsyncs, open_read, open_write)
+  uint32_t lat_avg_ms = 0, lat_max_ms = 0;  // IOLAT over the last 20 s
+  VS_FIELDS(client, read_bytes, write_bytes, read_ops, write_ops, fsyncs, open_read, open_write,
+            lat_avg_ms, lat_max_ms)
 };
 struct ReadlinkReply {
   std::string target;
@@ -267,9 +269,13 @@ struct MdsInfo {
   std::string status;
   std::string addr;
   int64_t uptime_ms = 0;
-  uint64_t commits = 0;
+  uint64_t commits = 0;           // since start
+  uint32_t commits_per_s = 0;     // COMMITS: journal commit rate over the last 20 s
+  uint32_t ctime_x10 = 0;         // %CTIME: share of time spent writing the journal, tenths
+  uint32_t cpu_x10 = 0;           // %CPU: process CPU time per wall time, tenths
   uint64_t mem_bytes = 0;
-  VS_FIELDS(id, master, status, addr, uptime_ms, commits, mem_bytes)
+  VS_FIELDS(id, master, status, addr, uptime_ms, commits, commits_per_s, ctime_x10, cpu_x10,
+            mem_bytes)
 };
 struct CsInfo {
   CsId id;
@@ -280,16 +286,19 @@ struct CsInfo {
   uint64_t total_bytes = 0, free_bytes = 0;
   uint64_t replicas = 0, unique = 0;
   uint32_t qdepth_x10 = 0;
+  uint32_t iowait_pct = 0, lat_avg_ms = 0, lat_max_ms = 0;  // last 20 s, as the CS measured them
   std::string flags;
   VS_FIELDS(id, status, addr, host_id, tier, total_bytes, free_bytes, replicas, unique,
-            qdepth_x10, flags)
+            qdepth_x10, iowait_pct, lat_avg_ms, lat_max_ms, flags)
 };
 struct ClientInfo {
   ClientId id;
   std::string host;
   uint32_t open_read = 0, open_write = 0;
   uint64_t read_bps = 0, write_bps = 0, read_ops = 0, write_ops = 0, fsyncs = 0;
-  VS_FIELDS(id, host, open_read, open_write, read_bps, write_bps, read_ops, write_ops, fsyncs)
+  uint32_t lat_avg_ms = 0, lat_max_ms = 0;  // IOLAT: last 20 s, as the client measured it
+  VS_FIELDS(id, host, open_read, open_write, read_bps, write_bps, read_ops, write_ops, fsyncs,
+            lat_avg_ms, lat_max_ms)
 };
 struct EventInfo {
   int64_t time_ms = 0;
@@ -375,12 +384,13 @@ struct CsHeartbeat {
   CsId cs;
   uint64_t total_bytes = 0, free_bytes = 0;
   uint32_t qdepth_x10 = 0;
+  uint32_t iowait_pct = 0, lat_avg_ms = 0, lat_max_ms = 0;
   uint64_t io_errors = 0, csum_errors = 0;
   std::string repo;         // the repository path, for "hard error on <path>"
   bool repo_lost = false;   // the repository vanished under the running CS (flag R)
   std::string last_error;   // the latest I/O error, for the event log
-  VS_FIELDS(cs, total_bytes, free_bytes, qdepth_x10, io_errors, csum_errors, repo, repo_lost,
-            last_error)
+  VS_FIELDS(cs, total_bytes, free_bytes, qdepth_x10, iowait_pct, lat_avg_ms, lat_max_ms, io_errors,
+            csum_errors, repo, repo_lost, last_error)
 };
 struct RmCsReq {
   CsId cs;

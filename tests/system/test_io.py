@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, wait_for
 
 
 def file_info(cluster, path):
@@ -159,3 +159,51 @@ def test_out_of_space_gives_enospc_and_keeps_the_cluster(cluster):
     wait_for(can_write, timeout=30, what="space to come back after unlink")
     info = file_info(cluster, f"{m}/keep")
     assert all(len(set(c["replicas"])) == 3 for c in info["chunks"]), info
+
+
+def test_stat_shows_measured_iowait_and_iolat(cluster3):
+    """IOWAIT, IOLAT and QDEPTH (guide 5.3, 5.4) come from the I/O the CS and clients did."""
+    import re
+    import threading
+
+    path = os.path.join(cluster3.mnt, "busy")
+    stop = threading.Event()
+
+    def writer():
+        block = os.urandom(1 << 20)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            i = 0
+            while not stop.is_set():
+                os.pwrite(fd, block, (i % 64) << 20)
+                os.fsync(fd)
+                i += 1
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        def measured():
+            st = cluster3.stat_json()
+            cs = [c for c in st["cs"] if c["iowait_pct"] > 0 and c["iolat_max_ms"] >= 1]
+            cl = [c for c in st["clients"] if c["iolat_max_ms"] >= 1]
+            return (cs and cl) and st
+        st = wait_for(measured, timeout=30, what="CS and client I/O figures in stat")
+    finally:
+        stop.set()
+        t.join()
+    for c in st["cs"]:
+        assert c["iolat_avg_ms"] <= c["iolat_max_ms"]
+        assert 0 <= c["iowait_pct"] <= 100
+    text = cluster3.host("mds").vstorage("stat").stdout
+    rows = [l for l in text.splitlines() if re.match(r"^\d{4}\s+active\s", l)]
+    assert len(rows) == 3, text
+    for row in rows:
+        assert re.search(r"\s\d+%\s+\d+/\d+\s+\d+\.\d\s", row), row
+    client_rows = [l for l in text.splitlines() if re.search(r"ops/s\s+\d+/\d+\s", l)]
+    assert client_rows, text
+    # The MDS row: %CTIME, COMMITS as a rate, %CPU, as the guide prints them.
+    assert re.search(r"^\s*M 1\s+avail\s+\d+\.\d%\s+\d+/s\s+\d+\.\d%\s", text, re.M), text
+    mds = st["mds"][0]
+    assert mds["commits"] > 0 and 0 <= mds["ctime_pct"] <= 100 and mds["cpu_pct"] >= 0
