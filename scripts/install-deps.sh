@@ -3,7 +3,8 @@
 # Idempotent: skips apt entirely when every package is already installed.
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config libisal-dev libfuse3-dev fuse3 libssl-dev
-      nlohmann-json3-dev libgtest-dev libgmock-dev python3-pytest fio psmisc procps)
+      nlohmann-json3-dev libgtest-dev libgmock-dev python3-pytest fio psmisc procps
+      e2fsprogs util-linux mount)
 if [ "${1:-}" = "--bench" ]; then PKGS+=(moosefs-master moosefs-chunkserver moosefs-client); fi
 missing=()
 for p in "${PKGS[@]}"; do

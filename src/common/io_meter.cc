@@ -30,17 +30,21 @@ void IoMeter::Accrue(int64_t now_ms) {
   last_ms_ = now_ms;
 }
 
-void IoMeter::Begin() {
+int64_t IoMeter::Begin() {
   std::lock_guard<std::mutex> l(mu_);
-  Accrue(clock_->NowMs());
+  int64_t now = clock_->NowMs();
+  Accrue(now);
   ++inflight_;
+  begun_.insert(now);
+  return now;
 }
 
-void IoMeter::End(int64_t latency_us) {
+void IoMeter::End(int64_t begun_ms, int64_t latency_us) {
   std::lock_guard<std::mutex> l(mu_);
   int64_t now = clock_->NowMs();
   Accrue(now);
   if (inflight_ > 0) --inflight_;
+  if (auto it = begun_.find(begun_ms); it != begun_.end()) begun_.erase(it);
   Slot& s = At(now / 1000);
   uint64_t us = static_cast<uint64_t>(std::max<int64_t>(latency_us, 0));
   ++s.ops;
@@ -80,6 +84,11 @@ IoMeter::Sample IoMeter::Take() {
   return out;
 }
 
+int64_t IoMeter::OldestInFlightMs() {
+  std::lock_guard<std::mutex> l(mu_);
+  return begun_.empty() ? 0 : std::max<int64_t>(0, clock_->NowMs() - *begun_.begin());
+}
+
 namespace {
 int64_t SteadyNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -87,7 +96,7 @@ int64_t SteadyNs() {
 }
 }  // namespace
 
-IoTimer::IoTimer(IoMeter* m) : m_(m), start_ns_(SteadyNs()) { m_->Begin(); }
-IoTimer::~IoTimer() { m_->End((SteadyNs() - start_ns_) / 1000); }
+IoTimer::IoTimer(IoMeter* m) : m_(m), begun_ms_(m->Begin()), start_ns_(SteadyNs()) {}
+IoTimer::~IoTimer() { m_->End(begun_ms_, (SteadyNs() - start_ns_) / 1000); }
 
 }  // namespace vstorage

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <set>
 
 #include "common/clock.h"
 
@@ -27,10 +28,13 @@ class IoMeter {
 
   explicit IoMeter(const Clock* clock = RealClock());
 
-  // An operation starts; End() with the microseconds it took when it finishes.
-  void Begin();
-  void End(int64_t latency_us);
+  // An operation starts (Begin returns its start, for End) and finishes after latency_us.
+  int64_t Begin();
+  void End(int64_t begun_ms, int64_t latency_us);
   Sample Take();
+  // How long the oldest operation still in flight has been running (0: none is): a disk
+  // that stopped answering shows here long before anything times out.
+  int64_t OldestInFlightMs();
 
  private:
   static constexpr int kSlots = kWindowMs / 1000;
@@ -48,6 +52,7 @@ class IoMeter {
   int64_t start_ms_;
   int64_t last_ms_;  // time accrued up to here
   int inflight_ = 0;
+  std::multiset<int64_t> begun_;  // start times of the operations in flight
 };
 
 // Measures one operation on a meter: Begin() now, End() when it goes out of scope.
@@ -60,6 +65,7 @@ class IoTimer {
 
  private:
   IoMeter* m_;
+  int64_t begun_ms_;
   int64_t start_ns_;
 };
 

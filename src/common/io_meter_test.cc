@@ -29,22 +29,22 @@ TEST(IoMeter, LatencyBusyAndDepthOverTheWindow) {
   IoMeter m(&clk);
   clk.now += 10000;  // 10 s idle
   // Two operations overlap for 2 s: 4 s busy in all, depth 2 for 2 s.
-  m.Begin();
+  int64_t a = m.Begin();
   clk.now += 1000;
-  m.Begin();
-  clk.now += 2000;
-  m.End(3'000'000);
+  int64_t b = m.Begin();
+  clk.now += 500;
+  EXPECT_EQ(m.OldestInFlightMs(), 1500);
+  clk.now += 1500;
+  m.End(a, 3'000'000);
+  EXPECT_EQ(m.OldestInFlightMs(), 2000);  // b is the oldest now
   clk.now += 1000;
-  m.End(3'000'000);
+  m.End(b, 3'000'000);
+  EXPECT_EQ(m.OldestInFlightMs(), 0);
   // Then 4 quick ones of 1 ms and 3 ms.
-  m.Begin();
-  m.End(1000);
-  m.Begin();
-  m.End(3000);
-  m.Begin();
-  m.End(1000);
-  m.Begin();
-  m.End(3000);
+  m.End(m.Begin(), 1000);
+  m.End(m.Begin(), 3000);
+  m.End(m.Begin(), 1000);
+  m.End(m.Begin(), 3000);
   clk.now += 6000;  // 20 s since the start; the window is this second (just begun) and the 19 before
   auto s = m.Take();
   EXPECT_EQ(s.ops, 6u);
@@ -59,9 +59,9 @@ TEST(IoMeter, LatencyBusyAndDepthOverTheWindow) {
 TEST(IoMeter, OldActivityLeavesTheWindow) {
   FakeClock clk;
   IoMeter m(&clk);
-  m.Begin();
+  int64_t a = m.Begin();
   clk.now += 500;
-  m.End(500'000);
+  m.End(a, 500'000);
   clk.now += 25000;
   auto s = m.Take();
   EXPECT_EQ(s.ops, 0u);
@@ -75,6 +75,7 @@ TEST(IoMeter, AnOperationStillRunningCountsAsBusyAcrossALongGap) {
   clk.now += 30000;
   m.Begin();
   clk.now += 3'600'000;  // one hour stuck
+  EXPECT_EQ(m.OldestInFlightMs(), 3'600'000);
   auto s = m.Take();
   EXPECT_EQ(s.busy_pct, 100u);
   EXPECT_EQ(s.qdepth_x10, 10u);
@@ -84,8 +85,7 @@ TEST(IoMeter, AnOperationStillRunningCountsAsBusyAcrossALongGap) {
 TEST(IoMeter, SubMillisecondMaxShowsAsOne) {
   FakeClock clk;
   IoMeter m(&clk);
-  m.Begin();
-  m.End(200);
+  m.End(m.Begin(), 200);
   clk.now += 1000;
   auto s = m.Take();
   EXPECT_EQ(s.lat_avg_ms, 0u);

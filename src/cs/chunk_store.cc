@@ -134,6 +134,7 @@ Status ChunkStore::Scan() {
     c->path = path;
     c->data_off = DataOffset(c->chunk_size);
     c->data_len = static_cast<uint64_t>(st.st_size) > c->data_off ? st.st_size - c->data_off : 0;
+    c->size_hint = c->data_len;
     c->durable_entry = true;
     chunks_[c->id] = c;
   }
@@ -181,31 +182,44 @@ Status ChunkStore::WriteHeader(Chunk& c) {
 }
 
 Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64_t version, uint64_t chunk_size) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = chunks_.find(id);
-  if (it != chunks_.end()) return it->second;
   auto c = std::make_shared<Chunk>();
   c->id = id;
   c->version = version;
   c->chunk_size = chunk_size;
   c->data_off = DataOffset(chunk_size);
   c->path = dir_ + "/" + FileName(id);
+  // Listed first, locked by us: others find it and wait for the file to exist. The file is
+  // made outside mu_, so a hung disk stalls this chunk only, not the whole store.
+  std::unique_lock<std::shared_mutex> cl(c->mu);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = chunks_.find(id);
+    if (it != chunks_.end()) return it->second;
+    chunks_[id] = c;
+  }
+  auto fail = [&](Status st) {
+    c->deleted = true;
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = chunks_.find(id);
+    if (it != chunks_.end() && it->second == c) chunks_.erase(it);
+    if (st.code() == Code::kIoError) ++io_errors_;
+    return st.Annotate("cannot create chunk " + id.str() + " in " + repo_);
+  };
   c->fd = ::open(c->path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (c->fd < 0) return IoError("cannot create chunk file " + c->path);
+  if (c->fd < 0) return fail(IoError("cannot create chunk file " + c->path));
   Status st = WriteHeader(*c);
   if (!st.ok()) {
     ::unlink(c->path.c_str());
-    if (st.code() == Code::kIoError) ++io_errors_;
-    return st.Annotate("cannot create chunk " + id.str() + " in " + repo_);
+    return fail(st);
   }
   c->crcs.assign(chunk_size / kBlock, 0);
   c->crcs_loaded = true;
-  chunks_[id] = c;
   return c;
 }
 
 Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
                          const char* data, size_t len, bool create) {
+  IoTimer disk_op(&disk_);
   if (chunk_size < kBlock || chunk_size > kMaxChunkBytes || chunk_size % kBlock != 0)
     return Err(Code::kInvalidArgument, "invalid chunk size " + std::to_string(chunk_size));
   if (offset > chunk_size || len > chunk_size - offset)
@@ -232,6 +246,7 @@ Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint
       return st.Annotate("chunk " + id.str() + " in " + repo_);
     }
     c->data_len = std::max(c->data_len, offset + len);
+    c->size_hint = c->data_len;
     return Status::Ok();
   }
   RETURN_IF_ERROR(LoadCrcs(*c));
@@ -291,10 +306,12 @@ Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint
   }
   std::copy(new_crcs.begin(), new_crcs.end(), c->crcs.begin() + static_cast<long>(b0));
   c->data_len = std::max(c->data_len, end);
+  c->size_hint = c->data_len;
   return Status::Ok();
 }
 
 Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out) {
+  IoTimer disk_op(&disk_);
   auto c = Find(id);
   if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
   {
@@ -384,6 +401,7 @@ Status ChunkStore::VerifyMeta(ChunkId id, uint64_t version) {
 }
 
 Status ChunkStore::Sync(ChunkId id) {
+  IoTimer disk_op(&disk_);
   auto c = Find(id);
   if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
   bool need_dir;
@@ -408,6 +426,7 @@ Status ChunkStore::Sync(ChunkId id) {
 }
 
 Status ChunkStore::SetVersion(ChunkId id, uint64_t old_version, uint64_t new_version) {
+  IoTimer disk_op(&disk_);
   auto c = Find(id);
   if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
   std::unique_lock<std::shared_mutex> l(c->mu);
@@ -425,27 +444,27 @@ Status ChunkStore::SetVersion(ChunkId id, uint64_t old_version, uint64_t new_ver
 }
 
 Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
-  std::shared_ptr<Chunk> c;
-  std::unique_lock<std::shared_mutex> l;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    auto it = chunks_.find(id);
-    if (it == chunks_.end()) return Status::Ok();
-    c = it->second;
-    // The version is checked and the entry removed in one step: a replica being created
-    // or copied anew at a higher version is never removed by a late delete of the old one.
-    l = std::unique_lock<std::shared_mutex>(c->mu);
-    if (c->version > max_version) {
-      LOG_INFO("chunk %s: kept version %llu (delete asked for versions up to %llu)", id.str().c_str(),
-               static_cast<unsigned long long>(c->version), static_cast<unsigned long long>(max_version));
-      return Status::Ok();
-    }
-    chunks_.erase(it);
-    c->deleted = true;
-    // Unlinked before mu_ is released: a Create of the same chunk right after makes a new
-    // file, never one this delete then removes.
-    if (::unlink(c->path.c_str()) != 0 && errno != ENOENT) return IoError("unlink " + c->path);
+  IoTimer disk_op(&disk_);
+  // No disk call and no wait for a chunk lock happens under mu_: on a hung disk that would
+  // stall every chunk of this CS, and the heartbeat that reports the hang (flag T).
+  auto c = Find(id);
+  if (!c) return Status::Ok();
+  std::unique_lock<std::shared_mutex> l(c->mu);
+  if (c->deleted) return Status::Ok();
+  // Checked under the chunk lock: a replica copied anew at a higher version is never
+  // removed by a late delete of the old one.
+  if (c->version > max_version) {
+    LOG_INFO("chunk %s: kept version %llu (delete asked for versions up to %llu)", id.str().c_str(),
+             static_cast<unsigned long long>(c->version), static_cast<unsigned long long>(max_version));
+    return Status::Ok();
   }
+  // Unlinked while the entry still exists: a Create of the same chunk only happens once
+  // Find() misses it, so it makes a new file that this delete never removes.
+  if (::unlink(c->path.c_str()) != 0 && errno != ENOENT) return IoError("unlink " + c->path);
+  c->deleted = true;
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = chunks_.find(id);
+  if (it != chunks_.end() && it->second == c) chunks_.erase(it);
   return Status::Ok();
 }
 
@@ -476,7 +495,8 @@ Result<Space> ChunkStore::GetSpace() {
   Space s;
   s.total_bytes = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
   s.free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
-  for (const auto& c : List()) s.used_bytes += c.size_bytes;
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [id, c] : chunks_) s.used_bytes += c->size_hint.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/ids.h"
+#include "common/io_meter.h"
 #include "common/status.h"
 #include "proto/messages.h"
 
@@ -53,6 +54,8 @@ class ChunkStore {
 
   uint64_t csum_errors() const { return csum_errors_; }
   uint64_t io_errors() const { return io_errors_; }
+  // Age of the oldest disk operation still running (0: none): a hung disk (flag T).
+  int64_t OldestDiskOpMs() { return disk_.OldestInFlightMs(); }
 
  private:
   struct Chunk {
@@ -64,6 +67,9 @@ class ChunkStore {
     uint64_t chunk_size = 0;
     uint64_t data_off = 0;
     uint64_t data_len = 0;       // bytes from data_off to the end of the file
+    // data_len, readable without the lock: space accounting must not wait for a write
+    // stuck on a hung disk (the heartbeat reports that very hang).
+    std::atomic<uint64_t> size_hint{0};
     std::vector<uint32_t> crcs;  // loaded on first use
     bool crcs_loaded = false;
     bool durable_entry = false;  // the directory entry was fsynced
@@ -85,6 +91,7 @@ class ChunkStore {
   std::map<ChunkId, std::shared_ptr<Chunk>> chunks_;
   bool checksums_ = true;
   std::atomic<uint64_t> csum_errors_{0}, io_errors_{0};
+  IoMeter disk_;  // chunk writes, reads, syncs, version bumps, deletes
 };
 
 }  // namespace vstorage::cs

@@ -450,6 +450,7 @@ void CsService::MdsLoop() {
       hb.iowait_pct = io.busy_pct;
       hb.lat_avg_ms = io.lat_avg_ms;
       hb.lat_max_ms = io.lat_max_ms;
+      hb.oldest_io_ms = store_->OldestDiskOpMs();
       hb.repo_lost = CheckRepoLost();
       hb.io_errors = io_errors_;
       hb.csum_errors = csum_errors_;

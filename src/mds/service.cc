@@ -159,7 +159,8 @@ std::vector<CsCandidate> MdsService::Candidates() const {
     c.host_id = cs.host_id;
     c.tier = cs.tier;
     // A CS being removed (rm-cs) gets no new replicas.
-    c.active = it != cs_soft_.end() && it->second.status == "active" && !cs.releasing;
+    // Nor does one whose disk hangs (flag T).
+    c.active = it != cs_soft_.end() && it->second.status == "active" && !it->second.io_stuck && !cs.releasing;
     c.free_bytes = it != cs_soft_.end() ? it->second.free_bytes : 0;
     cands.push_back(c);
   }
@@ -334,6 +335,8 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   bool was_active = soft.status == "active";
   soft.registered = true;
   soft.repo_lost = false;
+  soft.io_stuck = false;
+  soft.io_timeouts = 0;
   soft.checksums = r.checksums;
   soft.last_seen_ms = RealClock()->NowMs();
   soft.total_bytes = r.total_bytes;
@@ -463,6 +466,7 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     if (soft.csum_errors) ci.flags += "h";
     if (soft.io_errors) ci.flags += "H";
     if (soft.repo_lost) ci.flags += "R";
+    if (soft.io_timeouts) ci.flags += "T";
     if (ci.status == "active" || ci.status == "releasing") {
       ++n_active;
       s.total_bytes += soft.total_bytes;
@@ -952,6 +956,19 @@ void MdsService::HandleHeartbeat(const proto::CsHeartbeat& r, int64_t now, Statu
                         (r.last_error.empty() ? "" : " (" + r.last_error + ")"));
   }
   soft.io_errors = r.io_errors;
+  // Flag T (8.1.8): a request that hangs means a disk that stopped answering, not
+  // necessarily a broken one. No new replicas go there until it answers again; the
+  // replicas it holds stay (a client that times out on one reports it and moves on).
+  int64_t io_tout = state_.ConfigValue("mds.wd.io_tout");
+  bool stuck = r.oldest_io_ms > io_tout;
+  if (stuck && !soft.io_stuck) {
+    ++soft.io_timeouts;
+    AddEvent("WRN", "CS#" + r.cs.str() + " has had an I/O request pending for " + std::to_string(r.oldest_io_ms / 1000) +
+                        " sec on " + r.repo + " (I/O timeout); no new replicas are placed there");
+  } else if (!stuck && soft.io_stuck) {
+    AddEvent("INF", "CS#" + r.cs.str() + " completed its pending I/O requests");
+  }
+  soft.io_stuck = stuck;
   if (r.repo_lost) {
     // Flag R (8.1.8): a CS without its repository is a failed CS. Its heartbeats no longer
     // keep it alive, so it turns inactive, then offline, and its data is rebuilt elsewhere.

@@ -64,6 +64,8 @@ class MdsService {
     std::string repo;          // its repository path, as the CS reports it
     bool checksums = true;     // flag C
     bool repo_lost = false;    // flag R: the repository vanished; treated as failed
+    bool io_stuck = false;     // an I/O request has been pending over mds.wd.io_tout now
+    uint64_t io_timeouts = 0;  // flag T: such episodes since the CS registered
     int64_t hard_error_event_ms = 0;
     ChunkId scrub_cursor;      // scrubbing walks the CS's chunks in id order
     int64_t next_scrub_ms = 0;

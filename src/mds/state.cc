@@ -26,6 +26,7 @@ constexpr ConfigParam kParams[] = {
     // Additions beyond the guide: how hard self-healing may work (docs/design/recovery.md).
     {"mds.recovery.parallel", 4, 1, 64},          // chunk copies at once
     {"mds.recovery.max_rate_mb", 200, 0, 100000},  // MB/s per copy, 0 = unlimited
+    {"mds.wd.io_tout", 10000, 1000, 3600000},      // ms a client I/O may hang before flag T
 };
 
 const ConfigParam* FindParam(const std::string& key) {

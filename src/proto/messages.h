@@ -385,12 +385,13 @@ struct CsHeartbeat {
   uint64_t total_bytes = 0, free_bytes = 0;
   uint32_t qdepth_x10 = 0;
   uint32_t iowait_pct = 0, lat_avg_ms = 0, lat_max_ms = 0;
+  int64_t oldest_io_ms = 0;  // age of the oldest disk operation still running (a hung disk: flag T)
   uint64_t io_errors = 0, csum_errors = 0;
   std::string repo;         // the repository path, for "hard error on <path>"
   bool repo_lost = false;   // the repository vanished under the running CS (flag R)
   std::string last_error;   // the latest I/O error, for the event log
-  VS_FIELDS(cs, total_bytes, free_bytes, qdepth_x10, iowait_pct, lat_avg_ms, lat_max_ms, io_errors,
-            csum_errors, repo, repo_lost, last_error)
+  VS_FIELDS(cs, total_bytes, free_bytes, qdepth_x10, iowait_pct, lat_avg_ms, lat_max_ms, oldest_io_ms,
+            io_errors, csum_errors, repo, repo_lost, last_error)
 };
 struct RmCsReq {
   CsId cs;

@@ -91,6 +91,7 @@ class Cluster:
         self.mds_port = None
         self.cs_repos = {}  # cs id -> (repo, host)
         self.tmpfs = []     # repositories on their own small tmpfs (out-of-space tests)
+        self.disks = []     # loop-mounted ext4 file systems (can be frozen: hung-disk tests)
 
     # ---- processes ----
     def _spawn(self, key, argv, host):
@@ -133,7 +134,7 @@ class Cluster:
                 return True
         wait_for(up, what="MDS port")
 
-    def add_cs(self, host_name=None, tier=None, size_mb=None, extra=()):
+    def add_cs(self, host_name=None, tier=None, size_mb=None, extra=(), disk_mb=None):
         n = len(self.cs_repos) + 1
         h = self.host(host_name or f"cs{n}")
         if not os.path.exists(os.path.join(h.conf, "clusters", self.name, "cluster.key")):
@@ -144,6 +145,16 @@ class Cluster:
             os.makedirs(repo)
             subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", repo], check=True)
             self.tmpfs.append(repo)
+        if disk_mb:
+            # A real block device and file system: fsfreeze makes its I/O hang like a dead disk.
+            disk = os.path.join(self.root, f"disk{n}")
+            img = disk + ".img"
+            os.makedirs(disk)
+            subprocess.run(["truncate", "-s", f"{disk_mb}M", img], check=True)
+            subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
+            subprocess.run(["mount", "-o", "loop", img, disk], check=True)
+            self.disks.append(disk)
+            repo = os.path.join(disk, "cs")
         args = ["make-cs", "-r", repo]
         if tier is not None:
             args += ["-t", str(tier)]
@@ -190,7 +201,13 @@ class Cluster:
                            capture_output=True, text=True)
         return [int(x) for x in r.stdout.split()]
 
+    def freeze(self, disk, frozen=True):
+        subprocess.run(["fsfreeze", "-f" if frozen else "-u", disk], check=True)
+
     def shutdown(self):
+        # Thaw first: a process blocked on a frozen file system cannot even be killed.
+        for d in self.disks:
+            subprocess.run(["fsfreeze", "-u", d], capture_output=True)
         for m in list(self.mounts):
             self.umount(m)
         for key in list(self.procs):
@@ -203,7 +220,7 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for d in self.tmpfs:
+        for d in self.tmpfs + self.disks:
             subprocess.run(["umount", "-l", d], capture_output=True)
 
 

@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -361,3 +362,67 @@ def test_make_cs_dash_S_disables_checksumming_on_that_cs(cluster):
     with open(os.path.join(plain_repo, "chunks", "%016x" % c["id"]), "rb") as f:
         f.seek(4096)
         assert f.read(4096) != bytes(4096)
+
+
+def test_hung_disk_sets_flag_T_gets_no_new_replicas_and_writes_go_on(cluster):
+    """A CS whose disk stops answering (fsfreeze on a real ext4 file system: its I/O blocks
+    in the kernel, the process cannot even be killed) shows flag T (8.1.8), gets no new
+    replicas, and writes to chunks it holds go on without it."""
+    cluster.make_mds()
+    ids = [cluster.add_cs(disk_mb=256) for _ in range(4)]  # alike, so placement spreads evenly
+    cluster.wait_cs_active(4)
+    m = cluster.mount()
+    h = cluster.host("mds")
+    h.vstorage("set-attr", "-R", m, "replicas=3")
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    h.vstorage("set-config", "mds.wd.io_tout=2000")
+    data = bytearray(os.urandom(16 * MiB))
+    write_file(f"{m}/f", bytes(data))
+    # The second CS of chunk 0's chain hangs: its upstream CS times out on it.
+    idx = 0
+    hung = file_info(cluster, f"{m}/f")["chunks"][idx]["replicas"][1]
+    disk = cluster.disks[ids.index(hung)]
+    patch = os.urandom(MiB)
+    errors = []
+
+    def overwrite():
+        try:
+            fd = os.open(f"{m}/f", os.O_WRONLY)
+            try:
+                os.pwrite(fd, patch, idx * 4 * MiB)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            errors.append(e)
+
+    cluster.freeze(disk)
+    try:
+        t = threading.Thread(target=overwrite)
+        t.start()
+        wait_for(lambda: "T" in cs_entry(cluster, hung)["flags"], timeout=30, what="flag T on the hung CS")
+        # New data goes elsewhere, without waiting for the hung disk.
+        fresh = os.urandom(12 * MiB)
+        write_file(f"{m}/g", fresh)
+        for c in file_info(cluster, f"{m}/g")["chunks"]:
+            assert hung not in c["replicas"], c
+        t.join(timeout=120)
+        assert not t.is_alive(), "a write to a chunk on the hung CS never finished"
+        assert not errors, errors
+        data[idx * 4 * MiB:idx * 4 * MiB + MiB] = patch
+        assert sha(open(f"{m}/f", "rb").read()) == sha(bytes(data))
+        events = h.vstorage("get-event").stdout
+        assert re.search(rf"CS#{hung} has had an I/O request pending for \d+ sec on .*no new replicas", events), events
+    finally:
+        cluster.freeze(disk, frozen=False)
+    wait_for(lambda: f"CS#{hung} completed its pending I/O requests" in h.vstorage("get-event").stdout,
+             timeout=30, what="the hung CS answering again")
+    assert "T" in cs_entry(cluster, hung)["flags"]  # like H and h, T stays until the CS restarts
+    wait_for(lambda: cluster.stat_json()["chunks"]["healthy"] == cluster.stat_json()["chunks"]["total"],
+             timeout=90, what="every chunk healthy again")
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(bytes(data))
+    assert sha(open(f"{m}/g", "rb").read()) == sha(fresh)
+    for c in file_info(cluster, f"{m}/f")["chunks"]:
+        assert len(set(c["replicas"])) == 3 and c["state"] == "healthy", c
