@@ -122,6 +122,17 @@ Status ChunkStore::Scan() {
     if (ok) ok = ::fstat(fd, &st) == 0;
     if (fd >= 0) ::close(fd);
     if (!ok) {
+      ChunkId id;
+      char* end = nullptr;
+      id.v = std::strtoull(n.c_str(), &end, 16);
+      if (got == sizeof h && n.size() == 16 && end && *end == 0 && FileName(id) == n) {
+        // A whole header that does not check out: damage, not a create cut short. The file
+        // is kept aside for inspection, and the chunk refuses I/O here until the MDS has
+        // dropped this replica and rebuilt it elsewhere (a write must never recreate it
+        // with holes where the lost data was).
+        Quarantine(id, path);
+        continue;
+      }
       // A chunk whose creation was cut short by a crash (never acknowledged) or a stray file.
       LOG_WARN("removing %s: not a complete chunk file", path.c_str());
       ::unlink(path.c_str());
@@ -138,8 +149,45 @@ Status ChunkStore::Scan() {
     c->durable_entry = true;
     chunks_[c->id] = c;
   }
-  LOG_INFO("chunk store %s: %zu chunks", dir_.c_str(), chunks_.size());
+  // Damaged replicas quarantined by an earlier start stay refused until the MDS deletes them.
+  if (DIR* q = ::opendir((repo_ + "/quarantine").c_str())) {
+    while (dirent* e = ::readdir(q)) {
+      std::string n = e->d_name;
+      char* end = nullptr;
+      ChunkId id;
+      id.v = std::strtoull(n.c_str(), &end, 16);
+      if (n.size() == 16 && end && *end == 0 && FileName(id) == n && !chunks_.count(id))
+        lost_[id] = repo_ + "/quarantine/" + n;
+    }
+    ::closedir(q);
+  }
+  LOG_INFO("chunk store %s: %zu chunks, %zu damaged replicas in quarantine", dir_.c_str(), chunks_.size(),
+           lost_.size());
   return Status::Ok();
+}
+
+void ChunkStore::Quarantine(ChunkId id, const std::string& path) {
+  std::string qdir = repo_ + "/quarantine";
+  std::string to = qdir + "/" + FileName(id);
+  if (::mkdir(qdir.c_str(), 0700) != 0 && errno != EEXIST) to.clear();
+  if (!to.empty() && ::rename(path.c_str(), to.c_str()) != 0) to.clear();
+  if (to.empty()) to = path;  // could not move it: left where it is, still refused
+  LOG_ERROR("chunk %s: the header of %s is damaged; the file is kept in %s and the replica is rebuilt "
+            "from the others", id.str().c_str(), path.c_str(), to.c_str());
+  ++csum_errors_;
+  lost_[id] = to;
+}
+
+std::vector<ChunkId> ChunkStore::Lost() {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<ChunkId> out;
+  for (const auto& [id, where] : lost_) out.push_back(id);
+  return out;
+}
+
+Status ChunkStore::LostError(ChunkId id, const std::string& where) {
+  return Err(Code::kCorrupt, "the replica of chunk " + id.str() + " on this CS is damaged (kept in " + where +
+                                 "); it is rebuilt from the other replicas");
 }
 
 std::shared_ptr<ChunkStore::Chunk> ChunkStore::Find(ChunkId id) {
@@ -195,6 +243,7 @@ Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64
     std::lock_guard<std::mutex> l(mu_);
     auto it = chunks_.find(id);
     if (it != chunks_.end()) return it->second;
+    if (auto lost = lost_.find(id); lost != lost_.end()) return LostError(id, lost->second);
     chunks_[id] = c;
   }
   auto fail = [&](Status st) {
@@ -313,7 +362,11 @@ Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint
 Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out) {
   IoTimer disk_op(&disk_);
   auto c = Find(id);
-  if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  if (!c) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto lost = lost_.find(id); lost != lost_.end()) return LostError(id, lost->second);
+    return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  }
   {
     std::unique_lock<std::shared_mutex> l(c->mu);
     RETURN_IF_ERROR(LoadCrcs(*c));
@@ -448,7 +501,18 @@ Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
   // No disk call and no wait for a chunk lock happens under mu_: on a hung disk that would
   // stall every chunk of this CS, and the heartbeat that reports the hang (flag T).
   auto c = Find(id);
-  if (!c) return Status::Ok();
+  if (!c) {
+    // The MDS no longer counts a damaged replica here: copies of the chunk may come again.
+    // Its file stays in quarantine for inspection, renamed so that it is not refused again.
+    std::lock_guard<std::mutex> l(mu_);
+    auto lost = lost_.find(id);
+    if (lost != lost_.end()) {
+      if (::rename(lost->second.c_str(), (lost->second + ".dropped").c_str()) != 0 && errno != ENOENT)
+        return IoError("rename " + lost->second);
+      lost_.erase(lost);
+    }
+    return Status::Ok();
+  }
   std::unique_lock<std::shared_mutex> l(c->mu);
   if (c->deleted) return Status::Ok();
   // Checked under the chunk lock: a replica copied anew at a higher version is never

@@ -54,6 +54,9 @@ class ChunkStore {
 
   uint64_t csum_errors() const { return csum_errors_; }
   uint64_t io_errors() const { return io_errors_; }
+  // Chunks whose file had a damaged header at start: moved to <repo>/quarantine, and refused
+  // (kCorrupt) until a delete from the MDS says the replica is no longer counted.
+  std::vector<ChunkId> Lost();
   // Age of the oldest disk operation still running (0: none): a hung disk (flag T).
   int64_t OldestDiskOpMs() { return disk_.OldestInFlightMs(); }
 
@@ -92,6 +95,9 @@ class ChunkStore {
   bool checksums_ = true;
   std::atomic<uint64_t> csum_errors_{0}, io_errors_{0};
   IoMeter disk_;  // chunk writes, reads, syncs, version bumps, deletes
+  std::map<ChunkId, std::string> lost_;  // under mu_: damaged replicas -> where the file is kept
+  void Quarantine(ChunkId id, const std::string& path);
+  static Status LostError(ChunkId id, const std::string& where);
 };
 
 }  // namespace vstorage::cs

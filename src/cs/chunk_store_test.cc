@@ -270,5 +270,47 @@ TEST_F(ChunkStoreTest, ConcurrentWritersToDifferentChunks) {
       EXPECT_EQ(ReadAll(ChunkId{100u + t}, 1, i * 65536, 65536), Random(65536, t * 100 + i));
 }
 
+TEST_F(ChunkStoreTest, DamagedHeaderIsQuarantinedAndRefusedUntilDeleted) {
+  ChunkId id{0x2a};
+  std::string d = Random(3 * 4096, 11);
+  ASSERT_TRUE(store->Write(id, 4, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Sync(id).ok());
+  // A stray, cut-short file named like a chunk: removed, not kept.
+  std::string stray = dir + "/chunks/00000000000000ff";
+  { int fd = ::open(stray.c_str(), O_CREAT | O_WRONLY, 0600); ASSERT_EQ(::write(fd, "VSCHUNK", 7), 7); ::close(fd); }
+  store.reset();
+  std::string path = dir + "/chunks/000000000000002a";
+  {
+    int fd = ::open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    char x = 0x5a;
+    ASSERT_EQ(::pwrite(fd, &x, 1, 17), 1);  // inside the version field: the header CRC fails
+    ::close(fd);
+  }
+  Reopen();
+  EXPECT_TRUE(store->List().empty());
+  EXPECT_EQ(store->Lost(), std::vector<ChunkId>{id});
+  EXPECT_GE(store->csum_errors(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(stray));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/quarantine/000000000000002a"));
+  // Neither served nor recreated with holes by a late write.
+  std::string out(4096, '\0');
+  EXPECT_EQ(store->Read(id, 4, 0, 4096, out.data()).code(), Code::kCorrupt);
+  EXPECT_EQ(store->Write(id, 4, kChunk, 8192, d.data(), 4096).code(), Code::kCorrupt);
+  EXPECT_TRUE(store->List().empty());
+  // Still refused after a restart, until the MDS deletes the replica it no longer counts.
+  Reopen();
+  EXPECT_EQ(store->Lost(), std::vector<ChunkId>{id});
+  ASSERT_TRUE(store->Delete(id, 4).ok());
+  EXPECT_TRUE(store->Lost().empty());
+  ASSERT_TRUE(store->Write(id, 6, kChunk, 0, d.data(), d.size()).ok());  // a copy from elsewhere
+  EXPECT_EQ(ReadAll(id, 6, 0, static_cast<uint32_t>(d.size())), d);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/quarantine/000000000000002a.dropped"));  // kept for inspection
+  Reopen();
+  EXPECT_TRUE(store->Lost().empty());
+  EXPECT_EQ(ReadAll(id, 6, 0, static_cast<uint32_t>(d.size())), d);
+}
+
 }  // namespace
 }  // namespace vstorage::cs

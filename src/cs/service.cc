@@ -59,6 +59,7 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
     ASSIGN_OR_RETURN(s->key_, ReadClusterKey(s->conf_.cluster));
   }
   ASSIGN_OR_RETURN(s->store_, ChunkStore::Open(repo, s->conf_.checksums));
+  s->csum_errors_ += s->store_->Lost().size();  // damaged replicas found at start: flag h
   struct stat rs {};
   if (::stat(repo.c_str(), &rs) == 0) {
     s->repo_dev_ = rs.st_dev;
@@ -403,6 +404,7 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
   r.total_bytes = space.total_bytes;
   r.free_bytes = space.free_bytes;
   r.chunks = store_->List();
+  r.lost = store_->Lost();
   r.checksums = conf_.checksums;
   proto::CsRegisterReply rep;
   RETURN_IF_ERROR(c.Call(MsgType::kCsRegister, r, &rep));

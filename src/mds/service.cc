@@ -160,7 +160,9 @@ std::vector<CsCandidate> MdsService::Candidates() const {
     c.tier = cs.tier;
     // A CS being removed (rm-cs) gets no new replicas.
     // Nor does one whose disk hangs (flag T).
-    c.active = it != cs_soft_.end() && it->second.status == "active" && !it->second.io_stuck && !cs.releasing;
+    // Nor one a client found failed and that has not reported since.
+    c.active = it != cs_soft_.end() && it->second.status == "active" && !it->second.io_stuck && !cs.releasing &&
+               it->second.reported_failed_ms <= it->second.last_seen_ms;
     c.free_bytes = it != cs_soft_.end() ? it->second.free_bytes : 0;
     cands.push_back(c);
   }
@@ -273,6 +275,9 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
   // The failed replicas may hold older data than the rest: "urgent" until rebuilt.
   if (keep.size() < rmin.first) urgent_.insert(c->id);
   for (CsId cs : r.failed) {
+    // Likely dead, though not yet inactive: no new replicas (nor recovery copies) go there
+    // until it is heard from again.
+    if (r.reason != static_cast<uint16_t>(Code::kCorrupt)) cs_soft_[cs].reported_failed_ms = RealClock()->NowMs();
     if (r.reason == static_cast<uint16_t>(Code::kCorrupt))
       AddEvent("ERR", "Checksum mismatch in chunk " + c->id.str() + " on CS#" + cs.str() +
                           "; the replica is dropped and rebuilt");
@@ -331,6 +336,32 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
       rep.set_versions.push_back({rc.id, rc.version, info->version});
     }
   }
+  // Replicas the CS found damaged when it started: dropped from their chunks (recovery
+  // rebuilds them elsewhere) unless one is the last copy; the delete then tells the CS the
+  // replica is no longer counted. The CS refuses I/O to them meanwhile.
+  std::vector<FreedChunk> freed;
+  for (ChunkId id : r.lost) {
+    auto info = state_.ChunkById(id);
+    bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();
+    if (!listed) {
+      rep.delete_chunks.push_back(id);
+      continue;
+    }
+    if (info->replicas.size() == 1 || replicating_.count(id)) {
+      AddEvent("ERR", "Chunk " + id.str() + " on CS#" + r.cs.str() + " is damaged (its file header fails the checksum)" +
+                          (info->replicas.size() == 1 ? "; it is the only replica" : ""));
+      continue;
+    }
+    std::vector<CsId> keep;
+    for (CsId x : info->replicas)
+      if (x != r.cs) keep.push_back(x);
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateChunk, UpdateChunkCmd{id, info->version, keep}));
+    (void)res;
+    AddEvent("ERR", "Chunk " + id.str() + " on CS#" + r.cs.str() +
+                        " is damaged (its file header fails the checksum); the replica is dropped and rebuilt");
+    freed.push_back({id, {r.cs}, info->version});
+  }
+  QueueDeletes(freed);
   auto& soft = cs_soft_[r.cs];
   bool was_active = soft.status == "active";
   soft.registered = true;

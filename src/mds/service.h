@@ -55,6 +55,7 @@ class MdsService {
  private:
   struct CsSoft {
     int64_t last_seen_ms = 0;
+    int64_t reported_failed_ms = 0;  // a client's write failed on it; no new replicas until it reports again
     bool registered = false;
     uint64_t total_bytes = 0, free_bytes = 0;
     uint32_t qdepth_x10 = 0;

@@ -366,7 +366,8 @@ struct CsRegisterReq {
   uint64_t total_bytes = 0, free_bytes = 0;
   std::vector<ChunkReplicaState> chunks;
   bool checksums = true;  // flag C in stat
-  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks, checksums)
+  std::vector<ChunkId> lost;  // replicas found damaged at start (kept in <repo>/quarantine)
+  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks, checksums, lost)
 };
 struct CsSetVersionReq {
   ChunkId chunk;

@@ -426,3 +426,42 @@ def test_hung_disk_sets_flag_T_gets_no_new_replicas_and_writes_go_on(cluster):
     assert sha(open(f"{m}/g", "rb").read()) == sha(fresh)
     for c in file_info(cluster, f"{m}/f")["chunks"]:
         assert len(set(c["replicas"])) == 3 and c["state"] == "healthy", c
+
+
+def test_chunk_file_with_a_damaged_header_is_quarantined_and_rebuilt(cluster):
+    ids, m, h = make_cluster(cluster, 4)
+    data = os.urandom(12 * MiB)
+    write_file(f"{m}/f", data)
+    chunk = file_info(cluster, f"{m}/f")["chunks"][1]
+    victim = chunk["replicas"][0]
+    repo, _ = cluster.cs_repos[victim]
+    name = "%016x" % chunk["id"]
+    assert name in chunk_files(repo)
+    cluster.kill(f"cs{victim}")
+    with open(os.path.join(repo, "chunks", name), "r+b") as f:
+        f.seek(17)
+        b = f.read(1)
+        f.seek(17)
+        f.write(bytes([b[0] ^ 0xFF]))
+    cluster.restart(f"cs{victim}")
+    wait_for(lambda: "h" in cs_entry(cluster, victim)["flags"], timeout=30, what="flag h on the restarted CS")
+    wait_for(lambda: all(len(set(c["replicas"])) == 3 and c["state"] == "healthy"
+                         for c in file_info(cluster, f"{m}/f")["chunks"]), timeout=60, what="every chunk healthy")
+    events = h.vstorage("get-event").stdout
+    assert re.search(rf"Chunk \d+ on CS#{victim} is damaged \(its file header fails the checksum\); "
+                     r"the replica is dropped and rebuilt", events), events
+    kept = os.listdir(os.path.join(repo, "quarantine"))
+    assert kept and all(k.startswith(name) for k in kept), kept  # kept for inspection, not deleted
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(data)
+    # The chunk takes writes again and every replica of it agrees.
+    patch = os.urandom(MiB)
+    with open(f"{m}/f", "r+b") as f:
+        f.seek(4 * MiB + 123)
+        f.write(patch)
+        os.fsync(f.fileno())
+    want = data[:4 * MiB + 123] + patch + data[4 * MiB + 123 + MiB:]
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    assert sha(open(f"{m}/f", "rb").read()) == sha(want)
