@@ -4,6 +4,7 @@
 Rounds of: writers rewrite and append to files (fsync'ed, contents known), while one of
   - SIGKILL a CS and restart it soon (inactive only) or late (after it went offline),
   - flip a byte in the data area of a random chunk file,
+  - SIGKILL a CS, damage the header of one of its chunk files, restart it,
   - SIGKILL the MDS and restart it,
   - rm-cs --wait a CS, then add a fresh one,
 happens at a random moment. After every round each file is read back and compared byte
@@ -200,7 +201,7 @@ def run(c, rnd, minutes):
         for t in ts:
             t.start()
         time.sleep(rnd.random() * 0.5)
-        fault = rnd.choice(["kill_soon", "kill_late", "flip", "mds", "rm_cs"])
+        fault = rnd.choice(["kill_soon", "kill_late", "flip", "header", "mds", "rm_cs"])
         counts[fault] = counts.get(fault, 0) + 1
         print(f"round {rounds}: {fault} while writing {names}", flush=True)
         if fault in ("kill_soon", "kill_late"):
@@ -224,6 +225,23 @@ def run(c, rnd, minutes):
                     b = f.read(1)
                     f.seek(off)
                     f.write(bytes([b[0] ^ 0x5A]))
+        elif fault == "header":
+            # A CS dies and one of its chunk files comes back with a damaged header.
+            v = rnd.choice(sorted(live_cs))
+            c.kill(f"cs{v}")
+            repo, _ = c.cs_repos[v]
+            files = [os.path.join(repo, "chunks", x) for x in os.listdir(os.path.join(repo, "chunks"))]
+            files = [x for x in files if os.path.getsize(x) >= 40]
+            if files:
+                p = rnd.choice(files)
+                print(f"  damaged header of {p}", flush=True)
+                with open(p, "r+b") as f:
+                    off = rnd.randint(0, 39)
+                    f.seek(off)
+                    b = f.read(1)
+                    f.seek(off)
+                    f.write(bytes([b[0] ^ 0x21]))
+            c.restart(f"cs{v}")
         elif fault == "mds":
             c.kill("mds")
             time.sleep(rnd.random())
