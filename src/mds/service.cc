@@ -655,8 +655,12 @@ void MdsService::RecoveryPass() {
     std::lock_guard<std::mutex> l(mu_);
     std::string status = ClusterStatusLocked(RealClock()->NowMs());
     if (status == "failure" || status == "unknown") return;  // 5.6.1: replication stops
+    for (auto it = no_intact_.begin(); it != no_intact_.end();) {
+      auto c = state_.ChunkById(it->first);
+      it = c && c->replicas == it->second ? std::next(it) : no_intact_.erase(it);
+    }
     state_.ForEachChunk([&](const ChunkInfo& c) {
-      if (replicating_.count(c.id)) return;
+      if (replicating_.count(c.id) || no_intact_.count(c.id)) return;
       auto rm = state_.ReplicasOf(c.ino);
       if (!rm.ok()) return;
       size_t live = 0, counted = 0;
@@ -687,6 +691,12 @@ void MdsService::RecoveryPass() {
     if (a.blocked != b.blocked) return a.blocked;
     return a.counted < b.counted;
   });
+  if (todo.empty()) {
+    // Nothing left that can be restored (chunks without an intact replica wait): the next
+    // need for recovery is a new episode.
+    std::lock_guard<std::mutex> l(mu_);
+    replication_running_ = false;
+  }
   if (!todo.empty()) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -866,6 +876,14 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
   if (replicas.empty()) return st.ok() ? Err(Code::kUnavailable, "no replica left") : st;
   auto r = Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, replicas});
   if (!r.ok()) return r.status();
+  if (!st.ok() && !bumped.empty() && corrupt.size() == bumped.size()) {
+    // Nothing intact to copy from: say so once, and stop re-reading the chunk every pass.
+    std::string on;
+    for (CsId x : corrupt) on += (on.empty() ? "CS#" : ", CS#") + x.str();
+    AddEvent("ERR", "Chunk " + c.id.str() + " has no intact replica: every copy (on " + on +
+                        ") fails its checksum; reads of it fail and recovery waits until a replica returns");
+    no_intact_[c.id] = replicas;
+  }
   if (st.ok())
     for (CsId x : corrupt)
       AddEvent("ERR", "Checksum mismatch in chunk " + c.id.str() + " on CS#" + x.str() +
@@ -1079,8 +1097,11 @@ void MdsService::DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std
     if (!c || c->version != version || replicating_.count(id)) return;
     if (std::find(c->replicas.begin(), c->replicas.end(), cs) == c->replicas.end()) return;
     if (c->replicas.size() == 1) {
+      auto known = no_intact_.find(id);
+      if (known != no_intact_.end() && known->second == c->replicas) return;  // said already
       AddEvent("ERR", "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str() + " (" + why +
                           "); it is the only replica and is kept");
+      no_intact_[id] = c->replicas;
       return;
     }
     std::vector<CsId> keep;
@@ -1117,7 +1138,8 @@ void MdsService::ScrubLoop() {
       for (const auto& cs : state_.AllCs()) {
         if (cs.dropped || !CsActive(cs.id)) continue;
         auto& soft = cs_soft_[cs.id];
-        if (soft.next_scrub_ms == 0) soft.next_scrub_ms = now + interval;
+        // A raised rate applies at once, not after the interval the old rate scheduled.
+        if (soft.next_scrub_ms == 0 || soft.next_scrub_ms > now + interval) soft.next_scrub_ms = now + interval;
         // A tick may owe several chunks when verify_chunks is high (more than 4 a second).
         for (int k = 0; k < 64 && now >= soft.next_scrub_ms; ++k) {
           soft.next_scrub_ms += interval;

@@ -156,6 +156,9 @@ class MdsService {
   std::map<ChunkId, CsId> replicating_;  // chunk -> copy target; writes wait while it is copied
   std::set<ChunkId> pending_;      // blocked chunks queued for recovery (state "pending")
   std::set<ChunkId> urgent_;       // a replica failed during a write; not yet rebuilt
+  // Chunks whose every live replica failed its checksum as a recovery source, with the
+  // replica list then: not retried (nor reported again) until that list changes.
+  std::map<ChunkId, std::vector<CsId>> no_intact_;
   std::string last_status_;        // for "The cluster is ..." events
   int last_fill_decile_ = -1;      // for "The cluster is filled up to N%"
   bool replication_running_ = false;  // between "Replication started" and "completed" (mu_)

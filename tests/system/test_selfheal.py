@@ -465,3 +465,44 @@ def test_chunk_file_with_a_damaged_header_is_quarantined_and_rebuilt(cluster):
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("3\n")
     assert sha(open(f"{m}/f", "rb").read()) == sha(want)
+
+
+def test_chunk_without_an_intact_replica_fails_reads_and_is_reported_once(cluster):
+    """Every replica of a chunk corrupt: reads of it fail with EIO (never wrong bytes), the
+    rest of the file and other files keep working, the loss is logged once, and recovery
+    does not re-read the chunk over and over."""
+    ids, m, h = make_cluster(cluster, 4)
+    data = os.urandom(8 * MiB)
+    write_file(f"{m}/f", data)
+    other = os.urandom(2 * MiB)
+    write_file(f"{m}/g", other)
+    c = file_info(cluster, f"{m}/f")["chunks"][1]
+    data_off = 4096 + 4096  # header + CRC table of a 4 MiB chunk
+    for cs in c["replicas"]:
+        repo, _ = cluster.cs_repos[cs]
+        with open(os.path.join(repo, "chunks", "%016x" % c["id"]), "r+b") as f:
+            f.seek(data_off + 777)
+            f.write(bytes([data[4 * MiB + 777] ^ 0x5A]))
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+    with open(f"{m}/f", "rb") as f:
+        assert f.read(4 * MiB) == data[:4 * MiB]  # the intact chunk
+        f.seek(4 * MiB)
+        try:
+            f.read(4096)
+            raise AssertionError("a read of a chunk with no intact replica returned data")
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+    assert open(f"{m}/g", "rb").read() == other
+    h.vstorage("set-config", "mds.wd.verify_chunks=600")
+    pattern = rf"Chunk {c['id']} has no intact replica|chunk {c['id']} on CS#\d+ \(.*\); it is the only replica and is kept"
+
+    def reported():
+        return len(re.findall(pattern, h.vstorage("get-event").stdout))
+    wait_for(reported, timeout=60, what="the loss reported")
+    time.sleep(5)  # scrubbing verifies 10 chunks a second per CS meanwhile
+    assert reported() == 1, h.vstorage("get-event").stdout
+    fi = file_info(cluster, f"{m}/f")["chunks"][1]
+    assert fi["replicas"], fi  # the last copy is never dropped
+    write_file(f"{m}/h", other)  # the cluster still takes new data
+    assert open(f"{m}/h", "rb").read() == other
