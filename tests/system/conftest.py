@@ -152,7 +152,10 @@ class Cluster:
             os.makedirs(disk)
             subprocess.run(["truncate", "-s", f"{disk_mb}M", img], check=True)
             subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
-            subprocess.run(["mount", "-o", "loop", img, disk], check=True)
+            r = subprocess.run(["mount", "-o", "loop", img, disk], capture_output=True, text=True)
+            if r.returncode != 0:
+                # An environment without loop devices cannot host this test at all.
+                pytest.skip(f"cannot loop-mount an ext4 image here: {r.stderr.strip()}")
             self.disks.append(disk)
             repo = os.path.join(disk, "cs")
         args = ["make-cs", "-r", repo]
