@@ -20,10 +20,10 @@ void IoMeter::Accrue(int64_t now_ms) {
   while (from < now_ms) {
     int64_t second = from / 1000;
     int64_t to = std::min(now_ms, (second + 1) * 1000);
-    if (inflight_ > 0) {
+    if (!begun_.empty()) {
       Slot& s = At(second);
       s.busy_ms += static_cast<uint64_t>(to - from);
-      s.depth_ms += static_cast<uint64_t>(to - from) * static_cast<uint64_t>(inflight_);
+      s.depth_ms += static_cast<uint64_t>(to - from) * static_cast<uint64_t>(begun_.size());
     }
     from = to;
   }
@@ -34,7 +34,6 @@ int64_t IoMeter::Begin() {
   std::lock_guard<std::mutex> l(mu_);
   int64_t now = clock_->NowMs();
   Accrue(now);
-  ++inflight_;
   begun_.insert(now);
   return now;
 }
@@ -43,7 +42,6 @@ void IoMeter::End(int64_t begun_ms, int64_t latency_us) {
   std::lock_guard<std::mutex> l(mu_);
   int64_t now = clock_->NowMs();
   Accrue(now);
-  if (inflight_ > 0) --inflight_;
   if (auto it = begun_.find(begun_ms); it != begun_.end()) begun_.erase(it);
   Slot& s = At(now / 1000);
   uint64_t us = static_cast<uint64_t>(std::max<int64_t>(latency_us, 0));

@@ -51,7 +51,6 @@ class IoMeter {
   std::array<Slot, kSlots> slots_{};
   int64_t start_ms_;
   int64_t last_ms_;  // time accrued up to here
-  int inflight_ = 0;
   std::multiset<int64_t> begun_;  // start times of the operations in flight
 };
 

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "common/crc32c.h"
 #include "common/limits.h"
@@ -31,6 +32,16 @@ std::string FileName(ChunkId id) {
   char b[32];
   snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(id.v));
   return b;
+}
+
+// The chunk a file name stands for, if it is one FileName() makes.
+std::optional<ChunkId> ParseFileName(const std::string& n) {
+  if (n.size() != 16) return std::nullopt;
+  char* end = nullptr;
+  ChunkId id;
+  id.v = std::strtoull(n.c_str(), &end, 16);
+  if (!end || *end != 0 || FileName(id) != n) return std::nullopt;
+  return id;
 }
 
 Status FromErrno(int e, const std::string& what) {
@@ -122,15 +133,13 @@ Status ChunkStore::Scan() {
     if (ok) ok = ::fstat(fd, &st) == 0;
     if (fd >= 0) ::close(fd);
     if (!ok) {
-      ChunkId id;
-      char* end = nullptr;
-      id.v = std::strtoull(n.c_str(), &end, 16);
-      if (got == sizeof h && n.size() == 16 && end && *end == 0 && FileName(id) == n) {
+      auto id = ParseFileName(n);
+      if (got == sizeof h && id) {
         // A whole header that does not check out: damage, not a create cut short. The file
         // is kept aside for inspection, and the chunk refuses I/O here until the MDS has
         // dropped this replica and rebuilt it elsewhere (a write must never recreate it
         // with holes where the lost data was).
-        Quarantine(id, path);
+        Quarantine(*id, path);
         continue;
       }
       // A chunk whose creation was cut short by a crash (never acknowledged) or a stray file.
@@ -153,11 +162,7 @@ Status ChunkStore::Scan() {
   if (DIR* q = ::opendir((repo_ + "/quarantine").c_str())) {
     while (dirent* e = ::readdir(q)) {
       std::string n = e->d_name;
-      char* end = nullptr;
-      ChunkId id;
-      id.v = std::strtoull(n.c_str(), &end, 16);
-      if (n.size() == 16 && end && *end == 0 && FileName(id) == n && !chunks_.count(id))
-        lost_[id] = repo_ + "/quarantine/" + n;
+      if (auto id = ParseFileName(n); id && !chunks_.count(*id)) lost_[*id] = repo_ + "/quarantine/" + n;
     }
     ::closedir(q);
   }

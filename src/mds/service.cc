@@ -343,23 +343,9 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
   for (ChunkId id : r.lost) {
     auto info = state_.ChunkById(id);
     bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();
-    if (!listed) {
-      rep.delete_chunks.push_back(id);
-      continue;
-    }
-    if (info->replicas.size() == 1 || replicating_.count(id)) {
-      AddEvent("ERR", "Chunk " + id.str() + " on CS#" + r.cs.str() + " is damaged (its file header fails the checksum)" +
-                          (info->replicas.size() == 1 ? "; it is the only replica" : ""));
-      continue;
-    }
-    std::vector<CsId> keep;
-    for (CsId x : info->replicas)
-      if (x != r.cs) keep.push_back(x);
-    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateChunk, UpdateChunkCmd{id, info->version, keep}));
-    (void)res;
-    AddEvent("ERR", "Chunk " + id.str() + " on CS#" + r.cs.str() +
-                        " is damaged (its file header fails the checksum); the replica is dropped and rebuilt");
-    freed.push_back({id, {r.cs}, info->version});
+    if (!listed) rep.delete_chunks.push_back(id);
+    else DropBadReplicaLocked(*info, r.cs, "Chunk " + id.str() + " on CS#" + r.cs.str() +
+                                            " is damaged (its file header fails the checksum)", "", &freed);
   }
   QueueDeletes(freed);
   auto& soft = cs_soft_[r.cs];
@@ -1094,25 +1080,29 @@ void MdsService::DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std
   {
     std::lock_guard<std::mutex> l(mu_);
     auto c = state_.ChunkById(id);
-    if (!c || c->version != version || replicating_.count(id)) return;
-    if (std::find(c->replicas.begin(), c->replicas.end(), cs) == c->replicas.end()) return;
-    if (c->replicas.size() == 1) {
-      auto known = no_intact_.find(id);
-      if (known != no_intact_.end() && known->second == c->replicas) return;  // said already
-      AddEvent("ERR", "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str() + " (" + why +
-                          "); it is the only replica and is kept");
-      no_intact_[id] = c->replicas;
-      return;
-    }
-    std::vector<CsId> keep;
-    for (CsId x : c->replicas)
-      if (x != cs) keep.push_back(x);
-    if (!Commit(CommandType::kUpdateChunk, UpdateChunkCmd{id, version, keep}).ok()) return;
-    AddEvent("ERR", "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str() +
-                        "; the replica is dropped and rebuilt");
-    freed.push_back({id, {cs}, version});
+    if (!c || c->version != version) return;
+    DropBadReplicaLocked(*c, cs, "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str(), why, &freed);
   }
   QueueDeletes(freed);
+}
+
+void MdsService::DropBadReplicaLocked(const ChunkInfo& c, CsId cs, const std::string& what, const std::string& why,
+                                      std::vector<FreedChunk>* freed) {
+  if (replicating_.count(c.id)) return;  // the copy in progress sorts out its sources
+  if (std::find(c.replicas.begin(), c.replicas.end(), cs) == c.replicas.end()) return;
+  if (c.replicas.size() == 1) {
+    auto known = no_intact_.find(c.id);
+    if (known != no_intact_.end() && known->second == c.replicas) return;  // said already
+    AddEvent("ERR", what + (why.empty() ? "" : " (" + why + ")") + "; it is the only replica and is kept");
+    no_intact_[c.id] = c.replicas;
+    return;
+  }
+  std::vector<CsId> keep;
+  for (CsId x : c.replicas)
+    if (x != cs) keep.push_back(x);
+  if (!Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, c.version, keep}).ok()) return;
+  AddEvent("ERR", what + "; the replica is dropped and rebuilt");
+  freed->push_back({c.id, {cs}, c.version});
 }
 
 void MdsService::ScrubLoop() {

@@ -108,6 +108,10 @@ class MdsService {
   // Drops one replica that is known bad (scrubbing found a checksum mismatch) and queues its
   // delete; recovery then rebuilds it. Never drops the last replica.
   void DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std::string& why);
+  // A replica found bad: out of the chunk's list (into *freed, to delete) unless it is the
+  // last copy, which is kept and reported once. Holds mu_.
+  void DropBadReplicaLocked(const ChunkInfo& c, CsId cs, const std::string& what, const std::string& why,
+                            std::vector<FreedChunk>* freed);
   // Scrubbing (guide 7.6.5): mds.wd.verify_chunks chunks per minute per CS.
   void ScrubLoop();
   // Self-healing (guide 5.3, 5.6.1): keeps every chunk at its normal replica count.
