@@ -14,7 +14,6 @@ for byte; at the end the cluster must return to all chunks healthy.
 """
 import argparse
 import hashlib
-import json
 import os
 import random
 import sys
@@ -23,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
-from conftest import Cluster, wait_for  # noqa: E402
+from conftest import Cluster, drop_caches, file_info, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -121,10 +120,6 @@ def main():
             print("kept", root)
 
 
-def file_info(c, path):
-    return json.loads(c.host("mds").vstorage("file-info", "--json", path).stdout)
-
-
 def diagnose(c, m, name, got, want):
     """Where the read differs, and which replicas on disk hold what."""
     out = []
@@ -153,14 +148,7 @@ def diagnose(c, m, name, got, want):
 
 
 def run(c, rnd, minutes):
-    c.make_mds()
-    for _ in range(5):
-        c.add_cs()
-    c.wait_cs_active(5)
-    m = c.mount()
-    h = c.host("mds")
-    h.vstorage("set-attr", "-R", m, "replicas=3")
-    h.vstorage("set-attr", m, "chunk-size=4M")
+    _, m, h = c.start(5)
     h.vstorage("set-config", "mds.wd.offline_tout=5000")
     h.vstorage("set-config", "mds.wd.verify_chunks=30")
     model = {}  # name -> bytes
@@ -264,8 +252,7 @@ def run(c, rnd, minutes):
                 errors.append("a writer hung for 300 s")
         if errors:
             break
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
+        drop_caches()
         for name, want in list(model.items()):
             got = open(f"{m}/{name}", "rb").read()
             if got != want:

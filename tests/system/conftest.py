@@ -50,6 +50,45 @@ def wait_for(pred, timeout=20.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+MiB = 1024 * 1024
+
+
+# ---- helpers the system tests (and bench/fault_campaign.py) share ----
+def file_info(cluster, path):
+    """`vstorage file-info --json` of a path on a mount."""
+    import json
+    return json.loads(cluster.host("mds").vstorage("file-info", "--json", path).stdout)
+
+
+def chunk_files(repo):
+    """Names of the chunk files in a CS repository."""
+    d = os.path.join(repo, "chunks")
+    return set(os.listdir(d)) if os.path.isdir(d) else set()
+
+
+def cs_entry(cluster, cs_id):
+    """The `stat --json` entry of one CS."""
+    return next(c for c in cluster.stat_json()["cs"] if c["id"] == cs_id)
+
+
+def write_file(path, data):
+    """Writes a whole file and fsyncs it."""
+    with open(path, "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+
+
+def sha(b):
+    import hashlib
+    return hashlib.sha256(b).hexdigest()
+
+
+def drop_caches():
+    """So that reads go to the chunk servers, not the page cache."""
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
 class Host:
     """A simulated host: its own config root (host_id, cluster key, bs.list)."""
 
@@ -167,6 +206,18 @@ class Cluster:
         self.cs_repos[cs_id] = (repo, h)
         self._spawn(f"cs{cs_id}", [os.path.join(BIN, "vstorage-csd"), "-r", repo], h)
         return cs_id
+
+    def start(self, n_cs, replicas=3, chunk_size="4M", **cs_kwargs):
+        """1 MDS and n_cs CS (each on its own host), mounted; replicas and chunk size set
+        on the root. Returns (CS ids, mount point, the MDS host)."""
+        self.make_mds()
+        ids = [self.add_cs(**cs_kwargs) for _ in range(n_cs)]
+        self.wait_cs_active(n_cs)
+        m = self.mount()
+        h = self.host("mds")
+        h.vstorage("set-attr", "-R", m, f"replicas={replicas}")
+        h.vstorage("set-attr", m, f"chunk-size={chunk_size}")
+        return ids, m, h
 
     def stat_json(self):
         import json

@@ -1,18 +1,14 @@
 """File system operations through a real FUSE mount on a 3-CS cluster."""
 import errno
 import hashlib
-import json
 import os
+import re
 import subprocess
+import threading
 
 import pytest
 
-from conftest import BIN, wait_for
-
-
-def file_info(cluster, path):
-    r = cluster.host("mds").vstorage("file-info", "--json", path)
-    return json.loads(r.stdout)
+from conftest import BIN, file_info, wait_for
 
 
 def test_posix_operations(cluster3):
@@ -155,7 +151,6 @@ def test_out_of_space_gives_enospc_and_keeps_the_cluster(cluster):
             f.write(b"x" * 4096)
             os.fsync(f.fileno())
         return True
-    from conftest import wait_for
     wait_for(can_write, timeout=30, what="space to come back after unlink")
     info = file_info(cluster, f"{m}/keep")
     assert all(len(set(c["replicas"])) == 3 for c in info["chunks"]), info
@@ -163,8 +158,6 @@ def test_out_of_space_gives_enospc_and_keeps_the_cluster(cluster):
 
 def test_stat_shows_measured_iowait_and_iolat(cluster3):
     """IOWAIT, IOLAT and QDEPTH (guide 5.3, 5.4) come from the I/O the CS and clients did."""
-    import re
-    import threading
 
     path = os.path.join(cluster3.mnt, "busy")
     stop = threading.Event()
@@ -206,4 +199,5 @@ def test_stat_shows_measured_iowait_and_iolat(cluster3):
     # The MDS row: %CTIME, COMMITS as a rate, %CPU, as the guide prints them.
     assert re.search(r"^\s*M 1\s+avail\s+\d+\.\d%\s+\d+/s\s+\d+\.\d%\s", text, re.M), text
     mds = st["mds"][0]
-    assert mds["commits"] > 0 and 0 <= mds["ctime_pct"] <= 100 and mds["cpu_pct"] >= 0
+    # The MDS worked while the cluster was set up and written to: it used CPU and committed.
+    assert mds["commits"] > 0 and 0 <= mds["ctime_pct"] <= 100 and mds["cpu_pct"] > 0, mds

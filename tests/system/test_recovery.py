@@ -2,35 +2,17 @@
 replicas are rebuilt CS-to-CS; extra replicas are trimmed; a returning CS loses its stale
 replicas."""
 import hashlib
-import json
 import os
 import re
 import threading
 import time
 
-from conftest import wait_for
-
-MiB = 1024 * 1024
-
-
-def file_info(cluster, path):
-    return json.loads(cluster.host("mds").vstorage("file-info", "--json", path).stdout)
-
-
-def chunk_files(repo):
-    d = os.path.join(repo, "chunks")
-    return set(os.listdir(d)) if os.path.isdir(d) else set()
+from conftest import MiB, chunk_files, drop_caches, file_info, wait_for
 
 
 def test_killed_cs_is_rebuilt_elsewhere_and_stale_copies_deleted(cluster):
-    cluster.make_mds()
-    ids = [cluster.add_cs() for _ in range(5)]
-    cluster.wait_cs_active(5)
-    m = cluster.mount()
-    h = cluster.host("mds")
+    ids, m, h = cluster.start(5)
     h.vstorage("set-config", "mds.wd.offline_tout=3000")
-    h.vstorage("set-attr", "-R", m, "replicas=3")
-    h.vstorage("set-attr", m, "chunk-size=4M")
     data = os.urandom(24 * MiB)
     with open(f"{m}/f", "wb") as f:
         f.write(data)
@@ -83,14 +65,7 @@ def test_killed_cs_is_rebuilt_elsewhere_and_stale_copies_deleted(cluster):
 
 
 def test_lowering_replicas_trims_extra_copies(cluster):
-    cluster.make_mds()
-    for _ in range(3):
-        cluster.add_cs()
-    cluster.wait_cs_active(3)
-    m = cluster.mount()
-    h = cluster.host("mds")
-    h.vstorage("set-attr", "-R", m, "replicas=3")
-    h.vstorage("set-attr", m, "chunk-size=4M")
+    _, m, h = cluster.start(3)
     data = os.urandom(10 * MiB)
     with open(f"{m}/f", "wb") as f:
         f.write(data)
@@ -107,14 +82,7 @@ def test_lowering_replicas_trims_extra_copies(cluster):
 
 
 def test_flipped_byte_is_never_served_and_the_replica_is_rebuilt(cluster):
-    cluster.make_mds()
-    for _ in range(3):
-        cluster.add_cs()
-    cluster.wait_cs_active(3)
-    m = cluster.mount()
-    h = cluster.host("mds")
-    h.vstorage("set-attr", "-R", m, "replicas=3")
-    h.vstorage("set-attr", m, "chunk-size=4M")
+    _, m, h = cluster.start(3)
     data = os.urandom(3 * MiB)
     with open(f"{m}/f", "wb") as f:
         f.write(data)
@@ -127,8 +95,7 @@ def test_flipped_byte_is_never_served_and_the_replica_is_rebuilt(cluster):
     with open(path, "r+b") as f:
         f.seek(data_off + 100)
         f.write(bytes([data[100] ^ 0xFF]))
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert open(f"{m}/f", "rb").read() == data  # served from a good replica
 
     def repaired():
@@ -150,13 +117,7 @@ def test_flipped_byte_is_never_served_and_the_replica_is_rebuilt(cluster):
 def test_too_many_offline_cs_is_failure_and_replication_stops(cluster):
     """5.6.1: more offline CS than mds.wd.max_offline_cs is 'failure' and nothing is
     re-replicated until the administrator raises the limit (0 disables the failed mode)."""
-    cluster.make_mds()
-    ids = [cluster.add_cs() for _ in range(5)]
-    cluster.wait_cs_active(5)
-    m = cluster.mount()
-    h = cluster.host("mds")
-    h.vstorage("set-attr", "-R", m, "replicas=3")
-    h.vstorage("set-attr", m, "chunk-size=4M")
+    ids, m, h = cluster.start(5)
     h.vstorage("set-config", "mds.wd.offline_tout=3000")
     h.vstorage("set-config", "mds.wd.max_offline_cs=1")
     h.vstorage("set-config", "mds.wd.max_offline_cs_hosts=0")
@@ -191,14 +152,7 @@ def test_too_many_offline_cs_is_failure_and_replication_stops(cluster):
 def test_returning_cs_keeps_current_replicas_and_loses_stale_ones(cluster):
     """5.3: a CS back before it went offline keeps the replicas that are still current;
     a replica of a chunk rewritten while it was away is deleted and never served."""
-    cluster.make_mds()
-    for _ in range(4):
-        cluster.add_cs()
-    cluster.wait_cs_active(4)
-    m = cluster.mount()
-    h = cluster.host("mds")
-    h.vstorage("set-attr", "-R", m, "replicas=3")
-    h.vstorage("set-attr", m, "chunk-size=4M")
+    _, m, h = cluster.start(4)
     keep, old = os.urandom(8 * MiB), os.urandom(8 * MiB)
     for name, data in (("keep", keep), ("redo", old)):
         with open(f"{m}/{name}", "wb") as f:
@@ -227,8 +181,7 @@ def test_returning_cs_keeps_current_replicas_and_loses_stale_ones(cluster):
     assert victim in file_info(cluster, f"{m}/keep")["chunks"][0]["replicas"]
     wait_for(lambda: next(c for c in cluster.stat_json()["cs"] if c["id"] == victim)["status"] == "active",
              timeout=30, what=f"CS#{victim} active again")
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert open(f"{m}/redo", "rb").read() == new + old[4 * MiB:]
     assert open(f"{m}/keep", "rb").read() == keep
 

@@ -1,55 +1,17 @@
 """Self-healing beyond a dead CS: rm-cs (3.2.2), scrubbing (7.6.5), a vanished repository
 (flag R, 8.1.8) and writes to a chunk below its minimum replica count (5.3.2)."""
 import errno
-import hashlib
-import json
 import os
 import re
 import subprocess
 import threading
 import time
 
-from conftest import wait_for
-
-MiB = 1024 * 1024
-
-
-def file_info(cluster, path):
-    return json.loads(cluster.host("mds").vstorage("file-info", "--json", path).stdout)
-
-
-def chunk_files(repo):
-    d = os.path.join(repo, "chunks")
-    return set(os.listdir(d)) if os.path.isdir(d) else set()
-
-
-def cs_entry(cluster, cs_id):
-    return next(c for c in cluster.stat_json()["cs"] if c["id"] == cs_id)
-
-
-def make_cluster(cluster, n_cs, replicas="3", size_mb=None):
-    cluster.make_mds()
-    ids = [cluster.add_cs(size_mb=size_mb) for _ in range(n_cs)]
-    cluster.wait_cs_active(n_cs)
-    m = cluster.mount()
-    h = cluster.host("mds")
-    h.vstorage("set-attr", "-R", m, f"replicas={replicas}")
-    h.vstorage("set-attr", m, "chunk-size=4M")
-    return ids, m, h
-
-
-def write_file(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-        os.fsync(f.fileno())
-
-
-def sha(b):
-    return hashlib.sha256(b).hexdigest()
+from conftest import MiB, chunk_files, cs_entry, drop_caches, file_info, sha, wait_for, write_file
 
 
 def test_rm_cs_refused_when_the_rest_cannot_hold_the_data(cluster):
-    ids, m, h = make_cluster(cluster, 3)
+    ids, m, h = cluster.start(3)
     write_file(f"{m}/f", os.urandom(5 * MiB))
     r = h.vstorage("rm-cs", "--wait", str(ids[0]), check=False)
     assert r.returncode == 1
@@ -66,7 +28,7 @@ def test_rm_cs_refused_when_the_rest_cannot_hold_the_data(cluster):
 
 
 def test_rm_cs_wait_moves_data_without_dropping_below_three_replicas(cluster):
-    ids, m, h = make_cluster(cluster, 4)
+    ids, m, h = cluster.start(4)
     files = {}
     for i in range(3):
         files[f"f{i}"] = os.urandom(9 * MiB)
@@ -122,7 +84,7 @@ def test_rm_cs_wait_moves_data_without_dropping_below_three_replicas(cluster):
 
 
 def test_rm_cs_force_for_a_lost_cs(cluster):
-    ids, m, h = make_cluster(cluster, 4)
+    ids, m, h = cluster.start(4)
     data = os.urandom(9 * MiB)
     write_file(f"{m}/f", data)
     victim = file_info(cluster, f"{m}/f")["chunks"][0]["replicas"][0]
@@ -145,7 +107,7 @@ def test_rm_cs_force_for_a_lost_cs(cluster):
 
 
 def test_scrubbing_finds_a_flipped_byte_nobody_reads(cluster):
-    ids, m, h = make_cluster(cluster, 4)
+    ids, m, h = cluster.start(4)
     data = os.urandom(6 * MiB)
     write_file(f"{m}/f", data)
     c = file_info(cluster, f"{m}/f")["chunks"][1]
@@ -172,7 +134,7 @@ def test_scrubbing_finds_a_flipped_byte_nobody_reads(cluster):
 
 
 def test_vanished_repository_sets_flag_R_and_data_is_rebuilt(cluster):
-    ids, m, h = make_cluster(cluster, 4, size_mb=64)
+    ids, m, h = cluster.start(4, size_mb=64)
     h.vstorage("set-config", "mds.wd.offline_tout=3000")
     data = os.urandom(9 * MiB)
     write_file(f"{m}/f", data)
@@ -182,8 +144,7 @@ def test_vanished_repository_sets_flag_R_and_data_is_rebuilt(cluster):
     subprocess.run(["umount", "-l", repo], check=True)
     cluster.tmpfs.remove(repo)
     wait_for(lambda: "R" in cs_entry(cluster, victim)["flags"], timeout=30, what="flag R")
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert sha(open(f"{m}/f", "rb").read()) == sha(data)  # served by the others
     wait_for(lambda: all(len(set(c["replicas"])) == 3 and victim not in c["replicas"] and c["state"] == "healthy"
                          for c in file_info(cluster, f"{m}/f")["chunks"]), timeout=90,
@@ -196,7 +157,7 @@ def test_vanished_repository_sets_flag_R_and_data_is_rebuilt(cluster):
 def test_writes_to_a_blocked_chunk_wait_for_recovery(cluster):
     # 3 CS, replicas 3:2: with two of them dead no copy can be made anywhere, so the chunk
     # stays blocked until a chunk server returns.
-    ids, m, h = make_cluster(cluster, 3, replicas="3:2")
+    ids, m, h = cluster.start(3, replicas="3:2")
     old = os.urandom(4 * MiB)
     write_file(f"{m}/f", old)
     c = file_info(cluster, f"{m}/f")["chunks"][0]
@@ -223,8 +184,7 @@ def test_writes_to_a_blocked_chunk_wait_for_recovery(cluster):
              timeout=30, what="chunk state blocked")
 
     # Reads go on, from the live replica.
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     got = open(f"{m}/f", "rb").read()
     assert got == old or got == new  # the failed write may have reached the live replica
 
@@ -249,8 +209,7 @@ def test_writes_to_a_blocked_chunk_wait_for_recovery(cluster):
         cluster.restart(f"cs{cs}")
     t.join(timeout=120)
     assert done.is_set() and not err, err
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert sha(open(f"{m}/f", "rb").read()) == sha(new)
     wait_for(lambda: all(len(set(x["replicas"])) == 3 and x["state"] == "healthy"
                          for x in file_info(cluster, f"{m}/f")["chunks"]),
@@ -270,7 +229,7 @@ def test_replica_that_missed_only_a_version_bump_is_kept_and_bumped_on_return(cl
     """Recovery bumps the chunk version; a replica on a CS that just died misses the bump.
     Its data is current, so it stays listed and gets the new version when the CS registers
     again, instead of being deleted (it could be the last intact copy)."""
-    ids, m, h = make_cluster(cluster, 4)
+    ids, m, h = cluster.start(4)
     data = os.urandom(3 * MiB)
     write_file(f"{m}/f", data)
     c = file_info(cluster, f"{m}/f")["chunks"][0]
@@ -299,7 +258,7 @@ def test_replica_that_missed_only_a_version_bump_is_kept_and_bumped_on_return(cl
 def test_recovery_skips_a_corrupt_source_and_drops_it(cluster):
     """A recovery copy whose source has a flipped byte is taken from another replica; the
     corrupt one is dropped (event) and rebuilt; nothing bad is copied."""
-    ids, m, h = make_cluster(cluster, 4)
+    ids, m, h = cluster.start(4)
     h.vstorage("set-config", "mds.wd.verify_chunks=0")  # no scrubbing: recovery finds it
     h.vstorage("set-config", "mds.wd.offline_tout=3000")
     data = os.urandom(3 * MiB)
@@ -321,8 +280,7 @@ def test_recovery_skips_a_corrupt_source_and_drops_it(cluster):
         now = file_info(cluster, f"{m}/f")["chunks"][0]
         return len(set(now["replicas"])) == 3 and dead not in now["replicas"] and now["state"] == "healthy"
     wait_for(healed, timeout=60, what="3 healthy replicas again")
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert sha(open(f"{m}/f", "rb").read()) == sha(data)
     # Every listed replica reads clean: read each one through its own first-replica turn is
     # not possible from the mount, so check the files on disk against the data instead.
@@ -350,8 +308,7 @@ def test_make_cs_dash_S_disables_checksumming_on_that_cs(cluster):
     h.vstorage("set-attr", m, "chunk-size=4M")
     data = os.urandom(5 * MiB + 123)
     write_file(f"{m}/f", data)
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert sha(open(f"{m}/f", "rb").read()) == sha(data)
     c = file_info(cluster, f"{m}/f")["chunks"][0]
     assert nosum in c["replicas"]
@@ -368,13 +325,7 @@ def test_hung_disk_sets_flag_T_gets_no_new_replicas_and_writes_go_on(cluster):
     """A CS whose disk stops answering (fsfreeze on a real ext4 file system: its I/O blocks
     in the kernel, the process cannot even be killed) shows flag T (8.1.8), gets no new
     replicas, and writes to chunks it holds go on without it."""
-    cluster.make_mds()
-    ids = [cluster.add_cs(disk_mb=256) for _ in range(4)]  # alike, so placement spreads evenly
-    cluster.wait_cs_active(4)
-    m = cluster.mount()
-    h = cluster.host("mds")
-    h.vstorage("set-attr", "-R", m, "replicas=3")
-    h.vstorage("set-attr", m, "chunk-size=4M")
+    ids, m, h = cluster.start(4, disk_mb=256)  # alike, so placement spreads evenly
     h.vstorage("set-config", "mds.wd.io_tout=2000")
     data = bytearray(os.urandom(16 * MiB))
     write_file(f"{m}/f", bytes(data))
@@ -420,8 +371,7 @@ def test_hung_disk_sets_flag_T_gets_no_new_replicas_and_writes_go_on(cluster):
     assert "T" in cs_entry(cluster, hung)["flags"]  # like H and h, T stays until the CS restarts
     wait_for(lambda: cluster.stat_json()["chunks"]["healthy"] == cluster.stat_json()["chunks"]["total"],
              timeout=90, what="every chunk healthy again")
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert sha(open(f"{m}/f", "rb").read()) == sha(bytes(data))
     assert sha(open(f"{m}/g", "rb").read()) == sha(fresh)
     for c in file_info(cluster, f"{m}/f")["chunks"]:
@@ -429,7 +379,7 @@ def test_hung_disk_sets_flag_T_gets_no_new_replicas_and_writes_go_on(cluster):
 
 
 def test_chunk_file_with_a_damaged_header_is_quarantined_and_rebuilt(cluster):
-    ids, m, h = make_cluster(cluster, 4)
+    ids, m, h = cluster.start(4)
     data = os.urandom(12 * MiB)
     write_file(f"{m}/f", data)
     chunk = file_info(cluster, f"{m}/f")["chunks"][1]
@@ -452,8 +402,7 @@ def test_chunk_file_with_a_damaged_header_is_quarantined_and_rebuilt(cluster):
                      r"the replica is dropped and rebuilt", events), events
     kept = os.listdir(os.path.join(repo, "quarantine"))
     assert kept and all(k.startswith(name) for k in kept), kept  # kept for inspection, not deleted
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert sha(open(f"{m}/f", "rb").read()) == sha(data)
     # The chunk takes writes again and every replica of it agrees.
     patch = os.urandom(MiB)
@@ -462,8 +411,7 @@ def test_chunk_file_with_a_damaged_header_is_quarantined_and_rebuilt(cluster):
         f.write(patch)
         os.fsync(f.fileno())
     want = data[:4 * MiB + 123] + patch + data[4 * MiB + 123 + MiB:]
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     assert sha(open(f"{m}/f", "rb").read()) == sha(want)
 
 
@@ -471,7 +419,7 @@ def test_chunk_without_an_intact_replica_fails_reads_and_is_reported_once(cluste
     """Every replica of a chunk corrupt: reads of it fail with EIO (never wrong bytes), the
     rest of the file and other files keep working, the loss is logged once, and recovery
     does not re-read the chunk over and over."""
-    ids, m, h = make_cluster(cluster, 4)
+    ids, m, h = cluster.start(4)
     data = os.urandom(8 * MiB)
     write_file(f"{m}/f", data)
     other = os.urandom(2 * MiB)
@@ -483,8 +431,7 @@ def test_chunk_without_an_intact_replica_fails_reads_and_is_reported_once(cluste
         with open(os.path.join(repo, "chunks", "%016x" % c["id"]), "r+b") as f:
             f.seek(data_off + 777)
             f.write(bytes([data[4 * MiB + 777] ^ 0x5A]))
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
+    drop_caches()
     with open(f"{m}/f", "rb") as f:
         assert f.read(4 * MiB) == data[:4 * MiB]  # the intact chunk
         f.seek(4 * MiB)
