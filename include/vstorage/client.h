@@ -75,7 +75,10 @@ class File {
   Result<proto::ChunkMap> Map(uint64_t index, bool allocate, bool* exists);
   void Forget(uint64_t index);
   void Remember(const proto::ChunkMap& m);
+  // data == nullptr: the piece is zeroed on every replica (its space given back).
   Status WritePiece(const Piece& p, const char* data);
+  // [offset, offset+len) reads as zeros afterwards; chunks that do not exist stay so.
+  Status ZeroRange(uint64_t offset, uint64_t len);
   Status ReadPiece(const Piece& p, char* out);
   Status SyncChunk(uint64_t index);
   Status PersistSize();
@@ -131,9 +134,9 @@ class Client {
   void Reclaim();
   void FileOpened(File* f);
   void FileClosed(File* f);
-  // Zeroes [from, to) of the chunk holding `from` (after a truncate), so that a later
-  // extension reads zeros there.
-  Status ZeroTail(File* f, uint64_t from, uint64_t to);
+  // Zeroes the chunk holding `from` from there to its end (after a truncate to `from`), so
+  // that a later extension reads zeros there.
+  Status ZeroTail(File* f, uint64_t from);
 
   ClientOptions opts_;
   ClientId id_;

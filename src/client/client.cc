@@ -227,12 +227,6 @@ Status Client::Rename(InodeId parent, const std::string& name, InodeId new_paren
 }
 
 Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ms, uint32_t mode) {
-  uint64_t old_size = 0;
-  std::vector<File*> local;
-  if (mask & proto::kSetSize) {
-    ASSIGN_OR_RETURN(proto::Attr a, GetAttr(ino));
-    old_size = a.size;
-  }
   proto::AttrReply r;
   RETURN_IF_ERROR(MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino, mask, size, mtime_ms, mode, id_}, &r));
   if (mask & proto::kSetSize) {
@@ -251,31 +245,26 @@ Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, i
         any = f;
       }
     }
-    if (size < old_size) {
-      if (any) {
-        RETURN_IF_ERROR(ZeroTail(any, size, old_size));
-      } else {
-        File tmp(this, r.attr, true);
-        Status st = ZeroTail(&tmp, size, old_size);
-        tmp.closed_ = true;
-        RETURN_IF_ERROR(st);
-      }
+    // The MDS dropped the chunks wholly past `size`. The one `size` falls in is zeroed from
+    // there to its end whatever the old size was: bytes past the size the MDS knew may have
+    // been written (a writer that had not reported its size yet), and a later extension
+    // must read zeros.
+    if (any) {
+      RETURN_IF_ERROR(ZeroTail(any, size));
+    } else {
+      File tmp(this, r.attr, true);
+      Status st = ZeroTail(&tmp, size);
+      tmp.closed_ = true;
+      RETURN_IF_ERROR(st);
     }
   }
   return r.attr;
 }
 
-Status Client::ZeroTail(File* f, uint64_t from, uint64_t to) {
+Status Client::ZeroTail(File* f, uint64_t from) {
   uint64_t cs = f->chunk_size_;
   if (from % cs == 0) return Status::Ok();  // the MDS dropped whole chunks
-  uint64_t end = std::min(to, (from / cs + 1) * cs);
-  bool exists = false;
-  auto m = f->Map(from / cs, false, &exists);
-  if (!m.ok()) return m.status();
-  if (!exists) return Status::Ok();
-  static const std::string zeros(1 << 20, '\0');
-  for (const Piece& p : SplitRange(from, end - from, cs, zeros.size())) RETURN_IF_ERROR(f->WritePiece(p, zeros.data()));
-  return Status::Ok();
+  return f->ZeroRange(from, cs - from % cs);
 }
 
 Status Client::SetXattr(InodeId ino, const std::string& name, const std::string& value) {

@@ -1,6 +1,7 @@
 // libvstorage tested directly: pure helpers, and the data path against a real MDS and three
 // real chunk servers running in this process on loopback.
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -181,6 +182,85 @@ TEST_F(LiveCluster, SecondWriterGetsBusyAndTruncateZeroesTheTail) {
   // Closed: now the other client may write.
   auto f3 = (*other)->Open(a->ino, true);
   EXPECT_TRUE(f3.ok()) << f3.status().ToString();
+}
+
+// Every chunk of the file still has its 3 replicas: nothing was reported failed.
+void ExpectThreeReplicasEach(Client* c, InodeId ino) {
+  proto::FileInfoReply fi;
+  ASSERT_TRUE(c->MdsCall(proto::MsgType::kFileInfo, proto::InodeReq{ino}, &fi).ok());
+  for (auto& ch : fi.chunks) EXPECT_EQ(ch.replicas.size(), 3u) << "chunk " << ch.index;
+}
+
+// The 1 MiB zero buffer used to be handed to every piece of the cut-off tail: pieces after
+// the first sent the client's heap (or failed with EFAULT, blamed on the CS). Tails longer
+// than 1 MiB need chunks larger than 1 MiB, so several chunk sizes are tried.
+TEST_F(LiveCluster, ShrinkThenRegrowReadsZerosForEveryChunkSizeAndCut) {
+  const uint64_t M = 1 << 20;
+  struct Case { uint64_t big, small; } cases[] = {
+      {3 * M, M}, {2 * M, 1}, {5 * M, M + 4097}, {5 * M, 3 * M - 1}, {M + 10, M - 10}, {4 * M + 5, 4 * M}, {3 * M, 0}};
+  int n = 0;
+  for (const char* chunk : {"1M", "4M", "256M"}) {
+    std::string dname = std::string("d") + chunk;
+    auto d = client_->Mkdir(kRootInode, dname, 0755);
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE(client_->SetXattr(d->ino, "chunk-size", chunk).ok());
+    for (auto cs : cases) {
+      for (bool via_open_file : {true, false}) {
+        SCOPED_TRACE(std::string(chunk) + " " + std::to_string(cs.big) + " -> " + std::to_string(cs.small) +
+                     (via_open_file ? " (open file)" : " (path)"));
+        auto a = client_->Create(d->ino, "f" + std::to_string(n++), 0644, true);
+        ASSERT_TRUE(a.ok());
+        std::string model(cs.big, static_cast<char>(0xAA));
+        auto f = client_->Open(a->ino, true);
+        ASSERT_TRUE(f.ok());
+        ASSERT_TRUE((*f)->Write(0, model.data(), model.size()).ok());
+        if (via_open_file) {
+          // The size is not reported to the MDS yet: the cut must not depend on it.
+          ASSERT_TRUE((*f)->Truncate(cs.small).ok());
+          ASSERT_TRUE((*f)->Truncate(cs.big).ok());
+          ASSERT_TRUE((*f)->Close().ok());
+        } else {
+          ASSERT_TRUE((*f)->Close().ok());
+          ASSERT_TRUE(client_->SetAttr(a->ino, proto::kSetSize, cs.small, 0, 0).ok());
+          ASSERT_TRUE(client_->SetAttr(a->ino, proto::kSetSize, cs.big, 0, 0).ok());
+        }
+        std::fill(model.begin() + static_cast<long>(cs.small), model.end(), '\0');
+        std::string got = ReadAll(a->ino, cs.big);
+        ASSERT_EQ(got.size(), model.size());
+        size_t bad = 0, first = std::string::npos;
+        for (size_t i = 0; i < got.size(); ++i)
+          if (got[i] != model[i]) {
+            ++bad;
+            if (first == std::string::npos) first = i;
+          }
+        EXPECT_EQ(bad, 0u) << "first wrong byte at " << first;
+        ExpectThreeReplicasEach(client_.get(), a->ino);
+      }
+    }
+  }
+}
+
+TEST_F(LiveCluster, AFaultInTheCallersBufferFailsTheWriteAndBlamesNoChunkServer) {
+  auto a = client_->Create(kRootInode, "efault", 0644, true);
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  std::string d(4096, 'q');
+  ASSERT_TRUE((*f)->Write(0, d.data(), d.size()).ok());
+  long page = ::sysconf(_SC_PAGESIZE);
+  char* p = static_cast<char*>(::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  ASSERT_EQ(::mprotect(p + page, page, PROT_NONE), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = (*f)->Write(0, p + page - 512, 64 << 10);  // runs into the unmapped page
+  EXPECT_EQ(st.code(), Code::kInternal) << st.ToString();
+  // At once, not after the I/O timeout's retries.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  ::munmap(p, 2 * page);
+  ExpectThreeReplicasEach(client_.get(), a->ino);
+  proto::ClusterStatReply cst;
+  ASSERT_TRUE(client_->MdsCall(proto::MsgType::kClusterStat, proto::Empty{}, &cst).ok());
+  for (auto& x : cst.cs) EXPECT_EQ(x.status, "active") << "CS#" << x.id.str();
+  ASSERT_TRUE((*f)->Close().ok());
 }
 
 TEST_F(LiveCluster, WritesContinueWhenAChunkServerStops) {

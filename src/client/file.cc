@@ -61,10 +61,12 @@ void File::Remember(const proto::ChunkMap& m) {
 }
 
 // Sends the piece down the chain as pipelined slices on parallel connections to the head,
-// so the CS along the chain work on different slices at once. Returns OK only if every
-// replica has every slice; *failed lists replicas that did not.
+// so the CS along the chain work on different slices at once; data == nullptr zeroes the
+// range instead (one request, no payload). Returns OK only if every replica has every
+// slice; *failed lists replicas that did not. *local is set when the failure is this
+// process's own (e.g. EFAULT on its buffer): no CS is to blame for it.
 static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t chunk_off, const char* data,
-                         uint64_t len, std::vector<CsId>* failed) {
+                         uint64_t len, std::vector<CsId>* failed, bool* local) {
   const std::string& head = m.replicas[0].addr;
   std::vector<proto::ReplicaLoc> chain(m.replicas.begin() + 1, m.replicas.end());
   struct Slice {
@@ -73,16 +75,19 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
     Status st;
   };
   std::vector<Slice> slices;
-  for (uint64_t off = 0; off < len; off += kSubPiece) {
+  const uint64_t step = data ? kSubPiece : std::max<uint64_t>(len, 1);
+  for (uint64_t off = 0; off < len; off += step) {
     Slice s;
-    uint64_t n = std::min(kSubPiece, len - off);
+    uint64_t n = std::min(step, len - off);
     auto c = pool->Acquire(head);
     if (!c.ok()) {
       s.st = c.status();
     } else {
       s.conn = std::move(c).value();
-      proto::CsWriteReq req{m.id, m.version, chunk_off + off, m.chunk_size, chain, false};
-      s.st = s.conn->Send(MsgType::kCsWrite, proto::EncodeToString(req), data + off, n, &s.req_id);
+      proto::CsWriteReq req{m.id, m.version, chunk_off + off, m.chunk_size, chain, false, data ? 0 : n};
+      s.st = s.conn->Send(MsgType::kCsWrite, proto::EncodeToString(req), data ? data + off : nullptr,
+                          data ? n : 0, &s.req_id);
+      if (s.st.code() == Code::kInternal) *local = true;
     }
     slices.push_back(std::move(s));
   }
@@ -111,6 +116,7 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
 }
 
 Status File::WritePiece(const Piece& p, const char* data) {
+  const bool zero = data == nullptr;
   int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
   Status last;
   for (int attempt = 0;; ++attempt) {
@@ -121,7 +127,7 @@ Status File::WritePiece(const Piece& p, const char* data) {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * attempt, 1000)));
     }
     bool exists = false;
-    auto m = Map(p.index, true, &exists);
+    auto m = Map(p.index, !zero, &exists);  // zeroing a chunk that does not exist: nothing to do
     if (!m.ok()) {
       if (m.status().code() == Code::kUnavailable || m.status().code() == Code::kTryAgain) {  // e.g. no replica left for now
         last = m.status();
@@ -129,8 +135,12 @@ Status File::WritePiece(const Piece& p, const char* data) {
       }
       return m.status();
     }
+    if (!exists) return Status::Ok();
     std::vector<CsId> failed;
-    Status st = ChainWrite(c_->cs_pool_.get(), *m, p.chunk_off, data + p.buf_off, p.len, &failed);
+    bool local = false;
+    Status st = ChainWrite(c_->cs_pool_.get(), *m, p.chunk_off, zero ? nullptr : data + p.buf_off, p.len, &failed,
+                           &local);
+    if (local) return st.Annotate("write to inode " + ino_.str());  // our fault, not a CS's
     if (st.ok() && failed.empty()) {
       std::lock_guard<std::mutex> l(mu_);
       unsynced_.insert(p.index);
@@ -319,6 +329,12 @@ Status File::Fsync() {
   RETURN_IF_ERROR(first);
   ++c_->fsyncs_;
   return PersistSize();
+}
+
+Status File::ZeroRange(uint64_t offset, uint64_t len) {
+  // No data travels: a piece may be a whole chunk.
+  for (const Piece& p : SplitRange(offset, len, chunk_size_, chunk_size_)) RETURN_IF_ERROR(WritePiece(p, nullptr));
+  return Status::Ok();
 }
 
 Status File::Truncate(uint64_t size) {

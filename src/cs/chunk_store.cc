@@ -271,28 +271,50 @@ Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64
   return c;
 }
 
-Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
-                         const char* data, size_t len, bool create) {
-  IoTimer disk_op(&disk_);
+Status ChunkStore::CheckRange(ChunkId id, uint64_t chunk_size, uint64_t offset, uint64_t len) {
   if (chunk_size < kBlock || chunk_size > kMaxChunkBytes || chunk_size % kBlock != 0)
     return Err(Code::kInvalidArgument, "invalid chunk size " + std::to_string(chunk_size));
   if (offset > chunk_size || len > chunk_size - offset)
     return Err(Code::kInvalidArgument, "write [" + std::to_string(offset) + ", +" + std::to_string(len) +
                                            ") is outside chunk " + id.str() + " of " + std::to_string(chunk_size) + " bytes");
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::FindForWrite(ChunkId id, uint64_t version, uint64_t chunk_size,
+                                                                    bool create) {
   auto c = Find(id);
   if (!c && !create) return Err(Code::kNotFound, "chunk " + id.str() + " vanished from this CS during the write");
   if (!c) {
     ASSIGN_OR_RETURN(c, Create(id, version, chunk_size));
   }
+  return c;
+}
+
+Status ChunkStore::CheckWritable(const Chunk& c, uint64_t version, uint64_t chunk_size) {
+  if (c.deleted) return Err(Code::kNotFound, "chunk " + c.id.str() + " was deleted");
+  if (c.version != version)
+    return Err(Code::kStaleVersion, "chunk " + c.id.str() + ": write with version " + std::to_string(version) +
+                                        ", the replica has version " + std::to_string(c.version));
+  if (c.chunk_size != chunk_size)
+    return Err(Code::kInvalidArgument, "chunk " + c.id.str() + " has size " + std::to_string(c.chunk_size));
+  return Status::Ok();
+}
+
+Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
+                         const char* data, size_t len, bool create) {
+  IoTimer disk_op(&disk_);
+  RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
+  ASSIGN_OR_RETURN(auto c, FindForWrite(id, version, chunk_size, create));
   std::unique_lock<std::shared_mutex> l(c->mu);
-  if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
-  if (c->version != version)
-    return Err(Code::kStaleVersion, "chunk " + id.str() + ": write with version " + std::to_string(version) +
-                                        ", the replica has version " + std::to_string(c->version));
-  if (c->chunk_size != chunk_size)
-    return Err(Code::kInvalidArgument, "chunk " + id.str() + " has size " + std::to_string(c->chunk_size));
+  RETURN_IF_ERROR(CheckWritable(*c, version, chunk_size));
   if (len == 0) return Status::Ok();
   RETURN_IF_ERROR(EnsureOpen(*c));
+  return WriteLocked(*c, offset, data, len);
+}
+
+Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, size_t len) {
+  Chunk* c = &c_ref;
+  const ChunkId id = c->id;
   if (!checksums_) {  // make-cs -S: the bytes only
     Status st = PwriteAll(c->fd, data, len, c->data_off + offset);
     if (!st.ok()) {
@@ -361,6 +383,65 @@ Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint
   std::copy(new_crcs.begin(), new_crcs.end(), c->crcs.begin() + static_cast<long>(b0));
   c->data_len = std::max(c->data_len, end);
   c->size_hint = c->data_len;
+  return Status::Ok();
+}
+
+Status ChunkStore::Zero(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len) {
+  IoTimer disk_op(&disk_);
+  RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
+  ASSIGN_OR_RETURN(auto c, FindForWrite(id, version, chunk_size, true));
+  std::unique_lock<std::shared_mutex> l(c->mu);
+  RETURN_IF_ERROR(CheckWritable(*c, version, chunk_size));
+  if (len == 0 || offset >= c->data_len) return Status::Ok();  // past the file's end: zeros already
+  RETURN_IF_ERROR(EnsureOpen(*c));
+  if (checksums_) RETURN_IF_ERROR(LoadCrcs(*c));
+  static const char kZeroBlock[kBlock] = {};
+  const uint64_t end = offset + len;
+  const bool to_end = end >= c->data_len;  // the range covers the rest of the data: cut the file
+  const uint64_t a = (offset + kBlock - 1) / kBlock * kBlock;  // first whole block of the range
+  const uint64_t b = end / kBlock * kBlock;                      // end of its last whole block
+  // A partly covered first block: merged like a write, so its checksum stays right.
+  if (offset < a) {
+    uint64_t h_end = to_end ? std::min(a, c->data_len) : std::min(end, a);
+    RETURN_IF_ERROR(WriteLocked(*c, offset, kZeroBlock, h_end - offset));
+    if (!to_end && end <= a) return Status::Ok();
+  }
+  // Whole blocks: their space is given back to the file system; their table entries become
+  // 0 ("never written"), which is what a block of zeros with no checksum means.
+  uint64_t cut_from = a, cut_to = to_end ? std::max(a, (c->data_len + kBlock - 1) / kBlock * kBlock) : b;
+  if (cut_from < cut_to) {
+    int rc;
+    if (to_end) {
+      rc = ::ftruncate(c->fd, static_cast<off_t>(c->data_off + cut_from));
+    } else {
+      rc = ::fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(c->data_off + cut_from),
+                       static_cast<off_t>(cut_to - cut_from));
+      if (rc != 0 && errno == EOPNOTSUPP) {  // a file system without holes: write the zeros
+        rc = 0;
+        for (uint64_t o = cut_from; o < cut_to; o += kBlock) {
+          Status st = PwriteAll(c->fd, kZeroBlock, kBlock, c->data_off + o);
+          if (!st.ok()) return st.Annotate("chunk " + id.str() + " in " + repo_);
+        }
+      }
+    }
+    if (rc != 0) return IoError(std::string(to_end ? "ftruncate " : "punch a hole in ") + c->path);
+    if (checksums_) {
+      uint64_t b0 = cut_from / kBlock, b1 = std::min<uint64_t>(cut_to / kBlock, c->crcs.size());
+      std::vector<uint32_t> zeros(b1 - b0, 0);
+      Status st = PwriteAll(c->fd, reinterpret_cast<const char*>(zeros.data()), zeros.size() * 4, kHeaderBytes + b0 * 4);
+      if (!st.ok()) {
+        if (st.code() == Code::kIoError) ++io_errors_;
+        return st.Annotate("chunk " + id.str() + " in " + repo_);
+      }
+      std::fill(c->crcs.begin() + static_cast<long>(b0), c->crcs.begin() + static_cast<long>(b1), 0u);
+    }
+    if (to_end) {
+      c->data_len = std::min(c->data_len, cut_from);
+      c->size_hint = c->data_len;
+    }
+  }
+  // A partly covered last block (inside the data): merged like a write.
+  if (!to_end && end % kBlock != 0 && b >= a) RETURN_IF_ERROR(WriteLocked(*c, b, kZeroBlock, end - b));
   return Status::Ok();
 }
 

@@ -41,6 +41,11 @@ class ChunkStore {
   // fail, not restart with a hole at its head).
   Status Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
                const char* data, size_t len, bool create = true);
+  // [offset, offset+len) reads as zeros afterwards. Whole 4 KiB blocks give their space
+  // back (a hole punched in the chunk file, or the file cut when the range reaches its end)
+  // and their table entries become 0; partly covered blocks are rewritten with their
+  // checksums. Creates the chunk like Write if this CS has none of it yet.
+  Status Zero(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len);
   Status Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out);
   Status Sync(ChunkId id);
   // Scrubbing: the header and CRC table on disk must match what this CS serves from memory
@@ -85,6 +90,11 @@ class ChunkStore {
   Status EnsureOpen(Chunk& c);
   Status LoadCrcs(Chunk& c);
   Status WriteHeader(Chunk& c);
+  static Status CheckRange(ChunkId id, uint64_t chunk_size, uint64_t offset, uint64_t len);
+  static Status CheckWritable(const Chunk& c, uint64_t version, uint64_t chunk_size);
+  Result<std::shared_ptr<Chunk>> FindForWrite(ChunkId id, uint64_t version, uint64_t chunk_size, bool create);
+  // The write itself, c.mu held exclusively and the file open.
+  Status WriteLocked(Chunk& c, uint64_t offset, const char* data, size_t len);
   Status IoError(const std::string& what);
   Result<std::shared_ptr<Chunk>> Create(ChunkId id, uint64_t version, uint64_t chunk_size);
 

@@ -1,6 +1,7 @@
 #include "cs/chunk_store.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -310,6 +311,83 @@ TEST_F(ChunkStoreTest, DamagedHeaderIsQuarantinedAndRefusedUntilDeleted) {
   Reopen();
   EXPECT_TRUE(store->Lost().empty());
   EXPECT_EQ(ReadAll(id, 6, 0, static_cast<uint32_t>(d.size())), d);
+}
+
+// Blocks of the chunk file that hold space on disk (st_blocks, 512-byte units).
+uint64_t AllocatedBytes(const std::string& chunks_dir) {
+  uint64_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(chunks_dir)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) == 0) n += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return n;
+}
+
+TEST_F(ChunkStoreTest, ZeroedRangesReadAsZerosKeepTheirNeighboursAndChecksums) {
+  for (bool checksums : {true, false}) {
+    SCOPED_TRACE(checksums ? "checksums" : "no checksums");
+    store.reset();
+    std::filesystem::remove_all(dir + "/chunks");
+    auto s = ChunkStore::Open(dir, checksums);
+    ASSERT_TRUE(s.ok());
+    store = std::move(s).value();
+    ChunkId id{11};
+    std::string model = Random(kChunk, 11);
+    ASSERT_TRUE(store->Write(id, 1, kChunk, 0, model.data(), model.size()).ok());
+    // Unaligned on both sides, inside one block, aligned, a single byte, the whole tail.
+    struct Z { uint64_t off, len; } zs[] = {{100, 200}, {5000, 30000}, {65536, 131072}, {300001, 1}, {4095, 2}};
+    for (auto z : zs) {
+      ASSERT_TRUE(store->Zero(id, 1, kChunk, z.off, z.len).ok()) << z.off;
+      std::fill(model.begin() + static_cast<long>(z.off), model.begin() + static_cast<long>(z.off + z.len), '\0');
+      ASSERT_TRUE(ReadAll(id, 1, 0, kChunk) == model) << "after zeroing at " << z.off;
+    }
+    // Beyond the data: nothing to do; outside the chunk or with an old version: refused.
+    EXPECT_EQ(store->Zero(id, 1, kChunk, kChunk - 10, 20).code(), Code::kInvalidArgument);
+    EXPECT_EQ(store->Zero(id, 0, kChunk, 0, 10).code(), Code::kStaleVersion);
+    // Reopened: the table on disk agrees with the data, block for block.
+    Reopen();
+    if (!checksums) {
+      store.reset();
+      auto s2 = ChunkStore::Open(dir, false);
+      ASSERT_TRUE(s2.ok());
+      store = std::move(s2).value();
+    }
+    EXPECT_TRUE(ReadAll(id, 1, 0, kChunk) == model);
+    EXPECT_TRUE(store->VerifyMeta(id, 1).ok());
+    EXPECT_EQ(store->csum_errors(), 0u);
+    // A partial write into a zeroed block merges with zeros, not with the old bytes.
+    std::string d = Random(10, 12);
+    ASSERT_TRUE(store->Write(id, 1, kChunk, 70000, d.data(), d.size()).ok());
+    model.replace(70000, d.size(), d);
+    EXPECT_TRUE(ReadAll(id, 1, 0, kChunk) == model);
+  }
+}
+
+TEST_F(ChunkStoreTest, ZeroingGivesTheSpaceBackAndCutsTheFileAtTheEnd) {
+  ChunkId id{12};
+  std::string d = Random(kChunk, 13);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  uint64_t before = AllocatedBytes(dir + "/chunks");
+  // A hole in the middle: the file keeps its length, the disk space goes.
+  ASSERT_TRUE(store->Zero(id, 1, kChunk, 4096, 512 << 10).ok());
+  uint64_t holed = AllocatedBytes(dir + "/chunks");
+  EXPECT_LE(holed + (512 << 10), before + 4096) << before << " -> " << holed;
+  EXPECT_EQ(store->Stat(id)->size_bytes, kChunk);
+  // To the end (a truncate): the replica ends where the data ends.
+  ASSERT_TRUE(store->Zero(id, 1, kChunk, 1000, kChunk - 1000).ok());
+  EXPECT_EQ(store->Stat(id)->size_bytes, 4096u);  // the first block, its tail zeroed
+  auto sp = store->GetSpace();
+  ASSERT_TRUE(sp.ok());
+  EXPECT_EQ(sp->used_bytes, 4096u);
+  std::string want = d.substr(0, 1000) + std::string(kChunk - 1000, '\0');
+  EXPECT_TRUE(ReadAll(id, 1, 0, kChunk) == want);
+  // A chunk this CS does not have yet: created, empty.
+  ASSERT_TRUE(store->Zero(ChunkId{13}, 4, kChunk, 0, kChunk).ok());
+  EXPECT_EQ(store->Stat(ChunkId{13})->version, 4u);
+  EXPECT_EQ(store->Stat(ChunkId{13})->size_bytes, 0u);
+  Reopen();
+  EXPECT_TRUE(ReadAll(id, 1, 0, kChunk) == want);
+  EXPECT_TRUE(store->VerifyMeta(id, 1).ok());
 }
 
 }  // namespace

@@ -261,13 +261,16 @@ void CsService::HandleWrite(rpc::ServerConn& c, rpc::Frame& req) {
   Status st = proto::DecodeFromString(req.body, &r, "write request");
   if (st.ok() && req.payload.size() > kMaxIoBytes)
     st = Err(Code::kInvalidArgument, "write larger than " + std::to_string(kMaxIoBytes) + " bytes");
+  if (st.ok() && r.zero_len > 0 && !req.payload.empty())
+    st = Err(Code::kProtocol, "a zero-range request carries no data");
   if (!st.ok()) {
     (void)c.ReplyError(req, st);
     return;
   }
   Downstream down(peers_.get(), r.chain);
   down.Start(MsgType::kCsWrite, r, r.chain, req.payload.data(), req.payload.size());
-  st = store_->Write(r.chunk, r.version, r.chunk_size, r.offset, req.payload.data(), req.payload.size());
+  if (r.zero_len > 0) st = store_->Zero(r.chunk, r.version, r.chunk_size, r.offset, r.zero_len);
+  else st = store_->Write(r.chunk, r.version, r.chunk_size, r.offset, req.payload.data(), req.payload.size());
   if (st.ok() && r.sync) st = store_->Sync(r.chunk);
   proto::CsWriteReply reply;
   Status down_st = down.Finish(&reply);

@@ -493,10 +493,9 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
   Inode& n = inodes_.at(c.ino);
   ApplyResult res;
   if (c.mask & proto::kSetSize) {
-    if (c.size < n.attr.size) {
-      uint64_t cs = n.attr.chunk_size;
-      FreeChunks(n, (c.size + cs - 1) / cs, &res.freed);
-    }
+    // Whatever the old size: a writer may have written past the size it had reported.
+    uint64_t cs = n.attr.chunk_size;
+    FreeChunks(n, (c.size + cs - 1) / cs, &res.freed);
     n.attr.size = c.size;
     n.attr.mtime_ms = now;
   }

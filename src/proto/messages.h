@@ -409,7 +409,10 @@ struct CsWriteReq {
   uint64_t chunk_size = 0;     // bound for offset+len
   std::vector<ReplicaLoc> chain;  // the CS after this one, in order
   bool sync = false;           // fdatasync before replying
-  VS_FIELDS(chunk, version, offset, chunk_size, chain, sync)
+  // > 0: no payload; [offset, offset+zero_len) reads as zeros afterwards and its space is
+  // given back (truncate, punch hole, zero range).
+  uint64_t zero_len = 0;
+  VS_FIELDS(chunk, version, offset, chunk_size, chain, sync, zero_len)
   // payload: the data
 };
 // Reply to CsWrite and CsSync. The receiving CS has the data (or synced) when the reply is

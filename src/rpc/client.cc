@@ -15,6 +15,7 @@ Status Conn::Broken(const Status& st) {
   broken_ = true;
   sock_.Close();
   if (st.code() == Code::kTimeout) return st.Annotate(addr_);
+  if (st.code() == Code::kInternal) return st.Annotate("to " + addr_);  // our own fault: keep it apart
   return Err(Code::kUnavailable, addr_ + ": " + st.message());
 }
 

@@ -1,3 +1,6 @@
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "common/config.h"
@@ -101,6 +104,24 @@ TEST_F(RpcTest, PoolReusesConnections) {
     ASSERT_TRUE(pool.Call(addr_, MsgType::kLookup, proto::LookupReq{InodeId{1}, "a"}, &rep).ok());
     EXPECT_EQ(rep.attr.ino, InodeId{2});
   }
+}
+
+TEST_F(RpcTest, ABadBufferOfOursIsAnInternalErrorNotThePeersFault) {
+  // A payload whose tail is unmapped: writev fails with EFAULT (after sending part of the
+  // frame, or nothing). Callers must be able to tell that from a dead peer.
+  long page = ::sysconf(_SC_PAGESIZE);
+  char* p = static_cast<char*>(::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  ASSERT_EQ(::mprotect(p + page, page, PROT_NONE), 0);
+  auto c = Conn::Dial(addr_, Credentials{"c1", key_});
+  ASSERT_TRUE(c.ok());
+  uint64_t id = 0;
+  Status st = (*c)->Send(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"}), p + page - 100,
+                         1 << 20, &id);
+  EXPECT_EQ(st.code(), Code::kInternal) << st.ToString();
+  EXPECT_NE(st.message().find("not a fault of the peer"), std::string::npos) << st.ToString();
+  EXPECT_TRUE((*c)->broken());
+  ::munmap(p, 2 * page);
 }
 
 TEST(Frame, GoldenHeaderAndBadMagic) {

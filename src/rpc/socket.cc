@@ -96,7 +96,15 @@ Status Socket::Send(const Frame& f, const char* payload, size_t payload_len) {
     ssize_t n = ::writev(fd_, v, iovcnt);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Err(Code::kUnavailable, std::string("send failed: ") + std::strerror(errno));
+      int e = errno;
+      // EFAULT and EINVAL name this process's own buffers or arguments, not the peer; part of
+      // a frame may have gone out, so the connection is unusable either way.
+      if (e == EFAULT || e == EINVAL) {
+        Close();
+        return Err(Code::kInternal, std::string("send failed: ") + std::strerror(e) +
+                                        " (a buffer of this process, not a fault of the peer)");
+      }
+      return Err(Code::kUnavailable, std::string("send failed: ") + std::strerror(e));
     }
     size_t left = static_cast<size_t>(n);
     while (iovcnt > 0 && left >= v->iov_len) {
@@ -124,6 +132,10 @@ Status Socket::ReadFull(char* p, size_t n, int timeout_ms) {
     if (r == 0) return Err(Code::kUnavailable, "connection closed by peer");
     if (r < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EFAULT) {
+        Close();
+        return Err(Code::kInternal, "receive failed: Bad address (a buffer of this process, not a fault of the peer)");
+      }
       return Err(Code::kUnavailable, std::string("receive failed: ") + std::strerror(errno));
     }
     p += r;

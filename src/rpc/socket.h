@@ -20,7 +20,9 @@ class Socket {
   // Connects with a timeout. kUnavailable names the address when nothing answers.
   static Result<Socket> Connect(const HostPort& addr, int timeout_ms);
 
-  // Sends header + body + payload with one writev (payload may be null/0).
+  // Sends header + body + payload with one writev (payload may be null/0). kUnavailable when
+  // the peer or the network failed; kInternal (and the socket closed) when the fault is this
+  // process's (EFAULT: a bad buffer), which must never be blamed on the peer.
   Status Send(const Frame& f, const char* payload = nullptr, size_t payload_len = 0);
   // Receives one frame. timeout_ms < 0 waits forever. Payload goes into f->payload unless
   // payload_out is given and large enough, in which case it is read there directly
