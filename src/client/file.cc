@@ -117,6 +117,7 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
 
 Status File::WritePiece(const Piece& p, const char* data) {
   const bool zero = data == nullptr;
+  bool redialled = false;
   int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
   Status last;
   for (int attempt = 0;; ++attempt) {
@@ -154,6 +155,12 @@ Status File::WritePiece(const Piece& p, const char* data) {
       continue;
     }
     if (st.code() == Code::kTryAgain) continue;  // the head CS is starting up: not a failure
+    if (st.code() == Code::kUnavailable && !redialled) {
+      // The connection to the head broke: try once more on a fresh one (ChainWrite dropped
+      // the pooled ones) before the head is reported; a restarted CS is not a failed one.
+      redialled = true;
+      continue;
+    }
     if (!st.ok()) failed = {m->replicas[0].cs};  // the head failed: the rest is unknown
     LOG_WARN("write to chunk %s v%llu: %s; reporting CS %s", m->id.str().c_str(),
              static_cast<unsigned long long>(m->version), last.ToString().c_str(),

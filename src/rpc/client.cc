@@ -58,10 +58,10 @@ Result<std::unique_ptr<Conn>> ConnPool::Acquire(const std::string& addr) {
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = idle_.find(addr);
-    if (it != idle_.end() && !it->second.empty()) {
+    while (it != idle_.end() && !it->second.empty()) {
       auto c = std::move(it->second.back());
       it->second.pop_back();
-      return c;
+      if (!c->stale()) return c;
     }
   }
   return Conn::Dial(addr, cred_);

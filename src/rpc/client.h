@@ -49,6 +49,8 @@ class Conn {
     return proto::DecodeFromString(f.body, rep, "reply");
   }
   bool broken() const { return broken_; }
+  // An idle connection the peer has closed meanwhile (see Socket::IdleButStale).
+  bool stale() const { return sock_.IdleButStale(); }
   const std::string& addr() const { return addr_; }
 
  private:
@@ -60,7 +62,9 @@ class Conn {
   bool broken_ = false;
 };
 
-// Thread-safe pool; Acquire dials when no idle connection exists.
+// Thread-safe pool; Acquire dials when no idle connection exists. An idle connection the
+// peer closed meanwhile (a server restarted) is dropped, never handed out: its first send
+// would fail and the peer would be blamed for an outage that is long over.
 class ConnPool {
  public:
   explicit ConnPool(Credentials cred) : cred_(std::move(cred)) {}

@@ -124,6 +124,28 @@ TEST_F(RpcTest, ABadBufferOfOursIsAnInternalErrorNotThePeersFault) {
   ::munmap(p, 2 * page);
 }
 
+TEST_F(RpcTest, PoolNeverHandsOutAConnectionTheServerClosedMeanwhile) {
+  ConnPool pool(Credentials{"c1", key_});
+  proto::AttrReply rep;
+  ASSERT_TRUE(pool.Call(addr_, MsgType::kLookup, proto::LookupReq{InodeId{1}, "a"}, &rep).ok());
+  // The server restarts on the same port (a CS killed and started again): the pooled
+  // connection is now closed at the other end.
+  int port = server_.port();
+  server_.Stop();
+  Server again;
+  ASSERT_TRUE(again.Listen(HostPort{"127.0.0.1", port}).ok());
+  again.Start(ServerAuth{"c1", key_, MakePasswordDigestForTest("secret")}, [](ServerConn& c, Frame& req) {
+    proto::AttrReply r;
+    r.attr.ino = InodeId{99};
+    (void)c.Reply(req, r);
+  });
+  // The first call after the restart goes through, on a new connection.
+  Status st = pool.Call(addr_, MsgType::kLookup, proto::LookupReq{InodeId{1}, "a"}, &rep);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(rep.attr.ino, InodeId{99});
+  again.Stop();
+}
+
 TEST(Frame, GoldenHeaderAndBadMagic) {
   Frame f;
   f.type = 0x0102;

@@ -115,3 +115,39 @@ def test_sigkill_one_cs_mid_write_no_error(cluster3):
     p.wait()
     assert p.returncode == -9, p.stderr.read().decode()
     check_after(cluster3, m, first_sha, log)
+
+
+def test_write_after_each_cs_restarts_drops_no_replica(cluster):
+    """Pooled connections to a CS that was SIGKILLed and restarted are stale (the client's
+    to the head, the head's to the next CS of the chain). They must be replaced by fresh
+    ones, not taken for a failed CS: no replica dropped, no version bump, no recovery copy."""
+    from conftest import drop_caches, file_info
+    ids, m, h = cluster.start(3, replicas=3, chunk_size="1M")
+    p = f"{m}/f"
+    model = bytearray(os.urandom(MiB))
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, bytes(model), 0)
+        os.fsync(fd)
+        before = file_info(cluster, p)["chunks"]
+        for n, cs in enumerate(ids):
+            cs_log = os.path.join(cluster.root, f"cs{cs}.log")
+            starts = open(cs_log).read().count(f"registered CS#{cs} with the MDS")
+            cluster.kill(f"cs{cs}")
+            cluster.restart(f"cs{cs}")
+            # The new process serves I/O once it has registered (before, it answers "try again").
+            wait_for(lambda: open(cs_log).read().count(f"registered CS#{cs} with the MDS") > starts, what=f"CS#{cs} registered again")
+            piece = os.urandom(64 << 10)
+            off = n * (128 << 10)
+            assert os.pwrite(fd, piece, off) == len(piece)
+            os.fsync(fd)
+            model[off:off + len(piece)] = piece
+            after = file_info(cluster, p)["chunks"]
+            assert [(c["version"], sorted(c["replicas"])) for c in after] == \
+                [(c["version"], sorted(c["replicas"])) for c in before], f"after restarting CS#{cs}"
+    finally:
+        os.close(fd)
+    drop_caches()
+    assert open(p, "rb").read() == bytes(model)
+    log = open(os.path.join(cluster.root, "mnt.log")).read()
+    assert "reporting CS" not in log, log[-3000:]
