@@ -61,6 +61,17 @@ class File {
   // Makes every write so far durable on every replica, and the file size on the MDS.
   Status Fsync();
   Status Truncate(uint64_t size);
+  // fallocate(2) mode 0 / FALLOC_FL_KEEP_SIZE: disk space for [offset, offset+len) is
+  // reserved on every replica (ENOSPC now rather than at a later write); the size grows to
+  // offset+len unless keep_size. The bytes stay as they are.
+  Status Allocate(uint64_t offset, uint64_t len, bool keep_size);
+  // FALLOC_FL_PUNCH_HOLE: the range (within the size) reads as zeros and its space is
+  // given back on every replica; the size stays. kNotSupported when the cluster's
+  // gen.do_punch_hole is 0 (guide 3.5.7).
+  Status PunchHole(uint64_t offset, uint64_t len);
+  // FALLOC_FL_ZERO_RANGE: the range reads as zeros; the size grows to offset+len unless
+  // keep_size.
+  Status ZeroRange(uint64_t offset, uint64_t len, bool keep_size);
   // Tells the MDS the size this client wrote (cheap; what close(2) does, without fsync).
   Status Flush() { return PersistSize(); }
   // Persists the size and releases the lease. Called by the destructor when not called.
@@ -75,10 +86,14 @@ class File {
   Result<proto::ChunkMap> Map(uint64_t index, bool allocate, bool* exists);
   void Forget(uint64_t index);
   void Remember(const proto::ChunkMap& m);
-  // data == nullptr: the piece is zeroed on every replica (its space given back).
-  Status WritePiece(const Piece& p, const char* data);
+  enum class PieceOp { kData, kZero, kReserve };
+  // kZero: the piece is zeroed on every replica (its space given back); kReserve: its
+  // space is reserved. Both carry no data (data is ignored).
+  Status WritePiece(const Piece& p, const char* data, PieceOp op = PieceOp::kData);
   // [offset, offset+len) reads as zeros afterwards; chunks that do not exist stay so.
-  Status ZeroRange(uint64_t offset, uint64_t len);
+  Status Zero(uint64_t offset, uint64_t len);
+  // The size becomes at least `end` (reported to the MDS at the next flush or fsync).
+  void GrowSize(uint64_t end);
   Status ReadPiece(const Piece& p, char* out);
   Status SyncChunk(uint64_t index);
   Status PersistSize();
@@ -117,6 +132,9 @@ class Client {
   Status SetXattr(InodeId ino, const std::string& name, const std::string& value);
   Result<std::map<std::string, std::string>> GetXattrs(InodeId ino);
   Result<proto::StatfsReply> Statfs();
+  // The cluster's gen.do_punch_hole (guide 3.5.7), asked of the MDS at most every
+  // kConfigCacheMs.
+  Result<bool> PunchHoleEnabled();
   Result<proto::Attr> ResolvePath(const std::string& path);
 
   Result<std::unique_ptr<File>> Open(InodeId ino, bool write);
@@ -148,6 +166,11 @@ class Client {
 
   std::mutex files_mu_;
   std::multimap<InodeId, File*> files_;
+
+  static constexpr int64_t kConfigCacheMs = 5000;
+  std::mutex config_mu_;  // guards the two below
+  int64_t config_at_ms_ = 0;
+  bool punch_hole_ = true;
 
   std::atomic<uint64_t> read_bytes_{0}, write_bytes_{0}, read_ops_{0}, write_ops_{0}, fsyncs_{0};
   IoMeter io_;  // reads, writes and fsyncs, for IOLAT in `stat`

@@ -264,7 +264,7 @@ Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, i
 Status Client::ZeroTail(File* f, uint64_t from) {
   uint64_t cs = f->chunk_size_;
   if (from % cs == 0) return Status::Ok();  // the MDS dropped whole chunks
-  return f->ZeroRange(from, cs - from % cs);
+  return f->Zero(from, cs - from % cs);
 }
 
 Status Client::SetXattr(InodeId ino, const std::string& name, const std::string& value) {
@@ -282,6 +282,22 @@ Result<proto::StatfsReply> Client::Statfs() {
   proto::StatfsReply r;
   RETURN_IF_ERROR(MdsCall(MsgType::kStatfs, proto::Empty{}, &r));
   return r;
+}
+
+Result<bool> Client::PunchHoleEnabled() {
+  int64_t now = RealClock()->NowMs();
+  {
+    std::lock_guard<std::mutex> l(config_mu_);
+    if (config_at_ms_ != 0 && now - config_at_ms_ < kConfigCacheMs) return punch_hole_;
+  }
+  proto::ConfigReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kGetConfig, proto::Empty{}, &r));
+  auto it = r.values.find("gen.do_punch_hole");
+  bool on = it == r.values.end() || it->second != "0";
+  std::lock_guard<std::mutex> l(config_mu_);
+  punch_hole_ = on;
+  config_at_ms_ = now;
+  return on;
 }
 
 Result<proto::Attr> Client::ResolvePath(const std::string& path) {

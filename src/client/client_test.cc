@@ -263,6 +263,54 @@ TEST_F(LiveCluster, AFaultInTheCallersBufferFailsTheWriteAndBlamesNoChunkServer)
   ASSERT_TRUE((*f)->Close().ok());
 }
 
+TEST_F(LiveCluster, FallocateModesKeepTheModelAndTheSize) {
+  const uint64_t M = 1 << 20;
+  auto d = client_->Mkdir(kRootInode, "fa", 0755);
+  ASSERT_TRUE(client_->SetXattr(d->ino, "chunk-size", "4M").ok());
+  auto a = client_->Create(d->ino, "img", 0644, true);
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  // Mode 0: 9 MiB (three chunks) reserved, the size follows; KEEP_SIZE: size stays.
+  ASSERT_TRUE((*f)->Allocate(0, 9 * M, false).ok());
+  EXPECT_EQ((*f)->size(), 9 * M);
+  ASSERT_TRUE((*f)->Allocate(9 * M, 3 * M, true).ok());
+  EXPECT_EQ((*f)->size(), 9 * M);
+  proto::FileInfoReply fi;
+  ASSERT_TRUE(client_->MdsCall(proto::MsgType::kFileInfo, proto::InodeReq{a->ino}, &fi).ok());
+  EXPECT_EQ(fi.chunks.size(), 3u);  // the chunks exist, with their replicas
+  std::string model = Random(9 * M, 21);
+  ASSERT_TRUE((*f)->Write(0, model.data(), model.size()).ok());
+  // Punch across a chunk boundary, unaligned; zero a range inside one chunk; punch past the end.
+  ASSERT_TRUE((*f)->PunchHole(4 * M - 12345, 2 * M + 7).ok());
+  std::fill(model.begin() + 4 * M - 12345, model.begin() + 6 * M - 12345 + 7, '\0');
+  ASSERT_TRUE((*f)->ZeroRange(100, 5000, true).ok());
+  std::fill(model.begin() + 100, model.begin() + 5100, '\0');
+  ASSERT_TRUE((*f)->PunchHole(8 * M, 10 * M).ok());
+  std::fill(model.begin() + 8 * M, model.end(), '\0');
+  EXPECT_EQ((*f)->size(), 9 * M);
+  // ZERO_RANGE without KEEP_SIZE grows the file; the new part reads as zeros.
+  ASSERT_TRUE((*f)->ZeroRange(9 * M - 10, 20, false).ok());
+  model.resize(9 * M + 10, '\0');
+  EXPECT_EQ((*f)->size(), model.size());
+  ASSERT_TRUE((*f)->Fsync().ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  EXPECT_EQ(client_->GetAttr(a->ino)->size, model.size());
+  EXPECT_TRUE(ReadAll(a->ino, model.size()) == model);
+  ExpectThreeReplicasEach(client_.get(), a->ino);
+  // gen.do_punch_hole=0 (guide 3.5.7): punch hole is refused, nothing changes.
+  proto::Empty e;
+  ASSERT_TRUE(client_->MdsCall(proto::MsgType::kSetConfig, proto::ConfigReq{"gen.do_punch_hole", "0"}, &e).ok());
+  auto other = Client::Connect(ClientOptions{"c", 20000, 20000, "other"});  // no cached config
+  ASSERT_TRUE(other.ok());
+  auto g = (*other)->Open(a->ino, true);
+  ASSERT_TRUE(g.ok());
+  Status st = (*g)->PunchHole(0, M);
+  EXPECT_EQ(st.code(), Code::kNotSupported) << st.ToString();
+  EXPECT_NE(st.message().find("gen.do_punch_hole"), std::string::npos);
+  ASSERT_TRUE((*g)->Close().ok());
+  EXPECT_TRUE(ReadAll(a->ino, model.size()) == model);
+}
+
 TEST_F(LiveCluster, WritesContinueWhenAChunkServerStops) {
   auto a = client_->Create(kRootInode, "h", 0644, true);
   auto f = client_->Open(a->ino, true);

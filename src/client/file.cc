@@ -62,11 +62,11 @@ void File::Remember(const proto::ChunkMap& m) {
 
 // Sends the piece down the chain as pipelined slices on parallel connections to the head,
 // so the CS along the chain work on different slices at once; data == nullptr zeroes the
-// range instead (one request, no payload). Returns OK only if every replica has every
+// range instead (one request, no payload), or with `reserve` reserves its space. Returns OK only if every replica has every
 // slice; *failed lists replicas that did not. *local is set when the failure is this
 // process's own (e.g. EFAULT on its buffer): no CS is to blame for it.
 static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t chunk_off, const char* data,
-                         uint64_t len, std::vector<CsId>* failed, bool* local) {
+                         uint64_t len, bool reserve, std::vector<CsId>* failed, bool* local) {
   const std::string& head = m.replicas[0].addr;
   std::vector<proto::ReplicaLoc> chain(m.replicas.begin() + 1, m.replicas.end());
   struct Slice {
@@ -84,7 +84,7 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
       s.st = c.status();
     } else {
       s.conn = std::move(c).value();
-      proto::CsWriteReq req{m.id, m.version, chunk_off + off, m.chunk_size, chain, false, data ? 0 : n};
+      proto::CsWriteReq req{m.id, m.version, chunk_off + off, m.chunk_size, chain, false, data ? 0 : n, reserve};
       s.st = s.conn->Send(MsgType::kCsWrite, proto::EncodeToString(req), data ? data + off : nullptr,
                           data ? n : 0, &s.req_id);
       if (s.st.code() == Code::kInternal) *local = true;
@@ -115,8 +115,8 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
   return Status::Ok();
 }
 
-Status File::WritePiece(const Piece& p, const char* data) {
-  const bool zero = data == nullptr;
+Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
+  const bool zero = op == PieceOp::kZero;
   bool redialled = false;
   int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
   Status last;
@@ -139,8 +139,8 @@ Status File::WritePiece(const Piece& p, const char* data) {
     if (!exists) return Status::Ok();
     std::vector<CsId> failed;
     bool local = false;
-    Status st = ChainWrite(c_->cs_pool_.get(), *m, p.chunk_off, zero ? nullptr : data + p.buf_off, p.len, &failed,
-                           &local);
+    Status st = ChainWrite(c_->cs_pool_.get(), *m, p.chunk_off, op == PieceOp::kData ? data + p.buf_off : nullptr,
+                           p.len, op == PieceOp::kReserve, &failed, &local);
     if (local) return st.Annotate("write to inode " + ino_.str());  // our fault, not a CS's
     if (st.ok() && failed.empty()) {
       std::lock_guard<std::mutex> l(mu_);
@@ -178,10 +178,7 @@ Status File::Write(uint64_t offset, const char* data, size_t len) {
   if (!write_) return Err(Code::kPermission, "file is not open for writing");
   IoTimer timer(&c_->io_);
   for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece)) RETURN_IF_ERROR(WritePiece(p, data));
-  uint64_t end = offset + len, cur = size_.load();
-  while (end > cur && !size_.compare_exchange_weak(cur, end)) {
-  }
-  if (end > cur) size_dirty_ = true;
+  GrowSize(offset + len);
   c_->write_bytes_ += len;
   ++c_->write_ops_;
   return Status::Ok();
@@ -338,9 +335,47 @@ Status File::Fsync() {
   return PersistSize();
 }
 
-Status File::ZeroRange(uint64_t offset, uint64_t len) {
+void File::GrowSize(uint64_t end) {
+  uint64_t cur = size_.load();
+  while (end > cur && !size_.compare_exchange_weak(cur, end)) {
+  }
+  if (end > cur) size_dirty_ = true;
+}
+
+Status File::Zero(uint64_t offset, uint64_t len) {
   // No data travels: a piece may be a whole chunk.
-  for (const Piece& p : SplitRange(offset, len, chunk_size_, chunk_size_)) RETURN_IF_ERROR(WritePiece(p, nullptr));
+  for (const Piece& p : SplitRange(offset, len, chunk_size_, chunk_size_))
+    RETURN_IF_ERROR(WritePiece(p, nullptr, PieceOp::kZero));
+  return Status::Ok();
+}
+
+Status File::Allocate(uint64_t offset, uint64_t len, bool keep_size) {
+  if (!write_) return Err(Code::kPermission, "file is not open for writing");
+  IoTimer timer(&c_->io_);
+  for (const Piece& p : SplitRange(offset, len, chunk_size_, chunk_size_))
+    RETURN_IF_ERROR(WritePiece(p, nullptr, PieceOp::kReserve));
+  if (!keep_size) GrowSize(offset + len);
+  return Status::Ok();
+}
+
+Status File::PunchHole(uint64_t offset, uint64_t len) {
+  if (!write_) return Err(Code::kPermission, "file is not open for writing");
+  ASSIGN_OR_RETURN(bool enabled, c_->PunchHoleEnabled());
+  if (!enabled)
+    return Err(Code::kNotSupported, "punch hole is off in this cluster (gen.do_punch_hole=0); turn it on with "
+                                    "`vstorage set-config gen.do_punch_hole=1`");
+  IoTimer timer(&c_->io_);
+  uint64_t size = size_.load();
+  if (offset >= size) return Status::Ok();  // past the end: nothing there
+  return Zero(offset, std::min(len, size - offset));
+}
+
+Status File::ZeroRange(uint64_t offset, uint64_t len, bool keep_size) {
+  if (!write_) return Err(Code::kPermission, "file is not open for writing");
+  IoTimer timer(&c_->io_);
+  uint64_t size = size_.load();
+  if (offset < size) RETURN_IF_ERROR(Zero(offset, std::min(len, size - offset)));
+  if (!keep_size) GrowSize(offset + len);
   return Status::Ok();
 }
 

@@ -29,6 +29,7 @@ const char* CodeName(Code c) {
     case Code::kNotMaster: return "not the master MDS";
     case Code::kRange: return "out of range";
     case Code::kTryAgain: return "try again";
+    case Code::kNotSupported: return "not supported";
   }
   return "unknown";
 }
@@ -57,6 +58,7 @@ int CodeToErrno(Code c) {
     case Code::kNotMaster: return EAGAIN;
     case Code::kRange: return ERANGE;
     case Code::kTryAgain: return EIO;  // surfaces only after the client's own timeout
+    case Code::kNotSupported: return EOPNOTSUPP;
   }
   return EIO;
 }

@@ -32,6 +32,7 @@ enum class Code : uint16_t {
   kNotMaster = 19,
   kRange = 20,
   kTryAgain = 21,      // the MDS asks to retry later: chunk blocked or being replicated
+  kNotSupported = 22,  // EOPNOTSUPP: e.g. punch hole while gen.do_punch_hole=0
 };
 
 const char* CodeName(Code c);

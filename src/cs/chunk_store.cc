@@ -445,6 +445,25 @@ Status ChunkStore::Zero(ChunkId id, uint64_t version, uint64_t chunk_size, uint6
   return Status::Ok();
 }
 
+Status ChunkStore::Reserve(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len) {
+  IoTimer disk_op(&disk_);
+  RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
+  ASSIGN_OR_RETURN(auto c, FindForWrite(id, version, chunk_size, true));
+  std::unique_lock<std::shared_mutex> l(c->mu);
+  RETURN_IF_ERROR(CheckWritable(*c, version, chunk_size));
+  if (len == 0) return Status::Ok();
+  RETURN_IF_ERROR(EnsureOpen(*c));
+  if (::fallocate(c->fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(c->data_off + offset), static_cast<off_t>(len)) != 0) {
+    int e = errno;
+    if (e == EOPNOTSUPP) return Status::Ok();  // a file system that cannot reserve: writes will allocate
+    if (e == ENOSPC) return Err(Code::kNoSpace, "no space to reserve " + std::to_string(len) + " bytes for chunk " +
+                                                    id.str() + " in " + repo_);
+    errno = e;
+    return IoError("fallocate " + c->path);
+  }
+  return Status::Ok();
+}
+
 Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out) {
   IoTimer disk_op(&disk_);
   auto c = Find(id);

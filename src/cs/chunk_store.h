@@ -46,6 +46,10 @@ class ChunkStore {
   // and their table entries become 0; partly covered blocks are rewritten with their
   // checksums. Creates the chunk like Write if this CS has none of it yet.
   Status Zero(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len);
+  // Reserves disk space for [offset, offset+len) (fallocate mode 0 on the mount): a later
+  // write there cannot fail for lack of space. The bytes and the replica's size stay.
+  // kNoSpace if the disk cannot hold it.
+  Status Reserve(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len);
   Status Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out);
   Status Sync(ChunkId id);
   // Scrubbing: the header and CRC table on disk must match what this CS serves from memory

@@ -390,5 +390,21 @@ TEST_F(ChunkStoreTest, ZeroingGivesTheSpaceBackAndCutsTheFileAtTheEnd) {
   EXPECT_TRUE(store->VerifyMeta(id, 1).ok());
 }
 
+TEST_F(ChunkStoreTest, ReserveTakesTheSpaceButNotTheSizeOrTheBytes) {
+  ChunkId id{14};
+  std::string d = Random(1000, 14);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  uint64_t before = AllocatedBytes(dir + "/chunks");
+  ASSERT_TRUE(store->Reserve(id, 1, kChunk, 0, kChunk).ok());
+  EXPECT_GE(AllocatedBytes(dir + "/chunks"), before + kChunk - 8192);
+  EXPECT_EQ(store->Stat(id)->size_bytes, 1000u);
+  std::string want = d + std::string(kChunk - 1000, '\0');
+  EXPECT_TRUE(ReadAll(id, 1, 0, kChunk) == want);
+  EXPECT_EQ(store->Reserve(id, 2, kChunk, 0, 10).code(), Code::kStaleVersion);
+  EXPECT_EQ(store->Reserve(id, 1, kChunk, kChunk, 1).code(), Code::kInvalidArgument);
+  Reopen();
+  EXPECT_TRUE(ReadAll(id, 1, 0, kChunk) == want);
+}
+
 }  // namespace
 }  // namespace vstorage::cs

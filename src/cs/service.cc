@@ -263,13 +263,15 @@ void CsService::HandleWrite(rpc::ServerConn& c, rpc::Frame& req) {
     st = Err(Code::kInvalidArgument, "write larger than " + std::to_string(kMaxIoBytes) + " bytes");
   if (st.ok() && r.zero_len > 0 && !req.payload.empty())
     st = Err(Code::kProtocol, "a zero-range request carries no data");
+  if (st.ok() && r.reserve && r.zero_len == 0) st = Err(Code::kProtocol, "a reserve request needs a length");
   if (!st.ok()) {
     (void)c.ReplyError(req, st);
     return;
   }
   Downstream down(peers_.get(), r.chain);
   down.Start(MsgType::kCsWrite, r, r.chain, req.payload.data(), req.payload.size());
-  if (r.zero_len > 0) st = store_->Zero(r.chunk, r.version, r.chunk_size, r.offset, r.zero_len);
+  if (r.zero_len > 0 && r.reserve) st = store_->Reserve(r.chunk, r.version, r.chunk_size, r.offset, r.zero_len);
+  else if (r.zero_len > 0) st = store_->Zero(r.chunk, r.version, r.chunk_size, r.offset, r.zero_len);
   else st = store_->Write(r.chunk, r.version, r.chunk_size, r.offset, req.payload.data(), req.payload.size());
   if (st.ok() && r.sync) st = store_->Sync(r.chunk);
   proto::CsWriteReply reply;

@@ -246,6 +246,36 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t of
   fuse_reply_write(req, size);
 }
 
+// fallocate(2): mode 0 and KEEP_SIZE reserve space on every replica, PUNCH_HOLE (with
+// KEEP_SIZE, as the kernel requires) and ZERO_RANGE make the range read as zeros and give
+// its space back. Other modes (collapse, insert, unshare) are not supported.
+void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fuse_file_info* fi) {
+  File* f = Fh(fi);
+  if (!f->writable()) {
+    fuse_reply_err(req, EBADF);
+    return;
+  }
+  if (off < 0 || len <= 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  bool keep = mode & FALLOC_FL_KEEP_SIZE;
+  uint64_t o = static_cast<uint64_t>(off), n = static_cast<uint64_t>(len);
+  Status st;
+  if ((mode & ~known) != 0 || ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))) {
+    st = Err(Code::kNotSupported, "fallocate mode " + std::to_string(mode) + " is not supported");
+  } else if (mode & FALLOC_FL_PUNCH_HOLE) {
+    st = keep ? f->PunchHole(o, n) : Err(Code::kNotSupported, "punch hole needs FALLOC_FL_KEEP_SIZE");
+  } else if (mode & FALLOC_FL_ZERO_RANGE) {
+    st = f->ZeroRange(o, n, keep);
+  } else {
+    st = f->Allocate(o, n, keep);
+  }
+  if (!st.ok() && st.code() != Code::kNotSupported) LOG_WARN("fallocate: %s", st.ToString().c_str());
+  ReplyStatus(req, st);
+}
+
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   File* f = Fh(fi);
   ReplyStatus(req, f->writable() ? f->Flush() : Status::Ok());
@@ -384,6 +414,7 @@ fuse_lowlevel_ops MakeOps() {
   o.create = OpCreate;
   o.read = OpRead;
   o.write = OpWrite;
+  o.fallocate = OpFallocate;
   o.flush = OpFlush;
   o.release = OpRelease;
   o.fsync = OpFsync;

@@ -412,7 +412,9 @@ struct CsWriteReq {
   // > 0: no payload; [offset, offset+zero_len) reads as zeros afterwards and its space is
   // given back (truncate, punch hole, zero range).
   uint64_t zero_len = 0;
-  VS_FIELDS(chunk, version, offset, chunk_size, chain, sync, zero_len)
+  // With zero_len: reserve the disk space of the range instead (fallocate), bytes unchanged.
+  bool reserve = false;
+  VS_FIELDS(chunk, version, offset, chunk_size, chain, sync, zero_len, reserve)
   // payload: the data
 };
 // Reply to CsWrite and CsSync. The receiving CS has the data (or synced) when the reply is
