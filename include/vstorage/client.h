@@ -76,7 +76,7 @@ class File {
   Status Flush() { return PersistSize(); }
   // Persists the size and releases the lease. Called by the destructor when not called.
   Status Close();
-  uint64_t size() const { return size_.load(); }
+  uint64_t size() const { return sz_->size.load(); }
   InodeId ino() const { return ino_; }
   bool writable() const { return write_; }
 
@@ -102,8 +102,14 @@ class File {
   InodeId ino_;
   bool write_;
   uint64_t chunk_size_;
-  std::atomic<uint64_t> size_;
-  std::atomic<bool> size_dirty_{false};
+  // The size as this client knows it, shared by every handle of the inode in this client
+  // (Client::FileOpened): a write through one handle is seen by a read, punch or truncate
+  // through another at once. `dirty`: grown past what the MDS was told.
+  struct OpenSize {
+    std::atomic<uint64_t> size{0};
+    std::atomic<bool> dirty{false};
+  };
+  std::shared_ptr<OpenSize> sz_;
   std::atomic<bool> closed_{false};
   std::mutex mu_;
   std::map<uint64_t, proto::ChunkMap> maps_;

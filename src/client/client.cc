@@ -236,8 +236,8 @@ Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, i
       auto range = files_.equal_range(ino);
       for (auto it = range.first; it != range.second; ++it) {
         File* f = it->second;
-        f->size_ = size;
-        f->size_dirty_ = false;
+        f->sz_->size = size;
+        f->sz_->dirty = false;
         {
           std::lock_guard<std::mutex> fl(f->mu_);
           f->maps_.erase(f->maps_.lower_bound((size + f->chunk_size_ - 1) / f->chunk_size_), f->maps_.end());
@@ -326,6 +326,15 @@ Result<std::unique_ptr<File>> Client::Open(InodeId ino, bool write) {
 
 void Client::FileOpened(File* f) {
   std::lock_guard<std::mutex> l(files_mu_);
+  auto sibling = files_.find(f->ino());
+  if (sibling != files_.end()) {
+    // One size per inode in this client: ours may be the larger (flushed by another client).
+    auto shared = sibling->second->sz_;
+    uint64_t mine = f->sz_->size.load(), cur = shared->size.load();
+    while (mine > cur && !shared->size.compare_exchange_weak(cur, mine)) {
+    }
+    f->sz_ = shared;
+  }
   files_.insert({f->ino(), f});
 }
 

@@ -311,6 +311,31 @@ TEST_F(LiveCluster, FallocateModesKeepTheModelAndTheSize) {
   EXPECT_TRUE(ReadAll(a->ino, model.size()) == model);
 }
 
+// Found by vstorage-fsx: each handle kept its own size, so a read or punch hole through one
+// handle ignored what another had just written, and closing the handles in the "wrong"
+// order shrank the file.
+TEST_F(LiveCluster, HandlesOfOneInodeShareTheSizeAndLateReportsNeverShrink) {
+  auto a = client_->Create(kRootInode, "two", 0644, true);
+  auto f1 = client_->Open(a->ino, true);
+  auto f2 = client_->Open(a->ino, true);
+  ASSERT_TRUE(f1.ok() && f2.ok());
+  std::string small(1000, 's'), big = Random(3 << 20, 31);
+  ASSERT_TRUE((*f1)->Write(0, small.data(), small.size()).ok());
+  ASSERT_TRUE((*f2)->Write(0, big.data(), big.size()).ok());
+  EXPECT_EQ((*f1)->size(), big.size());
+  std::string out(big.size(), 'Z');
+  auto n = (*f1)->Read(0, out.size(), out.data());
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, big.size());
+  EXPECT_TRUE(out == big);
+  ASSERT_TRUE((*f1)->PunchHole(2 << 20, 4096).ok());
+  std::fill(big.begin() + (2 << 20), big.begin() + (2 << 20) + 4096, '\0');
+  ASSERT_TRUE((*f2)->Close().ok());
+  ASSERT_TRUE((*f1)->Close().ok());
+  EXPECT_EQ(client_->GetAttr(a->ino)->size, big.size());
+  EXPECT_TRUE(ReadAll(a->ino, big.size()) == big);
+}
+
 TEST_F(LiveCluster, WritesContinueWhenAChunkServerStops) {
   auto a = client_->Create(kRootInode, "h", 0644, true);
   auto f = client_->Open(a->ino, true);

@@ -22,7 +22,9 @@ bool Transport(const Status& st) { return st.code() == Code::kUnavailable || st.
 
 File::File(Client* c, proto::Attr attr, bool write)
     : c_(c), ino_(attr.ino), write_(write), chunk_size_(attr.chunk_size ? attr.chunk_size : (256ull << 20)),
-      size_(attr.size) {}
+      sz_(std::make_shared<OpenSize>()) {
+  sz_->size = attr.size;
+}
 
 File::~File() {
   if (!closed_) {
@@ -237,7 +239,18 @@ Status File::ReadPiece(const Piece& p, char* out) {
 
 Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
   IoTimer timer(&c_->io_);
-  uint64_t size = size_.load();
+  uint64_t size = sz_->size.load();
+  if (offset + len > size) {
+    // Past the end this handle knows: another handle (of this client or, once flushed, of
+    // another) may have made the file longer. Ask before answering short.
+    auto a = c_->GetAttr(ino_);
+    if (a.ok() && a->size > size) {
+      size = a->size;
+      uint64_t cur = sz_->size.load();
+      while (size > cur && !sz_->size.compare_exchange_weak(cur, size)) {
+      }
+    }
+  }
   if (offset >= size) return size_t{0};
   len = std::min<uint64_t>(len, size - offset);
   auto pieces = SplitRange(offset, len, chunk_size_, kMaxPiece);
@@ -300,11 +313,11 @@ Status File::SyncChunk(uint64_t index) {
 }
 
 Status File::PersistSize() {
-  if (!size_dirty_.exchange(false)) return Status::Ok();
+  if (!sz_->dirty.exchange(false)) return Status::Ok();
   proto::AttrReply r;
-  uint64_t s = size_.load();
-  Status st = c_->MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino_, proto::kSetSize, s, 0, 0, c_->id_}, &r);
-  if (!st.ok()) size_dirty_ = true;
+  uint64_t s = sz_->size.load();
+  Status st = c_->MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino_, proto::kGrowSize, s, 0, 0, c_->id_}, &r);
+  if (!st.ok()) sz_->dirty = true;
   return st;
 }
 
@@ -336,10 +349,10 @@ Status File::Fsync() {
 }
 
 void File::GrowSize(uint64_t end) {
-  uint64_t cur = size_.load();
-  while (end > cur && !size_.compare_exchange_weak(cur, end)) {
+  uint64_t cur = sz_->size.load();
+  while (end > cur && !sz_->size.compare_exchange_weak(cur, end)) {
   }
-  if (end > cur) size_dirty_ = true;
+  if (end > cur) sz_->dirty = true;
 }
 
 Status File::Zero(uint64_t offset, uint64_t len) {
@@ -365,7 +378,7 @@ Status File::PunchHole(uint64_t offset, uint64_t len) {
     return Err(Code::kNotSupported, "punch hole is off in this cluster (gen.do_punch_hole=0); turn it on with "
                                     "`vstorage set-config gen.do_punch_hole=1`");
   IoTimer timer(&c_->io_);
-  uint64_t size = size_.load();
+  uint64_t size = sz_->size.load();
   if (offset >= size) return Status::Ok();  // past the end: nothing there
   return Zero(offset, std::min(len, size - offset));
 }
@@ -373,7 +386,7 @@ Status File::PunchHole(uint64_t offset, uint64_t len) {
 Status File::ZeroRange(uint64_t offset, uint64_t len, bool keep_size) {
   if (!write_) return Err(Code::kPermission, "file is not open for writing");
   IoTimer timer(&c_->io_);
-  uint64_t size = size_.load();
+  uint64_t size = sz_->size.load();
   if (offset < size) RETURN_IF_ERROR(Zero(offset, std::min(len, size - offset)));
   if (!keep_size) GrowSize(offset + len);
   return Status::Ok();

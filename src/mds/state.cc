@@ -490,7 +490,7 @@ Result<ApplyResult> MdsState::Rename(const RenameCmd& c, int64_t now) {
 
 Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
   ASSIGN_OR_RETURN(const Inode* cn, Find(c.ino));
-  if ((c.mask & proto::kSetSize) && cn->attr.type != proto::NodeType::kFile)
+  if ((c.mask & (proto::kSetSize | proto::kGrowSize)) && cn->attr.type != proto::NodeType::kFile)
     return Err(cn->attr.type == proto::NodeType::kDir ? Code::kIsDir : Code::kInvalidArgument,
                "only regular files have a settable size");
   Inode& n = inodes_.at(c.ino);
@@ -499,6 +499,10 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
     // Whatever the old size: a writer may have written past the size it had reported.
     uint64_t cs = n.attr.chunk_size;
     FreeChunks(n, (c.size + cs - 1) / cs, &res.freed);
+    n.attr.size = c.size;
+    n.attr.mtime_ms = now;
+  }
+  if ((c.mask & proto::kGrowSize) && c.size > n.attr.size) {
     n.attr.size = c.size;
     n.attr.mtime_ms = now;
   }

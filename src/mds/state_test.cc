@@ -131,6 +131,31 @@ TEST_F(StateTest, ChunksAllocatedFreedOnTruncateAndUnlink) {
   EXPECT_EQ(s.Counts().chunks, 0u);
 }
 
+TEST_F(StateTest, GrowSizeNeverShrinksAndSetSizeFreesPastAnyOldSize) {
+  CsId a = AddCs("h1");
+  auto f = Create(kRootInode, "f");
+  uint64_t cs = f.chunk_size;
+  // Three chunks written while the size the MDS knows is still 0 (a writer that has not
+  // reported yet).
+  for (uint64_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, i, 1, {a}})).ok());
+  // Two handles report out of order: the late, smaller report changes nothing.
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetAttr, SetAttrCmd{f.ino, proto::kGrowSize, 3 * cs, 0, 0})).ok());
+  auto late = s.Apply(Cmd(CommandType::kSetAttr, SetAttrCmd{f.ino, proto::kGrowSize, cs, 0, 0}));
+  ASSERT_TRUE(late.ok());
+  EXPECT_TRUE(late->freed.empty());
+  EXPECT_EQ(s.GetAttr(f.ino)->size, 3 * cs);
+  // A truncate frees what lies past the new size even when the MDS knew a smaller size.
+  auto g = Create(kRootInode, "g");
+  for (uint64_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{g.ino, i, 1, {a}})).ok());
+  auto t = s.Apply(Cmd(CommandType::kSetAttr, SetAttrCmd{g.ino, proto::kSetSize, 10, 0, 0}));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->freed.size(), 2u);
+  EXPECT_TRUE(s.GetChunk(g.ino, 0).has_value());
+  EXPECT_FALSE(s.GetChunk(g.ino, 1).has_value());
+}
+
 TEST_F(StateTest, RenameReplacesAndRefusesCycles) {
   auto a = Create(kRootInode, "a", proto::NodeType::kDir);
   auto b = Create(a.ino, "b", proto::NodeType::kDir);

@@ -166,7 +166,9 @@ struct RenameReq {
   std::string new_name;
   VS_FIELDS(parent, name, new_parent, new_name)
 };
-enum SetAttrMask : uint32_t { kSetSize = 1, kSetMtime = 2, kSetMode = 4 };
+// kGrowSize: the size becomes at least `size` (a writer reporting how far it wrote); it never
+// shrinks the file and frees nothing, so handles reporting late or out of order are safe.
+enum SetAttrMask : uint32_t { kSetSize = 1, kSetMtime = 2, kSetMode = 4, kGrowSize = 8 };
 struct SetAttrReq {
   InodeId ino;
   uint32_t mask = 0;
