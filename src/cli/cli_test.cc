@@ -580,10 +580,16 @@ class FakeMds {
       case proto::MsgType::kClusterStat:
         (void)c.Reply(f, stat);
         return;
-      case proto::MsgType::kSetConfig: {
-        proto::ConfigReq req;
+      case proto::MsgType::kSetConfigMany: {
+        // As the MDS: a key starting with "bad" refuses the whole request.
+        proto::SetConfigManyReq req;
         (void)proto::DecodeFromString(f.body, &req, "req");
-        config_[req.key] = req.value;
+        for (const auto& [k, v] : req.values)
+          if (k.rfind("bad", 0) == 0) {
+            (void)c.ReplyError(f, Err(Code::kInvalidArgument, "unknown parameter '" + k + "'"));
+            return;
+          }
+        for (const auto& [k, v] : req.values) config_[k] = v;
         (void)c.Reply(f, proto::Empty{});
         return;
       }
@@ -663,8 +669,17 @@ TEST_F(CliTest, AgainstAFakeMds) {
 
   // set-config / get-config.
   ASSERT_EQ(Run({"-c", "stor1", "set-config", "b.key=2", "a.key=1"}), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "Set a.key=1\nSet b.key=2\n");
   ASSERT_EQ(Run({"-c", "stor1", "get-config"}), kExitOk) << err_.str();
   EXPECT_EQ(out_.str(), "a.key = 1\nb.key = 2\n");
+  // One bad pair: one request, refused whole; the CLI says nothing was set.
+  EXPECT_EQ(Run({"-c", "stor1", "set-config", "a.key=7", "bad.key=1"}), kExitError);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_NE(err_.str().find("unknown parameter 'bad.key'"), std::string::npos) << err_.str();
+  EXPECT_NE(err_.str().find("get-config"), std::string::npos) << err_.str();
+  ASSERT_EQ(Run({"-c", "stor1", "get-config"}), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "a.key = 1\nb.key = 2\n");
+  EXPECT_EQ(Run({"-c", "stor1", "set-config", "a.key=1", "a.key=2"}), kExitUsage);
   EXPECT_EQ(Run({"-c", "stor1", "set-config", "novalue"}), kExitUsage);
 }
 

@@ -42,6 +42,7 @@ enum class MsgType : uint16_t {
   kSetConfig = 118,
   kGetConfig = 119,
   kReadlink = 120,
+  kSetConfigMany = 121,  // set-config K=V...: validated together, applied all or none
 
   // CS / admin -> MDS.
   kCsCreate = 200,     // make-cs: allocate a CS id (journaled)
@@ -256,6 +257,10 @@ struct StatfsReply {
 struct ConfigReq {
   std::string key, value;
   VS_FIELDS(key, value)
+};
+struct SetConfigManyReq {
+  std::map<std::string, std::string> values;
+  VS_FIELDS(values)
 };
 struct ConfigReply {
   std::map<std::string, std::string> values;
