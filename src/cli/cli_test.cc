@@ -635,7 +635,25 @@ TEST_F(CliTest, AgainstAFakeMds) {
 
   // make-cs: id from the MDS, repository files, service registered.
   std::string cs = root_ + "/cs1";
-  ASSERT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-t", "2", "-a", "10.1.1.1"}), kExitOk)
+  // An address the CS could never serve on is refused before the MDS is asked.
+  for (std::string bad : {"999.1.1.1", "127.0.0.1:99999", "127.0.0.1:0x10", "192.0.2.1",
+                          "no-such-host.invalid"}) {
+    EXPECT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-a", bad}), bad.find(':') == std::string::npos ? kExitError : kExitUsage) << bad;
+    EXPECT_NE(err_.str().find(bad), std::string::npos) << err_.str();
+    EXPECT_FALSE(fs::exists(cs)) << bad;
+    EXPECT_TRUE(mds.CsCreates().empty()) << bad;
+  }
+  EXPECT_NE((Run({"-c", "stor1", "make-cs", "-r", cs, "-a", "999.1.1.1"}), err_.str())
+                .find("'999.1.1.1' is not a valid IPv4 address"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_NE(err_.str().find("nothing was created"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-a", "127.0.0.1:99999"}), kExitUsage);
+  EXPECT_NE(err_.str().find("give a port from 1 to 65534"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"-c", "stor1", "list-services"}), kExitOk);
+  EXPECT_EQ(out_.str().find("cs "), std::string::npos) << out_.str();
+
+  ASSERT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-t", "2", "-a", "127.0.0.1"}), kExitOk)
       << err_.str();
   EXPECT_NE(out_.str().find("CS#1025"), std::string::npos);
   auto creates = mds.CsCreates();
@@ -650,7 +668,7 @@ TEST_F(CliTest, AgainstAFakeMds) {
                                                                 {"id", "1025"},
                                                                 {"tier", "2"},
                                                                 {"host_id", host_id.value()},
-                                                                {"addr", "10.1.1.1"},
+                                                                {"addr", "127.0.0.1"},
                                                                 {"checksums", "1"}}));
   EXPECT_EQ(HexDecode(Slurp(cs + "/cluster.key").substr(0, 64)).value(), key.value());
   EXPECT_EQ(Run({"-c", "stor1", "list-services"}), kExitOk);

@@ -1,5 +1,6 @@
 #include "cli/util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <filesystem>
 
 #include "common/config.h"
+#include "rpc/server.h"
 
 namespace vstorage::cli {
 
@@ -63,6 +65,22 @@ void RemoveCreatedRepo(const std::string& dir, bool created,
     ::unlink((p + ".tmp").c_str());
   }
   if (created) ::rmdir(dir.c_str());
+}
+
+Status CheckServiceAddress(const HostPort& addr) {
+  // "999.1.1.1" is no IPv4 address, but the resolver would take it for a host name and ask
+  // DNS; say what is wrong with it instead.
+  if (addr.host.find_first_not_of("0123456789.") == std::string::npos) {
+    in_addr a;
+    if (::inet_pton(AF_INET, addr.host.c_str(), &a) != 1)
+      return Err(Code::kInvalidArgument, "'" + addr.host + "' is not a valid IPv4 address "
+                                         "(four numbers from 0 to 255, e.g. 10.0.0.5)");
+  }
+  rpc::Server probe;
+  Status st = probe.Listen(addr);
+  if (!st.ok()) return st;
+  probe.Stop();
+  return Status::Ok();
 }
 
 std::string NotInMountMessage(const std::string& path) {

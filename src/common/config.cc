@@ -25,7 +25,8 @@ Result<HostPort> ParseHostPort(const std::string& s, int default_port) {
     char* end = nullptr;
     long p = std::strtol(s.c_str() + colon + 1, &end, 10);
     if (*end != '\0' || p <= 0 || p > 65534)
-      return Err(Code::kInvalidArgument, "bad port in address '" + s + "'");
+      return Err(Code::kInvalidArgument, "bad port '" + s.substr(colon + 1) + "' in address '" +
+                                             s + "': give a port from 1 to 65534");
     hp.port = static_cast<int>(p);
   }
   if (hp.host.empty()) return Err(Code::kInvalidArgument, "empty host in address '" + s + "'");

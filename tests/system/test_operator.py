@@ -40,3 +40,24 @@ def test_set_config_applies_all_pairs_or_none(cluster):
     cluster.wait_mds()
     cfg = get_config(h)
     assert cfg["mds.wd.offline_tout"] == "7000" and cfg["mds.wd.max_offline_cs"] == "3"
+
+
+def test_make_cs_with_an_unusable_address_registers_nothing(cluster):
+    cluster.make_mds()
+    h = cluster.host("cs1")
+    h.copy_bs_list_from(cluster.host("mds"))
+    h.auth_node()
+    repo = os.path.join(cluster.root, "cs1")
+    for addr, cause in [("999.1.1.1", "'999.1.1.1' is not a valid IPv4 address"),
+                        ("192.0.2.1:2520", "cannot listen on 192.0.2.1:2520"),
+                        ("127.0.0.1:70000", "give a port from 1 to 65534")]:
+        r = h.vstorage("make-cs", "-r", repo, "-a", addr, check=False)
+        assert r.returncode != 0, addr
+        assert cause in r.stderr, r.stderr
+        assert not os.path.exists(repo), addr
+    assert cluster.stat_json()["cs"] == []
+    assert "CS#" not in events(cluster.host("mds"))
+    assert not os.path.exists(os.path.join(h.conf, "services.list"))
+    # A good address still works, and the CS comes up on it.
+    r = h.vstorage("make-cs", "-r", repo, "-a", "127.0.0.1")
+    assert "Created CS#1025" in r.stdout
