@@ -61,3 +61,28 @@ def test_make_cs_with_an_unusable_address_registers_nothing(cluster):
     # A good address still works, and the CS comes up on it.
     r = h.vstorage("make-cs", "-r", repo, "-a", "127.0.0.1")
     assert "Created CS#1025" in r.stdout
+
+
+def mount_count(path):
+    return sum(1 for l in open("/proc/self/mountinfo") if l.split()[4] == path)
+
+
+def test_mount_refuses_a_file_and_a_second_mount_of_the_cluster(cluster3):
+    c = cluster3
+    h = c.host("mds")
+    mount = os.path.join(BIN, "vstorage-mount")
+    f = os.path.join(c.root, "plainfile")
+    open(f, "w").write("x")
+    r = subprocess.run([mount, "-c", c.name, f], capture_output=True, text=True, env=h.env(),
+                       timeout=60)
+    assert r.returncode != 0
+    assert f"mount point {f} is a regular file, not a directory" in r.stderr, r.stderr
+    assert mount_count(f) == 0 and open(f).read() == "x"
+    # The cluster is already mounted on c.mnt: a second mount would stack on it.
+    assert mount_count(c.mnt) == 1
+    r = subprocess.run([mount, "-c", c.name, c.mnt], capture_output=True, text=True, env=h.env(),
+                       timeout=60)
+    assert r.returncode != 0
+    assert f"cluster '{c.name}' is already mounted on {c.mnt}" in r.stderr, r.stderr
+    assert mount_count(c.mnt) == 1
+    os.listdir(c.mnt)  # the first mount still works
