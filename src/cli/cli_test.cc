@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -255,6 +257,50 @@ TEST_F(CliTest, CommandsNeedingTheClusterExplainWhatToRun) {
   EXPECT_EQ(Run({"-c", "c1", "auth-node"}, "pw\n"), kExitError);
   EXPECT_NE(err_.str().find("tried 127.0.0.1:2"), std::string::npos);
   EXPECT_NE(err_.str().find("must be running"), std::string::npos);
+}
+
+// list-services used to show CS that were removed and every id a repository ever had.
+TEST_F(CliTest, ListServicesShowsOnlyWhatExists) {
+  auto make_repo = [&](const std::string& dir, const std::string& type, const std::string& cluster,
+                       const std::string& id) {
+    ASSERT_TRUE(MakeDirs(dir).ok());
+    ASSERT_TRUE(WriteKeyValueFile(dir + "/" + type + ".conf", {{"cluster", cluster}, {"id", id}}).ok());
+  };
+  std::string a = root_ + "/cs-a", b = root_ + "/cs-b", gone = root_ + "/cs-gone";
+  make_repo(a, "cs", "c1", "1026");  // made twice: 1025 first, then 1026
+  make_repo(b, "cs", "c1", "1027");
+  ASSERT_TRUE(MakeDirs(conf_).ok());
+  ASSERT_TRUE(WriteFileAtomic(conf_ + "/services.list",
+                              "c1 cs 1025 " + a + "\nc1 cs 1026 " + a + "\nc1 cs 1027 " + b +
+                                  "\nc1 cs 1027 " + b + "\nc1 cs 1028 " + gone + "\n")
+                  .ok());
+  auto kept = ExistingServices(ListServices().value());
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0].id, "1026");
+  EXPECT_EQ(kept[1].id, "1027");
+
+  // No MDS to ask: the rows stay, the cluster state is unknown and the reason is given.
+  ASSERT_TRUE(AddToBsList("c1", HostPort{"127.0.0.1", 1}).ok());
+  ASSERT_TRUE(WriteClusterKey("c1", std::string(32, 'k')).ok());
+  auto lock = LockRepository(b);
+  ASSERT_TRUE(lock.ok());
+  ASSERT_EQ(Run({"-c", "c1", "list-services"}), kExitOk) << err_.str();
+  std::string out = out_.str();
+  EXPECT_EQ(out.find("1025"), std::string::npos) << out;
+  EXPECT_EQ(out.find("1028"), std::string::npos) << out;
+  EXPECT_NE(out.find("cs    1026  unknown  stopped  " + a), std::string::npos) << out;
+  EXPECT_NE(out.find("cs    1027  unknown  running  " + b), std::string::npos) << out;
+  EXPECT_NE(err_.str().find("STATUS of cluster 'c1' is unknown: cannot reach any MDS"),
+            std::string::npos)
+      << err_.str();
+  ::close(lock.value());
+  ASSERT_EQ(Run({"-c", "c1", "list-services", "-M"}), kExitOk);
+  EXPECT_EQ(out_.str().find("1026"), std::string::npos) << out_.str();
+
+  // Registering a repository again replaces what was registered for it.
+  ASSERT_TRUE(RegisterService(ServiceEntry{"c1", "cs", "1029", a}).ok());
+  auto listed = ListServices().value();
+  EXPECT_EQ(std::count_if(listed.begin(), listed.end(), [&](const ServiceEntry& e) { return e.repo == a; }), 1);
 }
 
 TEST_F(CliTest, SetAttrValidatesBeforeTouchingAnything) {

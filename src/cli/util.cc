@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include "common/config.h"
 #include "rpc/server.h"
@@ -81,6 +84,23 @@ Status CheckServiceAddress(const HostPort& addr) {
   if (!st.ok()) return st;
   probe.Stop();
   return Status::Ok();
+}
+
+bool RepositoryInUse(const std::string& dir) {
+  struct stat st;
+  if (::stat((dir + "/LOCK").c_str(), &st) != 0) return false;
+  auto locks = ReadFile("/proc/locks");
+  if (!locks.ok()) return false;
+  // "1: FLOCK  ADVISORY  WRITE 10516 fe:00:10952732 0 EOF": the file is MAJOR:MINOR:INODE,
+  // device numbers in hex.
+  char want[64];
+  std::snprintf(want, sizeof want, " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
+                static_cast<unsigned long long>(st.st_ino));
+  std::istringstream lines(locks.value());
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("FLOCK") != std::string::npos && (line + " ").find(want) != std::string::npos)
+      return true;
+  return false;
 }
 
 std::string NotInMountMessage(const std::string& path) {

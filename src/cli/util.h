@@ -29,6 +29,10 @@ void RemoveCreatedRepo(const std::string& dir, bool created,
 // must belong to this host with the port free. Otherwise the cause, without advice.
 Status CheckServiceAddress(const HostPort& addr);
 
+// True when a daemon holds the lock of repository dir (LockRepository); read from
+// /proc/locks, so asking never takes the lock a starting daemon might want.
+bool RepositoryInUse(const std::string& dir);
+
 // For set-attr / get-attr / file-info: PATH is on a filesystem that does not carry the
 // vstorage.* attributes.
 std::string NotInMountMessage(const std::string& path);

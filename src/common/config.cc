@@ -257,9 +257,13 @@ Status WriteClusterKey(const std::string& cluster, const std::string& key) {
 Status RegisterService(const ServiceEntry& e) {
   RETURN_IF_ERROR(MakeDirs(ConfRoot()));
   std::string path = ConfRoot() + "/services.list";
-  std::string text;
   auto r = ReadFile(path);
-  if (r.ok()) text = r.value();
+  if (!r.ok() && r.status().code() != Code::kNotFound) return r.status();
+  // A repository made again (its old service removed) belongs to the new one only.
+  std::string text;
+  std::stringstream ss(r.ok() ? r.value() : "");
+  for (ServiceEntry o; ss >> o.cluster >> o.type >> o.id >> o.repo;)
+    if (o.repo != e.repo) text += o.cluster + " " + o.type + " " + o.id + " " + o.repo + "\n";
   text += e.cluster + " " + e.type + " " + e.id + " " + e.repo + "\n";
   return WriteFileAtomic(path, text);
 }
