@@ -238,11 +238,37 @@ TEST_F(CliTest, CommandsNeedingTheClusterExplainWhatToRun) {
   EXPECT_EQ(Run({"-c", "nosuch", "auth-node"}, "pw\n"), kExitError);
   EXPECT_NE(err_.str().find("unknown cluster 'nosuch'"), std::string::npos);
 
+  // Unknown here: not "not authenticated" but what to create or join.
+  std::string cs0 = root_ + "/cs0";
+  EXPECT_EQ(Run({"-c", "nosuch", "make-cs", "-r", cs0}), kExitError);
+  EXPECT_NE(err_.str().find("unknown cluster 'nosuch': this host has no configuration for it"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_NE(err_.str().find("make-mds -I"), std::string::npos);
+  EXPECT_NE(err_.str().find("auth-node"), std::string::npos);
+  EXPECT_EQ(err_.str().find("not authenticated"), std::string::npos);
+  EXPECT_FALSE(fs::exists(cs0));
+
   // Known cluster, no key: make-cs says to run auth-node and creates nothing.
   ASSERT_TRUE(AddToBsList("c1", HostPort{"127.0.0.1", 1}).ok());
   std::string cs = root_ + "/cs";
   EXPECT_EQ(Run({"-c", "c1", "make-cs", "-r", cs}), kExitError);
   EXPECT_NE(err_.str().find("auth-node"), std::string::npos) << err_.str();
+  EXPECT_FALSE(fs::exists(cs));
+
+  // A damaged key file is named, with the fix.
+  ASSERT_TRUE(WriteFileAtomic(ClusterDir("c1") + "/cluster.key", "abc\n").ok());
+  for (std::vector<std::string> args : {std::vector<std::string>{"-c", "c1", "stat"},
+                                        std::vector<std::string>{"-c", "c1", "make-cs", "-r", cs}}) {
+    EXPECT_EQ(Run(args), kExitError);
+    EXPECT_NE(err_.str().find("cluster key file " + ClusterDir("c1") + "/cluster.key is damaged"),
+              std::string::npos)
+        << err_.str();
+    EXPECT_NE(err_.str().find("run 'vstorage -c c1 auth-node' on this host"), std::string::npos);
+  }
+  ASSERT_TRUE(WriteFileAtomic(ClusterDir("c1") + "/cluster.key", "abcd\n").ok());
+  EXPECT_EQ(Run({"-c", "c1", "stat"}), kExitError);
+  EXPECT_NE(err_.str().find("2 bytes instead of 32"), std::string::npos) << err_.str();
   EXPECT_FALSE(fs::exists(cs));
 
   // With a key but nothing listening: names the addresses tried and the daemon.

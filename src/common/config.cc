@@ -1,4 +1,5 @@
 #include "common/config.h"
+#include "common/auth.h"
 #include "common/limits.h"
 
 #include <fcntl.h>
@@ -238,15 +239,38 @@ Status AddToBsList(const std::string& cluster, const HostPort& addr) {
   return WriteFileAtomic(dir + "/bs.list", text);
 }
 
+Result<std::string> ParseClusterKey(const std::string& path, const std::string& text,
+                                    const std::string& fix) {
+  auto key = HexDecode(Trim(text));
+  Status st = key.status();
+  if (st.ok() && key->size() != kClusterKeyBytes)
+    st = Err(Code::kCorrupt, std::to_string(key->size()) + " bytes instead of " +
+                                 std::to_string(kClusterKeyBytes));
+  if (!st.ok())
+    return Err(Code::kCorrupt, "cluster key file " + path + " is damaged (" + st.message() +
+                                   "; it must hold " + std::to_string(2 * kClusterKeyBytes) +
+                                   " hex digits): " + fix);
+  return key;
+}
+
 Result<std::string> ReadClusterKey(const std::string& cluster) {
-  auto r = ReadFile(ClusterDir(cluster) + "/cluster.key");
+  std::string path = ClusterDir(cluster) + "/cluster.key";
+  auto r = ReadFile(path);
   if (!r.ok()) {
-    if (r.status().code() == Code::kNotFound)
-      return Err(Code::kAuthFailed, "this host is not authenticated in cluster '" + cluster +
-                                        "': run 'vstorage -c " + cluster + " auth-node' first");
-    return r.status();
+    if (r.status().code() != Code::kNotFound) return r.status();
+    if (!PathExists(ClusterDir(cluster) + "/bs.list"))
+      return Err(Code::kNotFound,
+                 "unknown cluster '" + cluster + "': this host has no configuration for it (" +
+                     ClusterDir(cluster) + " holds no bs.list); create the cluster with "
+                     "'vstorage -c " + cluster + " make-mds -I ...', or join an existing one: "
+                     "put its MDS address (HOST:PORT) into " + ClusterDir(cluster) +
+                     "/bs.list and run 'vstorage -c " + cluster + " auth-node'");
+    return Err(Code::kAuthFailed, "this host is not authenticated in cluster '" + cluster +
+                                      "': run 'vstorage -c " + cluster + " auth-node' first");
   }
-  return HexDecode(Trim(r.value()));
+  return ParseClusterKey(path, r.value(),
+                         "remove it and run 'vstorage -c " + cluster + " auth-node' on this host "
+                         "to write it again");
 }
 
 Status WriteClusterKey(const std::string& cluster, const std::string& key) {

@@ -522,8 +522,7 @@ Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
   } else if (c.name == "chunk-size") {
     ASSIGN_OR_RETURN(uint64_t size, ParseChunkSizeValue(c.value));
     if (cn->attr.type == proto::NodeType::kFile && !cn->chunks.empty() && size != cn->attr.chunk_size)
-      return Err(Code::kBusy, "the chunk size of a file that already has data cannot change; set it on "
-                              "the directory before creating the file");
+      return Err(Code::kBusy, proto::kChunkSizeOfFileWithDataReason);
     inodes_.at(c.ino).attr.chunk_size = size;
   } else {
     return Err(Code::kInvalidArgument, "unknown attribute '" + c.name + "' (known: replicas, chunk-size)");

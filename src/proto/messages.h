@@ -246,6 +246,11 @@ struct SetXattrReq {
   std::string value;
   VS_FIELDS(ino, name, value)
 };
+// Why the MDS refuses (kBusy) a new chunk-size on a file: set-attr reaches the MDS through the
+// mount's setxattr, which carries only EBUSY, so the CLI prints this same text.
+inline constexpr const char* kChunkSizeOfFileWithDataReason =
+    "the chunk size of a file that already has data cannot change; set it on the directory "
+    "before creating the file";
 struct XattrsReply {
   std::map<std::string, std::string> attrs;
   VS_FIELDS(attrs)

@@ -120,3 +120,61 @@ def test_list_services_shows_only_live_services_with_their_state(cluster):
              what="the new CS listed as active and running")
     # The MDS host lists its MDS; the master says so.
     assert services(cluster.host("mds"))[0][:4] == ("mds", "1", "avail", "(master)")
+
+
+def test_messages_point_at_the_real_fault(cluster):
+    cluster.make_mds()
+    # -c with a cluster this host does not know: what to create, not "not authenticated".
+    h = cluster.host("newhost")
+    repo = os.path.join(cluster.root, "cs-new")
+    r = h.vstorage("-c", "nosuch", "make-cs", "-r", repo, check=False)
+    assert r.returncode == 1
+    assert "unknown cluster 'nosuch'" in r.stderr and "make-mds -I" in r.stderr, r.stderr
+    assert "not authenticated" not in r.stderr
+    # A key that is not the cluster's: the fault is on this host, which must run auth-node.
+    h.copy_bs_list_from(cluster.host("mds"))
+    key = os.path.join(h.conf, "clusters", cluster.name, "cluster.key")
+    open(key, "w").write("ab" * 32 + "\n")
+    r = h.vstorage("stat", check=False)
+    assert r.returncode == 1
+    assert "the fault is on this host" in r.stderr, r.stderr
+    assert f"run 'vstorage -c {cluster.name} auth-node' on this host" in r.stderr
+    assert "on that host" not in r.stderr
+    # A damaged key file is named.
+    open(key, "w").write("abc\n")
+    r = h.vstorage("make-cs", "-r", repo, check=False)
+    assert r.returncode == 1
+    assert f"cluster key file {key} is damaged" in r.stderr, r.stderr
+    assert "odd-length" in r.stderr and "auth-node" in r.stderr
+    assert not os.path.exists(repo)
+    # The advice works.
+    os.unlink(key)
+    h.auth_node()
+    h.vstorage("stat")
+
+
+def test_set_attr_chunk_size_on_a_file_with_data_says_why(cluster3):
+    c = cluster3
+    h = c.host("mds")
+    d = os.path.join(c.mnt, "d")
+    os.makedirs(os.path.join(d, "sub"))
+    with open(os.path.join(d, "sub", "full"), "wb") as f:
+        f.write(b"x" * 4096)
+    open(os.path.join(d, "empty"), "wb").close()
+    full = os.path.join(d, "sub", "full")
+    r = h.vstorage("set-attr", full, "chunk-size=2M", check=False)
+    assert r.returncode == 1
+    assert "file that already has data cannot change" in r.stderr, r.stderr
+    assert full in r.stderr
+    # -R: every path it could change is changed; the ones it could not are named.
+    r = h.vstorage("set-attr", "-R", d, "chunk-size=2M", "replicas=2", check=False)
+    assert r.returncode == 1
+    assert "1 path(s) kept their chunk-size" in r.stderr, r.stderr
+    assert f"  {full} (chunk-size)" in r.stderr
+    assert os.path.join(d, "empty") not in r.stderr
+
+    def attrs(p):
+        return h.vstorage("get-attr", p).stdout
+    for p in (d, os.path.join(d, "sub"), os.path.join(d, "empty")):
+        assert "chunk-size=2097152" in attrs(p), attrs(p)
+    assert "replicas=2:1" in attrs(full) and "chunk-size=2097152" not in attrs(full)
