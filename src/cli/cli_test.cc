@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -236,11 +238,37 @@ TEST_F(CliTest, CommandsNeedingTheClusterExplainWhatToRun) {
   EXPECT_EQ(Run({"-c", "nosuch", "auth-node"}, "pw\n"), kExitError);
   EXPECT_NE(err_.str().find("unknown cluster 'nosuch'"), std::string::npos);
 
+  // Unknown here: not "not authenticated" but what to create or join.
+  std::string cs0 = root_ + "/cs0";
+  EXPECT_EQ(Run({"-c", "nosuch", "make-cs", "-r", cs0}), kExitError);
+  EXPECT_NE(err_.str().find("unknown cluster 'nosuch': this host has no configuration for it"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_NE(err_.str().find("make-mds -I"), std::string::npos);
+  EXPECT_NE(err_.str().find("auth-node"), std::string::npos);
+  EXPECT_EQ(err_.str().find("not authenticated"), std::string::npos);
+  EXPECT_FALSE(fs::exists(cs0));
+
   // Known cluster, no key: make-cs says to run auth-node and creates nothing.
   ASSERT_TRUE(AddToBsList("c1", HostPort{"127.0.0.1", 1}).ok());
   std::string cs = root_ + "/cs";
   EXPECT_EQ(Run({"-c", "c1", "make-cs", "-r", cs}), kExitError);
   EXPECT_NE(err_.str().find("auth-node"), std::string::npos) << err_.str();
+  EXPECT_FALSE(fs::exists(cs));
+
+  // A damaged key file is named, with the fix.
+  ASSERT_TRUE(WriteFileAtomic(ClusterDir("c1") + "/cluster.key", "abc\n").ok());
+  for (std::vector<std::string> args : {std::vector<std::string>{"-c", "c1", "stat"},
+                                        std::vector<std::string>{"-c", "c1", "make-cs", "-r", cs}}) {
+    EXPECT_EQ(Run(args), kExitError);
+    EXPECT_NE(err_.str().find("cluster key file " + ClusterDir("c1") + "/cluster.key is damaged"),
+              std::string::npos)
+        << err_.str();
+    EXPECT_NE(err_.str().find("run 'vstorage -c c1 auth-node' on this host"), std::string::npos);
+  }
+  ASSERT_TRUE(WriteFileAtomic(ClusterDir("c1") + "/cluster.key", "abcd\n").ok());
+  EXPECT_EQ(Run({"-c", "c1", "stat"}), kExitError);
+  EXPECT_NE(err_.str().find("2 bytes instead of 32"), std::string::npos) << err_.str();
   EXPECT_FALSE(fs::exists(cs));
 
   // With a key but nothing listening: names the addresses tried and the daemon.
@@ -255,6 +283,50 @@ TEST_F(CliTest, CommandsNeedingTheClusterExplainWhatToRun) {
   EXPECT_EQ(Run({"-c", "c1", "auth-node"}, "pw\n"), kExitError);
   EXPECT_NE(err_.str().find("tried 127.0.0.1:2"), std::string::npos);
   EXPECT_NE(err_.str().find("must be running"), std::string::npos);
+}
+
+// list-services used to show CS that were removed and every id a repository ever had.
+TEST_F(CliTest, ListServicesShowsOnlyWhatExists) {
+  auto make_repo = [&](const std::string& dir, const std::string& type, const std::string& cluster,
+                       const std::string& id) {
+    ASSERT_TRUE(MakeDirs(dir).ok());
+    ASSERT_TRUE(WriteKeyValueFile(dir + "/" + type + ".conf", {{"cluster", cluster}, {"id", id}}).ok());
+  };
+  std::string a = root_ + "/cs-a", b = root_ + "/cs-b", gone = root_ + "/cs-gone";
+  make_repo(a, "cs", "c1", "1026");  // made twice: 1025 first, then 1026
+  make_repo(b, "cs", "c1", "1027");
+  ASSERT_TRUE(MakeDirs(conf_).ok());
+  ASSERT_TRUE(WriteFileAtomic(conf_ + "/services.list",
+                              "c1 cs 1025 " + a + "\nc1 cs 1026 " + a + "\nc1 cs 1027 " + b +
+                                  "\nc1 cs 1027 " + b + "\nc1 cs 1028 " + gone + "\n")
+                  .ok());
+  auto kept = ExistingServices(ListServices().value());
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0].id, "1026");
+  EXPECT_EQ(kept[1].id, "1027");
+
+  // No MDS to ask: the rows stay, the cluster state is unknown and the reason is given.
+  ASSERT_TRUE(AddToBsList("c1", HostPort{"127.0.0.1", 1}).ok());
+  ASSERT_TRUE(WriteClusterKey("c1", std::string(32, 'k')).ok());
+  auto lock = LockRepository(b);
+  ASSERT_TRUE(lock.ok());
+  ASSERT_EQ(Run({"-c", "c1", "list-services"}), kExitOk) << err_.str();
+  std::string out = out_.str();
+  EXPECT_EQ(out.find("1025"), std::string::npos) << out;
+  EXPECT_EQ(out.find("1028"), std::string::npos) << out;
+  EXPECT_NE(out.find("cs    1026  unknown  stopped  " + a), std::string::npos) << out;
+  EXPECT_NE(out.find("cs    1027  unknown  running  " + b), std::string::npos) << out;
+  EXPECT_NE(err_.str().find("STATUS of cluster 'c1' is unknown: cannot reach any MDS"),
+            std::string::npos)
+      << err_.str();
+  ::close(lock.value());
+  ASSERT_EQ(Run({"-c", "c1", "list-services", "-M"}), kExitOk);
+  EXPECT_EQ(out_.str().find("1026"), std::string::npos) << out_.str();
+
+  // Registering a repository again replaces what was registered for it.
+  ASSERT_TRUE(RegisterService(ServiceEntry{"c1", "cs", "1029", a}).ok());
+  auto listed = ListServices().value();
+  EXPECT_EQ(std::count_if(listed.begin(), listed.end(), [&](const ServiceEntry& e) { return e.repo == a; }), 1);
 }
 
 TEST_F(CliTest, SetAttrValidatesBeforeTouchingAnything) {
@@ -580,10 +652,16 @@ class FakeMds {
       case proto::MsgType::kClusterStat:
         (void)c.Reply(f, stat);
         return;
-      case proto::MsgType::kSetConfig: {
-        proto::ConfigReq req;
+      case proto::MsgType::kSetConfigMany: {
+        // As the MDS: a key starting with "bad" refuses the whole request.
+        proto::SetConfigManyReq req;
         (void)proto::DecodeFromString(f.body, &req, "req");
-        config_[req.key] = req.value;
+        for (const auto& [k, v] : req.values)
+          if (k.rfind("bad", 0) == 0) {
+            (void)c.ReplyError(f, Err(Code::kInvalidArgument, "unknown parameter '" + k + "'"));
+            return;
+          }
+        for (const auto& [k, v] : req.values) config_[k] = v;
         (void)c.Reply(f, proto::Empty{});
         return;
       }
@@ -629,7 +707,25 @@ TEST_F(CliTest, AgainstAFakeMds) {
 
   // make-cs: id from the MDS, repository files, service registered.
   std::string cs = root_ + "/cs1";
-  ASSERT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-t", "2", "-a", "10.1.1.1"}), kExitOk)
+  // An address the CS could never serve on is refused before the MDS is asked.
+  for (std::string bad : {"999.1.1.1", "127.0.0.1:99999", "127.0.0.1:0x10", "192.0.2.1",
+                          "no-such-host.invalid"}) {
+    EXPECT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-a", bad}), bad.find(':') == std::string::npos ? kExitError : kExitUsage) << bad;
+    EXPECT_NE(err_.str().find(bad), std::string::npos) << err_.str();
+    EXPECT_FALSE(fs::exists(cs)) << bad;
+    EXPECT_TRUE(mds.CsCreates().empty()) << bad;
+  }
+  EXPECT_NE((Run({"-c", "stor1", "make-cs", "-r", cs, "-a", "999.1.1.1"}), err_.str())
+                .find("'999.1.1.1' is not a valid IPv4 address"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_NE(err_.str().find("nothing was created"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-a", "127.0.0.1:99999"}), kExitUsage);
+  EXPECT_NE(err_.str().find("give a port from 1 to 65534"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"-c", "stor1", "list-services"}), kExitOk);
+  EXPECT_EQ(out_.str().find("cs "), std::string::npos) << out_.str();
+
+  ASSERT_EQ(Run({"-c", "stor1", "make-cs", "-r", cs, "-t", "2", "-a", "127.0.0.1"}), kExitOk)
       << err_.str();
   EXPECT_NE(out_.str().find("CS#1025"), std::string::npos);
   auto creates = mds.CsCreates();
@@ -644,7 +740,7 @@ TEST_F(CliTest, AgainstAFakeMds) {
                                                                 {"id", "1025"},
                                                                 {"tier", "2"},
                                                                 {"host_id", host_id.value()},
-                                                                {"addr", "10.1.1.1"},
+                                                                {"addr", "127.0.0.1"},
                                                                 {"checksums", "1"}}));
   EXPECT_EQ(HexDecode(Slurp(cs + "/cluster.key").substr(0, 64)).value(), key.value());
   EXPECT_EQ(Run({"-c", "stor1", "list-services"}), kExitOk);
@@ -663,8 +759,17 @@ TEST_F(CliTest, AgainstAFakeMds) {
 
   // set-config / get-config.
   ASSERT_EQ(Run({"-c", "stor1", "set-config", "b.key=2", "a.key=1"}), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "Set a.key=1\nSet b.key=2\n");
   ASSERT_EQ(Run({"-c", "stor1", "get-config"}), kExitOk) << err_.str();
   EXPECT_EQ(out_.str(), "a.key = 1\nb.key = 2\n");
+  // One bad pair: one request, refused whole; the CLI says nothing was set.
+  EXPECT_EQ(Run({"-c", "stor1", "set-config", "a.key=7", "bad.key=1"}), kExitError);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_NE(err_.str().find("unknown parameter 'bad.key'"), std::string::npos) << err_.str();
+  EXPECT_NE(err_.str().find("get-config"), std::string::npos) << err_.str();
+  ASSERT_EQ(Run({"-c", "stor1", "get-config"}), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "a.key = 1\nb.key = 2\n");
+  EXPECT_EQ(Run({"-c", "stor1", "set-config", "a.key=1", "a.key=2"}), kExitUsage);
   EXPECT_EQ(Run({"-c", "stor1", "set-config", "novalue"}), kExitUsage);
 }
 

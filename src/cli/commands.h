@@ -41,6 +41,11 @@ void RenderFileInfoText(const std::string& path, const proto::FileInfoReply& fi,
                         std::ostream& os);
 nlohmann::json FileInfoToJson(const std::string& path, const proto::FileInfoReply& fi);
 
+// ---- list-services ----
+// The entries of services.list that still are services: the repository's cs.conf/mds.conf
+// exists and names the same cluster and id. Each repository once, in list order.
+std::vector<ServiceEntry> ExistingServices(const std::vector<ServiceEntry>& listed);
+
 // ---- set-attr ----
 inline constexpr uint64_t kMaxChunkSizeBytes = 1ull << 30;
 // "N" or "N:M" with 1 <= M <= N <= kMaxReplicas.

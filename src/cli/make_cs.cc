@@ -25,6 +25,13 @@ int Run(Context& ctx, const ParsedArgs& pa) {
   if (pa.Has("addr")) {
     auto hp = ParseHostPort(pa.Get("addr"), 0);
     if (!hp.ok()) return Usage(ctx, hp.status().message() + "; give -a ADDR or -a ADDR:PORT");
+    // The CS will listen there: an address it cannot serve on must not cost a CS id.
+    Status st = CheckServiceAddress(hp.value());
+    if (!st.ok())
+      return Fail(ctx, "cannot use -a " + pa.Get("addr") + ": " + st.message() +
+                           "; give an address of this host (-a ADDR or -a ADDR:PORT), or leave "
+                           "-a out to use the one this host reaches the MDS from; nothing was "
+                           "created");
     // Without a port the CS picks one; "host:0" would not parse back.
     addr_text = hp->port ? hp->str() : hp->host;
   }

@@ -43,21 +43,46 @@ struct AttrSetting {
   std::string given;  // as typed, for messages
 };
 
-// Sets every attribute on one path; the message on failure names path and cause.
-Status SetOne(const std::string& path, const std::vector<AttrSetting>& attrs) {
+// Paths left unchanged by set-attr -R are listed up to this many, then counted.
+constexpr size_t kMaxListedPaths = 50;
+
+// What -R could not change: "PATH (ATTR)" for each path and attribute the MDS kept.
+struct NotChanged {
+  std::vector<std::string> items;
+  size_t count = 0;
+  void Add(const std::string& path, const std::string& attr) {
+    if (++count <= kMaxListedPaths) items.push_back(path + " (" + attr + ")");
+  }
+};
+
+// Sets every attribute on one path; the message on failure names path and cause. A
+// chunk-size the MDS keeps because the file has data goes to *busy (when given) and the
+// other attributes are still set.
+Status SetOne(const std::string& path, const std::vector<AttrSetting>& attrs,
+              NotChanged* busy = nullptr) {
   for (const auto& a : attrs) {
     std::string xname = "vstorage." + a.name;
     if (::setxattr(path.c_str(), xname.c_str(), a.value.data(), a.value.size(), 0) == 0) continue;
     int e = errno;
     if (e == EINVAL) return Err(Code::kInvalidArgument, InvalidAttrValueMessage(a.name, a.given));
+    if (e == EBUSY && a.name == "chunk-size") {
+      if (busy) {
+        busy->Add(path, a.name);
+        continue;
+      }
+      return Err(Code::kBusy, "chunk-size of " + path + " not changed: " +
+                                  proto::kChunkSizeOfFileWithDataReason +
+                                  " (or copy the file into a directory with the chunk size you "
+                                  "want)");
+    }
     return Err(e == ENOENT ? Code::kNotFound : Code::kIoError, XattrErrnoMessage(path, e));
   }
   return Status::Ok();
 }
 
 // Pre-order walk below dir, not following symlinks; sets attrs on directories and regular
-// files. Entries that vanish during the walk are skipped.
-Status SetTree(const std::string& root, const std::vector<AttrSetting>& attrs) {
+// files. Entries that vanish during the walk are skipped; what the MDS keeps goes to *busy.
+Status SetTree(const std::string& root, const std::vector<AttrSetting>& attrs, NotChanged* busy) {
   std::vector<std::string> stack{root};
   while (!stack.empty()) {
     std::string dir = std::move(stack.back());
@@ -80,7 +105,7 @@ Status SetTree(const std::string& root, const std::vector<AttrSetting>& attrs) {
         break;
       }
       if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) continue;
-      st = SetOne(p, attrs);
+      st = SetOne(p, attrs, busy);
       if (!st.ok()) {
         if (st.code() == Code::kNotFound) {
           st = Status::Ok();
@@ -123,12 +148,22 @@ int Run(Context& ctx, const ParsedArgs& pa) {
     attrs.push_back(std::move(a));
   }
 
-  Status st = SetOne(path, attrs);
-  if (st.ok() && pa.Has("recursive")) {
+  bool recursive = pa.Has("recursive");
+  NotChanged busy;
+  Status st = SetOne(path, attrs, recursive ? &busy : nullptr);
+  if (st.ok() && recursive) {
     struct stat sb;
-    if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) st = SetTree(path, attrs);
+    if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) st = SetTree(path, attrs, &busy);
   }
   if (!st.ok()) return Fail(ctx, st);
+  if (busy.count) {
+    ctx.err << "vstorage: " << busy.count << " path(s) kept their chunk-size, because "
+            << proto::kChunkSizeOfFileWithDataReason << "; everything else was set. Not changed:\n";
+    for (const auto& p : busy.items) ctx.err << "  " << p << "\n";
+    if (busy.count > busy.items.size())
+      ctx.err << "  ... and " << (busy.count - busy.items.size()) << " more\n";
+    return kExitError;
+  }
   return kExitOk;
 }
 

@@ -1,13 +1,18 @@
 #include "cli/util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include "common/config.h"
+#include "rpc/server.h"
 
 namespace vstorage::cli {
 
@@ -63,6 +68,39 @@ void RemoveCreatedRepo(const std::string& dir, bool created,
     ::unlink((p + ".tmp").c_str());
   }
   if (created) ::rmdir(dir.c_str());
+}
+
+Status CheckServiceAddress(const HostPort& addr) {
+  // "999.1.1.1" is no IPv4 address, but the resolver would take it for a host name and ask
+  // DNS; say what is wrong with it instead.
+  if (addr.host.find_first_not_of("0123456789.") == std::string::npos) {
+    in_addr a;
+    if (::inet_pton(AF_INET, addr.host.c_str(), &a) != 1)
+      return Err(Code::kInvalidArgument, "'" + addr.host + "' is not a valid IPv4 address "
+                                         "(four numbers from 0 to 255, e.g. 10.0.0.5)");
+  }
+  rpc::Server probe;
+  Status st = probe.Listen(addr);
+  if (!st.ok()) return st;
+  probe.Stop();
+  return Status::Ok();
+}
+
+bool RepositoryInUse(const std::string& dir) {
+  struct stat st;
+  if (::stat((dir + "/LOCK").c_str(), &st) != 0) return false;
+  auto locks = ReadFile("/proc/locks");
+  if (!locks.ok()) return false;
+  // "1: FLOCK  ADVISORY  WRITE 10516 fe:00:10952732 0 EOF": the file is MAJOR:MINOR:INODE,
+  // device numbers in hex.
+  char want[64];
+  std::snprintf(want, sizeof want, " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
+                static_cast<unsigned long long>(st.st_ino));
+  std::istringstream lines(locks.value());
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("FLOCK") != std::string::npos && (line + " ").find(want) != std::string::npos)
+      return true;
+  return false;
 }
 
 std::string NotInMountMessage(const std::string& path) {

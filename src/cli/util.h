@@ -3,6 +3,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "common/config.h"
 #include "common/status.h"
 
 namespace vstorage::cli {
@@ -22,6 +23,15 @@ Status CreateRepoDir(const std::string& dir, bool* created);
 // Removes the files named and then dir itself when *created; best effort.
 void RemoveCreatedRepo(const std::string& dir, bool created,
                        std::initializer_list<const char*> files);
+
+// OK when a service of this host can listen on addr (port 0: any port), as the daemon will:
+// a dotted-decimal host must be a valid IPv4 address, a name must resolve, and the address
+// must belong to this host with the port free. Otherwise the cause, without advice.
+Status CheckServiceAddress(const HostPort& addr);
+
+// True when a daemon holds the lock of repository dir (LockRepository); read from
+// /proc/locks, so asking never takes the lock a starting daemon might want.
+bool RepositoryInUse(const std::string& dir);
 
 // For set-attr / get-attr / file-info: PATH is on a filesystem that does not carry the
 // vstorage.* attributes.

@@ -1,4 +1,5 @@
 #include "common/config.h"
+#include "common/auth.h"
 #include "common/limits.h"
 
 #include <fcntl.h>
@@ -25,7 +26,8 @@ Result<HostPort> ParseHostPort(const std::string& s, int default_port) {
     char* end = nullptr;
     long p = std::strtol(s.c_str() + colon + 1, &end, 10);
     if (*end != '\0' || p <= 0 || p > 65534)
-      return Err(Code::kInvalidArgument, "bad port in address '" + s + "'");
+      return Err(Code::kInvalidArgument, "bad port '" + s.substr(colon + 1) + "' in address '" +
+                                             s + "': give a port from 1 to 65534");
     hp.port = static_cast<int>(p);
   }
   if (hp.host.empty()) return Err(Code::kInvalidArgument, "empty host in address '" + s + "'");
@@ -237,15 +239,38 @@ Status AddToBsList(const std::string& cluster, const HostPort& addr) {
   return WriteFileAtomic(dir + "/bs.list", text);
 }
 
+Result<std::string> ParseClusterKey(const std::string& path, const std::string& text,
+                                    const std::string& fix) {
+  auto key = HexDecode(Trim(text));
+  Status st = key.status();
+  if (st.ok() && key->size() != kClusterKeyBytes)
+    st = Err(Code::kCorrupt, std::to_string(key->size()) + " bytes instead of " +
+                                 std::to_string(kClusterKeyBytes));
+  if (!st.ok())
+    return Err(Code::kCorrupt, "cluster key file " + path + " is damaged (" + st.message() +
+                                   "; it must hold " + std::to_string(2 * kClusterKeyBytes) +
+                                   " hex digits): " + fix);
+  return key;
+}
+
 Result<std::string> ReadClusterKey(const std::string& cluster) {
-  auto r = ReadFile(ClusterDir(cluster) + "/cluster.key");
+  std::string path = ClusterDir(cluster) + "/cluster.key";
+  auto r = ReadFile(path);
   if (!r.ok()) {
-    if (r.status().code() == Code::kNotFound)
-      return Err(Code::kAuthFailed, "this host is not authenticated in cluster '" + cluster +
-                                        "': run 'vstorage -c " + cluster + " auth-node' first");
-    return r.status();
+    if (r.status().code() != Code::kNotFound) return r.status();
+    if (!PathExists(ClusterDir(cluster) + "/bs.list"))
+      return Err(Code::kNotFound,
+                 "unknown cluster '" + cluster + "': this host has no configuration for it (" +
+                     ClusterDir(cluster) + " holds no bs.list); create the cluster with "
+                     "'vstorage -c " + cluster + " make-mds -I ...', or join an existing one: "
+                     "put its MDS address (HOST:PORT) into " + ClusterDir(cluster) +
+                     "/bs.list and run 'vstorage -c " + cluster + " auth-node'");
+    return Err(Code::kAuthFailed, "this host is not authenticated in cluster '" + cluster +
+                                      "': run 'vstorage -c " + cluster + " auth-node' first");
   }
-  return HexDecode(Trim(r.value()));
+  return ParseClusterKey(path, r.value(),
+                         "remove it and run 'vstorage -c " + cluster + " auth-node' on this host "
+                         "to write it again");
 }
 
 Status WriteClusterKey(const std::string& cluster, const std::string& key) {
@@ -256,9 +281,13 @@ Status WriteClusterKey(const std::string& cluster, const std::string& key) {
 Status RegisterService(const ServiceEntry& e) {
   RETURN_IF_ERROR(MakeDirs(ConfRoot()));
   std::string path = ConfRoot() + "/services.list";
-  std::string text;
   auto r = ReadFile(path);
-  if (r.ok()) text = r.value();
+  if (!r.ok() && r.status().code() != Code::kNotFound) return r.status();
+  // A repository made again (its old service removed) belongs to the new one only.
+  std::string text;
+  std::stringstream ss(r.ok() ? r.value() : "");
+  for (ServiceEntry o; ss >> o.cluster >> o.type >> o.id >> o.repo;)
+    if (o.repo != e.repo) text += o.cluster + " " + o.type + " " + o.id + " " + o.repo + "\n";
   text += e.cluster + " " + e.type + " " + e.id + " " + e.repo + "\n";
   return WriteFileAtomic(path, text);
 }

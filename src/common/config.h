@@ -48,9 +48,14 @@ Result<std::string> GetOrCreateHostId();
 Result<std::vector<HostPort>> ReadBsList(const std::string& cluster);
 Status AddToBsList(const std::string& cluster, const HostPort& addr);
 
-// The cluster key stored on this host by make-mds or auth-node; a missing key is kAuthFailed
-// with a message telling the user to run auth-node.
+// The cluster key stored on this host by make-mds or auth-node. A missing key is kAuthFailed
+// telling the user to run auth-node, or kNotFound "unknown cluster" when the host has no
+// bs.list for it either; a damaged file is kCorrupt naming it.
 Result<std::string> ReadClusterKey(const std::string& cluster);
+// The key in the text of key file `path`; a damaged file is kCorrupt naming the file, the
+// damage and then `fix` (what to run).
+Result<std::string> ParseClusterKey(const std::string& path, const std::string& text,
+                                    const std::string& fix);
 Status WriteClusterKey(const std::string& cluster, const std::string& key);
 
 struct ServiceEntry {

@@ -52,9 +52,9 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
   // environment it was started from; the host's key is the fallback.
   auto key_text = ReadFile(repo + "/cluster.key");
   if (key_text.ok()) {
-    std::string t = key_text.value();
-    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-    ASSIGN_OR_RETURN(s->key_, HexDecode(t));
+    ASSIGN_OR_RETURN(s->key_, ParseClusterKey(repo + "/cluster.key", key_text.value(),
+                                              "copy this host's " + ClusterDir(s->conf_.cluster) +
+                                                  "/cluster.key over it"));
   } else {
     ASSIGN_OR_RETURN(s->key_, ReadClusterKey(s->conf_.cluster));
   }

@@ -16,7 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/config.h"
 #include "common/log.h"
+#include "fuse/mount_point.h"
 #include "vstorage/client.h"
 
 namespace vstorage::fuse {
@@ -480,10 +482,20 @@ int MountMain(int argc, char** argv) {
   if (cluster.empty() || mnt.empty()) return Usage();
   char real[PATH_MAX];
   if (!::realpath(mnt.c_str(), real)) {
-    std::fprintf(stderr, "vstorage-mount: mount point %s: %s\n", mnt.c_str(), std::strerror(errno));
+    int e = errno;
+    std::fprintf(stderr, "vstorage-mount: mount point %s: %s%s\n", mnt.c_str(), std::strerror(e),
+                 e == ENOTCONN ? " (a mount whose process died; unmount it with 'fusermount3 -u DIR')" : "");
     return 1;
   }
   mnt = real;
+  {
+    auto mountinfo = ReadFile("/proc/self/mountinfo");
+    Status st = CheckMountPoint(mnt, cluster, mountinfo.ok() ? mountinfo.value() : "");
+    if (!st.ok()) {
+      std::fprintf(stderr, "vstorage-mount: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
   signal(SIGPIPE, SIG_IGN);
   SetLogTag("mount");
 

@@ -5,6 +5,7 @@
 // sequence of commands always yields the same state. Numbers never change meaning.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ enum class CommandType : uint16_t {
   kSetConfig = 11,
   kAddEvent = 12,
   kSetCsReleasing = 13,  // rm-cs: move the data of a CS away (or --cancel)
+  kSetConfigMany = 14,   // set-config K=V...: every pair or none
 };
 
 struct Command {
@@ -111,6 +113,11 @@ struct SetConfigCmd {
   std::string key;
   std::string value;
   VS_FIELDS(key, value)
+};
+// Applied only when every pair is valid, so one set-config changes all or nothing.
+struct SetConfigManyCmd {
+  std::map<std::string, std::string> values;
+  VS_FIELDS(values)
 };
 struct AddEventCmd {
   std::string sys = "MDS";

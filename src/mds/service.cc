@@ -1348,6 +1348,11 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (res.ok()) AddEvent("INF", "Global configuration updated by request from " + c.peer() + ": " + r.key + "=" + r.value);
         return reply_status(res.status());
       }
+      case MsgType::kSetConfigMany: {
+        proto::SetConfigManyReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        return reply_status(SetConfigMany(r, c.peer()));
+      }
       case MsgType::kGetConfig: {
         (void)c.Reply(req, proto::ConfigReply{state_.Config()});
         return;
@@ -1387,6 +1392,16 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
     }
   }
   if (!freed.empty()) QueueDeletes(freed);
+}
+
+// One journaled command for every pair, so a bad pair leaves the configuration untouched.
+Status MdsService::SetConfigMany(const proto::SetConfigManyReq& r, const std::string& peer) {
+  auto res = Commit(CommandType::kSetConfigMany, SetConfigManyCmd{r.values});
+  if (!res.ok()) return res.status();
+  std::string list;
+  for (const auto& [k, v] : r.values) list += (list.empty() ? "" : ", ") + k + "=" + v;
+  AddEvent("INF", "Global configuration updated by request from " + peer + ": " + list);
+  return Status::Ok();
 }
 
 }  // namespace vstorage::mds

@@ -87,6 +87,8 @@ class MdsService {
   Result<proto::GetChunkReply> ReportFailure(const proto::ReportCsFailureReq& r);
   Result<proto::CsRegisterReply> RegisterCs(const proto::CsRegisterReq& r);
   proto::ClusterStatReply ClusterStat();
+  // set-config: every pair of r is checked, then all are applied as one command, or none.
+  Status SetConfigMany(const proto::SetConfigManyReq& r, const std::string& peer);
   proto::FileInfoReply FileInfo(InodeId ino, Status* st);
   std::string ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const;
   bool CsActive(CsId id) const;

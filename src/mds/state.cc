@@ -355,6 +355,11 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       RETURN_IF_ERROR(decode(&c));
       return SetConfig(c);
     }
+    case CommandType::kSetConfigMany: {
+      SetConfigManyCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      return SetConfigMany(c);
+    }
     case CommandType::kAddEvent: {
       AddEventCmd c;
       RETURN_IF_ERROR(decode(&c));
@@ -523,8 +528,7 @@ Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
   } else if (c.name == "chunk-size") {
     ASSIGN_OR_RETURN(uint64_t size, ParseChunkSizeValue(c.value));
     if (cn->attr.type == proto::NodeType::kFile && !cn->chunks.empty() && size != cn->attr.chunk_size)
-      return Err(Code::kBusy, "the chunk size of a file that already has data cannot change; set it on "
-                              "the directory before creating the file");
+      return Err(Code::kBusy, proto::kChunkSizeOfFileWithDataReason);
     inodes_.at(c.ino).attr.chunk_size = size;
   } else {
     return Err(Code::kInvalidArgument, "unknown attribute '" + c.name + "' (known: replicas, chunk-size)");
@@ -565,18 +569,47 @@ Result<ApplyResult> MdsState::UpdateChunk(const UpdateChunkCmd& c) {
   return ApplyResult{};
 }
 
-Result<ApplyResult> MdsState::SetConfig(const SetConfigCmd& c) {
-  const ConfigParam* p = FindParam(c.key);
+Status MdsState::CheckConfig(const std::string& key, const std::string& value) {
+  const ConfigParam* p = FindParam(key);
   if (!p) {
     std::string known;
     for (const auto& q : kParams) known += std::string(known.empty() ? "" : ", ") + q.key;
-    return Err(Code::kInvalidArgument, "unknown parameter '" + c.key + "'; known: " + known);
+    return Err(Code::kInvalidArgument, "unknown parameter '" + key + "'; known: " + known);
   }
   uint64_t v = 0;
-  if (!ParseU64(c.value, &v) || static_cast<int64_t>(v) < p->min || static_cast<int64_t>(v) > p->max)
-    return Err(Code::kInvalidArgument, "invalid value '" + c.value + "' for " + c.key + ": an integer from " +
+  if (!ParseU64(value, &v) || static_cast<int64_t>(v) < p->min || static_cast<int64_t>(v) > p->max)
+    return Err(Code::kInvalidArgument, "invalid value '" + value + "' for " + key + ": an integer from " +
                                            std::to_string(p->min) + " to " + std::to_string(p->max));
+  return Status::Ok();
+}
+
+Result<ApplyResult> MdsState::SetConfig(const SetConfigCmd& c) {
+  RETURN_IF_ERROR(CheckConfig(c.key, c.value));
+  uint64_t v = 0;
+  ParseU64(c.value, &v);
   config_[c.key] = std::to_string(v);
+  return ApplyResult{};
+}
+
+Result<ApplyResult> MdsState::SetConfigMany(const SetConfigManyCmd& c) {
+  if (c.values.empty()) return Err(Code::kInvalidArgument, "no parameter to set");
+  std::string bad;
+  size_t n_bad = 0;
+  for (const auto& [k, v] : c.values) {
+    Status st = CheckConfig(k, v);
+    if (st.ok()) continue;
+    ++n_bad;
+    bad += (bad.empty() ? "" : "; ") + st.message();
+  }
+  if (n_bad)
+    return Err(Code::kInvalidArgument,
+               std::to_string(n_bad) + " of " + std::to_string(c.values.size()) +
+                   " parameters are invalid, so none was changed: " + bad);
+  for (const auto& [k, v] : c.values) {
+    uint64_t x = 0;
+    ParseU64(v, &x);
+    config_[k] = std::to_string(x);
+  }
   return ApplyResult{};
 }
 

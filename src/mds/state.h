@@ -100,6 +100,9 @@ class MdsState {
   // Cluster configuration: every known parameter with its value.
   std::map<std::string, std::string> Config() const;
   int64_t ConfigValue(const std::string& key) const;
+  // OK when key is a known parameter and value is in its range; otherwise kInvalidArgument
+  // naming the parameter and what it accepts. Applying a SetConfig command checks the same.
+  static Status CheckConfig(const std::string& key, const std::string& value);
 
   const std::deque<EventRecord>& Events() const { return events_; }
   StateCounts Counts() const;
@@ -130,6 +133,7 @@ class MdsState {
   Result<ApplyResult> AllocChunk(const AllocChunkCmd& c);
   Result<ApplyResult> UpdateChunk(const UpdateChunkCmd& c);
   Result<ApplyResult> SetConfig(const SetConfigCmd& c);
+  Result<ApplyResult> SetConfigMany(const SetConfigManyCmd& c);
   // Removes a file's chunks at index >= first_index into `freed`.
   void FreeChunks(Inode& n, uint64_t first_index, std::vector<FreedChunk>* freed);
   void RemoveInode(InodeId ino, std::vector<FreedChunk>* freed);

@@ -182,6 +182,35 @@ TEST_F(StateTest, ConfigDefaultsAndValidation) {
   EXPECT_EQ(s.ConfigValue("mds.wd.offline_tout"), 5000);
 }
 
+// set-config good=1 bad=1 used to apply `good` and then fail on `bad`.
+TEST_F(StateTest, SetConfigManyAppliesEveryPairOrNone) {
+  SetConfigManyCmd mixed{{{"mds.wd.offline_tout", "7000"}, {"no.such", "1"}, {"mds.wd.max_offline_cs", "x"}}};
+  auto r = s.Apply(Cmd(CommandType::kSetConfigMany, mixed));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  const std::string& m = r.status().message();
+  EXPECT_NE(m.find("2 of 3 parameters are invalid, so none was changed"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown parameter 'no.such'"), std::string::npos) << m;
+  EXPECT_NE(m.find("invalid value 'x' for mds.wd.max_offline_cs"), std::string::npos) << m;
+  EXPECT_EQ(s.ConfigValue("mds.wd.offline_tout"), 300000);
+  EXPECT_EQ(s.ConfigValue("mds.wd.max_offline_cs"), 2);
+
+  SetConfigManyCmd good{{{"mds.wd.offline_tout", "7000"}, {"mds.wd.max_offline_cs", "5"}}};
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetConfigMany, good)).ok());
+  EXPECT_EQ(s.ConfigValue("mds.wd.offline_tout"), 7000);
+  EXPECT_EQ(s.ConfigValue("mds.wd.max_offline_cs"), 5);
+  EXPECT_FALSE(s.Apply(Cmd(CommandType::kSetConfigMany, SetConfigManyCmd{})).ok());
+  EXPECT_TRUE(MdsState::CheckConfig("mds.wd.offline_tout", "1000").ok());
+  EXPECT_FALSE(MdsState::CheckConfig("mds.wd.offline_tout", "999").ok());
+}
+
+// The journal keeps this command: its number and encoding must never change.
+TEST(Commands, GoldenSetConfigMany) {
+  EXPECT_EQ(static_cast<int>(CommandType::kSetConfigMany), 14);
+  std::string b = proto::EncodeToString(SetConfigManyCmd{{{"a", "1"}}});
+  EXPECT_EQ(b, std::string("\x01\0\0\0\x01\0\0\0a\x01\0\0\0" "1", 14));
+}
+
 TEST_F(StateTest, SnapshotImageRoundTrips) {
   AddCs("h1");
   auto d = Create(kRootInode, "d", proto::NodeType::kDir);

@@ -42,6 +42,7 @@ enum class MsgType : uint16_t {
   kSetConfig = 118,
   kGetConfig = 119,
   kReadlink = 120,
+  kSetConfigMany = 121,  // set-config K=V...: validated together, applied all or none
 
   // CS / admin -> MDS.
   kCsCreate = 200,     // make-cs: allocate a CS id (journaled)
@@ -247,6 +248,11 @@ struct SetXattrReq {
   std::string value;
   VS_FIELDS(ino, name, value)
 };
+// Why the MDS refuses (kBusy) a new chunk-size on a file: set-attr reaches the MDS through the
+// mount's setxattr, which carries only EBUSY, so the CLI prints this same text.
+inline constexpr const char* kChunkSizeOfFileWithDataReason =
+    "the chunk size of a file that already has data cannot change; set it on the directory "
+    "before creating the file";
 struct XattrsReply {
   std::map<std::string, std::string> attrs;
   VS_FIELDS(attrs)
@@ -258,6 +264,10 @@ struct StatfsReply {
 struct ConfigReq {
   std::string key, value;
   VS_FIELDS(key, value)
+};
+struct SetConfigManyReq {
+  std::map<std::string, std::string> values;
+  VS_FIELDS(values)
 };
 struct ConfigReply {
   std::map<std::string, std::string> values;

@@ -109,7 +109,16 @@ Status ClientHandshake(Socket& s, const std::string& cluster, const std::string&
   cr.kind = kind;
   RETURN_IF_ERROR(SendMsg(s, MsgType::kChallengeResponse, cr));
   proto::HandshakeResult hr;
-  RETURN_IF_ERROR(RecvMsg(s, MsgType::kHandshakeResult, &hr));
+  Status st = RecvMsg(s, MsgType::kHandshakeResult, &hr);
+  // The server's reason is written for its own log ("run auth-node on that host"); seen
+  // from here the stale key is this host's.
+  if (st.code() == Code::kAuthFailed)
+    return Err(Code::kAuthFailed,
+               "the server refused the cluster key of this host: the key this host keeps for "
+               "cluster '" + cluster + "' does not match the cluster's (the fault is on this "
+               "host, not on the server); run 'vstorage -c " + cluster + " auth-node' on this "
+               "host to fetch the key again");
+  RETURN_IF_ERROR(st);
   if (!SecretEquals(hr.mac, HmacSha256(key, "server" + cr.nonce + ch.nonce)))
     return Err(Code::kAuthFailed, "server failed to prove the cluster key");
   return Status::Ok();

@@ -75,6 +75,11 @@ TEST_F(RpcTest, WrongKeyRefusedWithAdvice) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), Code::kAuthFailed);
   EXPECT_NE(c.status().message().find("auth-node"), std::string::npos);
+  // The advice is for the host that dialled: it has the wrong key.
+  EXPECT_NE(c.status().message().find("the fault is on this host"), std::string::npos)
+      << c.status().message();
+  EXPECT_NE(c.status().message().find("on this host to fetch the key again"), std::string::npos);
+  EXPECT_EQ(c.status().message().find("on that host"), std::string::npos);
 }
 
 TEST_F(RpcTest, WrongClusterRefused) {
