@@ -9,6 +9,7 @@ import subprocess
 from conftest import BIN
 
 OPS = int(os.environ.get("VSTORAGE_FSX_OPS", "4000"))
+SEEDS = [int(x) for x in os.environ.get("VSTORAGE_FSX_SEEDS", "1,2").split(",")]
 
 
 def remount_command(cluster, m):
@@ -23,15 +24,16 @@ def run_fsx(cluster, m, seed, ops, extra=()):
     argv = [os.path.join(BIN, "vstorage-fsx"), "-S", str(seed), "-N", str(ops), "--max-size", str(6 << 20),
             "--remount-cmd", remount_command(cluster, m), "--remount-every", "1500",
             "--log", os.path.join(cluster.root, f"fsx-{seed}.log"), *extra, f"{m}/fsx-{seed}"]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=max(1200, ops // 50))
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
     assert f"{ops} operations clean" in r.stdout, r.stdout
+    print(r.stdout.strip())  # the time it took, seen with pytest -s (bench/fsx_long.sh)
 
 
 def test_fsx_short_run_on_small_chunks(cluster):
     _, m, _ = cluster.start(3, replicas=3, chunk_size="1M")
-    for seed in (1, 2):
-        run_fsx(cluster, m, seed, OPS)
+    for seed in SEEDS:
+        run_fsx(cluster, m, seed, OPS, ["--progress", str(max(OPS // 20, 1000))])
 
 
 def test_fsx_finds_a_corruption(cluster, tmp_path):
