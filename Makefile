@@ -4,7 +4,7 @@ CLUSTER ?= stor1
 CS ?= 3
 PY := /usr/bin/python3
 
-.PHONY: deps build test unit systest run stop clean bench
+.PHONY: deps build test unit unit-asan systest run stop clean bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -16,10 +16,18 @@ build: deps
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -j2
 
+# The unit tests again under ASan+UBSan (any finding fails): an over-read of a buffer handed
+# to the socket, as the old truncate had, shows here even when the bytes look harmless.
+unit-asan: deps
+	@cmake -S . -B $(BUILD)-asan -G Ninja -DVSTORAGE_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD)-asan -j2
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j2
+
 systest: build
 	$(PY) -m pytest -q tests/system
 
-test: unit systest
+test: unit unit-asan systest
 
 run: build
 	@VSTORAGE_CS=$(CS) bash scripts/local-cluster.sh start $(CLUSTER)

@@ -1324,8 +1324,13 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         return;
       }
       case MsgType::kStatfs: {
+        // df shows logical bytes, all three columns alike: the raw space divided by the
+        // cluster's replica count (the root's norm), so Size = Used + Avail and Use% is the
+        // disks' fill level.
         auto s = ClusterStat();
-        (void)c.Reply(req, proto::StatfsReply{s.total_bytes, s.free_bytes, s.allocatable_bytes, s.inodes});
+        uint64_t n = std::max<uint64_t>(s.replicas_norm, 1);
+        (void)c.Reply(req, proto::StatfsReply{s.total_bytes / n, s.free_bytes / n,
+                                              std::min(s.allocatable_bytes, s.free_bytes / n), s.inodes});
         return;
       }
       case MsgType::kClusterStat: {

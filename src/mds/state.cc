@@ -142,6 +142,8 @@ Result<const MdsState::Inode*> MdsState::Dir(InodeId ino) const {
 
 Result<proto::Attr> MdsState::Lookup(InodeId parent, const std::string& name) const {
   ASSIGN_OR_RETURN(const Inode* d, Dir(parent));
+  if (name.size() > kMaxNameBytes)  // as on ext4: too long is not "not found"
+    return Err(Code::kNameTooLong, "file name longer than " + std::to_string(kMaxNameBytes) + " bytes");
   auto it = d->children.find(name);
   if (it == d->children.end()) return Err(Code::kNotFound, "no such file or directory: " + name);
   return inodes_.at(it->second).attr;

@@ -68,6 +68,13 @@ TEST_F(StateTest, CreateLookupReaddirUnlink) {
   EXPECT_EQ(s.GetAttr(f.ino).status().code(), Code::kNotFound);
 }
 
+TEST_F(StateTest, ANameOver255BytesIsTooLongOnLookupToo) {
+  std::string n(256, 'x');
+  EXPECT_EQ(s.Lookup(kRootInode, n).status().code(), Code::kNameTooLong);
+  EXPECT_EQ(s.Lookup(kRootInode, std::string(255, 'x')).status().code(), Code::kNotFound);
+  EXPECT_EQ(s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, n, false})).status().code(), Code::kNameTooLong);
+}
+
 TEST_F(StateTest, BadNamesAreRefused) {
   for (std::string n : std::vector<std::string>{"", ".", "..", "a/b", std::string(256, 'x')}) {
     auto r = s.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{kRootInode, n, proto::NodeType::kFile, 0644, "", true}));

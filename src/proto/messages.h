@@ -257,6 +257,7 @@ struct XattrsReply {
   std::map<std::string, std::string> attrs;
   VS_FIELDS(attrs)
 };
+// Logical bytes (raw space / the root's replica count): what df shows.
 struct StatfsReply {
   uint64_t total_bytes = 0, free_bytes = 0, allocatable_bytes = 0, files = 0;
   VS_FIELDS(total_bytes, free_bytes, allocatable_bytes, files)

@@ -201,3 +201,45 @@ def test_stat_shows_measured_iowait_and_iolat(cluster3):
     mds = st["mds"][0]
     # The MDS worked while the cluster was set up and written to: it used CPU and committed.
     assert mds["commits"] > 0 and 0 <= mds["ctime_pct"] <= 100 and mds["cpu_pct"] > 0, mds
+
+
+def test_name_too_long_on_every_call_as_on_ext4(cluster3):
+    m = cluster3.mnt
+    long = "x" * 256
+    open(f"{m}/ok", "w").close()
+    os.mkdir(f"{m}/dir")
+    calls = [
+        ("stat", lambda: os.stat(f"{m}/{long}")),
+        ("open O_CREAT", lambda: open(f"{m}/{long}", "w")),
+        ("mkdir", lambda: os.mkdir(f"{m}/{long}")),
+        ("unlink", lambda: os.unlink(f"{m}/{long}")),
+        ("rmdir", lambda: os.rmdir(f"{m}/{long}")),
+        ("rename to", lambda: os.rename(f"{m}/ok", f"{m}/{long}")),
+        ("rename from", lambda: os.rename(f"{m}/{long}", f"{m}/ok2")),
+        ("symlink", lambda: os.symlink("ok", f"{m}/{long}")),
+        ("lookup below", lambda: os.stat(f"{m}/dir/{long}/f")),
+    ]
+    for what, call in calls:
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.ENAMETOOLONG, (what, e.value)
+    # 255 bytes is fine.
+    open(f"{m}/{'y' * 255}", "w").close()
+    assert os.path.exists(f"{m}/{'y' * 255}")
+
+
+def test_df_size_used_and_avail_agree_in_logical_bytes(cluster):
+    _, m, h = cluster.start(3, replicas=3, chunk_size="4M")
+    st = os.statvfs(m)
+    size, free, avail = st.f_blocks * st.f_frsize, st.f_bfree * st.f_frsize, st.f_bavail * st.f_frsize
+    raw = sum(os.statvfs(repo).f_blocks * os.statvfs(repo).f_frsize for repo, _ in cluster.cs_repos.values())
+    # Three replicas on three CS: the logical size is a third of the raw space.
+    assert abs(size - raw // 3) <= raw // 300 + 3 * 4096, (size, raw)
+    assert avail <= free <= size
+    raw_free = sum(os.statvfs(repo).f_bavail * os.statvfs(repo).f_frsize for repo, _ in cluster.cs_repos.values())
+    # Use% as df computes it equals the disks' fill level (within a percent).
+    used = size - free
+    disks_used = 1 - raw_free / raw
+    assert abs(used / size - disks_used) < 0.01, (used / size, disks_used)
+    out = subprocess.run(["df", "-B1", m], capture_output=True, text=True, check=True).stdout.splitlines()[1].split()
+    assert int(out[1]) == size and int(out[3]) == avail, out
