@@ -86,18 +86,25 @@ std::vector<ClientId> LeaseTable::Expire(int64_t now_ms) {
       ++it;
     }
   }
-  for (ClientId c : gone) {
-    for (auto it = files_.begin(); it != files_.end();) {
-      auto& f = it->second;
-      f.readers.erase(c);
-      if (f.writer == c) {
-        f.writer = ClientId{};
-        f.writer_opens = 0;
-      }
-      it = (f.writer.v == 0 && f.readers.empty()) ? files_.erase(it) : std::next(it);
-    }
-  }
+  for (ClientId c : gone) DropLeases(c);
   return gone;
+}
+
+void LeaseTable::Unregister(ClientId c) {
+  sessions_.erase(c);
+  DropLeases(c);
+}
+
+void LeaseTable::DropLeases(ClientId c) {
+  for (auto it = files_.begin(); it != files_.end();) {
+    auto& f = it->second;
+    f.readers.erase(c);
+    if (f.writer == c) {
+      f.writer = ClientId{};
+      f.writer_opens = 0;
+    }
+    it = (f.writer.v == 0 && f.readers.empty()) ? files_.erase(it) : std::next(it);
+  }
 }
 
 }  // namespace vstorage::mds

@@ -39,6 +39,9 @@ class LeaseTable {
   bool HoldsWrite(InodeId ino, ClientId c) const;
   // Drops sessions not seen for the lease timeout, with their leases. Returns their ids.
   std::vector<ClientId> Expire(int64_t now_ms);
+  // A client that said goodbye (unmount): its session and every lease it held end now, so
+  // the next mount need not wait for them to expire.
+  void Unregister(ClientId c);
   const std::map<ClientId, ClientSession>& sessions() const { return sessions_; }
   size_t open_count(ClientId c, bool write) const;
 
@@ -48,6 +51,7 @@ class LeaseTable {
     ClientId writer;                       // 0: none
     uint32_t writer_opens = 0;
   };
+  void DropLeases(ClientId c);
   int64_t timeout_ms_;
   uint64_t next_id_ = kFirstClientId;
   std::map<ClientId, ClientSession> sessions_;

@@ -92,6 +92,21 @@ TEST(Leases, ExpiryFreesLeases) {
   EXPECT_TRUE(t.Acquire(f, b, true, 60001).ok());
 }
 
+// Found by vstorage-fsx: after an unmount, the next mount's open for writing was busy until
+// the old client's lease expired.
+TEST(Leases, AClientThatSaysGoodbyeLeavesNoLeaseBehind) {
+  LeaseTable t(60000);
+  ClientId a = t.Register(ClientId{}, "ha", 0), b = t.Register(ClientId{}, "hb", 0);
+  InodeId f{10}, g{11};
+  ASSERT_TRUE(t.Acquire(f, a, true, 0).ok());
+  ASSERT_TRUE(t.Acquire(g, a, false, 0).ok());
+  EXPECT_EQ(t.Acquire(f, b, true, 1).code(), Code::kBusy);
+  t.Unregister(a);
+  EXPECT_TRUE(t.Acquire(f, b, true, 2).ok());
+  EXPECT_TRUE(t.Acquire(g, b, true, 2).ok());
+  EXPECT_EQ(t.sessions().count(a), 0u);
+}
+
 TEST(Leases, ReRegisterAfterRestartKeepsIdAndAdvancesCounter) {
   LeaseTable t;
   EXPECT_EQ(t.Register(ClientId{3000}, "h", 0), ClientId{3000});

@@ -1287,6 +1287,12 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         }
         return reply_attr(a);
       }
+      case MsgType::kUnregisterClient: {
+        proto::UnregisterClientReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        leases_.Unregister(r.client);
+        return reply_status(Status::Ok());
+      }
       case MsgType::kRelease: {
         proto::ReleaseReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);

@@ -43,6 +43,7 @@ enum class MsgType : uint16_t {
   kGetConfig = 119,
   kReadlink = 120,
   kSetConfigMany = 121,  // set-config K=V...: validated together, applied all or none
+  kUnregisterClient = 122,  // a client going away (unmount): its session and leases end now
 
   // CS / admin -> MDS.
   kCsCreate = 200,     // make-cs: allocate a CS id (journaled)
@@ -190,6 +191,10 @@ struct ReleaseReq {
   ClientId client;
   bool write = false;
   VS_FIELDS(ino, client, write)
+};
+struct UnregisterClientReq {
+  ClientId client;
+  VS_FIELDS(client)
 };
 struct ClientHeartbeat {
   ClientId client;

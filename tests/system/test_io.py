@@ -3,8 +3,10 @@ import errno
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -243,3 +245,36 @@ def test_df_size_used_and_avail_agree_in_logical_bytes(cluster):
     assert abs(used / size - disks_used) < 0.01, (used / size, disks_used)
     out = subprocess.run(["df", "-B1", m], capture_output=True, text=True, check=True).stdout.splitlines()[1].split()
     assert int(out[1]) == size and int(out[3]) == avail, out
+
+
+def test_a_file_written_before_an_unmount_opens_for_writing_at_once_after(cluster3):
+    """The old mount says goodbye: its leases end at unmount, not at their timeout."""
+    m = cluster3.mnt
+    for i in range(3):
+        with open(f"{m}/f", "ab") as f:
+            f.write(b"x" * 1000)
+        cluster3.umount(m)
+        m = cluster3.mount()
+        t0 = time.monotonic()
+        with open(f"{m}/f", "ab") as f:
+            f.write(b"y")
+        assert time.monotonic() - t0 < 5, f"round {i}: open for writing waited for a lease"
+    assert os.path.getsize(f"{m}/f") == 3 * 1001
+    # A mount stopped with a file still open for writing (no release ever comes for it).
+    f = open(f"{m}/f", "ab")
+    f.write(b"z")
+    f.flush()
+    pids = cluster3.mount_pids()
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGTERM)
+    wait_for(lambda: not cluster3.mount_pids(), what="the mount process to exit")
+    try:
+        f.close()
+    except OSError:
+        pass  # ENOTCONN: the file system is gone
+    cluster3.umount(m)
+    m = cluster3.mount()
+    t0 = time.monotonic()
+    with open(f"{m}/f", "ab") as g:
+        g.write(b"w")
+    assert time.monotonic() - t0 < 5, "open for writing waited for the dead mount's lease"
