@@ -562,6 +562,7 @@ proto::ClusterStatReply MdsService::ClusterStat() {
 // (0 disables the failed mode), unknown while the CS re-register after a master change.
 std::string MdsService::ClusterStatusLocked(int64_t now, CsTally* tally) const {
   CsTally t;
+  uint64_t failed_cs = 0;
   std::set<std::string> offline_hosts;
   for (const auto& cs : state_.AllCs()) {
     if (cs.dropped) continue;
@@ -569,6 +570,10 @@ std::string MdsService::ClusterStatusLocked(int64_t now, CsTally* tally) const {
     std::string st = it == cs_soft_.end() ? "inactive" : it->second.status;
     if (st == "offline") {
       ++t.offline;
+      // A CS that never registered holds no data: it degrades the cluster but does not
+      // fail it (and so stop replication) on its own.
+      if (cs.addr.empty()) continue;
+      ++failed_cs;
       offline_hosts.insert(cs.host_id);
     } else if (st == "inactive") {
       ++t.inactive;
@@ -579,7 +584,7 @@ std::string MdsService::ClusterStatusLocked(int64_t now, CsTally* tally) const {
   if (tally) *tally = t;
   int64_t max_cs = state_.ConfigValue("mds.wd.max_offline_cs");
   int64_t max_hosts = state_.ConfigValue("mds.wd.max_offline_cs_hosts");
-  if ((max_cs > 0 && t.offline > static_cast<uint64_t>(max_cs)) ||
+  if ((max_cs > 0 && failed_cs > static_cast<uint64_t>(max_cs)) ||
       (max_hosts > 0 && offline_hosts.size() > static_cast<uint64_t>(max_hosts)))
     return "failure";
   if (now - start_ms_ < kCsInactiveAfterMs && t.inactive > 0) return "unknown";
@@ -897,6 +902,10 @@ void MdsService::UpdateCsStatuses(int64_t now) {
     auto& soft = cs_soft_[cs.id];
     std::string want = soft.status;
     int64_t silent = soft.registered ? now - soft.last_seen_ms : now - start_ms_;
+    // A CS that never registered (made, csd not started yet) is timed from its make-cs, not
+    // from this MDS's start: made a second ago, it is not offline yet.
+    if (!soft.registered && cs.addr.empty() && cs.created_ms > 0)
+      silent = std::max<int64_t>(0, RealClock()->WallMs() - cs.created_ms);
     if (silent > offline_ms) want = "offline";
     else if (silent <= inactive_ms && soft.registered) want = "active";
     else want = "inactive";
@@ -1359,6 +1368,8 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         auto res = Commit(CommandType::kCreateCs, CreateCsCmd{r.host_id, r.tier});
         if (!res.ok()) return reply_status(res.status());
         AddEvent("INF", "CS#" + res->cs.str() + " created on host " + r.host_id);
+        // Waiting for its first registration: inactive (no event) until offline_tout passes.
+        cs_soft_[res->cs].status = "inactive";
         (void)c.Reply(req, proto::CsCreateReply{res->cs});
         return;
       }
