@@ -322,6 +322,13 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
     ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateCs, u));
     (void)res;
   }
+  if (!r.host_id.empty() && r.host_id != cs->host_id) {
+    // Its host got a new host_id (2.5.2.1, 8.1.7: a cloned host): failure domains follow.
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kSetCsHost, SetCsHostCmd{r.cs, r.host_id}));
+    (void)res;
+    AddEvent("INF", "CS#" + r.cs.str() + " moved from host " + cs->host_id + " to host " + r.host_id +
+                        " (its host_id changed)");
+  }
   cs_pool_->Forget(r.addr);
   proto::CsRegisterReply rep;
   for (const auto& rc : r.chunks) {

@@ -361,6 +361,15 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       it->second.releasing = c.releasing;
       return ApplyResult{};
     }
+    case CommandType::kSetCsHost: {
+      SetCsHostCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      if (c.host_id.empty()) return Err(Code::kInvalidArgument, "a CS needs a host id");
+      auto it = cs_.find(c.cs);
+      if (it == cs_.end()) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
+      it->second.host_id = c.host_id;
+      return ApplyResult{};
+    }
     case CommandType::kSetConfig: {
       SetConfigCmd c;
       RETURN_IF_ERROR(decode(&c));

@@ -227,6 +227,15 @@ TEST_F(StateTest, Format2SnapshotStillDecodes) {
   EXPECT_EQ(cs->created_ms, 0);
 }
 
+// Issue 9.9: a CS that starts on a host with a new host_id moves there (journaled).
+TEST_F(StateTest, SetCsHostMovesTheCs) {
+  CsId id = AddCs("cloned");
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{id, "fresh"})).ok());
+  EXPECT_EQ(s.Cs(id)->host_id, "fresh");
+  EXPECT_FALSE(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{id, ""})).ok());
+  EXPECT_EQ(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{CsId{9999}, "x"})).status().code(), Code::kNotFound);
+}
+
 // ---------------- Journal ----------------
 
 class JournalTest : public ::testing::Test {

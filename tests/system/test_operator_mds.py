@@ -62,3 +62,42 @@ def test_cs_made_but_not_started_is_not_offline_at_once_and_never_fails_the_clus
     assert len(t) == 2 and int(t[1]) > int(t[0]), t
     assert "The cluster failed" not in events(h)
 
+
+def test_new_host_id_moves_a_cloned_cs_to_its_own_host(cluster):
+    cluster.make_mds()
+    h = cluster.host("mds")
+    a = cluster.add_cs(host_name="a")
+    # Host b was cloned from a's image: same host_id.
+    b_host = cluster.host("b")
+    shutil.copy(os.path.join(cluster.host("a").conf, "host_id"), os.path.join(b_host.conf, "host_id"))
+    b = cluster.add_cs(host_name="b")
+    cluster.wait_cs_active(2)
+    old = cs_entry(cluster, a)["host_id"]
+    assert cs_entry(cluster, b)["host_id"] == old
+    m = cluster.mount()
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    h.vstorage("set-attr", m, "replicas=2:1")
+    write_file(f"{m}/f", os.urandom(MiB))
+    assert len(file_info(cluster, f"{m}/f")["chunks"][0]["replicas"]) == 1  # one host: one replica
+
+    # The guide's fix (2.5.2.1, 8.1.7): a new host_id on b, then restart its CS.
+    new = "0123456789abcdef"
+    with open(os.path.join(b_host.conf, "host_id"), "w") as f:
+        f.write(new + "\n")
+    cluster.restart(f"cs{b}")
+    wait_for(lambda: cs_entry(cluster, b)["host_id"] == new and cs_entry(cluster, b)["status"] == "active",
+             what="CS b on its new host")
+    assert cs_entry(cluster, a)["host_id"] == old
+    repo, _ = cluster.cs_repos[b]
+    assert f"host_id={new}" in open(os.path.join(repo, "cs.conf")).read()
+    assert f"CS#{b} moved from host {old} to host {new}" in events(h)
+    # Now two hosts: the chunk gets its second replica, and new chunks get two at once.
+    wait_for(lambda: sorted(file_info(cluster, f"{m}/f")["chunks"][0]["replicas"]) == sorted([a, b])
+             and file_info(cluster, f"{m}/f")["chunks"][0]["state"] == "healthy", timeout=60,
+             what="second replica on the moved CS")
+    write_file(f"{m}/g", os.urandom(MiB))
+    assert sorted(file_info(cluster, f"{m}/g")["chunks"][0]["replicas"]) == sorted([a, b])
+    # It stays on the new host across an MDS restart (journaled).
+    cluster.restart("mds")
+    cluster.wait_mds()
+    wait_for(lambda: cs_entry(cluster, b)["host_id"] == new, what="host id after MDS restart")
