@@ -29,6 +29,7 @@ const char* CodeName(Code c) {
     case Code::kNotMaster: return "not the master MDS";
     case Code::kRange: return "out of range";
     case Code::kTryAgain: return "try again";
+    case Code::kNotEnoughHosts: return "not enough hosts";
   }
   return "unknown";
 }
@@ -57,6 +58,8 @@ int CodeToErrno(Code c) {
     case Code::kNotMaster: return EAGAIN;
     case Code::kRange: return ERANGE;
     case Code::kTryAgain: return EIO;  // surfaces only after the client's own timeout
+    // Not ENOSPC: there is space, only too few hosts for the replicas (the message says so).
+    case Code::kNotEnoughHosts: return EIO;
   }
   return EIO;
 }

@@ -32,6 +32,7 @@ enum class Code : uint16_t {
   kNotMaster = 19,
   kRange = 20,
   kTryAgain = 21,      // the MDS asks to retry later: chunk blocked or being replicated
+  kNotEnoughHosts = 22,  // fewer failure domains (hosts) than the replicas asked for: not space
 };
 
 const char* CodeName(Code c);

@@ -30,8 +30,15 @@ struct PlacementRequest {
 };
 
 // Picks up to `norm` active CS of the tier, at most one per failure domain, preferring the
-// most free space (ties broken by rotation). Returns them in chain order. kNoSpace (with the
-// numbers in the message) when fewer than `min` qualify.
+// most free space (ties broken by rotation). Returns them in chain order. When fewer than
+// `min` qualify: kNotEnoughHosts ("not enough hosts for N replicas", with the numbers) if
+// there are not `min` free failure domains with active CS of the tier at all, whatever
+// their space; kNoSpace (with the numbers) if space is what is missing.
 Result<std::vector<CsId>> PlaceReplicas(const std::vector<CsCandidate>& cs, const PlacementRequest& req);
+
+// For set-attr replicas=norm:min on a cluster whose chunk servers (dropped ones aside) are on
+// `hosts` distinct hosts: "" when norm replicas fit on distinct hosts, otherwise the warning
+// that says so and what writes will do (fail below min, stay degraded below norm).
+std::string ReplicasHostsWarning(uint32_t norm, uint32_t min, size_t hosts);
 
 }  // namespace vstorage::mds

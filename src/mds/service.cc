@@ -131,6 +131,13 @@ bool MdsService::CsCounts(CsId id) const {
   return cs.ok() && !cs->releasing && !cs->dropped;
 }
 
+size_t MdsService::CsHosts(uint32_t tier) const {
+  std::set<std::string> hosts;
+  for (const auto& cs : state_.AllCs())
+    if (!cs.dropped && cs.tier == tier) hosts.insert(cs.host_id);
+  return hosts.size();
+}
+
 std::string MdsService::CsAddr(CsId id) const {
   auto cs = state_.Cs(id);
   return cs.ok() ? cs->addr : std::string();
@@ -229,6 +236,7 @@ Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, c
         msg += " since only " + std::to_string(registered) + " chunk servers are registered";
       else
         msg += " - " + std::to_string(avail) + " out of " + std::to_string(registered) + " chunks servers are available";
+      if (!placed.ok() && placed.status().code() == Code::kNotEnoughHosts) msg += ": " + placed.status().message();
       AddEvent("WRN", msg);
       if (alloc_event_ms_.size() > 10000) alloc_event_ms_.clear();
     }
@@ -1329,6 +1337,17 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         proto::SetXattrReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto res = Commit(CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value});
+        if (res.ok() && r.name == "replicas") {
+          // Accepted (hosts may be added later), but said: writes would fail or stay degraded.
+          auto nm = state_.ReplicasOf(r.ino);
+          std::string w = nm.ok() ? ReplicasHostsWarning(nm->first, nm->second, CsHosts(0)) : "";
+          if (!w.empty() && (w != last_replicas_warning_ || now - last_replicas_warning_ms_ >= 10000)) {
+            last_replicas_warning_ = w;
+            last_replicas_warning_ms_ = now;
+            AddEvent("WRN", "replicas=" + r.value + " set on '" + state_.PathOf(r.ino) + "' by request from " +
+                                c.peer() + ": " + w);
+          }
+        }
         return reply_status(res.status());
       }
       case MsgType::kGetXattrs: {

@@ -63,6 +63,37 @@ def test_cs_made_but_not_started_is_not_offline_at_once_and_never_fails_the_clus
     assert "The cluster failed" not in events(h)
 
 
+def test_replicas_more_than_hosts_warns_and_writes_say_not_enough_hosts(cluster):
+    ids, m, h = cluster.start(3)
+    os.mkdir(f"{m}/d")
+    r = h.vstorage("set-attr", f"{m}/d", "replicas=4:4")
+    assert r.returncode == 0
+    assert "Warning" in r.stderr and "cannot hold 4 replicas on distinct hosts" in r.stderr, r.stderr
+    assert "only 3 host(s)" in r.stderr
+    assert "replicas=4:4 set on '/d'" in events(h)
+    assert h.vstorage("get-attr", f"{m}/d").stdout.count("4:4") == 1
+
+    try:
+        write_file(f"{m}/d/f", os.urandom(MiB))
+        raise AssertionError("the write succeeded with 4 replicas on 3 hosts")
+    except OSError as e:
+        assert e.errno != errno.ENOSPC, e
+    assert os.statvfs(m).f_bavail > 0
+    log = open(os.path.join(cluster.root, "mnt.log")).read()
+    assert "not enough hosts for 4 replicas" in log, log[-2000:]
+    assert "no space" not in log
+    ev = events(h)
+    assert "Failed to allocate 4 replicas for '/d/f'" in ev and "not enough hosts for 4 replicas" in ev
+
+    # Below the minimum only: written, degraded, and the warning says so.
+    r = h.vstorage("set-attr", f"{m}/d", "replicas=4:2")
+    assert "degraded" in r.stderr, r.stderr
+    write_file(f"{m}/d/g", b"x" * MiB)
+    assert len(file_info(cluster, f"{m}/d/g")["chunks"][0]["replicas"]) == 3
+    # Nothing to say when the hosts suffice.
+    assert h.vstorage("set-attr", f"{m}/d", "replicas=3").stderr == ""
+
+
 def test_new_host_id_moves_a_cloned_cs_to_its_own_host(cluster):
     cluster.make_mds()
     h = cluster.host("mds")
