@@ -11,7 +11,7 @@ Result<std::vector<CsId>> PlaceReplicas(const std::vector<CsCandidate>& cs, cons
   std::vector<const CsCandidate*> ok;
   std::set<std::string> used_domains;
   for (const auto& c : cs)
-    if (has(req.exclude, c.id)) used_domains.insert(domain_of(c));
+    if (has(req.exclude, c.id) && !has(req.leaving, c.id)) used_domains.insert(domain_of(c));
   std::set<std::string> free_domains;  // with an active CS of the tier, space aside
   for (const auto& c : cs) {
     if (!c.active || c.tier != req.tier || has(req.exclude, c.id)) continue;

@@ -27,6 +27,9 @@ struct PlacementRequest {
   FailureDomain domain = FailureDomain::kHost;
   uint64_t rotation = 0;         // spreads ties; the caller passes a counter
   std::vector<CsId> exclude;     // already holding the chunk
+  // Of `exclude`, those whose replica is going away (rm-cs): not picked, but their failure
+  // domain is free for the new replica (another CS of that host may take it).
+  std::vector<CsId> leaving;
 };
 
 // Picks up to `norm` active CS of the tier, at most one per failure domain, preferring the

@@ -80,6 +80,20 @@ TEST(Placement, ReplicasHostsWarning) {
   EXPECT_NE(ReplicasHostsWarning(6, 3, 4).find("degraded"), std::string::npos);
 }
 
+// Issue 9.2: the replica of a CS being removed may move to another CS of the same host.
+TEST(Placement, LeavingReplicaFreesItsHost) {
+  std::vector<CsCandidate> cs = {{CsId{1025}, "h1", 0, 10ull << 30, true},
+                                 {CsId{1026}, "h2", 0, 10ull << 30, true},
+                                 {CsId{1027}, "h2", 0, 10ull << 30, true}};
+  PlacementRequest req{1, 1, 0};
+  req.exclude = {CsId{1025}, CsId{1026}};
+  EXPECT_EQ(PlaceReplicas(cs, req).status().code(), Code::kNotEnoughHosts);
+  req.leaving = {CsId{1026}};
+  auto r = PlaceReplicas(cs, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->front(), CsId{1027});
+}
+
 TEST(Leases, OneWriterManyReaders) {
   LeaseTable t;
   ClientId a = t.Register(ClientId{}, "ha", 0), b = t.Register(ClientId{}, "hb", 0);

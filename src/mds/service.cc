@@ -570,6 +570,10 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     s.clients.push_back(ci);
   }
   for (const auto& e : state_.Events()) s.events.push_back({e.time_ms, e.sys, e.sev, e.message});
+  for (const auto& [id, stuck] : release_stuck_) {
+    auto cs = state_.Cs(id);
+    if (cs.ok() && cs->releasing && !cs->dropped) s.cs_notes[id.str()] = stuck.note;
+  }
   return s;
 }
 
@@ -790,6 +794,7 @@ void MdsService::FinishReleases() {
     auto res = Commit(CommandType::kDropCs, DropCsCmd{cs.id});
     if (!res.ok()) continue;
     cs_soft_[cs.id].status = "dropped";
+    release_stuck_.erase(cs.id);
     AddEvent("INF", "CS#" + cs.id.str() + " is dropped: its data has been moved to other chunk servers");
   }
 }
@@ -825,7 +830,27 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     pr.need_bytes = std::min<uint64_t>(chunk_size, 64ull << 20);
     pr.rotation = placement_rotation_++;
     pr.exclude = c.replicas;
+    std::vector<CsId> releasing;
+    for (CsId cs : c.replicas) {
+      auto rec = state_.Cs(cs);
+      if (rec.ok() && rec->releasing) releasing.push_back(cs);
+    }
+    pr.leaving = releasing;
     auto placed = PlaceReplicas(Candidates(), pr);
+    for (CsId cs : releasing) {
+      if (placed.ok()) {
+        release_stuck_.erase(cs);
+        continue;
+      }
+      // rm-cs cannot go on: say why, on the --wait progress line and (once per cause) in an event.
+      auto& stuck = release_stuck_[cs];
+      stuck.note = "chunk " + c.id.str() + " of '" + state_.PathOf(c.ino) + "' has nowhere to go: " +
+                   placed.status().message();
+      if (stuck.reported != placed.status().message()) {
+        stuck.reported = placed.status().message();
+        AddEvent("WRN", "Removal of CS#" + cs.str() + " cannot go on: " + stuck.note);
+      }
+    }
     if (!placed.ok()) return placed.status();
     target = (*placed)[0];
     target_addr = CsAddr(target);
@@ -1051,6 +1076,7 @@ Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
   if (r.cancel) {
     if (!cs.releasing) return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is not being removed; nothing to cancel");
     RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, false}).status());
+    release_stuck_.erase(r.cs);
     AddEvent("INF", "Removal of CS#" + r.cs.str() + " cancelled by request from " + peer);
     return Status::Ok();
   }
@@ -1092,6 +1118,32 @@ Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
     return Err(Code::kNoSpace, "cannot remove CS#" + r.cs.str() + ": it holds " + std::to_string(used >> 20) +
                                    " MiB and the other chunk servers have only " + std::to_string(free_others >> 20) +
                                    " MiB free; add space first");
+  // Each of its replicas that must be copied needs a CS that keeps the failure domain (one
+  // replica per host) and has space: the placement recovery will run, tried now.
+  std::vector<CsCandidate> cands = Candidates();
+  Status stuck;
+  state_.ForEachChunk([&](const ChunkInfo& c) {
+    if (!stuck.ok() || std::find(c.replicas.begin(), c.replicas.end(), r.cs) == c.replicas.end()) return;
+    auto rm = state_.ReplicasOf(c.ino);
+    auto attr = state_.GetAttr(c.ino);
+    if (!rm.ok() || !attr.ok()) return;
+    PlacementRequest pr;
+    pr.need_bytes = std::min<uint64_t>(attr->chunk_size, 64ull << 20);
+    pr.exclude = c.replicas;
+    size_t staying = 0;
+    for (CsId x : c.replicas) {
+      auto rec = state_.Cs(x);
+      bool leaving = x == r.cs || (rec.ok() && rec->releasing);
+      if (leaving) pr.leaving.push_back(x);
+      else ++staying;
+    }
+    if (staying >= rm->first) return;  // overcommitted: nothing to copy
+    auto placed = PlaceReplicas(cands, pr);
+    if (!placed.ok())
+      stuck = placed.status().Annotate("cannot remove CS#" + r.cs.str() + ": its replica of chunk " + c.id.str() +
+                                       " of '" + state_.PathOf(c.ino) + "' has nowhere to go");
+  });
+  RETURN_IF_ERROR(stuck);
   RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, true}).status());
   AddEvent("INF", "Removal of CS#" + r.cs.str() + " started by request from " + peer +
                       ": its replicas are copied to other chunk servers");

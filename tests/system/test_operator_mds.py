@@ -63,6 +63,69 @@ def test_cs_made_but_not_started_is_not_offline_at_once_and_never_fails_the_clus
     assert "The cluster failed" not in events(h)
 
 
+def test_rm_cs_keeps_the_failure_domain_refuses_or_says_why(cluster):
+    cluster.make_mds()
+    h = cluster.host("mds")
+    h.vstorage("set-config", "mds.wd.offline_tout=10000")
+    for _ in range(4):
+        cluster.add_cs()
+    a = cluster.add_cs(host_name="h5")
+    cluster.add_cs(host_name="h5", tier=1)  # on the 5th host, but not a place for tier-0 chunks
+    cluster.wait_cs_active(6)
+    m = cluster.mount()
+    h.vstorage("set-attr", m, "chunk-size=4M")
+    os.mkdir(f"{m}/d")
+    h.vstorage("set-attr", f"{m}/d", "replicas=5:2")
+    write_file(f"{m}/d/f", os.urandom(MiB))
+    assert a in file_info(cluster, f"{m}/d/f")["chunks"][0]["replicas"]
+
+    # Refused up front: the only other CS of its host cannot take the replica.
+    r = h.vstorage("rm-cs", "--wait", str(a), check=False, timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"cannot remove CS#{a}" in r.stderr and "not enough hosts" in r.stderr, r.stderr
+    assert cs_entry(cluster, a)["status"] == "active"
+
+    # Another tier-0 CS on that host: the replica moves there, one per host still.
+    b = cluster.add_cs(host_name="h5")
+    cluster.wait_cs_active(7)
+    r = h.vstorage("rm-cs", "--wait", str(a), timeout=60)
+    assert f"CS#{a} removed" in r.stdout
+    reps = file_info(cluster, f"{m}/d/f")["chunks"][0]["replicas"]
+    assert b in reps and a not in reps and len(set(reps)) == 5
+    hosts = {cs_entry(cluster, x)["host_id"] for x in reps}
+    assert len(hosts) == 5
+
+    # It arises later: the only target dies during the copy. The progress line and an event
+    # say why; once the target is back the removal completes.
+    c = cluster.add_cs(host_name="h5")
+    cluster.wait_cs_active(7)
+    write_file(f"{m}/d/g", os.urandom(4 * MiB))
+    if b not in file_info(cluster, f"{m}/d/g")["chunks"][0]["replicas"]:
+        b, c = c, b  # remove whichever of the two holds g's replica on h5
+    h.vstorage("set-config", "mds.recovery.max_rate_mb=1")  # a 4 MiB copy takes ~4 s
+    p = subprocess.Popen([os.path.join(BIN, "vstorage"), "-c", cluster.name, "rm-cs", "--wait", str(b)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=h.env())
+    try:
+        wait_for(lambda: cs_entry(cluster, b)["status"] == "releasing", what="releasing")
+        cluster.kill(f"cs{c}")
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if "waiting:" in line:
+                break
+        assert "not enough hosts" in lines[-1], lines
+        assert f"Removal of CS#{b} cannot go on" in events(h)
+        h.vstorage("set-config", "mds.recovery.max_rate_mb=0")
+        cluster.restart(f"cs{c}")
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0 and f"CS#{b} removed" in out, "".join(lines) + out
+    finally:
+        if p.poll() is None:
+            p.kill()
+    reps = file_info(cluster, f"{m}/d/g")["chunks"][0]["replicas"]
+    assert c in reps and b not in reps and len({cs_entry(cluster, x)["host_id"] for x in reps}) == 5
+
+
 def test_replicas_more_than_hosts_warns_and_writes_say_not_enough_hosts(cluster):
     ids, m, h = cluster.start(3)
     os.mkdir(f"{m}/d")
