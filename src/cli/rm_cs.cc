@@ -48,6 +48,7 @@ int Run(Context& ctx, const ParsedArgs& pa) {
   ctx.out << "Removing CS#" << id.str() << ": copying its replicas to other chunk servers\n";
   ctx.out.flush();
   int64_t last = -1;
+  std::string last_note;
   for (;;) {
     proto::ClusterStatReply rep;
     st = mds.Call(proto::MsgType::kClusterStat, proto::Empty{}, &rep);
@@ -60,9 +61,13 @@ int Run(Context& ctx, const ParsedArgs& pa) {
     }
     if (cs->status != "releasing" && cs->status != "inactive" && cs->status != "offline")
       return Fail(ctx, "removal of CS#" + id.str() + " was cancelled (status " + cs->status + ")");
-    if (static_cast<int64_t>(cs->replicas) != last) {
+    auto n = rep.cs_notes.find(id.str());
+    std::string note = n == rep.cs_notes.end() ? "" : n->second;
+    if (static_cast<int64_t>(cs->replicas) != last || note != last_note) {
       last = static_cast<int64_t>(cs->replicas);
-      ctx.out << "CS#" << id.str() << ": " << cs->replicas << " replicas left to move (" << cs->status << ")\n";
+      last_note = note;
+      ctx.out << "CS#" << id.str() << ": " << cs->replicas << " replicas left to move (" << cs->status << ")"
+              << (note.empty() ? "" : "; waiting: " + note) << "\n";
       ctx.out.flush();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));

@@ -7,12 +7,19 @@
 
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include "cli/commands.h"
+#include "cli/mds_session.h"
 #include "cli/util.h"
 #include "common/limits.h"
+#include "mds/placement.h"
+#include "mds/state.h"
 
 namespace vstorage::cli {
 
@@ -122,6 +129,46 @@ Status SetTree(const std::string& root, const std::vector<AttrSetting>& attrs, N
   return Status::Ok();
 }
 
+// The cluster mounted where path lies ("vstorage://NAME" in /proc/self/mountinfo), or "".
+std::string MountedCluster(const std::string& path) {
+  char real[PATH_MAX];
+  if (!::realpath(path.c_str(), real)) return "";
+  std::string rp = real, best, best_mp;
+  std::ifstream f("/proc/self/mountinfo");
+  for (std::string line; std::getline(f, line);) {
+    std::istringstream in(line);
+    std::string id, parent, dev, root, mp, w;
+    in >> id >> parent >> dev >> root >> mp;
+    while (in >> w && w != "-") {}
+    std::string fstype, source;
+    in >> fstype >> source;
+    if (source.rfind("vstorage://", 0) != 0) continue;
+    bool under = rp == mp || rp.rfind(mp == "/" ? "/" : mp + "/", 0) == 0;
+    if (under && mp.size() >= best_mp.size()) {
+      best_mp = mp;
+      best = source.substr(11);
+    }
+  }
+  return best;
+}
+
+// Issue 9.8: a replica count the hosts cannot hold is accepted (hosts may be added later)
+// but said at once, not first as failing writes. Best effort: silent if the MDS cannot be asked.
+void WarnIfTooFewHosts(Context& ctx, const std::string& path, const std::string& replicas) {
+  auto nm = mds::ParseReplicas(replicas);
+  std::string cluster = ctx.cluster.empty() ? MountedCluster(path) : ctx.cluster;
+  if (!nm.ok() || cluster.empty()) return;
+  auto session = MdsSession::Open(cluster);
+  if (!session.ok()) return;
+  proto::ClusterStatReply st;
+  if (!session.value()->Call(proto::MsgType::kClusterStat, proto::Empty{}, &st).ok()) return;
+  std::set<std::string> hosts;
+  for (const auto& cs : st.cs)
+    if (cs.status != "dropped" && cs.tier == 0) hosts.insert(cs.host_id);  // new chunks go to tier 0
+  std::string w = mds::ReplicasHostsWarning(nm->first, nm->second, hosts.size());
+  if (!w.empty()) ctx.err << "Warning: replicas=" << replicas << " set on " << path << ", but " << w << "\n";
+}
+
 int Run(Context& ctx, const ParsedArgs& pa) {
   const std::string& path = pa.positional[0];
   std::vector<AttrSetting> attrs;
@@ -156,6 +203,8 @@ int Run(Context& ctx, const ParsedArgs& pa) {
     if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) st = SetTree(path, attrs, &busy);
   }
   if (!st.ok()) return Fail(ctx, st);
+  for (const auto& a : attrs)
+    if (a.name == "replicas") WarnIfTooFewHosts(ctx, path, a.value);
   if (busy.count) {
     ctx.err << "vstorage: " << busy.count << " path(s) kept their chunk-size, because "
             << proto::kChunkSizeOfFileWithDataReason << "; everything else was set. Not changed:\n";

@@ -30,6 +30,7 @@ const char* CodeName(Code c) {
     case Code::kRange: return "out of range";
     case Code::kTryAgain: return "try again";
     case Code::kNotSupported: return "not supported";
+    case Code::kNotEnoughHosts: return "not enough hosts";
   }
   return "unknown";
 }
@@ -59,6 +60,8 @@ int CodeToErrno(Code c) {
     case Code::kRange: return ERANGE;
     case Code::kTryAgain: return EIO;  // surfaces only after the client's own timeout
     case Code::kNotSupported: return EOPNOTSUPP;
+    // Not ENOSPC: there is space, only too few hosts for the replicas (the message says so).
+    case Code::kNotEnoughHosts: return EIO;
   }
   return EIO;
 }

@@ -33,6 +33,7 @@ enum class Code : uint16_t {
   kRange = 20,
   kTryAgain = 21,      // the MDS asks to retry later: chunk blocked or being replicated
   kNotSupported = 22,  // EOPNOTSUPP: e.g. punch hole while gen.do_punch_hole=0
+  kNotEnoughHosts = 23,  // fewer failure domains (hosts) than the replicas asked for: not space
 };
 
 const char* CodeName(Code c);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -48,6 +49,19 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
   std::unique_ptr<CsService> s(new CsService());
   ASSIGN_OR_RETURN(s->conf_, LoadCsConfig(repo));
   ASSIGN_OR_RETURN(s->lock_fd_, LockRepository(repo));
+  // The host's host_id, when there is one, wins over the one saved at make-cs: writing a new
+  // one is the guide's fix for hosts cloned from one image (2.5.2.1, 8.1.7). The CS registers
+  // with it and the MDS moves it to that host.
+  if (auto hid = ReadFile(ConfRoot() + "/host_id"); hid.ok()) {
+    std::string h = hid.value();
+    while (!h.empty() && isspace(static_cast<unsigned char>(h.back()))) h.pop_back();
+    if (!h.empty() && h != s->conf_.host_id) {
+      LOG_INFO("host id changed from %s to %s (%s/host_id); cs.conf updated", s->conf_.host_id.c_str(), h.c_str(),
+               ConfRoot().c_str());
+      s->conf_.host_id = h;
+      if (Status st = SaveCsConfig(s->conf_); !st.ok()) LOG_WARN("saving cs.conf: %s", st.ToString().c_str());
+    }
+  }
   // The repository keeps its own copy of the key so the daemon does not depend on the
   // environment it was started from; the host's key is the fallback.
   auto key_text = ReadFile(repo + "/cluster.key");

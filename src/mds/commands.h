@@ -29,6 +29,7 @@ enum class CommandType : uint16_t {
   kAddEvent = 12,
   kSetCsReleasing = 13,  // rm-cs: move the data of a CS away (or --cancel)
   kSetConfigMany = 14,   // set-config K=V...: every pair or none
+  kSetCsHost = 15,       // a CS started with a new host id (/etc/vstorage/host_id rewritten)
 };
 
 struct Command {
@@ -108,6 +109,13 @@ struct SetCsReleasingCmd {
   CsId cs;
   bool releasing = true;
   VS_FIELDS(cs, releasing)
+};
+// The CS now runs on the host with this id (guide 2.5.2.1, 8.1.7: a cloned host got a new
+// host_id); failure domains follow it from here on.
+struct SetCsHostCmd {
+  CsId cs;
+  std::string host_id;
+  VS_FIELDS(cs, host_id)
 };
 struct SetConfigCmd {
   std::string key;

@@ -59,6 +59,41 @@ TEST(Placement, ExcludedHostsNotReused) {
   EXPECT_EQ(r->front(), CsId{1027});
 }
 
+// Issue 9.8: too few hosts is not a lack of space, and says so.
+TEST(Placement, TooFewHostsIsNotNoSpace) {
+  auto cs = ThreeHosts();
+  auto r = PlaceReplicas(cs, {6, 6, 1 << 20});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kNotEnoughHosts);
+  EXPECT_NE(r.status().message().find("not enough hosts for 6 replicas"), std::string::npos) << r.status().message();
+  EXPECT_EQ(r.status().message().find("space"), std::string::npos) << r.status().message();
+  // Enough hosts but no space on one of them: that is kNoSpace.
+  cs[1].free_bytes = 0;
+  EXPECT_EQ(PlaceReplicas(cs, {3, 3, 1 << 20}).status().code(), Code::kNoSpace);
+}
+
+TEST(Placement, ReplicasHostsWarning) {
+  EXPECT_EQ(ReplicasHostsWarning(3, 2, 3), "");
+  std::string fail = ReplicasHostsWarning(6, 6, 4);
+  EXPECT_NE(fail.find("only 4 host(s)"), std::string::npos) << fail;
+  EXPECT_NE(fail.find("writes of new data fail"), std::string::npos) << fail;
+  EXPECT_NE(ReplicasHostsWarning(6, 3, 4).find("degraded"), std::string::npos);
+}
+
+// Issue 9.2: the replica of a CS being removed may move to another CS of the same host.
+TEST(Placement, LeavingReplicaFreesItsHost) {
+  std::vector<CsCandidate> cs = {{CsId{1025}, "h1", 0, 10ull << 30, true},
+                                 {CsId{1026}, "h2", 0, 10ull << 30, true},
+                                 {CsId{1027}, "h2", 0, 10ull << 30, true}};
+  PlacementRequest req{1, 1, 0};
+  req.exclude = {CsId{1025}, CsId{1026}};
+  EXPECT_EQ(PlaceReplicas(cs, req).status().code(), Code::kNotEnoughHosts);
+  req.leaving = {CsId{1026}};
+  auto r = PlaceReplicas(cs, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->front(), CsId{1027});
+}
+
 TEST(Leases, OneWriterManyReaders) {
   LeaseTable t;
   ClientId a = t.Register(ClientId{}, "ha", 0), b = t.Register(ClientId{}, "hb", 0);

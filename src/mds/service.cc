@@ -131,6 +131,13 @@ bool MdsService::CsCounts(CsId id) const {
   return cs.ok() && !cs->releasing && !cs->dropped;
 }
 
+size_t MdsService::CsHosts(uint32_t tier) const {
+  std::set<std::string> hosts;
+  for (const auto& cs : state_.AllCs())
+    if (!cs.dropped && cs.tier == tier) hosts.insert(cs.host_id);
+  return hosts.size();
+}
+
 std::string MdsService::CsAddr(CsId id) const {
   auto cs = state_.Cs(id);
   return cs.ok() ? cs->addr : std::string();
@@ -229,6 +236,7 @@ Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, c
         msg += " since only " + std::to_string(registered) + " chunk servers are registered";
       else
         msg += " - " + std::to_string(avail) + " out of " + std::to_string(registered) + " chunks servers are available";
+      if (!placed.ok() && placed.status().code() == Code::kNotEnoughHosts) msg += ": " + placed.status().message();
       AddEvent("WRN", msg);
       if (alloc_event_ms_.size() > 10000) alloc_event_ms_.clear();
     }
@@ -321,6 +329,13 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
     UpdateCsCmd u{r.cs, r.addr, r.tier};
     ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateCs, u));
     (void)res;
+  }
+  if (!r.host_id.empty() && r.host_id != cs->host_id) {
+    // Its host got a new host_id (2.5.2.1, 8.1.7: a cloned host): failure domains follow.
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kSetCsHost, SetCsHostCmd{r.cs, r.host_id}));
+    (void)res;
+    AddEvent("INF", "CS#" + r.cs.str() + " moved from host " + cs->host_id + " to host " + r.host_id +
+                        " (its host_id changed)");
   }
   cs_pool_->Forget(r.addr);
   proto::CsRegisterReply rep;
@@ -555,6 +570,10 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     s.clients.push_back(ci);
   }
   for (const auto& e : state_.Events()) s.events.push_back({e.time_ms, e.sys, e.sev, e.message});
+  for (const auto& [id, stuck] : release_stuck_) {
+    auto cs = state_.Cs(id);
+    if (cs.ok() && cs->releasing && !cs->dropped) s.cs_notes[id.str()] = stuck.note;
+  }
   return s;
 }
 
@@ -562,6 +581,7 @@ proto::ClusterStatReply MdsService::ClusterStat() {
 // (0 disables the failed mode), unknown while the CS re-register after a master change.
 std::string MdsService::ClusterStatusLocked(int64_t now, CsTally* tally) const {
   CsTally t;
+  uint64_t failed_cs = 0;
   std::set<std::string> offline_hosts;
   for (const auto& cs : state_.AllCs()) {
     if (cs.dropped) continue;
@@ -569,6 +589,10 @@ std::string MdsService::ClusterStatusLocked(int64_t now, CsTally* tally) const {
     std::string st = it == cs_soft_.end() ? "inactive" : it->second.status;
     if (st == "offline") {
       ++t.offline;
+      // A CS that never registered holds no data: it degrades the cluster but does not
+      // fail it (and so stop replication) on its own.
+      if (cs.addr.empty()) continue;
+      ++failed_cs;
       offline_hosts.insert(cs.host_id);
     } else if (st == "inactive") {
       ++t.inactive;
@@ -579,7 +603,7 @@ std::string MdsService::ClusterStatusLocked(int64_t now, CsTally* tally) const {
   if (tally) *tally = t;
   int64_t max_cs = state_.ConfigValue("mds.wd.max_offline_cs");
   int64_t max_hosts = state_.ConfigValue("mds.wd.max_offline_cs_hosts");
-  if ((max_cs > 0 && t.offline > static_cast<uint64_t>(max_cs)) ||
+  if ((max_cs > 0 && failed_cs > static_cast<uint64_t>(max_cs)) ||
       (max_hosts > 0 && offline_hosts.size() > static_cast<uint64_t>(max_hosts)))
     return "failure";
   if (now - start_ms_ < kCsInactiveAfterMs && t.inactive > 0) return "unknown";
@@ -770,6 +794,7 @@ void MdsService::FinishReleases() {
     auto res = Commit(CommandType::kDropCs, DropCsCmd{cs.id});
     if (!res.ok()) continue;
     cs_soft_[cs.id].status = "dropped";
+    release_stuck_.erase(cs.id);
     AddEvent("INF", "CS#" + cs.id.str() + " is dropped: its data has been moved to other chunk servers");
   }
 }
@@ -805,7 +830,27 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     pr.need_bytes = std::min<uint64_t>(chunk_size, 64ull << 20);
     pr.rotation = placement_rotation_++;
     pr.exclude = c.replicas;
+    std::vector<CsId> releasing;
+    for (CsId cs : c.replicas) {
+      auto rec = state_.Cs(cs);
+      if (rec.ok() && rec->releasing) releasing.push_back(cs);
+    }
+    pr.leaving = releasing;
     auto placed = PlaceReplicas(Candidates(), pr);
+    for (CsId cs : releasing) {
+      if (placed.ok()) {
+        release_stuck_.erase(cs);
+        continue;
+      }
+      // rm-cs cannot go on: say why, on the --wait progress line and (once per cause) in an event.
+      auto& stuck = release_stuck_[cs];
+      stuck.note = "chunk " + c.id.str() + " of '" + state_.PathOf(c.ino) + "' has nowhere to go: " +
+                   placed.status().message();
+      if (stuck.reported != placed.status().message()) {
+        stuck.reported = placed.status().message();
+        AddEvent("WRN", "Removal of CS#" + cs.str() + " cannot go on: " + stuck.note);
+      }
+    }
     if (!placed.ok()) return placed.status();
     target = (*placed)[0];
     target_addr = CsAddr(target);
@@ -897,6 +942,10 @@ void MdsService::UpdateCsStatuses(int64_t now) {
     auto& soft = cs_soft_[cs.id];
     std::string want = soft.status;
     int64_t silent = soft.registered ? now - soft.last_seen_ms : now - start_ms_;
+    // A CS that never registered (made, csd not started yet) is timed from its make-cs, not
+    // from this MDS's start: made a second ago, it is not offline yet.
+    if (!soft.registered && cs.addr.empty() && cs.created_ms > 0)
+      silent = std::max<int64_t>(0, RealClock()->WallMs() - cs.created_ms);
     if (silent > offline_ms) want = "offline";
     else if (silent <= inactive_ms && soft.registered) want = "active";
     else want = "inactive";
@@ -1027,6 +1076,7 @@ Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
   if (r.cancel) {
     if (!cs.releasing) return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is not being removed; nothing to cancel");
     RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, false}).status());
+    release_stuck_.erase(r.cs);
     AddEvent("INF", "Removal of CS#" + r.cs.str() + " cancelled by request from " + peer);
     return Status::Ok();
   }
@@ -1068,6 +1118,32 @@ Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
     return Err(Code::kNoSpace, "cannot remove CS#" + r.cs.str() + ": it holds " + std::to_string(used >> 20) +
                                    " MiB and the other chunk servers have only " + std::to_string(free_others >> 20) +
                                    " MiB free; add space first");
+  // Each of its replicas that must be copied needs a CS that keeps the failure domain (one
+  // replica per host) and has space: the placement recovery will run, tried now.
+  std::vector<CsCandidate> cands = Candidates();
+  Status stuck;
+  state_.ForEachChunk([&](const ChunkInfo& c) {
+    if (!stuck.ok() || std::find(c.replicas.begin(), c.replicas.end(), r.cs) == c.replicas.end()) return;
+    auto rm = state_.ReplicasOf(c.ino);
+    auto attr = state_.GetAttr(c.ino);
+    if (!rm.ok() || !attr.ok()) return;
+    PlacementRequest pr;
+    pr.need_bytes = std::min<uint64_t>(attr->chunk_size, 64ull << 20);
+    pr.exclude = c.replicas;
+    size_t staying = 0;
+    for (CsId x : c.replicas) {
+      auto rec = state_.Cs(x);
+      bool leaving = x == r.cs || (rec.ok() && rec->releasing);
+      if (leaving) pr.leaving.push_back(x);
+      else ++staying;
+    }
+    if (staying >= rm->first) return;  // overcommitted: nothing to copy
+    auto placed = PlaceReplicas(cands, pr);
+    if (!placed.ok())
+      stuck = placed.status().Annotate("cannot remove CS#" + r.cs.str() + ": its replica of chunk " + c.id.str() +
+                                       " of '" + state_.PathOf(c.ino) + "' has nowhere to go");
+  });
+  RETURN_IF_ERROR(stuck);
   RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, true}).status());
   AddEvent("INF", "Removal of CS#" + r.cs.str() + " started by request from " + peer +
                       ": its replicas are copied to other chunk servers");
@@ -1319,6 +1395,17 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         proto::SetXattrReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto res = Commit(CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value});
+        if (res.ok() && r.name == "replicas") {
+          // Accepted (hosts may be added later), but said: writes would fail or stay degraded.
+          auto nm = state_.ReplicasOf(r.ino);
+          std::string w = nm.ok() ? ReplicasHostsWarning(nm->first, nm->second, CsHosts(0)) : "";
+          if (!w.empty() && (w != last_replicas_warning_ || now - last_replicas_warning_ms_ >= 10000)) {
+            last_replicas_warning_ = w;
+            last_replicas_warning_ms_ = now;
+            AddEvent("WRN", "replicas=" + r.value + " set on '" + state_.PathOf(r.ino) + "' by request from " +
+                                c.peer() + ": " + w);
+          }
+        }
         return reply_status(res.status());
       }
       case MsgType::kGetXattrs: {
@@ -1375,6 +1462,8 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         auto res = Commit(CommandType::kCreateCs, CreateCsCmd{r.host_id, r.tier});
         if (!res.ok()) return reply_status(res.status());
         AddEvent("INF", "CS#" + res->cs.str() + " created on host " + r.host_id);
+        // Waiting for its first registration: inactive (no event) until offline_tout passes.
+        cs_soft_[res->cs].status = "inactive";
         (void)c.Reply(req, proto::CsCreateReply{res->cs});
         return;
       }

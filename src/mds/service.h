@@ -169,6 +169,16 @@ class MdsService {
   int last_fill_decile_ = -1;      // for "The cluster is filled up to N%"
   bool replication_running_ = false;  // between "Replication started" and "completed" (mu_)
   std::map<InodeId, int64_t> alloc_event_ms_;  // rate limit of "Failed to allocate" events
+  // rm-cs that cannot go on: CS -> (reason for the progress line, the placement error last
+  // reported in an event). Cleared when a copy of its data can be placed again.
+  struct ReleaseStuck {
+    std::string note, reported;
+  };
+  std::map<CsId, ReleaseStuck> release_stuck_;
+  std::string last_replicas_warning_;  // set-attr -R warns once, not once per file
+  int64_t last_replicas_warning_ms_ = 0;
+  // Distinct hosts with chunk servers (dropped ones aside) in the tier.
+  size_t CsHosts(uint32_t tier) const;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
 };

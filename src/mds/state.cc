@@ -9,7 +9,7 @@ namespace vstorage::mds {
 
 namespace {
 
-constexpr uint32_t kImageFormat = 2;  // 2: CsRecord.releasing
+constexpr uint32_t kImageFormat = 3;  // 2: CsRecord.releasing; 3: CsRecord.created_ms
 
 struct ConfigParam {
   const char* key;
@@ -65,15 +65,28 @@ struct InodeImage {
   VS_FIELDS(attr, parent, symlink, norm, min, children)
 };
 
-struct StateImage {
+template <typename Cs>
+struct StateImageOf {
   uint32_t format = kImageFormat;
   uint64_t next_ino = 0, next_chunk = 0, next_cs = 0;
   std::vector<InodeImage> inodes;
   std::vector<ChunkInfo> chunks;
-  std::vector<CsRecord> cs;
+  std::vector<Cs> cs;
   std::map<std::string, std::string> config;
   std::vector<EventRecord> events;
   VS_FIELDS(format, next_ino, next_chunk, next_cs, inodes, chunks, cs, config, events)
+};
+using StateImage = StateImageOf<CsRecord>;
+
+// Format 2 (before CsRecord.created_ms), still read so an upgraded MDS keeps its snapshot.
+struct CsRecordV2 {
+  CsId id;
+  std::string host_id;
+  uint32_t tier = 0;
+  std::string addr;
+  bool dropped = false;
+  bool releasing = false;
+  VS_FIELDS(id, host_id, tier, addr, dropped, releasing)
 };
 
 }  // namespace
@@ -313,6 +326,7 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       r.id = CsId{next_cs_++};
       r.host_id = c.host_id;
       r.tier = c.tier;
+      r.created_ms = cmd.time_ms;
       cs_[r.id] = r;
       ApplyResult res;
       res.cs = r.id;
@@ -350,6 +364,15 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       if (it == cs_.end()) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
       if (it->second.dropped) return Err(Code::kInvalidArgument, "CS#" + c.cs.str() + " is already dropped");
       it->second.releasing = c.releasing;
+      return ApplyResult{};
+    }
+    case CommandType::kSetCsHost: {
+      SetCsHostCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      if (c.host_id.empty()) return Err(Code::kInvalidArgument, "a CS needs a host id");
+      auto it = cs_.find(c.cs);
+      if (it == cs_.end()) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
+      it->second.host_id = c.host_id;
       return ApplyResult{};
     }
     case CommandType::kSetConfig: {
@@ -634,9 +657,22 @@ std::string MdsState::Encode() const {
 
 Status MdsState::Decode(std::string_view image) {
   StateImage im;
-  RETURN_IF_ERROR(proto::DecodeFromString(image, &im, "MDS snapshot"));
-  if (im.format != kImageFormat)
-    return Err(Code::kCorrupt, "MDS snapshot format " + std::to_string(im.format) + " is not supported");
+  uint32_t format = 0;
+  {
+    Decoder d(image);
+    if (!d.U32(&format)) return Err(Code::kProtocol, "malformed MDS snapshot");
+  }
+  if (format == 2) {
+    StateImageOf<CsRecordV2> old;
+    RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
+    im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, std::move(old.inodes), std::move(old.chunks),
+          {}, std::move(old.config), std::move(old.events)};
+    for (const auto& c : old.cs) im.cs.push_back({c.id, c.host_id, c.tier, c.addr, c.dropped, c.releasing, 0});
+  } else if (format == kImageFormat) {
+    RETURN_IF_ERROR(proto::DecodeFromString(image, &im, "MDS snapshot"));
+  } else {
+    return Err(Code::kCorrupt, "MDS snapshot format " + std::to_string(format) + " is not supported");
+  }
   MdsState s;
   s.inodes_.clear();
   s.next_ino_ = im.next_ino;

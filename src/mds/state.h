@@ -35,7 +35,10 @@ struct CsRecord {
   std::string addr;  // data service "host:port", empty until the CS first registers
   bool dropped = false;
   bool releasing = false;  // rm-cs in progress: its replicas are copied elsewhere
-  VS_FIELDS(id, host_id, tier, addr, dropped, releasing)
+  // Master's wall clock at make-cs (the command's time); 0 for a CS made before snapshot
+  // format 3. The watchdog gives a CS that never registered this long to start.
+  int64_t created_ms = 0;
+  VS_FIELDS(id, host_id, tier, addr, dropped, releasing, created_ms)
 };
 
 struct EventRecord {

@@ -235,6 +235,68 @@ TEST_F(StateTest, SnapshotImageRoundTrips) {
   EXPECT_FALSE(t.Decode("garbage").ok());
 }
 
+// Issue 9.1: the watchdog gives a CS that never registered offline_tout from its creation,
+// so the creation time must be journaled and survive a snapshot.
+TEST_F(StateTest, CsCreationTimeIsTheCommandTimeAndSurvivesSnapshot) {
+  auto r = s.Apply(Cmd(CommandType::kCreateCs, CreateCsCmd{"h1", 0}, 123456));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(s.Cs(r->cs)->created_ms, 123456);
+  EXPECT_TRUE(s.Cs(r->cs)->addr.empty());  // never registered
+  MdsState t;
+  ASSERT_TRUE(t.Decode(s.Encode()).ok());
+  EXPECT_EQ(t.Cs(r->cs)->created_ms, 123456);
+}
+
+// A format-2 snapshot (before created_ms) is still read; its CS get created_ms 0.
+TEST_F(StateTest, Format2SnapshotStillDecodes) {
+  std::string img;
+  Encoder e(&img);
+  e.U32(2);
+  e.U64(2);           // next_ino
+  e.U64(1);           // next_chunk
+  e.U64(kFirstCsId + 1);  // next_cs
+  e.U32(1);           // inodes: the root
+  proto::Attr root;
+  root.ino = kRootInode;
+  root.type = proto::NodeType::kDir;
+  root.mode = 0755;
+  root.nlink = 2;
+  root.chunk_size = 1 << 20;
+  root.Encode(e);
+  e.U64(kRootInode.v);  // parent
+  e.Str("");            // symlink
+  e.U32(1);             // norm
+  e.U32(1);             // min
+  e.U32(0);             // children
+  e.U32(0);             // chunks
+  e.U32(1);             // cs: id, host_id, tier, addr, dropped, releasing
+  e.U64(kFirstCsId);
+  e.Str("h1");
+  e.U32(0);
+  e.Str("127.0.0.1:7000");
+  e.Bool(false);
+  e.Bool(true);
+  e.U32(0);  // config
+  e.U32(0);  // events
+  MdsState t;
+  ASSERT_TRUE(t.Decode(img).ok());
+  auto cs = t.Cs(CsId{kFirstCsId});
+  ASSERT_TRUE(cs.ok());
+  EXPECT_EQ(cs->host_id, "h1");
+  EXPECT_EQ(cs->addr, "127.0.0.1:7000");
+  EXPECT_TRUE(cs->releasing);
+  EXPECT_EQ(cs->created_ms, 0);
+}
+
+// Issue 9.9: a CS that starts on a host with a new host_id moves there (journaled).
+TEST_F(StateTest, SetCsHostMovesTheCs) {
+  CsId id = AddCs("cloned");
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{id, "fresh"})).ok());
+  EXPECT_EQ(s.Cs(id)->host_id, "fresh");
+  EXPECT_FALSE(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{id, ""})).ok());
+  EXPECT_EQ(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{CsId{9999}, "x"})).status().code(), Code::kNotFound);
+}
+
 // ---------------- Journal ----------------
 
 class JournalTest : public ::testing::Test {

@@ -341,9 +341,11 @@ struct ClusterStatReply {
   std::vector<CsInfo> cs;
   std::vector<ClientInfo> clients;
   std::vector<EventInfo> events;
+  // CS id -> why its removal (rm-cs) cannot go on now, for the --wait progress line.
+  std::map<std::string, std::string> cs_notes;
   VS_FIELDS(cluster, status, epoch_uptime_ms, replicas_norm, replicas_min, total_bytes,
             free_bytes, allocatable_bytes, files, inodes, chunks, chunk_replicas, fs_bytes,
-            chunk_states, mds, cs, clients, events)
+            chunk_states, mds, cs, clients, events, cs_notes)
 };
 struct FileChunkInfo {
   uint64_t index = 0;
