@@ -30,6 +30,7 @@ enum class CommandType : uint16_t {
   kSetCsReleasing = 13,  // rm-cs: move the data of a CS away (or --cancel)
   kSetConfigMany = 14,   // set-config K=V...: every pair or none
   kSetCsHost = 15,       // a CS started with a new host id (/etc/vstorage/host_id rewritten)
+  kFreeOrphan = 16,      // the last opener of an unlinked file is gone: free it
 };
 
 struct Command {
@@ -52,14 +53,22 @@ struct UnlinkCmd {
   InodeId parent;
   std::string name;
   bool dir = false;
-  VS_FIELDS(parent, name, dir)
+  // The file is open somewhere (the MDS saw a lease): only its name goes; the inode stays,
+  // with nlink 0, on the orphan list until kFreeOrphan.
+  bool keep_open = false;
+  VS_FIELDS(parent, name, dir, keep_open)
+};
+struct FreeOrphanCmd {
+  InodeId ino;
+  VS_FIELDS(ino)
 };
 struct RenameCmd {
   InodeId parent;
   std::string name;
   InodeId new_parent;
   std::string new_name;
-  VS_FIELDS(parent, name, new_parent, new_name)
+  bool keep_replaced = false;  // a file replaced at new_name is open: it becomes an orphan
+  VS_FIELDS(parent, name, new_parent, new_name, keep_replaced)
 };
 struct SetAttrCmd {
   InodeId ino;

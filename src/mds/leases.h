@@ -37,6 +37,8 @@ class LeaseTable {
   Status Acquire(InodeId ino, ClientId c, bool write, int64_t now_ms);
   void Release(InodeId ino, ClientId c, bool write);
   bool HoldsWrite(InodeId ino, ClientId c) const;
+  // Some client has the file open (a read or write lease).
+  bool IsOpen(InodeId ino) const { return files_.count(ino) != 0; }
   // Drops sessions not seen for the lease timeout, with their leases. Returns their ids.
   std::vector<ClientId> Expire(int64_t now_ms);
   // A client that said goodbye (unmount): its session and every lease it held end now, so

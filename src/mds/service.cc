@@ -924,6 +924,23 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
   return st;
 }
 
+void MdsService::FreeClosedOrphans(int64_t now) {
+  // Right after a start no client has re-taken its leases yet: give them a lease timeout.
+  if (now - start_ms_ < kLeaseTimeoutMs) return;
+  std::vector<InodeId> closed;
+  for (InodeId ino : state_.Orphans())
+    if (!leases_.IsOpen(ino)) closed.push_back(ino);
+  for (InodeId ino : closed) {
+    auto res = Commit(CommandType::kFreeOrphan, FreeOrphanCmd{ino});
+    if (!res.ok()) {
+      LOG_WARN("freeing unlinked inode %s: %s", ino.str().c_str(), res.status().ToString().c_str());
+      continue;
+    }
+    LOG_INFO("unlinked inode %s: its last opener is gone, its data is freed", ino.str().c_str());
+    QueueDeletes(res->freed);
+  }
+}
+
 void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
   std::lock_guard<std::mutex> l(del_mu_);
   for (const auto& f : freed)
@@ -990,6 +1007,7 @@ void MdsService::Background() {
       ClusterEvents(now);
       for (ClientId c : leases_.Expire(now))
         LOG_INFO("client %s expired; its leases are released", c.str().c_str());
+      FreeClosedOrphans(now);
       if (journal_->RecordsSinceSnapshot() >= kSnapshotEveryRecords) {
         Status st = journal_->WriteSnapshot(state_);
         if (!st.ok()) LOG_WARN("snapshot failed: %s", st.ToString().c_str());
@@ -1328,7 +1346,10 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kUnlink: {
         proto::UnlinkReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kUnlink, UnlinkCmd{r.parent, r.name, r.dir});
+        // A file open somewhere keeps its data until its last close (POSIX): only the name goes.
+        auto target = state_.Lookup(r.parent, r.name);
+        bool open = target.ok() && target->type == proto::NodeType::kFile && leases_.IsOpen(target->ino);
+        auto res = Commit(CommandType::kUnlink, UnlinkCmd{r.parent, r.name, r.dir, open});
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
         reply_status(Status::Ok());
@@ -1337,7 +1358,9 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kRename: {
         proto::RenameReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kRename, RenameCmd{r.parent, r.name, r.new_parent, r.new_name});
+        auto replaced = state_.Lookup(r.new_parent, r.new_name);
+        bool open = replaced.ok() && replaced->type == proto::NodeType::kFile && leases_.IsOpen(replaced->ino);
+        auto res = Commit(CommandType::kRename, RenameCmd{r.parent, r.name, r.new_parent, r.new_name, open});
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
         reply_status(Status::Ok());
@@ -1373,7 +1396,13 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         proto::ReleaseReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         leases_.Release(r.ino, r.client, r.write);
-        return reply_status(Status::Ok());
+        if (state_.Orphans().count(r.ino) && !leases_.IsOpen(r.ino)) {
+          auto res = Commit(CommandType::kFreeOrphan, FreeOrphanCmd{r.ino});  // the last close
+          if (res.ok()) freed = res->freed;
+          else LOG_WARN("freeing unlinked inode %s: %s", r.ino.str().c_str(), res.status().ToString().c_str());
+        }
+        reply_status(Status::Ok());
+        break;
       }
       case MsgType::kGetChunk: {
         proto::GetChunkReq r;

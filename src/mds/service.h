@@ -87,6 +87,9 @@ class MdsService {
   Result<proto::GetChunkReply> ReportFailure(const proto::ReportCsFailureReq& r);
   Result<proto::CsRegisterReply> RegisterCs(const proto::CsRegisterReq& r);
   proto::ClusterStatReply ClusterStat();
+  // Unlinked files whose openers are all gone (closed, expired, or never came back after an
+  // MDS restart within the lease timeout) are freed. Under mu_.
+  void FreeClosedOrphans(int64_t now);
   // set-config: every pair of r is checked, then all are applied as one command, or none.
   Status SetConfigMany(const proto::SetConfigManyReq& r, const std::string& peer);
   proto::FileInfoReply FileInfo(InodeId ino, Status* st);

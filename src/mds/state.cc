@@ -293,6 +293,11 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       RETURN_IF_ERROR(decode(&c));
       return Unlink(c, cmd.time_ms);
     }
+    case CommandType::kFreeOrphan: {
+      FreeOrphanCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      return FreeOrphan(c);
+    }
     case CommandType::kRename: {
       RenameCmd c;
       RETURN_IF_ERROR(decode(&c));
@@ -468,7 +473,23 @@ Result<ApplyResult> MdsState::Unlink(const UnlinkCmd& c, int64_t now) {
   d.attr.mtime_ms = now;
   if (is_dir) --d.attr.nlink;
   ApplyResult res;
-  RemoveInode(victim, &res.freed);
+  if (c.keep_open && !is_dir) Orphan(victim, now);
+  else RemoveInode(victim, &res.freed);
+  return res;
+}
+
+void MdsState::Orphan(InodeId ino, int64_t now) {
+  Inode& n = inodes_.at(ino);
+  n.attr.nlink = 0;
+  n.attr.ctime_ms = now;
+  n.parent = InodeId{};
+  orphans_.insert(ino);
+}
+
+Result<ApplyResult> MdsState::FreeOrphan(const FreeOrphanCmd& c) {
+  ApplyResult res;
+  if (orphans_.erase(c.ino) == 0) return res;  // freed already: nothing to do
+  RemoveInode(c.ino, &res.freed);
   return res;
 }
 
@@ -500,7 +521,8 @@ Result<ApplyResult> MdsState::Rename(const RenameCmd& c, int64_t now) {
     InodeId victim = dst->second;
     if (t_dir) --inodes_.at(c.new_parent).attr.nlink;
     inodes_.at(c.new_parent).children.erase(c.new_name);
-    RemoveInode(victim, &res.freed);
+    if (c.keep_replaced && !t_dir) Orphan(victim, now);
+    else RemoveInode(victim, &res.freed);
   }
   Inode& s = inodes_.at(c.parent);
   s.children.erase(c.name);
@@ -686,6 +708,8 @@ Status MdsState::Decode(std::string_view image) {
     n.norm = ii.norm;
     n.min = ii.min;
     for (const auto& e : ii.children) n.children[e.name] = e.ino;
+    // An unlinked file still open when the snapshot was taken: nlink 0, no parent.
+    if (n.attr.type == proto::NodeType::kFile && n.attr.nlink == 0) s.orphans_.insert(n.attr.ino);
     s.inodes_[n.attr.ino] = std::move(n);
   }
   for (auto& c : im.chunks) {

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <utility>
@@ -108,6 +109,7 @@ class MdsState {
   static Status CheckConfig(const std::string& key, const std::string& value);
 
   const std::deque<EventRecord>& Events() const { return events_; }
+  const std::set<InodeId>& Orphans() const { return orphans_; }
   StateCounts Counts() const;
 
   // Snapshot image (journal.h). Decode replaces the whole state.
@@ -130,6 +132,8 @@ class MdsState {
   Result<const Inode*> Dir(InodeId ino) const;
   Result<ApplyResult> CreateNode(const CreateNodeCmd& c, int64_t now);
   Result<ApplyResult> Unlink(const UnlinkCmd& c, int64_t now);
+  void Orphan(InodeId ino, int64_t now);
+  Result<ApplyResult> FreeOrphan(const FreeOrphanCmd& c);
   Result<ApplyResult> Rename(const RenameCmd& c, int64_t now);
   Result<ApplyResult> SetAttr(const SetAttrCmd& c, int64_t now);
   Result<ApplyResult> SetXattr(const SetXattrCmd& c, int64_t now);
@@ -142,6 +146,9 @@ class MdsState {
   void RemoveInode(InodeId ino, std::vector<FreedChunk>* freed);
 
   std::map<InodeId, Inode> inodes_;
+  // Files unlinked (or replaced by a rename) while open: no name, nlink 0, data kept until
+  // kFreeOrphan. Part of the state (in snapshots as inodes with nlink 0).
+  std::set<InodeId> orphans_;
   std::map<ChunkId, ChunkInfo> chunks_;
   std::map<CsId, CsRecord> cs_;
   std::map<std::string, std::string> config_;  // only values set explicitly

@@ -163,6 +163,45 @@ TEST_F(StateTest, GrowSizeNeverShrinksAndSetSizeFreesPastAnyOldSize) {
   EXPECT_FALSE(s.GetChunk(g.ino, 1).has_value());
 }
 
+TEST_F(StateTest, AnUnlinkedOpenFileIsAnOrphanUntilFreedAndSurvivesASnapshot) {
+  CsId a = AddCs("h1");
+  auto f = Create(kRootInode, "f");
+  auto g = Create(kRootInode, "g");
+  auto h = Create(kRootInode, "h");
+  for (auto ino : {f.ino, g.ino})
+    ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{ino, 0, 1, {a}})).ok());
+  // f is open: unlinking keeps its inode and chunk, without a name and with nlink 0.
+  auto u = s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, "f", false, true}));
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->freed.empty());
+  EXPECT_EQ(s.Lookup(kRootInode, "f").status().code(), Code::kNotFound);
+  ASSERT_TRUE(s.GetAttr(f.ino).ok());
+  EXPECT_EQ(s.GetAttr(f.ino)->nlink, 0u);
+  EXPECT_TRUE(s.GetChunk(f.ino, 0).has_value());
+  // g is open and renamed over: the same.
+  auto r = s.Apply(Cmd(CommandType::kRename, RenameCmd{kRootInode, "h", kRootInode, "g", true}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->freed.empty());
+  EXPECT_EQ(s.Lookup(kRootInode, "g")->ino, h.ino);
+  EXPECT_EQ(s.Orphans(), (std::set<InodeId>{f.ino, g.ino}));
+  // A snapshot (an MDS restart) keeps them.
+  MdsState t;
+  ASSERT_TRUE(t.Decode(s.Encode()).ok());
+  EXPECT_EQ(t.Orphans(), (std::set<InodeId>{f.ino, g.ino}));
+  EXPECT_EQ(t.Readdir(kRootInode)->size(), 1u);
+  // The last close: freed with its chunk; a second free is a no-op.
+  auto fr = t.Apply(Cmd(CommandType::kFreeOrphan, FreeOrphanCmd{f.ino}));
+  ASSERT_TRUE(fr.ok());
+  EXPECT_EQ(fr->freed.size(), 1u);
+  EXPECT_FALSE(t.GetAttr(f.ino).ok());
+  EXPECT_TRUE(t.Apply(Cmd(CommandType::kFreeOrphan, FreeOrphanCmd{f.ino}))->freed.empty());
+  EXPECT_EQ(t.Orphans(), (std::set<InodeId>{g.ino}));
+  // Not open: an unlink frees at once, as before.
+  auto gone = t.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, "g", false, false}));
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(t.GetAttr(h.ino).ok());
+}
+
 TEST_F(StateTest, RenameReplacesAndRefusesCycles) {
   auto a = Create(kRootInode, "a", proto::NodeType::kDir);
   auto b = Create(a.ino, "b", proto::NodeType::kDir);
