@@ -281,7 +281,8 @@ StateCounts MdsState::Counts() const {
 }
 
 Result<ApplyResult> MdsState::Apply(const Command& cmd) {
-  auto decode = [&](auto* body) { return proto::DecodeFromString(cmd.body, body, "journal command"); };
+  // Records written before a field was appended to their command still replay.
+  auto decode = [&](auto* body) { return proto::DecodeStoredRecord(cmd.body, body, "journal command"); };
   switch (cmd.type) {
     case CommandType::kCreateNode: {
       CreateNodeCmd c;

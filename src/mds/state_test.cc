@@ -202,6 +202,29 @@ TEST_F(StateTest, AnUnlinkedOpenFileIsAnOrphanUntilFreedAndSurvivesASnapshot) {
   EXPECT_FALSE(t.GetAttr(h.ino).ok());
 }
 
+// A journal written before keep_open / keep_replaced were appended still replays.
+TEST_F(StateTest, CommandsRecordedBeforeFieldsWereAppendedStillApply) {
+  Create(kRootInode, "a");
+  Create(kRootInode, "b");
+  std::string old_unlink;
+  {
+    Encoder e(&old_unlink);
+    proto::PutAll(e, kRootInode, std::string("a"), false);  // UnlinkCmd as first written
+  }
+  ASSERT_TRUE(s.Apply(Command{CommandType::kUnlink, 1000, old_unlink}).ok());
+  EXPECT_EQ(s.Lookup(kRootInode, "a").status().code(), Code::kNotFound);
+  EXPECT_TRUE(s.Orphans().empty());
+  std::string old_rename;
+  {
+    Encoder e(&old_rename);
+    proto::PutAll(e, kRootInode, std::string("b"), kRootInode, std::string("c"));
+  }
+  ASSERT_TRUE(s.Apply(Command{CommandType::kRename, 1000, old_rename}).ok());
+  EXPECT_TRUE(s.Lookup(kRootInode, "c").ok());
+  // A record cut inside a field is still refused.
+  EXPECT_FALSE(s.Apply(Command{CommandType::kRename, 1000, old_rename.substr(0, 5)}).ok());
+}
+
 TEST_F(StateTest, RenameReplacesAndRefusesCycles) {
   auto a = Create(kRootInode, "a", proto::NodeType::kDir);
   auto b = Create(a.ino, "b", proto::NodeType::kDir);

@@ -1,5 +1,6 @@
 // Field-list codec: a message is a plain struct that lists its fields once with VS_FIELDS(...);
-// Encode/Decode follow from the list. Supported field types: bool, unsigned/signed integers,
+// Encode/Decode follow from the list. Stored records read with DecodeStoredRecord keep
+// decoding after a field is appended (the new field takes its default). Supported field types: bool, unsigned/signed integers,
 // std::string, StrongId, std::vector<T>, std::map<std::string,std::string>, and nested structs
 // that use VS_FIELDS themselves. Appending a field at the end of a struct is the only
 // compatible change; anything else bumps kProtocolVersion (rpc/frame.h).
@@ -98,6 +99,14 @@ template <typename... T>
 void PutAll(Encoder& e, const T&... v) { (Put(e, v), ...); }
 template <typename... T>
 bool GetAll(Decoder& d, T&... v) { return (Get(d, &v) && ...); }
+// For a whole message: fields missing at the end (written before they were appended) keep
+// their defaults, so old journal records and older peers still decode.
+template <typename... T>
+bool GetAllOrDefault(Decoder& d, T&... v) {
+  bool ok = true;
+  ((ok = ok && (d.done() || Get(d, &v))), ...);
+  return ok;
+}
 
 // Encodes a message into a fresh string.
 template <HasFields T>
@@ -114,9 +123,20 @@ Status DecodeFromString(std::string_view s, T* m, const char* what) {
   if (!m->Decode(d)) return Err(Code::kProtocol, std::string("malformed ") + what);
   return Status::Ok();
 }
+// The same, for records stored before fields were appended (journal commands): fields
+// missing at the end keep their defaults. Only the outermost message can tell (a nested
+// struct is read in full), and a record cut short at a field boundary is not detected here:
+// the journal's own CRC does that.
+template <HasFields T>
+Status DecodeStoredRecord(std::string_view s, T* m, const char* what) {
+  Decoder d(s);
+  if (!m->DecodeOrDefault(d)) return Err(Code::kProtocol, std::string("malformed ") + what);
+  return Status::Ok();
+}
 
 }  // namespace vstorage::proto
 
 #define VS_FIELDS(...)                                                                  \
   void Encode(::vstorage::Encoder& e) const { ::vstorage::proto::PutAll(e, __VA_ARGS__); } \
-  bool Decode(::vstorage::Decoder& d) { return ::vstorage::proto::GetAll(d, __VA_ARGS__); }
+  bool Decode(::vstorage::Decoder& d) { return ::vstorage::proto::GetAll(d, __VA_ARGS__); } \
+  bool DecodeOrDefault(::vstorage::Decoder& d) { return ::vstorage::proto::GetAllOrDefault(d, __VA_ARGS__); }
