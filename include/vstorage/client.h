@@ -94,6 +94,8 @@ class File {
   Status Zero(uint64_t offset, uint64_t len);
   // The size becomes at least `end` (reported to the MDS at the next flush or fsync).
   void GrowSize(uint64_t end);
+  // The data changed now: the mtime reported at the next flush or fsync.
+  void Touched();
   Status ReadPiece(const Piece& p, char* out);
   Status SyncChunk(uint64_t index);
   Status PersistSize();
@@ -108,7 +110,9 @@ class File {
   struct OpenSize {
     std::atomic<uint64_t> size{0};
     std::atomic<bool> dirty{false};
+    std::atomic<int64_t> write_ns{0};  // last data change not reported yet (its mtime), 0: none
   };
+  std::atomic<bool> read_some_{false};  // for the access time at close (relatime)
   std::shared_ptr<OpenSize> sz_;
   std::atomic<bool> closed_{false};
   std::mutex mu_;
@@ -126,15 +130,20 @@ class Client {
   Result<proto::Attr> Lookup(InodeId parent, const std::string& name);
   Result<proto::Attr> GetAttr(InodeId ino);
   Result<std::vector<proto::DirEntry>> Readdir(InodeId ino);
-  Result<proto::Attr> Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive);
-  Result<proto::Attr> Mkdir(InodeId parent, const std::string& name, uint32_t mode);
-  Result<proto::Attr> Symlink(InodeId parent, const std::string& name, const std::string& target);
+  // uid/gid: the owner of the new node (the calling process's, on a mount).
+  Result<proto::Attr> Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive,
+                             uint32_t uid = 0, uint32_t gid = 0);
+  Result<proto::Attr> Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0);
+  Result<proto::Attr> Symlink(InodeId parent, const std::string& name, const std::string& target, uint32_t uid = 0,
+                              uint32_t gid = 0);
   Result<std::string> Readlink(InodeId ino);
   Status Unlink(InodeId parent, const std::string& name);
   Status Rmdir(InodeId parent, const std::string& name);
   Status Rename(InodeId parent, const std::string& name, InodeId new_parent, const std::string& new_name);
   // mask: proto::SetAttrMask. A size change zeroes the cut-off tail of the last chunk.
-  Result<proto::Attr> SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ms, uint32_t mode);
+  // Times in nanoseconds since the epoch.
+  Result<proto::Attr> SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ns, uint32_t mode,
+                              int64_t atime_ns = 0, uint32_t uid = 0, uint32_t gid = 0);
   Status SetXattr(InodeId ino, const std::string& name, const std::string& value);
   Result<std::map<std::string, std::string>> GetXattrs(InodeId ino);
   Result<proto::StatfsReply> Statfs();

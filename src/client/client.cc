@@ -78,6 +78,7 @@ Client::~Client() {
   if (hb_.joinable()) hb_.join();
   // Goodbye, so that our leases end now rather than at their timeout (a remount would find
   // its files busy). One attempt: an MDS that is away lets them expire instead.
+  if (mds_addrs_.empty() || !mds_pool_ || id_.v == 0) return;  // never connected
   size_t i = mds_index_.load() % mds_addrs_.size();
   proto::Empty e;
   Status st = mds_pool_->Call(mds_addrs_[i], MsgType::kUnregisterClient, proto::UnregisterClientReq{id_}, &e,
@@ -195,21 +196,26 @@ Result<std::vector<proto::DirEntry>> Client::Readdir(InodeId ino) {
   return std::move(r.entries);
 }
 
-Result<proto::Attr> Client::Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive) {
+Result<proto::Attr> Client::Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive,
+                                   uint32_t uid, uint32_t gid) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kFile, mode, "", exclusive}, &r));
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate,
+                          proto::CreateReq{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid}, &r));
   return r.attr;
 }
 
-Result<proto::Attr> Client::Mkdir(InodeId parent, const std::string& name, uint32_t mode) {
+Result<proto::Attr> Client::Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true}, &r));
+  RETURN_IF_ERROR(
+      MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true, uid, gid}, &r));
   return r.attr;
 }
 
-Result<proto::Attr> Client::Symlink(InodeId parent, const std::string& name, const std::string& target) {
+Result<proto::Attr> Client::Symlink(InodeId parent, const std::string& name, const std::string& target, uint32_t uid,
+                                    uint32_t gid) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kSymlink, 0777, target, true}, &r));
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate,
+                          proto::CreateReq{parent, name, proto::NodeType::kSymlink, 0777, target, true, uid, gid}, &r));
   return r.attr;
 }
 
@@ -234,9 +240,11 @@ Status Client::Rename(InodeId parent, const std::string& name, InodeId new_paren
   return MdsCall(MsgType::kRename, proto::RenameReq{parent, name, new_parent, new_name}, &e);
 }
 
-Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ms, uint32_t mode) {
+Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ns, uint32_t mode,
+                                    int64_t atime_ns, uint32_t uid, uint32_t gid) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino, mask, size, mtime_ms, mode, id_}, &r));
+  RETURN_IF_ERROR(
+      MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino, mask, size, mtime_ns, mode, id_, atime_ns, uid, gid}, &r));
   if (mask & proto::kSetSize) {
     File* any = nullptr;
     {

@@ -181,6 +181,7 @@ Status File::Write(uint64_t offset, const char* data, size_t len) {
   IoTimer timer(&c_->io_);
   for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece)) RETURN_IF_ERROR(WritePiece(p, data));
   GrowSize(offset + len);
+  Touched();
   c_->write_bytes_ += len;
   ++c_->write_ops_;
   return Status::Ok();
@@ -266,6 +267,7 @@ Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
     for (auto& s : res) RETURN_IF_ERROR(s);
   }
   c_->read_bytes_ += len;
+  read_some_ = true;
   ++c_->read_ops_;
   return static_cast<size_t>(len);
 }
@@ -313,13 +315,24 @@ Status File::SyncChunk(uint64_t index) {
 }
 
 Status File::PersistSize() {
-  if (!sz_->dirty.exchange(false)) return Status::Ok();
+  // The size this client wrote up to, and the time of its last data change (mtime: the
+  // kernel sends no setattr for writes through this mount).
+  int64_t w = sz_->write_ns.exchange(0);
+  bool dirty = sz_->dirty.exchange(false);
+  if (!dirty && w == 0) return Status::Ok();
   proto::AttrReply r;
   uint64_t s = sz_->size.load();
-  Status st = c_->MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino_, proto::kGrowSize, s, 0, 0, c_->id_}, &r);
-  if (!st.ok()) sz_->dirty = true;
+  uint32_t mask = (dirty ? uint32_t{proto::kGrowSize} : 0u) | (w ? uint32_t{proto::kSetMtime} : 0u);
+  Status st = c_->MdsCall(MsgType::kSetAttr, proto::SetAttrReq{ino_, mask, s, w, 0, c_->id_}, &r);
+  if (!st.ok()) {
+    if (dirty) sz_->dirty = true;
+    int64_t none = 0;
+    if (w) sz_->write_ns.compare_exchange_strong(none, w);
+  }
   return st;
 }
+
+void File::Touched() { sz_->write_ns = RealClock()->WallNs(); }
 
 Status File::Fsync() {
   IoTimer timer(&c_->io_);
@@ -368,6 +381,7 @@ Status File::Allocate(uint64_t offset, uint64_t len, bool keep_size) {
   for (const Piece& p : SplitRange(offset, len, chunk_size_, chunk_size_))
     RETURN_IF_ERROR(WritePiece(p, nullptr, PieceOp::kReserve));
   if (!keep_size) GrowSize(offset + len);
+  if (!keep_size) Touched();
   return Status::Ok();
 }
 
@@ -380,7 +394,9 @@ Status File::PunchHole(uint64_t offset, uint64_t len) {
   IoTimer timer(&c_->io_);
   uint64_t size = sz_->size.load();
   if (offset >= size) return Status::Ok();  // past the end: nothing there
-  return Zero(offset, std::min(len, size - offset));
+  RETURN_IF_ERROR(Zero(offset, std::min(len, size - offset)));
+  Touched();
+  return Status::Ok();
 }
 
 Status File::ZeroRange(uint64_t offset, uint64_t len, bool keep_size) {
@@ -389,6 +405,7 @@ Status File::ZeroRange(uint64_t offset, uint64_t len, bool keep_size) {
   uint64_t size = sz_->size.load();
   if (offset < size) RETURN_IF_ERROR(Zero(offset, std::min(len, size - offset)));
   if (!keep_size) GrowSize(offset + len);
+  Touched();
   return Status::Ok();
 }
 
@@ -402,7 +419,7 @@ Status File::Close() {
   Status st = write_ ? PersistSize() : Status::Ok();
   c_->FileClosed(this);
   proto::Empty e;
-  Status rel = c_->MdsCall(MsgType::kRelease, proto::ReleaseReq{ino_, c_->id_, write_}, &e);
+  Status rel = c_->MdsCall(MsgType::kRelease, proto::ReleaseReq{ino_, c_->id_, write_, read_some_.load()}, &e);
   return st.ok() ? rel : st;
 }
 

@@ -8,6 +8,8 @@ class Clock {
   virtual ~Clock() = default;
   virtual int64_t NowMs() const = 0;       // monotonic
   virtual int64_t WallMs() const = 0;      // realtime, for stamps shown to users
+  // Realtime in nanoseconds (file timestamps); by default WallMs() in nanoseconds.
+  virtual int64_t WallNs() const { return WallMs() * 1000000; }
 };
 Clock* RealClock();
 }  // namespace vstorage

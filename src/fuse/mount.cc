@@ -48,12 +48,25 @@ void FillStat(const proto::Attr& a, struct stat* st) {
   st->st_size = static_cast<off_t>(a.size);
   st->st_blksize = kMaxWrite;
   st->st_blocks = static_cast<blkcnt_t>((a.size + 511) / 512);
-  st->st_mtim.tv_sec = a.mtime_ms / 1000;
-  st->st_mtim.tv_nsec = (a.mtime_ms % 1000) * 1000000;
-  st->st_ctim.tv_sec = a.ctime_ms / 1000;
-  st->st_ctim.tv_nsec = (a.ctime_ms % 1000) * 1000000;
-  st->st_atim = st->st_mtim;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  auto ts = [](int64_t ns) {
+    timespec t;
+    t.tv_sec = static_cast<time_t>(ns / 1000000000);
+    t.tv_nsec = static_cast<long>(ns % 1000000000);
+    return t;
+  };
+  st->st_mtim = ts(a.mtime_ns);
+  st->st_ctim = ts(a.ctime_ns);
+  st->st_atim = ts(a.atime_ns);
 }
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+int64_t Ns(const timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
 void ReplyEntry(fuse_req_t req, const Result<proto::Attr>& a) {
   if (!a.ok()) {
@@ -99,27 +112,50 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { ReplyAttr(req,
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Client* c = Cl(req);
   uint32_t mask = 0;
-  int64_t mtime = 0;
+  int64_t mtime = 0, atime = 0;
   if (to_set & FUSE_SET_ATTR_SIZE) mask |= proto::kSetSize;
   if (to_set & FUSE_SET_ATTR_MODE) mask |= proto::kSetMode;
+  if (to_set & FUSE_SET_ATTR_UID) mask |= proto::kSetUid;
+  if (to_set & FUSE_SET_ATTR_GID) mask |= proto::kSetGid;
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
     mask |= proto::kSetMtime;
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    mtime = ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    mtime = NowNs();
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
     mask |= proto::kSetMtime;
-    mtime = attr->st_mtim.tv_sec * 1000 + attr->st_mtim.tv_nsec / 1000000;
+    mtime = Ns(attr->st_mtim);
   }
-  if (mask == 0) {  // owners and atime: not kept (no owners, as in the guide)
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    mask |= proto::kSetAtime;
+    atime = NowNs();
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    mask |= proto::kSetAtime;
+    atime = Ns(attr->st_atim);
+  }
+  if (mask == 0) {  // ctime alone: the MDS keeps it
     ReplyAttr(req, c->GetAttr(Ino(ino)));
     return;
+  }
+  if (mask & (proto::kSetUid | proto::kSetGid)) {
+    // The kernel checks this too (default_permissions); the daemon does not rely on it.
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    auto cur = c->GetAttr(Ino(ino));
+    if (!cur.ok()) {
+      fuse_reply_err(req, Errno(cur.status()));
+      return;
+    }
+    bool uid_change = (mask & proto::kSetUid) && attr->st_uid != cur->uid;
+    bool gid_change = (mask & proto::kSetGid) && attr->st_gid != cur->gid;
+    if (ctx->uid != 0 && (uid_change || (gid_change && ctx->uid != cur->uid))) {
+      fuse_reply_err(req, EPERM);
+      return;
+    }
   }
   if ((mask & proto::kSetSize) && fi && fi->fh && !Fh(fi)->writable()) {
     fuse_reply_err(req, EBADF);
     return;
   }
-  auto r = c->SetAttr(Ino(ino), mask, static_cast<uint64_t>(attr->st_size), mtime, attr->st_mode & 07777);
+  auto r = c->SetAttr(Ino(ino), mask, static_cast<uint64_t>(attr->st_size), mtime, attr->st_mode & 07777, atime,
+                      attr->st_uid, attr->st_gid);
   if (!r.ok()) {
     fuse_reply_err(req, Errno(r.status()));
     return;
@@ -138,18 +174,21 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
     fuse_reply_err(req, EPERM);
     return;
   }
-  ReplyEntry(req, Cl(req)->Create(Ino(parent), name, mode & 07777, true));
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  ReplyEntry(req, Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid));
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  ReplyEntry(req, Cl(req)->Mkdir(Ino(parent), name, mode & 07777));
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  ReplyEntry(req, Cl(req)->Mkdir(Ino(parent), name, mode & 07777, ctx->uid, ctx->gid));
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) { ReplyStatus(req, Cl(req)->Unlink(Ino(parent), name)); }
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { ReplyStatus(req, Cl(req)->Rmdir(Ino(parent), name)); }
 
 void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  ReplyEntry(req, Cl(req)->Symlink(Ino(parent), name, link));
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  ReplyEntry(req, Cl(req)->Symlink(Ino(parent), name, link, ctx->uid, ctx->gid));
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
@@ -193,7 +232,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Client* c = Cl(req);
-  auto a = c->Create(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  auto a = c->Create(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0, ctx->uid, ctx->gid);
   if (!a.ok()) {
     fuse_reply_err(req, Errno(a.status()));
     return;
@@ -552,7 +592,10 @@ int MountMain(int argc, char** argv) {
     done("cannot connect to cluster '" + cluster + "': " + client.status().message());
     return 1;
   }
-  std::string fsname = "-ofsname=vstorage://" + cluster + ",subtype=vstorage" + (opts.empty() ? "" : "," + opts);
+  // default_permissions: the kernel checks mode bits and owners for every caller, as for a
+  // local file system (with -o allow_other, other users see EACCES/EPERM as on ext4).
+  std::string fsname = "-ofsname=vstorage://" + cluster + ",subtype=vstorage,default_permissions" +
+                       (opts.empty() ? "" : "," + opts);
   std::vector<const char*> fargv = {"vstorage-mount", fsname.c_str()};
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), const_cast<char**>(fargv.data()));
   fuse_lowlevel_ops ops = MakeOps();

@@ -37,7 +37,8 @@ struct Command {
   CommandType type = CommandType::kAddEvent;
   int64_t time_ms = 0;  // wall clock of the master when the command was made
   std::string body;     // the encoded *Cmd struct below
-  VS_FIELDS(type, time_ms, body)
+  int64_t time_ns = 0;  // the same in nanoseconds (0 in records written before: time_ms)
+  VS_FIELDS(type, time_ms, body, time_ns)
 };
 
 struct CreateNodeCmd {
@@ -47,7 +48,8 @@ struct CreateNodeCmd {
   uint32_t mode = 0644;
   std::string symlink_target;
   bool exclusive = true;
-  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive)
+  uint32_t uid = 0, gid = 0;
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid)
 };
 struct UnlinkCmd {
   InodeId parent;
@@ -74,9 +76,11 @@ struct SetAttrCmd {
   InodeId ino;
   uint32_t mask = 0;  // proto::SetAttrMask
   uint64_t size = 0;
-  int64_t mtime_ms = 0;
+  int64_t mtime_ms = 0;  // records written before mtime_ns: milliseconds
   uint32_t mode = 0;
-  VS_FIELDS(ino, mask, size, mtime_ms, mode)
+  int64_t mtime_ns = 0, atime_ns = 0;
+  uint32_t uid = 0, gid = 0;
+  VS_FIELDS(ino, mask, size, mtime_ms, mode, mtime_ns, atime_ns, uid, gid)
 };
 struct SetXattrCmd {
   InodeId ino;

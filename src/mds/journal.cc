@@ -129,7 +129,7 @@ Result<MdsState> Journal::Recover() {
                                            std::to_string(last_index_) + "; restore the repository from a backup");
           if (index > snap_index) {
             Command cmd;
-            RETURN_IF_ERROR(proto::DecodeFromString(data, &cmd, "journal record"));
+            RETURN_IF_ERROR(proto::DecodeStoredRecord(data, &cmd, "journal record"));
             auto r = state.Apply(cmd);
             if (!r.ok())
               return Err(Code::kCorrupt, path + ": record " + std::to_string(index) +

@@ -92,7 +92,8 @@ void MdsService::Stop() {
 Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
   Command cmd;
   cmd.type = type;
-  cmd.time_ms = RealClock()->WallMs();
+  cmd.time_ns = RealClock()->WallNs();
+  cmd.time_ms = cmd.time_ns / 1000000;
   cmd.body = std::move(body);
   ASSIGN_OR_RETURN(ApplyResult res, state_.Apply(cmd));
   Status st;
@@ -1258,6 +1259,10 @@ void MdsService::ScrubLoop() {
 }
 
 namespace {
+constexpr int64_t kRelatimeMaxAgeNs = 24LL * 3600 * 1000000000;  // relatime: a day
+}  // namespace
+
+namespace {
 template <typename Req>
 Status Decode(const rpc::Frame& f, Req* r) {
   return proto::DecodeFromString(f.body, r, "request");
@@ -1338,7 +1343,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kCreate: {
         proto::CreateReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive};
+        CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid};
         auto res = Commit(CommandType::kCreateNode, cmd);
         if (!res.ok()) return reply_status(res.status());
         return reply_attr(res->attr);
@@ -1369,7 +1374,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kSetAttr: {
         proto::SetAttrReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kSetAttr, SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ms, r.mode});
+        auto res = Commit(CommandType::kSetAttr, SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ns / 1000000, r.mode, r.mtime_ns, r.atime_ns, r.uid, r.gid});
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
         reply_attr(state_.GetAttr(r.ino));
@@ -1396,6 +1401,18 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         proto::ReleaseReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         leases_.Release(r.ino, r.client, r.write);
+        if (r.read) {
+          // relatime, as ext4 mounts by default: the access time moves once it is behind the
+          // last change or a day old; at a close, never per read.
+          auto a = state_.GetAttr(r.ino);
+          int64_t now_ns = RealClock()->WallNs();
+          if (a.ok() && (a->atime_ns <= a->mtime_ns || a->atime_ns <= a->ctime_ns ||
+                         now_ns - a->atime_ns > kRelatimeMaxAgeNs)) {
+            SetAttrCmd at{r.ino, proto::kSetAtime, 0, 0, 0, 0, now_ns, 0, 0};
+            auto res = Commit(CommandType::kSetAttr, at);
+            if (!res.ok()) LOG_WARN("access time of inode %s: %s", r.ino.str().c_str(), res.status().ToString().c_str());
+          }
+        }
         if (state_.Orphans().count(r.ino) && !leases_.IsOpen(r.ino)) {
           auto res = Commit(CommandType::kFreeOrphan, FreeOrphanCmd{r.ino});  // the last close
           if (res.ok()) freed = res->freed;

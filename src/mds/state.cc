@@ -1,5 +1,7 @@
 #include "mds/state.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -9,7 +11,8 @@ namespace vstorage::mds {
 
 namespace {
 
-constexpr uint32_t kImageFormat = 3;  // 2: CsRecord.releasing; 3: CsRecord.created_ms
+// 2: CsRecord.releasing; 3: CsRecord.created_ms; 4: Attr in ns with uid, gid, atime.
+constexpr uint32_t kImageFormat = 4;
 
 struct ConfigParam {
   const char* key;
@@ -56,20 +59,34 @@ Status CheckName(const std::string& name) {
   return Status::Ok();
 }
 
-struct InodeImage {
-  proto::Attr attr;
+template <typename A>
+struct InodeImageOf {
+  A attr;
   InodeId parent;
   std::string symlink;
   uint32_t norm = 1, min = 1;
   std::vector<proto::DirEntry> children;
   VS_FIELDS(attr, parent, symlink, norm, min, children)
 };
+using InodeImage = InodeImageOf<proto::Attr>;
 
-template <typename Cs>
+// Attributes as formats 2 and 3 kept them: times in milliseconds, no owners, no atime.
+struct AttrV3 {
+  InodeId ino;
+  proto::NodeType type = proto::NodeType::kFile;
+  uint32_t mode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ms = 0, ctime_ms = 0;
+  uint32_t nlink = 1;
+  uint64_t chunk_size = 0;
+  VS_FIELDS(ino, type, mode, size, mtime_ms, ctime_ms, nlink, chunk_size)
+};
+
+template <typename Cs, typename A = proto::Attr>
 struct StateImageOf {
   uint32_t format = kImageFormat;
   uint64_t next_ino = 0, next_chunk = 0, next_cs = 0;
-  std::vector<InodeImage> inodes;
+  std::vector<InodeImageOf<A>> inodes;
   std::vector<ChunkInfo> chunks;
   std::vector<Cs> cs;
   std::map<std::string, std::string> config;
@@ -283,16 +300,18 @@ StateCounts MdsState::Counts() const {
 Result<ApplyResult> MdsState::Apply(const Command& cmd) {
   // Records written before a field was appended to their command still replay.
   auto decode = [&](auto* body) { return proto::DecodeStoredRecord(cmd.body, body, "journal command"); };
+  // File timestamps are nanoseconds; records written before time_ns carry milliseconds.
+  const int64_t now_ns = cmd.time_ns ? cmd.time_ns : cmd.time_ms * 1000000;
   switch (cmd.type) {
     case CommandType::kCreateNode: {
       CreateNodeCmd c;
       RETURN_IF_ERROR(decode(&c));
-      return CreateNode(c, cmd.time_ms);
+      return CreateNode(c, now_ns);
     }
     case CommandType::kUnlink: {
       UnlinkCmd c;
       RETURN_IF_ERROR(decode(&c));
-      return Unlink(c, cmd.time_ms);
+      return Unlink(c, now_ns);
     }
     case CommandType::kFreeOrphan: {
       FreeOrphanCmd c;
@@ -302,17 +321,17 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
     case CommandType::kRename: {
       RenameCmd c;
       RETURN_IF_ERROR(decode(&c));
-      return Rename(c, cmd.time_ms);
+      return Rename(c, now_ns);
     }
     case CommandType::kSetAttr: {
       SetAttrCmd c;
       RETURN_IF_ERROR(decode(&c));
-      return SetAttr(c, cmd.time_ms);
+      return SetAttr(c, now_ns);
     }
     case CommandType::kSetXattr: {
       SetXattrCmd c;
       RETURN_IF_ERROR(decode(&c));
-      return SetXattr(c, cmd.time_ms);
+      return SetXattr(c, now_ns);
     }
     case CommandType::kAllocChunk: {
       AllocChunkCmd c;
@@ -424,7 +443,11 @@ Result<ApplyResult> MdsState::CreateNode(const CreateNodeCmd& c, int64_t now) {
   n.attr.type = c.type;
   n.attr.mode = c.mode & 07777;
   n.attr.size = c.type == proto::NodeType::kSymlink ? c.symlink_target.size() : 0;
-  n.attr.mtime_ms = n.attr.ctime_ms = now;
+  n.attr.mtime_ns = n.attr.ctime_ns = n.attr.atime_ns = now;
+  n.attr.uid = c.uid;
+  // A set-group-ID directory hands its group down, and its bit to subdirectories.
+  n.attr.gid = (d.attr.mode & S_ISGID) ? d.attr.gid : c.gid;
+  if ((d.attr.mode & S_ISGID) && c.type == proto::NodeType::kDir) n.attr.mode |= S_ISGID;
   n.attr.nlink = c.type == proto::NodeType::kDir ? 2 : 1;
   n.attr.chunk_size = d.attr.chunk_size;  // inherited, as are the replica counts
   n.norm = d.norm;
@@ -432,7 +455,7 @@ Result<ApplyResult> MdsState::CreateNode(const CreateNodeCmd& c, int64_t now) {
   n.parent = c.parent;
   n.symlink = c.symlink_target;
   d.children[c.name] = n.attr.ino;
-  d.attr.mtime_ms = now;
+  d.attr.mtime_ns = d.attr.ctime_ns = now;
   if (c.type == proto::NodeType::kDir) ++d.attr.nlink;
   ApplyResult res;
   res.attr = n.attr;
@@ -471,7 +494,7 @@ Result<ApplyResult> MdsState::Unlink(const UnlinkCmd& c, int64_t now) {
   if (is_dir && !v.children.empty()) return Err(Code::kNotEmpty, "directory '" + c.name + "' is not empty");
   Inode& d = inodes_.at(c.parent);
   d.children.erase(c.name);
-  d.attr.mtime_ms = now;
+  d.attr.mtime_ns = d.attr.ctime_ns = now;
   if (is_dir) --d.attr.nlink;
   ApplyResult res;
   if (c.keep_open && !is_dir) Orphan(victim, now);
@@ -482,7 +505,7 @@ Result<ApplyResult> MdsState::Unlink(const UnlinkCmd& c, int64_t now) {
 void MdsState::Orphan(InodeId ino, int64_t now) {
   Inode& n = inodes_.at(ino);
   n.attr.nlink = 0;
-  n.attr.ctime_ms = now;
+  n.attr.ctime_ns = now;
   n.parent = InodeId{};
   orphans_.insert(ino);
 }
@@ -527,17 +550,17 @@ Result<ApplyResult> MdsState::Rename(const RenameCmd& c, int64_t now) {
   }
   Inode& s = inodes_.at(c.parent);
   s.children.erase(c.name);
-  s.attr.mtime_ms = now;
+  s.attr.mtime_ns = s.attr.ctime_ns = now;
   Inode& d = inodes_.at(c.new_parent);
   d.children[c.new_name] = moving;
-  d.attr.mtime_ms = now;
+  d.attr.mtime_ns = d.attr.ctime_ns = now;
   if (moving_dir && c.parent != c.new_parent) {
     --s.attr.nlink;
     ++d.attr.nlink;
   }
   Inode& m = inodes_.at(moving);
   m.parent = c.new_parent;
-  m.attr.ctime_ms = now;
+  m.attr.ctime_ns = now;
   return res;
 }
 
@@ -553,15 +576,21 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
     uint64_t cs = n.attr.chunk_size;
     FreeChunks(n, (c.size + cs - 1) / cs, &res.freed);
     n.attr.size = c.size;
-    n.attr.mtime_ms = now;
+    n.attr.mtime_ns = now;
   }
+  bool grew = false;
   if ((c.mask & proto::kGrowSize) && c.size > n.attr.size) {
     n.attr.size = c.size;
-    n.attr.mtime_ms = now;
+    n.attr.mtime_ns = now;
+    grew = true;
   }
-  if (c.mask & proto::kSetMtime) n.attr.mtime_ms = c.mtime_ms;
+  if (c.mask & proto::kSetMtime) n.attr.mtime_ns = c.mtime_ns ? c.mtime_ns : c.mtime_ms * 1000000;
+  if (c.mask & proto::kSetAtime) n.attr.atime_ns = c.atime_ns;
   if (c.mask & proto::kSetMode) n.attr.mode = c.mode & 07777;
-  n.attr.ctime_ms = now;
+  if (c.mask & proto::kSetUid) n.attr.uid = c.uid;
+  if (c.mask & proto::kSetGid) n.attr.gid = c.gid;
+  // An access-time update, or a size report that changed nothing, leaves ctime alone.
+  if (grew || (c.mask & ~static_cast<uint32_t>(proto::kSetAtime | proto::kGrowSize))) n.attr.ctime_ns = now;
   res.attr = n.attr;
   return res;
 }
@@ -581,7 +610,7 @@ Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
   } else {
     return Err(Code::kInvalidArgument, "unknown attribute '" + c.name + "' (known: replicas, chunk-size)");
   }
-  inodes_.at(c.ino).attr.ctime_ms = now;
+  inodes_.at(c.ino).attr.ctime_ns = now;
   return ApplyResult{};
 }
 
@@ -685,12 +714,27 @@ Status MdsState::Decode(std::string_view image) {
     Decoder d(image);
     if (!d.U32(&format)) return Err(Code::kProtocol, "malformed MDS snapshot");
   }
+  auto convert_inodes = [&](std::vector<InodeImageOf<AttrV3>>& old) {
+    for (auto& o : old) {
+      const AttrV3& a = o.attr;
+      proto::Attr n{a.ino, a.type, a.mode, a.size, a.mtime_ms * 1000000, a.ctime_ms * 1000000, a.nlink, a.chunk_size,
+                    0, 0, a.mtime_ms * 1000000};
+      im.inodes.push_back({n, o.parent, std::move(o.symlink), o.norm, o.min, std::move(o.children)});
+    }
+  };
   if (format == 2) {
-    StateImageOf<CsRecordV2> old;
+    StateImageOf<CsRecordV2, AttrV3> old;
     RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
-    im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, std::move(old.inodes), std::move(old.chunks),
+    im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
           {}, std::move(old.config), std::move(old.events)};
+    convert_inodes(old.inodes);
     for (const auto& c : old.cs) im.cs.push_back({c.id, c.host_id, c.tier, c.addr, c.dropped, c.releasing, 0});
+  } else if (format == 3) {
+    StateImageOf<CsRecord, AttrV3> old;
+    RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
+    im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
+          std::move(old.cs), std::move(old.config), std::move(old.events)};
+    convert_inodes(old.inodes);
   } else if (format == kImageFormat) {
     RETURN_IF_ERROR(proto::DecodeFromString(image, &im, "MDS snapshot"));
   } else {

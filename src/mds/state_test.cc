@@ -318,10 +318,20 @@ TEST_F(StateTest, Format2SnapshotStillDecodes) {
   e.U64(1);           // next_chunk
   e.U64(kFirstCsId + 1);  // next_cs
   e.U32(1);           // inodes: the root
-  proto::Attr root;
+  struct AttrAsFormat3 {  // times in ms, no owners or atime
+    InodeId ino;
+    proto::NodeType type = proto::NodeType::kFile;
+    uint32_t mode = 0;
+    uint64_t size = 0;
+    int64_t mtime_ms = 0, ctime_ms = 0;
+    uint32_t nlink = 1;
+    uint64_t chunk_size = 0;
+    VS_FIELDS(ino, type, mode, size, mtime_ms, ctime_ms, nlink, chunk_size)
+  } root;
   root.ino = kRootInode;
   root.type = proto::NodeType::kDir;
   root.mode = 0755;
+  root.mtime_ms = 1234;
   root.nlink = 2;
   root.chunk_size = 1 << 20;
   root.Encode(e);
@@ -348,6 +358,8 @@ TEST_F(StateTest, Format2SnapshotStillDecodes) {
   EXPECT_EQ(cs->addr, "127.0.0.1:7000");
   EXPECT_TRUE(cs->releasing);
   EXPECT_EQ(cs->created_ms, 0);
+  EXPECT_EQ(t.GetAttr(kRootInode)->mtime_ns, 1234 * 1000000LL);  // format 4 keeps nanoseconds
+  EXPECT_EQ(t.GetAttr(kRootInode)->chunk_size, 1u << 20);
 }
 
 // Issue 9.9: a CS that starts on a host with a new host_id moves there (journaled).

@@ -106,11 +106,13 @@ struct Attr {
   NodeType type = NodeType::kFile;
   uint32_t mode = 0;
   uint64_t size = 0;
-  int64_t mtime_ms = 0;
-  int64_t ctime_ms = 0;
+  int64_t mtime_ns = 0;  // nanoseconds since the epoch
+  int64_t ctime_ns = 0;
   uint32_t nlink = 1;
   uint64_t chunk_size = 0;
-  VS_FIELDS(ino, type, mode, size, mtime_ms, ctime_ms, nlink, chunk_size)
+  uint32_t uid = 0, gid = 0;
+  int64_t atime_ns = 0;
+  VS_FIELDS(ino, type, mode, size, mtime_ns, ctime_ns, nlink, chunk_size, uid, gid, atime_ns)
 };
 
 struct RegisterClientReq {
@@ -153,7 +155,8 @@ struct CreateReq {
   uint32_t mode = 0644;
   std::string symlink_target;
   bool exclusive = true;  // O_EXCL semantics: existing name is kExists
-  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive)
+  uint32_t uid = 0, gid = 0;  // of the creating process
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid)
 };
 struct UnlinkReq {
   InodeId parent;
@@ -170,15 +173,19 @@ struct RenameReq {
 };
 // kGrowSize: the size becomes at least `size` (a writer reporting how far it wrote); it never
 // shrinks the file and frees nothing, so handles reporting late or out of order are safe.
-enum SetAttrMask : uint32_t { kSetSize = 1, kSetMtime = 2, kSetMode = 4, kGrowSize = 8 };
+enum SetAttrMask : uint32_t {
+  kSetSize = 1, kSetMtime = 2, kSetMode = 4, kGrowSize = 8, kSetAtime = 16, kSetUid = 32, kSetGid = 64
+};
 struct SetAttrReq {
   InodeId ino;
   uint32_t mask = 0;
   uint64_t size = 0;
-  int64_t mtime_ms = 0;
+  int64_t mtime_ns = 0;
   uint32_t mode = 0;
   ClientId client;  // size changes need the write lease when one is held
-  VS_FIELDS(ino, mask, size, mtime_ms, mode, client)
+  int64_t atime_ns = 0;
+  uint32_t uid = 0, gid = 0;
+  VS_FIELDS(ino, mask, size, mtime_ns, mode, client, atime_ns, uid, gid)
 };
 struct OpenReq {
   InodeId ino;
@@ -190,7 +197,8 @@ struct ReleaseReq {
   InodeId ino;
   ClientId client;
   bool write = false;
-  VS_FIELDS(ino, client, write)
+  bool read = false;  // the handle read data: the access time may be due (relatime)
+  VS_FIELDS(ino, client, write, read)
 };
 struct UnregisterClientReq {
   ClientId client;

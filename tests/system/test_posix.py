@@ -79,3 +79,103 @@ def test_an_unlinked_file_of_a_crashed_client_is_freed_once_its_lease_expires(cl
     assert all_chunk_files(cluster) == 6
     wait_for(lambda: all_chunk_files(cluster) == 0, timeout=120,
              what="the crashed client's unlinked file to be freed after its lease expired")
+
+
+def test_nanosecond_timestamps_and_the_parents_times_move_on_every_change(cluster3):
+    m = cluster3.mnt
+    os.mkdir(f"{m}/d")
+    p = f"{m}/d/f"
+    open(p, "w").close()
+    os.utime(p, ns=(1_600_000_000_123_456_789, 1_500_000_000_987_654_321))
+    st = os.stat(p)
+    assert st.st_atime_ns == 1_600_000_000_123_456_789
+    assert st.st_mtime_ns == 1_500_000_000_987_654_321
+
+    def dir_times():
+        s = os.stat(f"{m}/d")
+        return s.st_mtime_ns, s.st_ctime_ns
+
+    for what, op in [("create", lambda: open(f"{m}/d/g", "w").close()),
+                     ("rename", lambda: os.rename(f"{m}/d/g", f"{m}/d/h")),
+                     ("unlink", lambda: os.unlink(f"{m}/d/h")),
+                     ("mkdir", lambda: os.mkdir(f"{m}/d/sub")),
+                     ("rmdir", lambda: os.rmdir(f"{m}/d/sub"))]:
+        before = dir_times()
+        op()
+        after = dir_times()
+        assert after[0] > before[0] and after[1] > before[1], (what, before, after)
+    # ctime on chmod and truncate; mtime on a write (seen once the file is closed).
+    for what, op in [("chmod", lambda: os.chmod(p, 0o600)), ("truncate", lambda: os.truncate(p, 10))]:
+        before = os.stat(p).st_ctime_ns
+        op()
+        assert os.stat(p).st_ctime_ns > before, what
+    before = os.stat(p).st_mtime_ns
+    with open(p, "r+b") as f:
+        f.write(b"new")
+    assert os.stat(p).st_mtime_ns > before
+
+
+def test_access_time_follows_relatime_and_never_costs_a_write_per_read(cluster3):
+    m = cluster3.mnt
+    p = f"{m}/f"
+    with open(p, "wb") as f:
+        f.write(b"x" * 1000)
+    os.utime(p, ns=(1_000_000_000, os.stat(p).st_mtime_ns))  # atime far behind mtime
+    with open(p, "rb") as f:
+        f.read()
+    first = os.stat(p).st_atime_ns
+    assert first > os.stat(p).st_mtime_ns  # moved at the close
+    with open(p, "rb") as f:
+        f.read()
+    assert os.stat(p).st_atime_ns == first  # newer than mtime and under a day old: kept
+
+
+def as_user(uid, gid, fn):
+    """Runs fn in a child process with that uid/gid; returns its errno (0 on success)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            fn()
+        except OSError as e:
+            code = e.errno or 1
+        except BaseException:  # noqa: BLE001 - report anything else as a failure
+            code = 250
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_owners_and_permissions_hold_for_other_users_as_on_ext4(cluster):
+    import errno
+    cluster.make_mds()
+    for _ in range(3):
+        cluster.add_cs()
+    cluster.wait_cs_active(3)
+    m = cluster.mount(extra=("-o", "allow_other"))
+    os.chmod(cluster.root, 0o711)  # mkdtemp's 0700 would stop the other user before the mount
+    os.chmod(m, 0o777)
+    secret = f"{m}/secret"
+    with open(secret, "w") as f:
+        f.write("root only")
+    os.chmod(secret, 0o600)
+    os.chown(f"{m}/secret", 0, 0)
+    # A file made by user 65534 is theirs.
+    assert as_user(65534, 65534, lambda: open(f"{m}/mine", "w").write("hi")) == 0
+    st = os.stat(f"{m}/mine")
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
+    # Root changes owners, and they are kept.
+    os.chown(f"{m}/mine", 1234, 5678)
+    st = os.stat(f"{m}/mine")
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+    os.chown(f"{m}/mine", 65534, 65534)
+    # Another user: EACCES on a 0600 file of root's, EPERM for chown and for chmod of it.
+    assert as_user(65534, 65534, lambda: open(secret).read()) == errno.EACCES
+    assert as_user(65534, 65534, lambda: os.chown(f"{m}/mine", 0, 0)) == errno.EPERM
+    assert as_user(65534, 65534, lambda: os.chmod(secret, 0o666)) == errno.EPERM
+    assert as_user(65534, 65534, lambda: os.chmod(f"{m}/mine", 0o640)) == 0
+    assert os.stat(f"{m}/mine").st_mode & 0o777 == 0o640
+    assert open(secret).read() == "root only"
