@@ -144,8 +144,15 @@ class Client {
   // Times in nanoseconds since the epoch.
   Result<proto::Attr> SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ns, uint32_t mode,
                               int64_t atime_ns = 0, uint32_t uid = 0, uint32_t gid = 0);
-  Status SetXattr(InodeId ino, const std::string& name, const std::string& value);
+  // "replicas" / "chunk-size", or a user./trusted./security. attribute (flags as setxattr(2):
+  // XATTR_CREATE, XATTR_REPLACE).
+  Status SetXattr(InodeId ino, const std::string& name, const std::string& value, uint32_t flags = 0);
+  Status RemoveXattr(InodeId ino, const std::string& name);
+  // All of them: replicas, chunk-size and the namespaced ones.
   Result<std::map<std::string, std::string>> GetXattrs(InodeId ino);
+  // A FIFO, socket or device node (rdev for devices).
+  Result<proto::Attr> Mknod(InodeId parent, const std::string& name, proto::NodeType type, uint32_t mode,
+                            uint64_t rdev, uint32_t uid, uint32_t gid);
   Result<proto::StatfsReply> Statfs();
   // The cluster's gen.do_punch_hole (guide 3.5.7), asked of the MDS at most every
   // kConfigCacheMs.

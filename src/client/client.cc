@@ -283,9 +283,21 @@ Status Client::ZeroTail(File* f, uint64_t from) {
   return f->Zero(from, cs - from % cs);
 }
 
-Status Client::SetXattr(InodeId ino, const std::string& name, const std::string& value) {
+Status Client::SetXattr(InodeId ino, const std::string& name, const std::string& value, uint32_t flags) {
   proto::Empty e;
-  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, value}, &e);
+  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, value, flags, false}, &e);
+}
+
+Status Client::RemoveXattr(InodeId ino, const std::string& name) {
+  proto::Empty e;
+  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, "", 0, true}, &e);
+}
+
+Result<proto::Attr> Client::Mknod(InodeId parent, const std::string& name, proto::NodeType type, uint32_t mode,
+                                  uint64_t rdev, uint32_t uid, uint32_t gid) {
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, type, mode, "", true, uid, gid, rdev}, &r));
+  return r.attr;
 }
 
 Result<std::map<std::string, std::string>> Client::GetXattrs(InodeId ino) {

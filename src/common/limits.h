@@ -13,4 +13,8 @@ inline constexpr uint64_t kMinChunkSizeBytes = 1ull << 20;
 inline constexpr uint32_t kCsumBlockBytes = 4096;
 inline constexpr int kLeaseTimeoutMs = 60000;
 inline constexpr int kDefaultMdsPort = 2510;
+// Extended attributes (user., trusted., security.), as ext4 with large xattrs allows:
+inline constexpr uint32_t kMaxXattrNameBytes = 255;     // ERANGE beyond
+inline constexpr uint32_t kMaxXattrValueBytes = 65536;  // E2BIG beyond
+inline constexpr uint32_t kMaxXattrBytesPerInode = 65536;  // names + values; ENOSPC beyond
 }  // namespace vstorage

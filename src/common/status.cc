@@ -31,6 +31,8 @@ const char* CodeName(Code c) {
     case Code::kTryAgain: return "try again";
     case Code::kNotSupported: return "not supported";
     case Code::kNotEnoughHosts: return "not enough hosts";
+    case Code::kNoData: return "no such attribute";
+    case Code::kTooBig: return "too big";
   }
   return "unknown";
 }
@@ -62,6 +64,8 @@ int CodeToErrno(Code c) {
     case Code::kNotSupported: return EOPNOTSUPP;
     // Not ENOSPC: there is space, only too few hosts for the replicas (the message says so).
     case Code::kNotEnoughHosts: return EIO;
+    case Code::kNoData: return ENODATA;
+    case Code::kTooBig: return E2BIG;
   }
   return EIO;
 }

@@ -33,7 +33,9 @@ enum class Code : uint16_t {
   kRange = 20,
   kTryAgain = 21,      // the MDS asks to retry later: chunk blocked or being replicated
   kNotSupported = 22,  // EOPNOTSUPP: e.g. punch hole while gen.do_punch_hole=0
-  kNotEnoughHosts = 23,  // fewer failure domains (hosts) than the replicas asked for: not space
+  kNotEnoughHosts = 23,
+  kNoData = 24,        // ENODATA: no such extended attribute
+  kTooBig = 25,        // E2BIG: an extended attribute value over the limit  // fewer failure domains (hosts) than the replicas asked for: not space
 };
 
 const char* CodeName(Code c);

@@ -42,8 +42,18 @@ int Errno(const Status& st) { return CodeToErrno(st.code()); }
 void FillStat(const proto::Attr& a, struct stat* st) {
   std::memset(st, 0, sizeof *st);
   st->st_ino = a.ino.v;
-  mode_t type = a.type == proto::NodeType::kDir ? S_IFDIR : a.type == proto::NodeType::kSymlink ? S_IFLNK : S_IFREG;
+  mode_t type = S_IFREG;
+  switch (a.type) {
+    case proto::NodeType::kDir: type = S_IFDIR; break;
+    case proto::NodeType::kSymlink: type = S_IFLNK; break;
+    case proto::NodeType::kFifo: type = S_IFIFO; break;
+    case proto::NodeType::kCharDev: type = S_IFCHR; break;
+    case proto::NodeType::kBlockDev: type = S_IFBLK; break;
+    case proto::NodeType::kSocket: type = S_IFSOCK; break;
+    case proto::NodeType::kFile: break;
+  }
   st->st_mode = type | (a.mode & 07777);
+  st->st_rdev = static_cast<dev_t>(a.rdev);
   st->st_nlink = a.nlink;
   st->st_size = static_cast<off_t>(a.size);
   st->st_blksize = kMaxWrite;
@@ -169,13 +179,19 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   else fuse_reply_readlink(req, t->c_str());
 }
 
-void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
-  if (!S_ISREG(mode)) {
-    fuse_reply_err(req, EPERM);
-    return;
-  }
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  ReplyEntry(req, Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid));
+  proto::NodeType t;
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+    case 0: ReplyEntry(req, Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid)); return;
+    case S_IFIFO: t = proto::NodeType::kFifo; break;
+    case S_IFSOCK: t = proto::NodeType::kSocket; break;
+    case S_IFCHR: t = proto::NodeType::kCharDev; break;
+    case S_IFBLK: t = proto::NodeType::kBlockDev; break;
+    default: fuse_reply_err(req, EINVAL); return;
+  }
+  ReplyEntry(req, Cl(req)->Mknod(Ino(parent), name, t, mode & 07777, rdev, ctx->uid, ctx->gid));
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
@@ -402,19 +418,39 @@ const char* AttrName(const char* xname) {
   return nullptr;
 }
 
-void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int) {
-  const char* a = AttrName(name);
-  if (!a) {
-    fuse_reply_err(req, ENOTSUP);
+// The namespaces kept for any program (as on ext4); system.* (POSIX ACLs) is not supported.
+bool Namespaced(const char* n) {
+  for (const char* ns : {"user.", "trusted.", "security."})
+    if (std::strncmp(n, ns, std::strlen(ns)) == 0 && n[std::strlen(ns)] != 0) return true;
+  return false;
+}
+
+// trusted.* is for root only (CAP_SYS_ADMIN): the kernel checks it on set and get; listing
+// hides those names from others, as ext4 does.
+bool MaySeeTrusted(fuse_req_t req) { return fuse_req_ctx(req)->uid == 0; }
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  if (const char* a = AttrName(name)) {
+    ReplyStatus(req, Cl(req)->SetXattr(Ino(ino), a, std::string(value, size)));
     return;
   }
-  ReplyStatus(req, Cl(req)->SetXattr(Ino(ino), a, std::string(value, size)));
+  if (!Namespaced(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  ReplyStatus(req, Cl(req)->SetXattr(Ino(ino), name, std::string(value, size), static_cast<uint32_t>(flags) & 3));
+}
+
+void ReplyXattrValue(fuse_req_t req, const std::string& v, size_t size) {
+  if (size == 0) fuse_reply_xattr(req, v.size());
+  else if (size < v.size()) fuse_reply_err(req, ERANGE);
+  else fuse_reply_buf(req, v.data(), v.size());
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   const char* a = AttrName(name);
-  if (!a) {
-    fuse_reply_err(req, ENODATA);
+  if (!a && !Namespaced(name)) {
+    fuse_reply_err(req, std::strncmp(name, "system.", 7) == 0 ? EOPNOTSUPP : ENODATA);
     return;
   }
   auto x = Cl(req)->GetXattrs(Ino(ino));
@@ -422,20 +458,38 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     fuse_reply_err(req, Errno(x.status()));
     return;
   }
-  std::string v = (*x)[a];
-  if (size == 0) fuse_reply_xattr(req, v.size());
-  else if (size < v.size()) fuse_reply_err(req, ERANGE);
-  else fuse_reply_buf(req, v.data(), v.size());
+  auto it = x->find(a ? a : name);
+  if (it == x->end()) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  ReplyXattrValue(req, it->second, size);
 }
 
-void OpListxattr(fuse_req_t req, fuse_ino_t, size_t size) {
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto x = Cl(req)->GetXattrs(Ino(ino));
+  if (!x.ok()) {
+    fuse_reply_err(req, Errno(x.status()));
+    return;
+  }
   std::string names = std::string(kXattrReplicas) + '\0' + kXattrChunkSize + '\0';
-  if (size == 0) fuse_reply_xattr(req, names.size());
-  else if (size < names.size()) fuse_reply_err(req, ERANGE);
-  else fuse_reply_buf(req, names.data(), names.size());
+  bool trusted = MaySeeTrusted(req);
+  for (const auto& [k, v] : *x)
+    if (Namespaced(k.c_str()) && (trusted || k.compare(0, 8, "trusted.") != 0)) names += k + '\0';
+  ReplyXattrValue(req, names, size);
 }
 
-void OpRemovexattr(fuse_req_t req, fuse_ino_t, const char* name) { fuse_reply_err(req, AttrName(name) ? EPERM : ENODATA); }
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  if (AttrName(name)) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  if (!Namespaced(name)) {
+    fuse_reply_err(req, std::strncmp(name, "system.", 7) == 0 ? EOPNOTSUPP : ENODATA);
+    return;
+  }
+  ReplyStatus(req, Cl(req)->RemoveXattr(Ino(ino), name));
+}
 
 fuse_lowlevel_ops MakeOps() {
   fuse_lowlevel_ops o;

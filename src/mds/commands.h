@@ -49,7 +49,8 @@ struct CreateNodeCmd {
   std::string symlink_target;
   bool exclusive = true;
   uint32_t uid = 0, gid = 0;
-  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid)
+  uint64_t rdev = 0;
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev)
 };
 struct UnlinkCmd {
   InodeId parent;
@@ -84,9 +85,11 @@ struct SetAttrCmd {
 };
 struct SetXattrCmd {
   InodeId ino;
-  std::string name;  // "replicas" or "chunk-size"
+  std::string name;  // "replicas" or "chunk-size", or a user./trusted./security. attribute
   std::string value;
-  VS_FIELDS(ino, name, value)
+  uint32_t flags = 0;   // 1: must not exist yet (XATTR_CREATE), 2: must exist (XATTR_REPLACE)
+  bool remove = false;
+  VS_FIELDS(ino, name, value, flags, remove)
 };
 struct AllocChunkCmd {
   InodeId ino;

@@ -1343,7 +1343,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kCreate: {
         proto::CreateReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid};
+        CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid, r.rdev};
         auto res = Commit(CommandType::kCreateNode, cmd);
         if (!res.ok()) return reply_status(res.status());
         return reply_attr(res->attr);
@@ -1440,7 +1440,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kSetXattr: {
         proto::SetXattrReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value});
+        auto res = Commit(CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value, r.flags, r.remove});
         if (res.ok() && r.name == "replicas") {
           // Accepted (hosts may be added later), but said: writes would fail or stay degraded.
           auto nm = state_.ReplicasOf(r.ino);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 
 #include "common/limits.h"
@@ -59,18 +60,18 @@ Status CheckName(const std::string& name) {
   return Status::Ok();
 }
 
-template <typename A>
-struct InodeImageOf {
-  A attr;
+struct InodeImage {
+  proto::Attr attr;
   InodeId parent;
   std::string symlink;
   uint32_t norm = 1, min = 1;
   std::vector<proto::DirEntry> children;
-  VS_FIELDS(attr, parent, symlink, norm, min, children)
+  std::map<std::string, std::string> xattrs;
+  VS_FIELDS(attr, parent, symlink, norm, min, children, xattrs)
 };
-using InodeImage = InodeImageOf<proto::Attr>;
 
-// Attributes as formats 2 and 3 kept them: times in milliseconds, no owners, no atime.
+// Inodes and attributes as formats 2 and 3 kept them: times in milliseconds, no owners, no
+// atime, no device numbers, no extended attributes.
 struct AttrV3 {
   InodeId ino;
   proto::NodeType type = proto::NodeType::kFile;
@@ -81,12 +82,20 @@ struct AttrV3 {
   uint64_t chunk_size = 0;
   VS_FIELDS(ino, type, mode, size, mtime_ms, ctime_ms, nlink, chunk_size)
 };
+struct InodeImageV3 {
+  AttrV3 attr;
+  InodeId parent;
+  std::string symlink;
+  uint32_t norm = 1, min = 1;
+  std::vector<proto::DirEntry> children;
+  VS_FIELDS(attr, parent, symlink, norm, min, children)
+};
 
-template <typename Cs, typename A = proto::Attr>
+template <typename Cs, typename I = InodeImage>
 struct StateImageOf {
   uint32_t format = kImageFormat;
   uint64_t next_ino = 0, next_chunk = 0, next_cs = 0;
-  std::vector<InodeImageOf<A>> inodes;
+  std::vector<I> inodes;
   std::vector<ChunkInfo> chunks;
   std::vector<Cs> cs;
   std::map<std::string, std::string> config;
@@ -224,6 +233,7 @@ Result<std::map<std::string, std::string>> MdsState::GetXattrs(InodeId ino) cons
   std::map<std::string, std::string> x;
   x["replicas"] = std::to_string(n->norm) + ":" + std::to_string(n->min);
   x["chunk-size"] = std::to_string(n->attr.chunk_size);
+  for (const auto& [k, v] : n->xattrs) x[k] = v;  // namespaced: no clash with the two above
   return x;
 }
 
@@ -436,7 +446,7 @@ Result<ApplyResult> MdsState::CreateNode(const CreateNodeCmd& c, int64_t now) {
   }
   if (c.type == proto::NodeType::kSymlink && (c.symlink_target.empty() || c.symlink_target.size() > kMaxPathBytes))
     return Err(Code::kInvalidArgument, "symlink target must be 1.." + std::to_string(kMaxPathBytes) + " bytes");
-  if (c.type != proto::NodeType::kFile && c.type != proto::NodeType::kDir && c.type != proto::NodeType::kSymlink)
+  if (c.type < proto::NodeType::kFile || c.type > proto::NodeType::kSocket)
     return Err(Code::kInvalidArgument, "unsupported node type");
   Inode n;
   n.attr.ino = InodeId{next_ino_++};
@@ -445,6 +455,7 @@ Result<ApplyResult> MdsState::CreateNode(const CreateNodeCmd& c, int64_t now) {
   n.attr.size = c.type == proto::NodeType::kSymlink ? c.symlink_target.size() : 0;
   n.attr.mtime_ns = n.attr.ctime_ns = n.attr.atime_ns = now;
   n.attr.uid = c.uid;
+  if (c.type == proto::NodeType::kCharDev || c.type == proto::NodeType::kBlockDev) n.attr.rdev = c.rdev;
   // A set-group-ID directory hands its group down, and its bit to subdirectories.
   n.attr.gid = (d.attr.mode & S_ISGID) ? d.attr.gid : c.gid;
   if ((d.attr.mode & S_ISGID) && c.type == proto::NodeType::kDir) n.attr.mode |= S_ISGID;
@@ -595,8 +606,40 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
   return res;
 }
 
+static bool IsNamespacedXattr(const std::string& name) {
+  for (const char* ns : {"user.", "trusted.", "security."})
+    if (name.size() > std::strlen(ns) && name.compare(0, std::strlen(ns), ns) == 0) return true;
+  return false;
+}
+
 Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
   ASSIGN_OR_RETURN(const Inode* cn, Find(c.ino));
+  if (IsNamespacedXattr(c.name)) {
+    Inode& n = inodes_.at(c.ino);
+    auto it = n.xattrs.find(c.name);
+    if (c.remove) {
+      if (it == n.xattrs.end()) return Err(Code::kNoData, "no attribute " + c.name);
+      n.xattrs.erase(it);
+      n.attr.ctime_ns = now;
+      return ApplyResult{};
+    }
+    if (c.name.size() > kMaxXattrNameBytes)
+      return Err(Code::kRange, "attribute name longer than " + std::to_string(kMaxXattrNameBytes) + " bytes");
+    if (c.value.size() > kMaxXattrValueBytes)
+      return Err(Code::kTooBig, "attribute value larger than " + std::to_string(kMaxXattrValueBytes) + " bytes");
+    if ((c.flags & 1) && it != n.xattrs.end()) return Err(Code::kExists, "attribute " + c.name + " exists");
+    if ((c.flags & 2) && it == n.xattrs.end()) return Err(Code::kNoData, "no attribute " + c.name);
+    size_t total = c.name.size() + c.value.size();
+    for (const auto& [k, v] : n.xattrs)
+      if (k != c.name) total += k.size() + v.size();
+    if (total > kMaxXattrBytesPerInode)
+      return Err(Code::kNoSpace, "the extended attributes of this inode would exceed " +
+                                     std::to_string(kMaxXattrBytesPerInode) + " bytes");
+    n.xattrs[c.name] = c.value;
+    n.attr.ctime_ns = now;
+    return ApplyResult{};
+  }
+  if (c.remove) return Err(Code::kPermission, "'" + c.name + "' cannot be removed");
   if (c.name == "replicas") {
     ASSIGN_OR_RETURN(auto nm, ParseReplicas(c.value));
     Inode& n = inodes_.at(c.ino);
@@ -696,7 +739,7 @@ std::string MdsState::Encode() const {
   im.next_chunk = next_chunk_;
   im.next_cs = next_cs_;
   for (const auto& [ino, n] : inodes_) {
-    InodeImage ii{n.attr, n.parent, n.symlink, n.norm, n.min, {}};
+    InodeImage ii{n.attr, n.parent, n.symlink, n.norm, n.min, {}, n.xattrs};
     for (const auto& [name, child] : n.children) ii.children.push_back({name, child, inodes_.at(child).attr.type});
     im.inodes.push_back(std::move(ii));
   }
@@ -714,23 +757,23 @@ Status MdsState::Decode(std::string_view image) {
     Decoder d(image);
     if (!d.U32(&format)) return Err(Code::kProtocol, "malformed MDS snapshot");
   }
-  auto convert_inodes = [&](std::vector<InodeImageOf<AttrV3>>& old) {
+  auto convert_inodes = [&](std::vector<InodeImageV3>& old) {
     for (auto& o : old) {
       const AttrV3& a = o.attr;
       proto::Attr n{a.ino, a.type, a.mode, a.size, a.mtime_ms * 1000000, a.ctime_ms * 1000000, a.nlink, a.chunk_size,
-                    0, 0, a.mtime_ms * 1000000};
-      im.inodes.push_back({n, o.parent, std::move(o.symlink), o.norm, o.min, std::move(o.children)});
+                    0, 0, a.mtime_ms * 1000000, 0};
+      im.inodes.push_back({n, o.parent, std::move(o.symlink), o.norm, o.min, std::move(o.children), {}});
     }
   };
   if (format == 2) {
-    StateImageOf<CsRecordV2, AttrV3> old;
+    StateImageOf<CsRecordV2, InodeImageV3> old;
     RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
     im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
           {}, std::move(old.config), std::move(old.events)};
     convert_inodes(old.inodes);
     for (const auto& c : old.cs) im.cs.push_back({c.id, c.host_id, c.tier, c.addr, c.dropped, c.releasing, 0});
   } else if (format == 3) {
-    StateImageOf<CsRecord, AttrV3> old;
+    StateImageOf<CsRecord, InodeImageV3> old;
     RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
     im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
           std::move(old.cs), std::move(old.config), std::move(old.events)};
@@ -753,6 +796,7 @@ Status MdsState::Decode(std::string_view image) {
     n.norm = ii.norm;
     n.min = ii.min;
     for (const auto& e : ii.children) n.children[e.name] = e.ino;
+    n.xattrs = std::move(ii.xattrs);
     // An unlinked file still open when the snapshot was taken: nlink 0, no parent.
     if (n.attr.type == proto::NodeType::kFile && n.attr.nlink == 0) s.orphans_.insert(n.attr.ino);
     s.inodes_[n.attr.ino] = std::move(n);

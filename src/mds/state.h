@@ -126,6 +126,7 @@ class MdsState {
     uint32_t norm = 1, min = 1;
     std::map<std::string, InodeId> children;  // directories
     std::map<uint64_t, ChunkId> chunks;       // files: chunk index -> id
+    std::map<std::string, std::string> xattrs;  // user./trusted./security. attributes
   };
 
   Result<const Inode*> Find(InodeId ino) const;

@@ -99,7 +99,7 @@ struct PasswordAuthReply {
 };
 
 // ---------- Namespace ----------
-enum class NodeType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3 };
+enum class NodeType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3, kFifo = 4, kCharDev = 5, kBlockDev = 6, kSocket = 7 };
 
 struct Attr {
   InodeId ino;
@@ -112,7 +112,8 @@ struct Attr {
   uint64_t chunk_size = 0;
   uint32_t uid = 0, gid = 0;
   int64_t atime_ns = 0;
-  VS_FIELDS(ino, type, mode, size, mtime_ns, ctime_ns, nlink, chunk_size, uid, gid, atime_ns)
+  uint64_t rdev = 0;  // device number of a character or block device node
+  VS_FIELDS(ino, type, mode, size, mtime_ns, ctime_ns, nlink, chunk_size, uid, gid, atime_ns, rdev)
 };
 
 struct RegisterClientReq {
@@ -156,7 +157,8 @@ struct CreateReq {
   std::string symlink_target;
   bool exclusive = true;  // O_EXCL semantics: existing name is kExists
   uint32_t uid = 0, gid = 0;  // of the creating process
-  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid)
+  uint64_t rdev = 0;          // device nodes
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev)
 };
 struct UnlinkReq {
   InodeId parent;
@@ -257,9 +259,11 @@ struct ReportCsFailureReq {
 // ---------- Attributes / config ----------
 struct SetXattrReq {
   InodeId ino;
-  std::string name;   // "replicas", "chunk-size", ...
+  std::string name;   // "replicas", "chunk-size", or a user./trusted./security. attribute
   std::string value;
-  VS_FIELDS(ino, name, value)
+  uint32_t flags = 0;   // XATTR_CREATE (1) / XATTR_REPLACE (2), as setxattr(2)
+  bool remove = false;  // removexattr(2)
+  VS_FIELDS(ino, name, value, flags, remove)
 };
 // Why the MDS refuses (kBusy) a new chunk-size on a file: set-attr reaches the MDS through the
 // mount's setxattr, which carries only EBUSY, so the CLI prints this same text.

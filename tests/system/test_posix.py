@@ -2,6 +2,8 @@
 import os
 import signal
 
+import pytest
+
 from conftest import chunk_files, drop_caches, wait_for
 
 M = 1 << 20
@@ -179,3 +181,77 @@ def test_owners_and_permissions_hold_for_other_users_as_on_ext4(cluster):
     assert as_user(65534, 65534, lambda: os.chmod(f"{m}/mine", 0o640)) == 0
     assert os.stat(f"{m}/mine").st_mode & 0o777 == 0o640
     assert open(secret).read() == "root only"
+
+
+def test_extended_attributes_in_user_trusted_and_security_namespaces_as_on_ext4(cluster3):
+    import errno
+    m = cluster3.mnt
+    p = f"{m}/f"
+    open(p, "w").close()
+    os.setxattr(p, "user.comment", b"hello")
+    os.setxattr(p, "trusted.x", b"\x00\x01binary")
+    os.setxattr(p, "security.selinux", b"system_u:object_r:tmp_t:s0\x00")
+    assert os.getxattr(p, "user.comment") == b"hello"
+    assert os.getxattr(p, "trusted.x") == b"\x00\x01binary"
+    names = set(os.listxattr(p))
+    assert {"user.comment", "trusted.x", "security.selinux", "vstorage.replicas"} <= names, names
+    # Flags, missing names, limits, and the namespaces not kept.
+    with pytest.raises(OSError) as e:
+        os.setxattr(p, "user.comment", b"again", os.XATTR_CREATE)
+    assert e.value.errno == errno.EEXIST
+    with pytest.raises(OSError) as e:
+        os.setxattr(p, "user.nope", b"v", os.XATTR_REPLACE)
+    assert e.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as e:
+        os.getxattr(p, "user.nope")
+    assert e.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as e:
+        os.removexattr(p, "user.nope")
+    assert e.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as e:
+        os.setxattr(p, "user." + "n" * 251, b"v")
+    assert e.value.errno == errno.ERANGE
+    with pytest.raises(OSError) as e:
+        os.setxattr(p, "user.big", b"v" * 65537)
+    assert e.value.errno == errno.E2BIG
+    with pytest.raises(OSError) as e:
+        os.setxattr(p, "system.posix_acl_access", b"\x02\x00\x00\x00")
+    assert e.value.errno == errno.EOPNOTSUPP
+    os.setxattr(p, "user.comment", b"replaced", os.XATTR_REPLACE)
+    os.removexattr(p, "user.comment")
+    assert "user.comment" not in os.listxattr(p)
+    # They stay across an MDS restart, and the vstorage.* attributes keep working.
+    cluster3.kill("mds")
+    cluster3.restart("mds")
+    cluster3.wait_mds()
+    assert os.getxattr(p, "security.selinux") == b"system_u:object_r:tmp_t:s0\x00"
+    assert os.getxattr(m, "vstorage.replicas")
+
+
+def test_fifos_sockets_and_device_nodes(cluster3):
+    import socket
+    import stat
+    import threading
+    m = cluster3.mnt
+    os.mkfifo(f"{m}/fifo", 0o640)
+    assert stat.S_ISFIFO(os.stat(f"{m}/fifo").st_mode)
+    got = []
+    t = threading.Thread(target=lambda: got.append(open(f"{m}/fifo", "rb").read()))
+    t.start()
+    with open(f"{m}/fifo", "wb") as w:
+        w.write(b"through the pipe")
+    t.join(timeout=20)
+    assert got == [b"through the pipe"]
+    os.mknod(f"{m}/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    st = os.stat(f"{m}/null")
+    assert stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)
+    # (Opening it needs a mount with -o dev: FUSE mounts are nodev by default, like most.)
+    os.mknod(f"{m}/blk", 0o600 | stat.S_IFBLK, os.makedev(7, 0))
+    assert stat.S_ISBLK(os.stat(f"{m}/blk").st_mode)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(f"{m}/sock")
+    assert stat.S_ISSOCK(os.stat(f"{m}/sock").st_mode)
+    s.close()
+    for n in ("fifo", "null", "blk", "sock"):
+        os.unlink(f"{m}/{n}")
+    assert os.listdir(m) == []
