@@ -74,18 +74,24 @@ class LiveCluster : public ::testing::Test {
     char t[] = "/tmp/vs_client_XXXXXX";
     dir_ = mkdtemp(t);
     setenv("VSTORAGE_CONF_DIR", (dir_ + "/conf").c_str(), 1);
-    int port = FreePortPair();
     std::string key = RandomBytes(32);
     std::string mds = dir_ + "/mds";
     ASSERT_TRUE(MakeDirs(mds).ok());
-    ASSERT_TRUE(WriteKeyValueFile(mds + "/mds.conf", {{"cluster", "c"}, {"id", "1"}, {"addr", "127.0.0.1:" + std::to_string(port)}}).ok());
     ASSERT_TRUE(WriteFileAtomic(mds + "/cluster.key", HexEncode(key) + "\n").ok());
     ASSERT_TRUE(WriteFileAtomic(mds + "/auth_digest.key", MakePasswordDigest("pw").Serialize() + "\n").ok());
     ASSERT_TRUE(WriteClusterKey("c", key).ok());
-    ASSERT_TRUE(AddToBsList("c", HostPort{"127.0.0.1", port}).ok());
-    auto m = mds::MdsService::Start(mds);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    mds_ = std::move(m).value();
+    int port = 0;
+    // A free port may be taken by another test process before the MDS binds it: try again.
+    for (int attempt = 0; attempt < 5 && !mds_; ++attempt) {
+      port = FreePortPair();
+      ASSERT_TRUE(WriteKeyValueFile(mds + "/mds.conf", {{"cluster", "c"}, {"id", "1"}, {"addr", "127.0.0.1:" + std::to_string(port)}}).ok());
+      std::filesystem::remove(ClusterDir("c") + "/bs.list");
+      ASSERT_TRUE(AddToBsList("c", HostPort{"127.0.0.1", port}).ok());
+      auto m = mds::MdsService::Start(mds);
+      if (!m.ok() && m.status().code() == Code::kBusy && attempt < 4) continue;
+      ASSERT_TRUE(m.ok()) << m.status().ToString();
+      mds_ = std::move(m).value();
+    }
     std::string mds_addr = "127.0.0.1:" + std::to_string(port + 1);
     for (int i = 0; i < 3; ++i) {
       auto conn = rpc::Conn::Dial(mds_addr, rpc::Credentials{"c", key, proto::PeerKind::kAdmin});
