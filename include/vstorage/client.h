@@ -139,6 +139,8 @@ class Client {
   Result<std::string> Readlink(InodeId ino);
   Status Unlink(InodeId parent, const std::string& name);
   Status Rmdir(InodeId parent, const std::string& name);
+  // link(2): one more name for a file.
+  Result<proto::Attr> Link(InodeId ino, InodeId new_parent, const std::string& new_name);
   Status Rename(InodeId parent, const std::string& name, InodeId new_parent, const std::string& new_name);
   // mask: proto::SetAttrMask. A size change zeroes the cut-off tail of the last chunk.
   // Times in nanoseconds since the epoch.

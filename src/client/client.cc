@@ -235,6 +235,12 @@ Status Client::Rmdir(InodeId parent, const std::string& name) {
   return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, true}, &e);
 }
 
+Result<proto::Attr> Client::Link(InodeId ino, InodeId new_parent, const std::string& new_name) {
+  proto::AttrReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kLink, proto::LinkReq{ino, new_parent, new_name}, &r));
+  return r.attr;
+}
+
 Status Client::Rename(InodeId parent, const std::string& name, InodeId new_parent, const std::string& new_name) {
   proto::Empty e;
   return MdsCall(MsgType::kRename, proto::RenameReq{parent, name, new_parent, new_name}, &e);

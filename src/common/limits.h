@@ -13,6 +13,7 @@ inline constexpr uint64_t kMinChunkSizeBytes = 1ull << 20;
 inline constexpr uint32_t kCsumBlockBytes = 4096;
 inline constexpr int kLeaseTimeoutMs = 60000;
 inline constexpr int kDefaultMdsPort = 2510;
+inline constexpr uint32_t kMaxLinks = 65000;  // hard links of one file, as ext4 (EMLINK beyond)
 // Extended attributes (user., trusted., security.), as ext4 with large xattrs allows:
 inline constexpr uint32_t kMaxXattrNameBytes = 255;     // ERANGE beyond
 inline constexpr uint32_t kMaxXattrValueBytes = 65536;  // E2BIG beyond

@@ -33,6 +33,7 @@ const char* CodeName(Code c) {
     case Code::kNotEnoughHosts: return "not enough hosts";
     case Code::kNoData: return "no such attribute";
     case Code::kTooBig: return "too big";
+    case Code::kTooManyLinks: return "too many links";
   }
   return "unknown";
 }
@@ -66,6 +67,7 @@ int CodeToErrno(Code c) {
     case Code::kNotEnoughHosts: return EIO;
     case Code::kNoData: return ENODATA;
     case Code::kTooBig: return E2BIG;
+    case Code::kTooManyLinks: return EMLINK;
   }
   return EIO;
 }

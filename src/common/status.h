@@ -35,7 +35,8 @@ enum class Code : uint16_t {
   kNotSupported = 22,  // EOPNOTSUPP: e.g. punch hole while gen.do_punch_hole=0
   kNotEnoughHosts = 23,
   kNoData = 24,        // ENODATA: no such extended attribute
-  kTooBig = 25,        // E2BIG: an extended attribute value over the limit  // fewer failure domains (hosts) than the replicas asked for: not space
+  kTooBig = 25,        // E2BIG: an extended attribute value over the limit
+  kTooManyLinks = 26,  // EMLINK  // fewer failure domains (hosts) than the replicas asked for: not space
 };
 
 const char* CodeName(Code c);

@@ -31,6 +31,7 @@ enum class CommandType : uint16_t {
   kSetConfigMany = 14,   // set-config K=V...: every pair or none
   kSetCsHost = 15,       // a CS started with a new host id (/etc/vstorage/host_id rewritten)
   kFreeOrphan = 16,      // the last opener of an unlinked file is gone: free it
+  kLink = 17,            // a hard link: one more name for a file
 };
 
 struct Command {
@@ -60,6 +61,12 @@ struct UnlinkCmd {
   // with nlink 0, on the orphan list until kFreeOrphan.
   bool keep_open = false;
   VS_FIELDS(parent, name, dir, keep_open)
+};
+struct LinkCmd {
+  InodeId ino;
+  InodeId new_parent;
+  std::string new_name;
+  VS_FIELDS(ino, new_parent, new_name)
 };
 struct FreeOrphanCmd {
   InodeId ino;

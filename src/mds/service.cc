@@ -1360,6 +1360,13 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         reply_status(Status::Ok());
         break;
       }
+      case MsgType::kLink: {
+        proto::LinkReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto res = Commit(CommandType::kLink, LinkCmd{r.ino, r.new_parent, r.new_name});
+        if (!res.ok()) return reply_status(res.status());
+        return reply_attr(res->attr);
+      }
       case MsgType::kRename: {
         proto::RenameReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);

@@ -323,6 +323,11 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       RETURN_IF_ERROR(decode(&c));
       return Unlink(c, now_ns);
     }
+    case CommandType::kLink: {
+      LinkCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      return Link(c, now_ns);
+    }
     case CommandType::kFreeOrphan: {
       FreeOrphanCmd c;
       RETURN_IF_ERROR(decode(&c));
@@ -508,8 +513,35 @@ Result<ApplyResult> MdsState::Unlink(const UnlinkCmd& c, int64_t now) {
   d.attr.mtime_ns = d.attr.ctime_ns = now;
   if (is_dir) --d.attr.nlink;
   ApplyResult res;
+  if (!is_dir && v.attr.nlink > 1) {  // one name of several: the file stays
+    Inode& f = inodes_.at(victim);
+    --f.attr.nlink;
+    f.attr.ctime_ns = now;
+    if (f.parent == c.parent) f.parent = InodeId{};  // a hint only for a file with links
+    return res;
+  }
   if (c.keep_open && !is_dir) Orphan(victim, now);
   else RemoveInode(victim, &res.freed);
+  return res;
+}
+
+Result<ApplyResult> MdsState::Link(const LinkCmd& c, int64_t now) {
+  RETURN_IF_ERROR(CheckName(c.new_name));
+  ASSIGN_OR_RETURN(const Inode* f, Find(c.ino));
+  if (f->attr.type == proto::NodeType::kDir) return Err(Code::kPermission, "hard links to directories are not allowed");
+  if (f->attr.nlink == 0) return Err(Code::kNotFound, "the file was removed");  // an orphan
+  if (f->attr.nlink >= kMaxLinks) return Err(Code::kTooManyLinks, "the file has " + std::to_string(kMaxLinks) + " links");
+  ASSIGN_OR_RETURN(const Inode* d, Dir(c.new_parent));
+  if (d->children.count(c.new_name)) return Err(Code::kExists, "'" + c.new_name + "' exists");
+  Inode& dir = inodes_.at(c.new_parent);
+  dir.children[c.new_name] = c.ino;
+  dir.attr.mtime_ns = dir.attr.ctime_ns = now;
+  Inode& n = inodes_.at(c.ino);
+  ++n.attr.nlink;
+  n.attr.ctime_ns = now;
+  if (!inodes_.count(n.parent)) n.parent = c.new_parent;
+  ApplyResult res;
+  res.attr = n.attr;
   return res;
 }
 
@@ -556,7 +588,11 @@ Result<ApplyResult> MdsState::Rename(const RenameCmd& c, int64_t now) {
     InodeId victim = dst->second;
     if (t_dir) --inodes_.at(c.new_parent).attr.nlink;
     inodes_.at(c.new_parent).children.erase(c.new_name);
-    if (c.keep_replaced && !t_dir) Orphan(victim, now);
+    if (!t_dir && t.attr.nlink > 1) {  // the replaced name was one of several
+      Inode& f = inodes_.at(victim);
+      --f.attr.nlink;
+      f.attr.ctime_ns = now;
+    } else if (c.keep_replaced && !t_dir) Orphan(victim, now);
     else RemoveInode(victim, &res.freed);
   }
   Inode& s = inodes_.at(c.parent);

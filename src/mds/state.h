@@ -134,6 +134,7 @@ class MdsState {
   Result<ApplyResult> CreateNode(const CreateNodeCmd& c, int64_t now);
   Result<ApplyResult> Unlink(const UnlinkCmd& c, int64_t now);
   void Orphan(InodeId ino, int64_t now);
+  Result<ApplyResult> Link(const LinkCmd& c, int64_t now);
   Result<ApplyResult> FreeOrphan(const FreeOrphanCmd& c);
   Result<ApplyResult> Rename(const RenameCmd& c, int64_t now);
   Result<ApplyResult> SetAttr(const SetAttrCmd& c, int64_t now);

@@ -225,6 +225,34 @@ TEST_F(StateTest, CommandsRecordedBeforeFieldsWereAppendedStillApply) {
   EXPECT_FALSE(s.Apply(Command{CommandType::kRename, 1000, old_rename.substr(0, 5)}).ok());
 }
 
+TEST_F(StateTest, HardLinksCountNamesAndTheLastNameFreesTheFile) {
+  CsId a = AddCs("h1");
+  auto f = Create(kRootInode, "f");
+  auto d = Create(kRootInode, "d", proto::NodeType::kDir);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, 0, 1, {a}})).ok());
+  auto l = s.Apply(Cmd(CommandType::kLink, LinkCmd{f.ino, d.ino, "g"}));
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->attr.nlink, 2u);
+  EXPECT_EQ(s.Lookup(d.ino, "g")->ino, f.ino);
+  EXPECT_EQ(s.Apply(Cmd(CommandType::kLink, LinkCmd{d.ino, kRootInode, "x"})).status().code(), Code::kPermission);
+  EXPECT_EQ(s.Apply(Cmd(CommandType::kLink, LinkCmd{f.ino, d.ino, "g"})).status().code(), Code::kExists);
+  // Dropping one name keeps the data; a rename over the other name drops the last one.
+  auto u = s.Apply(Cmd(CommandType::kUnlink, UnlinkCmd{kRootInode, "f", false, false}));
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->freed.empty());
+  EXPECT_EQ(s.GetAttr(f.ino)->nlink, 1u);
+  // Survives a snapshot with its name in d.
+  MdsState t;
+  ASSERT_TRUE(t.Decode(s.Encode()).ok());
+  EXPECT_EQ(t.Lookup(d.ino, "g")->nlink, 1u);
+  auto r = t.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{kRootInode, "h", proto::NodeType::kFile, 0644, "", true}));
+  ASSERT_TRUE(r.ok());
+  auto over = t.Apply(Cmd(CommandType::kRename, RenameCmd{kRootInode, "h", d.ino, "g", false}));
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(over->freed.size(), 1u);
+  EXPECT_FALSE(t.GetAttr(f.ino).ok());
+}
+
 TEST_F(StateTest, RenameReplacesAndRefusesCycles) {
   auto a = Create(kRootInode, "a", proto::NodeType::kDir);
   auto b = Create(a.ino, "b", proto::NodeType::kDir);

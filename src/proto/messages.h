@@ -44,6 +44,7 @@ enum class MsgType : uint16_t {
   kReadlink = 120,
   kSetConfigMany = 121,  // set-config K=V...: validated together, applied all or none
   kUnregisterClient = 122,  // a client going away (unmount): its session and leases end now
+  kLink = 123,              // link(2): LinkReq -> AttrReply
 
   // CS / admin -> MDS.
   kCsCreate = 200,     // make-cs: allocate a CS id (journaled)
@@ -201,6 +202,12 @@ struct ReleaseReq {
   bool write = false;
   bool read = false;  // the handle read data: the access time may be due (relatime)
   VS_FIELDS(ino, client, write, read)
+};
+struct LinkReq {
+  InodeId ino;
+  InodeId new_parent;
+  std::string new_name;
+  VS_FIELDS(ino, new_parent, new_name)
 };
 struct UnregisterClientReq {
   ClientId client;

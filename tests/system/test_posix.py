@@ -255,3 +255,40 @@ def test_fifos_sockets_and_device_nodes(cluster3):
     for n in ("fifo", "null", "blk", "sock"):
         os.unlink(f"{m}/{n}")
     assert os.listdir(m) == []
+
+
+def test_hard_links(cluster3):
+    import errno
+    m = cluster3.mnt
+    os.mkdir(f"{m}/a")
+    os.mkdir(f"{m}/b")
+    data = os.urandom(100_000)
+    with open(f"{m}/a/f", "wb") as f:
+        f.write(data)
+    os.link(f"{m}/a/f", f"{m}/b/g")
+    os.link(f"{m}/b/g", f"{m}/a/h")
+    st = os.stat(f"{m}/a/f")
+    assert st.st_nlink == 3 and os.stat(f"{m}/b/g").st_ino == st.st_ino
+    with open(f"{m}/b/g", "ab") as f:  # a write through one name is seen through the others
+        f.write(b"tail")
+    assert open(f"{m}/a/h", "rb").read() == data + b"tail"
+    os.unlink(f"{m}/a/f")
+    assert os.stat(f"{m}/b/g").st_nlink == 2
+    # Rename over a link drops that name only.
+    with open(f"{m}/new", "wb") as f:
+        f.write(b"other")
+    os.rename(f"{m}/new", f"{m}/a/h")
+    assert open(f"{m}/a/h", "rb").read() == b"other"
+    assert os.stat(f"{m}/b/g").st_nlink == 1
+    drop_caches()
+    assert open(f"{m}/b/g", "rb").read() == data + b"tail"
+    with pytest.raises(OSError) as e:
+        os.link(f"{m}/a", f"{m}/dirlink")
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(OSError) as e:
+        os.link(f"{m}/b/g", f"{m}/a/h")
+    assert e.value.errno == errno.EEXIST
+    # The last name: the data goes.
+    os.unlink(f"{m}/b/g")
+    os.unlink(f"{m}/a/h")
+    wait_for(lambda: all_chunk_files(cluster3) == 0, timeout=30, what="chunks of the unlinked files to go")
