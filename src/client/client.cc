@@ -183,10 +183,17 @@ Result<proto::Attr> Client::Lookup(InodeId parent, const std::string& name) {
 Result<proto::Attr> Client::GetAttr(InodeId ino) {
   proto::AttrReply r;
   RETURN_IF_ERROR(MdsCall(MsgType::kGetAttr, proto::InodeReq{ino}, &r));
-  // Our own unflushed writes may have made the file longer than the MDS knows.
+  // Our own unflushed writes may have made the file longer than the MDS knows; and a size
+  // another client flushed is taken up by our open handles (reads are cut at their size).
   std::lock_guard<std::mutex> l(files_mu_);
   auto range = files_.equal_range(ino);
   for (auto it = range.first; it != range.second; ++it) r.attr.size = std::max(r.attr.size, it->second->size());
+  for (auto it = range.first; it != range.second; ++it) {
+    auto& sz = it->second->sz_->size;
+    uint64_t cur = sz.load();
+    while (r.attr.size > cur && !sz.compare_exchange_weak(cur, r.attr.size)) {
+    }
+  }
   return r.attr;
 }
 

@@ -240,18 +240,9 @@ Status File::ReadPiece(const Piece& p, char* out) {
 
 Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
   IoTimer timer(&c_->io_);
+  // The size this client knows: every handle's writes, and what the MDS said at the last
+  // getattr (which the kernel sends before a read past the size it knows).
   uint64_t size = sz_->size.load();
-  if (offset + len > size) {
-    // Past the end this handle knows: another handle (of this client or, once flushed, of
-    // another) may have made the file longer. Ask before answering short.
-    auto a = c_->GetAttr(ino_);
-    if (a.ok() && a->size > size) {
-      size = a->size;
-      uint64_t cur = sz_->size.load();
-      while (size > cur && !sz_->size.compare_exchange_weak(cur, size)) {
-      }
-    }
-  }
   if (offset >= size) return size_t{0};
   len = std::min<uint64_t>(len, size - offset);
   auto pieces = SplitRange(offset, len, chunk_size_, kMaxPiece);

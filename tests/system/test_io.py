@@ -277,3 +277,4 @@ def test_a_file_written_before_an_unmount_opens_for_writing_at_once_after(cluste
     with open(f"{m}/f", "ab") as g:
         g.write(b"w")
     assert time.monotonic() - t0 < 5, "open for writing waited for the dead mount's lease"
+
