@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -350,6 +351,9 @@ Status CsService::Replicate(const proto::CsReplicateReq& r) {
                                       " of chunk " + r.chunk.str() + ", not " + std::to_string(r.version));
   std::string buf;
   uint64_t len = std::min(src.size_bytes, r.chunk_size);
+  // Made first and empty: runs of zero blocks are not written, so a punched or sparse
+  // chunk stays sparse on its new replica (such blocks read as zeros, CRC entry 0).
+  if (st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, 0, nullptr, 0, /*create=*/true);
   auto start = std::chrono::steady_clock::now();
   for (uint64_t off = 0; st.ok() && off < len; off += kReplicatePiece) {
     if (r.max_bytes_per_s > 0) {
@@ -365,9 +369,22 @@ Status CsService::Replicate(const proto::CsReplicateReq& r) {
     st = conn->CallRaw(MsgType::kCsRead, proto::EncodeToString(proto::CsReadReq{r.chunk, r.version, off, n}), nullptr, 0,
                        &f, kChainTimeoutMs, buf.data(), n, &got);
     if (st.ok() && got != n) st = Err(Code::kProtocol, "short read from the source");
-    if (st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, off, buf.data(), n, /*create=*/off == 0);
+    for (uint32_t b = 0; st.ok() && b < n;) {  // write the runs of blocks that are not all zeros
+      auto zero_block = [&](uint32_t at) {
+        uint32_t e = std::min<uint32_t>(at + kCsumBlockBytes, n);
+        return std::all_of(buf.data() + at, buf.data() + e, [](char c) { return c == 0; });
+      };
+      if (zero_block(b)) {
+        b += kCsumBlockBytes;
+        continue;
+      }
+      uint32_t e = b;
+      while (e < n && !zero_block(e)) e += kCsumBlockBytes;
+      e = std::min(e, n);
+      st = store_->Write(r.chunk, r.version, r.chunk_size, off + b, buf.data() + b, e - b, /*create=*/false);
+      b = e;
+    }
   }
-  if (len == 0 && st.ok()) st = store_->Write(r.chunk, r.version, r.chunk_size, 0, nullptr, 0);
   peers_->Release(std::move(conn));
   if (st.ok()) st = store_->Sync(r.chunk);
   if (!st.ok()) {

@@ -126,3 +126,31 @@ def test_fstrim_in_a_loop_mounted_ext4_image_gives_space_back(cluster, tmp_path)
     finally:
         subprocess.run(["losetup", "-d", loop], capture_output=True)
     run("e2fsck", "-f", "-n", img)
+
+
+def test_a_punched_chunk_stays_sparse_when_recovery_copies_it(cluster):
+    """Recovery writes only the blocks that hold data: a hole punched on the old replicas is
+    a hole on the new one, and every byte still reads back."""
+    from conftest import file_info
+    ids, m, h = cluster.start(4, replicas=3, chunk_size="16M")
+    h.vstorage("set-config", "mds.wd.offline_tout=3000")
+    p = f"{m}/img"
+    data = bytearray(os.urandom(16 * M))
+    with open(p, "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+    run("fallocate", "-p", "-o", str(2 * M), "-l", str(12 * M), p)
+    data[2 * M:14 * M] = bytes(12 * M)
+    info = file_info(cluster, p)
+    replicas = info["chunks"][0]["replicas"]
+    spare = next(i for i in ids if i not in replicas)
+    cluster.kill(f"cs{replicas[0]}")
+
+    def copied():
+        c = file_info(cluster, p)["chunks"][0]
+        return spare in c["replicas"] and len(set(c["replicas"])) == 3 and c["state"] == "healthy"
+    wait_for(copied, timeout=90, what=f"the chunk copied to CS#{spare}")
+    repo, _ = cluster.cs_repos[spare]
+    assert allocated(repo) <= 4 * M + 64 * 1024, f"new replica holds {allocated(repo)} bytes for 4 MiB of data"
+    drop_caches()
+    assert open(p, "rb").read() == bytes(data)
