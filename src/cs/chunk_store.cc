@@ -280,36 +280,31 @@ Status ChunkStore::CheckRange(ChunkId id, uint64_t chunk_size, uint64_t offset, 
   return Status::Ok();
 }
 
-Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::FindForWrite(ChunkId id, uint64_t version, uint64_t chunk_size,
-                                                                    bool create) {
+Result<ChunkStore::Locked> ChunkStore::LockForWrite(ChunkId id, uint64_t version, uint64_t chunk_size,
+                                                     uint64_t offset, uint64_t len, bool create) {
+  RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
   auto c = Find(id);
   if (!c && !create) return Err(Code::kNotFound, "chunk " + id.str() + " vanished from this CS during the write");
   if (!c) {
     ASSIGN_OR_RETURN(c, Create(id, version, chunk_size));
   }
-  return c;
-}
-
-Status ChunkStore::CheckWritable(const Chunk& c, uint64_t version, uint64_t chunk_size) {
-  if (c.deleted) return Err(Code::kNotFound, "chunk " + c.id.str() + " was deleted");
-  if (c.version != version)
-    return Err(Code::kStaleVersion, "chunk " + c.id.str() + ": write with version " + std::to_string(version) +
-                                        ", the replica has version " + std::to_string(c.version));
-  if (c.chunk_size != chunk_size)
-    return Err(Code::kInvalidArgument, "chunk " + c.id.str() + " has size " + std::to_string(c.chunk_size));
-  return Status::Ok();
+  std::unique_lock<std::shared_mutex> l(c->mu);
+  if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
+  if (c->version != version)
+    return Err(Code::kStaleVersion, "chunk " + id.str() + ": write with version " + std::to_string(version) +
+                                        ", the replica has version " + std::to_string(c->version));
+  if (c->chunk_size != chunk_size)
+    return Err(Code::kInvalidArgument, "chunk " + id.str() + " has size " + std::to_string(c->chunk_size));
+  RETURN_IF_ERROR(EnsureOpen(*c));
+  return Locked{std::move(c), std::move(l)};
 }
 
 Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
                          const char* data, size_t len, bool create) {
   IoTimer disk_op(&disk_);
-  RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
-  ASSIGN_OR_RETURN(auto c, FindForWrite(id, version, chunk_size, create));
-  std::unique_lock<std::shared_mutex> l(c->mu);
-  RETURN_IF_ERROR(CheckWritable(*c, version, chunk_size));
+  ASSIGN_OR_RETURN(Locked k, LockForWrite(id, version, chunk_size, offset, len, create));
   if (len == 0) return Status::Ok();
-  RETURN_IF_ERROR(EnsureOpen(*c));
-  return WriteLocked(*c, offset, data, len);
+  return WriteLocked(*k.c, offset, data, len);
 }
 
 Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, size_t len) {
@@ -388,12 +383,9 @@ Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, 
 
 Status ChunkStore::Zero(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len) {
   IoTimer disk_op(&disk_);
-  RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
-  ASSIGN_OR_RETURN(auto c, FindForWrite(id, version, chunk_size, true));
-  std::unique_lock<std::shared_mutex> l(c->mu);
-  RETURN_IF_ERROR(CheckWritable(*c, version, chunk_size));
+  ASSIGN_OR_RETURN(Locked k, LockForWrite(id, version, chunk_size, offset, len, true));
+  Chunk* c = k.c.get();
   if (len == 0 || offset >= c->data_len) return Status::Ok();  // past the file's end: zeros already
-  RETURN_IF_ERROR(EnsureOpen(*c));
   if (checksums_) RETURN_IF_ERROR(LoadCrcs(*c));
   static const char kZeroBlock[kBlock] = {};
   const uint64_t end = offset + len;
@@ -447,12 +439,9 @@ Status ChunkStore::Zero(ChunkId id, uint64_t version, uint64_t chunk_size, uint6
 
 Status ChunkStore::Reserve(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len) {
   IoTimer disk_op(&disk_);
-  RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
-  ASSIGN_OR_RETURN(auto c, FindForWrite(id, version, chunk_size, true));
-  std::unique_lock<std::shared_mutex> l(c->mu);
-  RETURN_IF_ERROR(CheckWritable(*c, version, chunk_size));
+  ASSIGN_OR_RETURN(Locked k, LockForWrite(id, version, chunk_size, offset, len, true));
+  Chunk* c = k.c.get();
   if (len == 0) return Status::Ok();
-  RETURN_IF_ERROR(EnsureOpen(*c));
   if (::fallocate(c->fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(c->data_off + offset), static_cast<off_t>(len)) != 0) {
     int e = errno;
     if (e == EOPNOTSUPP) return Status::Ok();  // a file system that cannot reserve: writes will allocate

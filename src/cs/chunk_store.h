@@ -95,8 +95,14 @@ class ChunkStore {
   Status LoadCrcs(Chunk& c);
   Status WriteHeader(Chunk& c);
   static Status CheckRange(ChunkId id, uint64_t chunk_size, uint64_t offset, uint64_t len);
-  static Status CheckWritable(const Chunk& c, uint64_t version, uint64_t chunk_size);
-  Result<std::shared_ptr<Chunk>> FindForWrite(ChunkId id, uint64_t version, uint64_t chunk_size, bool create);
+  // The chunk of a write-like call (write, zero, reserve), checked (range, version, size),
+  // created if `create`, open, and locked exclusively for as long as the result lives.
+  struct Locked {
+    std::shared_ptr<Chunk> c;
+    std::unique_lock<std::shared_mutex> l;
+  };
+  Result<Locked> LockForWrite(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len,
+                              bool create);
   // The write itself, c.mu held exclusively and the file open.
   Status WriteLocked(Chunk& c, uint64_t offset, const char* data, size_t len);
   Status IoError(const std::string& what);
