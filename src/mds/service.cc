@@ -1260,9 +1260,7 @@ void MdsService::ScrubLoop() {
 
 namespace {
 constexpr int64_t kRelatimeMaxAgeNs = 24LL * 3600 * 1000000000;  // relatime: a day
-}  // namespace
 
-namespace {
 template <typename Req>
 Status Decode(const rpc::Frame& f, Req* r) {
   return proto::DecodeFromString(f.body, r, "request");

@@ -253,6 +253,33 @@ TEST_F(StateTest, HardLinksCountNamesAndTheLastNameFreesTheFile) {
   EXPECT_FALSE(t.GetAttr(f.ino).ok());
 }
 
+TEST_F(StateTest, OwnersComeFromTheCreatorOrASetgidDirectory) {
+  auto r = s.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{kRootInode, "d", proto::NodeType::kDir, 02775, "", true, 10, 20}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->attr.uid, 10u);
+  EXPECT_EQ(r->attr.gid, 20u);
+  auto f = s.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{r->attr.ino, "f", proto::NodeType::kFile, 0644, "", true, 30, 40}));
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->attr.uid, 30u);
+  EXPECT_EQ(f->attr.gid, 20u);  // the set-group-ID directory's group
+  auto sub = s.Apply(Cmd(CommandType::kCreateNode, CreateNodeCmd{r->attr.ino, "sub", proto::NodeType::kDir, 0755, "", true, 30, 40}));
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->attr.gid, 20u);
+  EXPECT_TRUE(sub->attr.mode & 02000);  // and its bit
+}
+
+TEST_F(StateTest, ExtendedAttributesHaveAPerInodeLimit) {
+  auto f = Create(kRootInode, "f");
+  std::string v(40000, 'v');
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, "user.a", v})).ok());
+  auto second = s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, "user.b", v}));
+  EXPECT_EQ(second.status().code(), Code::kNoSpace);
+  // Replacing the same attribute counts its old value out.
+  EXPECT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, "user.a", v + "w"})).ok());
+  EXPECT_EQ(s.GetXattrs(f.ino)->at("user.a").size(), 40001u);
+  EXPECT_FALSE(s.GetXattrs(f.ino)->count("user.b"));
+}
+
 TEST_F(StateTest, RenameReplacesAndRefusesCycles) {
   auto a = Create(kRootInode, "a", proto::NodeType::kDir);
   auto b = Create(a.ino, "b", proto::NodeType::kDir);

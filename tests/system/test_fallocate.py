@@ -154,3 +154,18 @@ def test_a_punched_chunk_stays_sparse_when_recovery_copies_it(cluster):
     assert allocated(repo) <= 4 * M + 64 * 1024, f"new replica holds {allocated(repo)} bytes for 4 MiB of data"
     drop_caches()
     assert open(p, "rb").read() == bytes(data)
+
+
+def test_fallocate_past_the_free_space_is_enospc_at_once(cluster):
+    """Mode 0 reserves on every replica: a reservation the disks cannot hold fails now,
+    not at a later write."""
+    import errno
+    _, m, _ = cluster.start(3, replicas=3, chunk_size="16M", size_mb=64)
+    fd = os.open(f"{m}/big", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, 8 * M)  # fits
+        with pytest.raises(OSError) as e:
+            os.posix_fallocate(fd, 0, 256 * M)
+        assert e.value.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
