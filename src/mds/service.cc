@@ -111,6 +111,14 @@ Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
   return res;
 }
 
+MdsStats MdsService::Stats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  MdsStats s;
+  s.commands = commits_;
+  s.syncs = commits_;  // one fdatasync per command, for now
+  return s;
+}
+
 void MdsService::AddEvent(const std::string& sev, const std::string& msg, const std::string& sys) {
   AddEventCmd e;
   e.sys = sys;

@@ -37,6 +37,14 @@ inline constexpr int kCsMinOfflineMs = 5000;     // floor of mds.wd.offline_tout
 inline constexpr uint64_t kSnapshotEveryRecords = 20000;
 inline constexpr size_t kMaxPendingDeletes = 100000;
 
+// Counters of the commit pipeline and snapshots, for benchmarks and `stat`.
+struct MdsStats {
+  uint64_t commands = 0;         // commands made durable and applied
+  uint64_t syncs = 0;            // journal fdatasyncs (one covers a batch of commands)
+  uint64_t snapshots = 0;        // snapshots written since start
+  bool snapshot_running = false;  // a snapshot is being written now
+};
+
 struct MdsConfig {
   std::string repo;
   std::string cluster;
@@ -51,6 +59,8 @@ class MdsService {
   ~MdsService();
   void Stop();
   int port() const { return server_.port(); }
+  // Thread-safe.
+  MdsStats Stats() const;
 
  private:
   struct CsSoft {
