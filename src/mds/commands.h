@@ -32,6 +32,7 @@ enum class CommandType : uint16_t {
   kSetCsHost = 15,       // a CS started with a new host id (/etc/vstorage/host_id rewritten)
   kFreeOrphan = 16,      // the last opener of an unlinked file is gone: free it
   kLink = 17,            // a hard link: one more name for a file
+  kRemoveCsReplicas = 18,  // a CS went offline: out of every chunk's list (not a last copy)
 };
 
 struct Command {
@@ -109,7 +110,21 @@ struct UpdateChunkCmd {
   ChunkId chunk;
   uint64_t version = 0;
   std::vector<CsId> replicas;
-  VS_FIELDS(chunk, version, replicas)
+  // Compare-and-set: with cas, the command applies only if the chunk still has exactly
+  // this version and replica list (the state the master read when it made the command);
+  // otherwise kStaleVersion and nothing changes. Commands are made before the ones ahead
+  // of them in the pipeline are applied, so a read-modify-write must say what it read.
+  bool cas = false;
+  uint64_t expect_version = 0;
+  std::vector<CsId> expect_replicas;
+  VS_FIELDS(chunk, version, replicas, cas, expect_version, expect_replicas)
+};
+// The CS is offline for good (mds.wd.offline_tout): it leaves the replica list of every
+// chunk it is on, except where it is the only replica (that one waits for it). One command
+// for the whole CS, however many chunks it held.
+struct RemoveCsReplicasCmd {
+  CsId cs;
+  VS_FIELDS(cs)
 };
 struct CreateCsCmd {
   std::string host_id;

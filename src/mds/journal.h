@@ -1,13 +1,8 @@
-// The MDS journal: an append-only file of commands (each record fdatasync'ed before the
-// command is acknowledged) plus a periodic snapshot of the whole state. Recovery loads the
-// snapshot and replays the records after it (ARCHITECTURE §2, docs/design/mds.md).
-//
-// Files in the MDS repository:
-//   snapshot  "VSSNAP01" | last index u64 | image length u64 | crc32c u32 | image
-//   journal   records: magic u32 | length u32 | crc32c u32 | index u64 | term u64 | data
-// Records carry a log index and term so that the MDS quorum can replicate this very log.
-// A torn record at the end (a crash during an append, never acknowledged) is cut off; a bad
-// record followed by good ones is corruption and recovery refuses to guess.
+// The MDS journal: the state machine's view of the log (mds/log.h). Recovery loads the
+// newest snapshot and replays the entries after it; appends go to the log; snapshots are
+// written either in the foreground (WriteSnapshot, from a state that includes every
+// appended record) or in the background from the log alone (BuildSnapshot), so the master
+// never stops for one (ARCHITECTURE §2, docs/design/mds.md).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -15,35 +10,42 @@
 #include <vector>
 
 #include "common/status.h"
+#include "mds/log.h"
 #include "mds/state.h"
 
 namespace vstorage::mds {
 
+// The state after the log's entries up to `upto` (>= the snapshot's index): the snapshot's
+// image with the entries after it applied. Reads the log only; thread-safe with appends.
+Result<MdsState> LoadState(const Log& log, uint64_t upto);
+
+// Writes a snapshot of the state at the log's current last entry, built from the previous
+// snapshot and the log (LoadState), then compacts the log. Costs one extra state in memory
+// while it runs and never touches the master's state: call it from a background thread.
+Status BuildSnapshot(Log& log);
+
 class Journal {
  public:
   static Result<std::unique_ptr<Journal>> Open(const std::string& dir);
-  ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Loads the snapshot and replays the journal. Call once, before Append.
+  // Opens the log (converting a v1 repository), loads the snapshot and replays the entries
+  // after it. Call once, before anything else.
   Result<MdsState> Recover();
-  // Appends records (one encoded Command each) and makes them durable.
+  // Appends records (one encoded Command each) at the next indices, durable on return.
   Status Append(const std::vector<std::string>& records, uint64_t term);
-  // Writes a snapshot of `state` (which must include every appended record) and empties
-  // the journal.
+  // Writes a snapshot of `state` (which must include every appended record).
   Status WriteSnapshot(const MdsState& state);
 
-  uint64_t RecordsSinceSnapshot() const { return since_snapshot_; }
-  uint64_t last_index() const { return last_index_; }
+  uint64_t RecordsSinceSnapshot() const { return log_->entries_since_snapshot(); }
+  uint64_t last_index() const { return log_->last_index(); }
+  Log& log() { return *log_; }
 
  private:
   explicit Journal(std::string dir) : dir_(std::move(dir)) {}
   std::string dir_;
-  int fd_ = -1;
-  uint64_t end_ = 0;  // append offset
-  uint64_t last_index_ = 0;
-  uint64_t since_snapshot_ = 0;
+  std::unique_ptr<Log> log_;
 };
 
 }  // namespace vstorage::mds

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <optional>
 #include <set>
 
@@ -49,6 +51,21 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
   ASSIGN_OR_RETURN(s->journal_, Journal::Open(repo));
   ASSIGN_OR_RETURN(s->state_, s->journal_->Recover());
   s->start_ms_ = RealClock()->NowMs();
+  MdsService* me = s.get();
+  s->pipeline_ = std::make_unique<CommitPipeline>(
+      [me](const std::vector<Command>& batch) {
+        std::vector<std::string> records;
+        records.reserve(batch.size());
+        for (const auto& c : batch) records.push_back(proto::EncodeToString(c));
+        IoTimer t(&me->journal_io_);
+        return me->journal_->Append(records, 1);
+      },
+      [me](const std::vector<Command>& batch, std::vector<Result<ApplyResult>>* out) {
+        std::lock_guard<std::mutex> l(me->mu_);
+        for (const auto& c : batch) out->push_back(me->state_.Apply(c));
+        me->commits_ += batch.size();
+      },
+      [] { return RealClock()->WallNs(); });
   s->cs_pool_ = std::make_unique<rpc::ConnPool>(
       rpc::Credentials{s->conf_.cluster, s->key_, proto::PeerKind::kMds});
   for (const auto& cs : s->state_.AllCs()) s->cs_soft_[cs.id].status = cs.dropped ? "dropped" : "inactive";
@@ -70,6 +87,7 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
   s->bg_ = std::thread([self] { self->Background(); });
   s->recovery_ = std::thread([self] { self->RecoveryLoop(); });
   s->scrub_ = std::thread([self] { self->ScrubLoop(); });
+  s->snapshot_ = std::thread([self] { self->SnapshotLoop(); });
   LOG_INFO("MDS#%s of cluster '%s' serving %s at %s", s->conf_.id.str().c_str(),
            s->conf_.cluster.c_str(), repo.c_str(), listen_at.str().c_str());
   return s;
@@ -87,35 +105,44 @@ void MdsService::Stop() {
   if (bg_.joinable()) bg_.join();
   if (recovery_.joinable()) recovery_.join();
   if (scrub_.joinable()) scrub_.join();
+  if (snapshot_.joinable()) snapshot_.join();
+  if (pipeline_) pipeline_->Drain();  // posted events reach the journal
 }
 
-Result<ApplyResult> MdsService::Commit(CommandType type, std::string body) {
-  Command cmd;
-  cmd.type = type;
-  cmd.time_ns = RealClock()->WallNs();
-  cmd.time_ms = cmd.time_ns / 1000000;
-  cmd.body = std::move(body);
-  ASSIGN_OR_RETURN(ApplyResult res, state_.Apply(cmd));
-  Status st;
-  {
-    IoTimer t(&journal_io_);
-    st = journal_->Append({proto::EncodeToString(cmd)}, 1);
-  }
-  if (!st.ok()) {
-    // Memory already has the change and the disk does not: the only safe move is to stop and
-    // let a restart replay what the journal holds. Nothing of this command was acknowledged.
-    LOG_ERROR("journal append failed: %s; stopping", st.ToString().c_str());
-    std::abort();
-  }
-  ++commits_;
-  return res;
+Result<ApplyResult> MdsService::Commit(Lock& l, CommandType type, std::string body) {
+  VS_CHECK(l.owns_lock());
+  l.unlock();
+  auto r = pipeline_->Commit(type, std::move(body));
+  l.lock();
+  return r;
+}
+
+Result<ApplyResult> MdsService::UpdateChunkFrom(Lock& l, const ChunkInfo& c, uint64_t version,
+                                                std::vector<CsId> replicas) {
+  UpdateChunkCmd cmd;
+  cmd.chunk = c.id;
+  cmd.version = version;
+  cmd.replicas = std::move(replicas);
+  cmd.cas = true;
+  cmd.expect_version = c.version;
+  cmd.expect_replicas = c.replicas;
+  return Commit(l, CommandType::kUpdateChunk, cmd);
+}
+
+Result<ApplyResult> MdsService::CommitFreeing(Lock& l, InodeId ino, CommandType type, std::string body) {
+  auto it = freeing_.insert(ino);
+  auto r = Commit(l, type, std::move(body));
+  freeing_.erase(it);
+  return r;
 }
 
 MdsStats MdsService::Stats() const {
-  std::lock_guard<std::mutex> l(mu_);
   MdsStats s;
-  s.commands = commits_;
-  s.syncs = commits_;  // one fdatasync per command, for now
+  auto ps = pipeline_->stats();
+  s.commands = ps.commands;
+  s.syncs = ps.batches;
+  s.snapshots = snapshots_;
+  s.snapshot_running = snapshot_running_;
   return s;
 }
 
@@ -124,8 +151,7 @@ void MdsService::AddEvent(const std::string& sev, const std::string& msg, const 
   e.sys = sys;
   e.sev = sev;
   e.message = msg;
-  auto r = Commit(CommandType::kAddEvent, e);
-  (void)r;
+  pipeline_->Post(CommandType::kAddEvent, proto::EncodeToString(e));
   LOG_INFO("event: %s %s", sev.c_str(), msg.c_str());
 }
 
@@ -185,11 +211,14 @@ std::vector<CsCandidate> MdsService::Candidates() const {
   return cands;
 }
 
-Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, const std::string& peer) {
+Result<proto::GetChunkReply> MdsService::GetChunk(Lock& l, const proto::GetChunkReq& r, const std::string& peer) {
   proto::GetChunkReply rep;
   ASSIGN_OR_RETURN(proto::Attr attr, state_.GetAttr(r.ino));
   if (attr.type != proto::NodeType::kFile) return Err(Code::kIsDir, "not a regular file");
   if (auto existing = state_.GetChunk(r.ino, r.index)) {
+    // Its replicas are being told a new version: the map is not handed out before they know.
+    if (bumping_.count(existing->id))
+      return Err(Code::kTryAgain, "chunk " + existing->id.str() + " is changing version; retry");
     if (r.allocate && replicating_.count(existing->id))
       return Err(Code::kTryAgain, "chunk " + existing->id.str() + " is being replicated; retry");
     if (r.allocate) {
@@ -256,17 +285,21 @@ Result<proto::GetChunkReply> MdsService::GetChunk(const proto::GetChunkReq& r, c
   cmd.index = r.index;
   cmd.version = 1;
   cmd.replicas = *placed;
-  ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kAllocChunk, cmd));
-  (void)res;
+  auto res = Commit(l, CommandType::kAllocChunk, cmd);
+  // kExists: another writer allocated this chunk first (its command was ahead in the
+  // pipeline); its map serves this writer as well.
+  if (!res.ok() && res.status().code() != Code::kExists) return res.status();
   ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
   rep.exists = true;
   return rep;
 }
 
-Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFailureReq& r) {
+Result<proto::GetChunkReply> MdsService::ReportFailure(Lock& l, const proto::ReportCsFailureReq& r) {
   auto c = state_.GetChunk(r.ino, r.index);
   if (!c || c->id != r.chunk) return Err(Code::kNotFound, "chunk " + r.chunk.str() + " no longer exists");
   proto::GetChunkReply rep;
+  if (bumping_.count(c->id) || replicating_.count(c->id))
+    return Err(Code::kTryAgain, "chunk " + c->id.str() + " is changing version; retry");
   if (c->version != r.version) {
     // Someone already handled a failure of this chunk: the client just needs the new map.
     ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
@@ -284,11 +317,22 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
                                        " live replicas, fewer than the minimum " + std::to_string(rmin.second) +
                                        "; writes wait until chunk servers return");
   UpdateChunkCmd cmd;
-  cmd.chunk = c->id;
   cmd.version = c->version + 1;
-  cmd.replicas = keep;
-  ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateChunk, cmd));
-  (void)res;
+  // Held off from GetChunk until the remaining replicas know the new version (below).
+  bumping_.insert(c->id);
+  struct Unmark {
+    MdsService* s;
+    ChunkId id;
+    ~Unmark() { s->bumping_.erase(id); }  // runs with l held (l is destroyed after it)
+  } unmark{this, c->id};
+  auto res = UpdateChunkFrom(l, *c, cmd.version, keep);
+  if (!res.ok()) {
+    if (res.status().code() != Code::kStaleVersion) return res.status();
+    // Changed meanwhile (another report, recovery): the client gets the map as it is now.
+    ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
+    rep.exists = true;
+    return rep;
+  }
   // The failed replicas may hold older data than the rest: "urgent" until rebuilt.
   if (keep.size() < rmin.first) urgent_.insert(c->id);
   for (CsId cs : r.failed) {
@@ -305,43 +349,48 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(const proto::ReportCsFail
   // Whatever the failed CS still hold of this chunk is outdated now.
   QueueDeletes({FreedChunk{c->id, r.failed, c->version}});
   // The remaining replicas learn the new version before the client gets the new map.
+  std::vector<std::pair<CsId, std::string>> targets;
+  for (CsId cs : keep) targets.push_back({cs, CsAddr(cs)});
   std::vector<CsId> lost;
-  for (CsId cs : keep) {
+  l.unlock();  // chunk server calls: without the lock (bumping_ keeps GetChunk off it)
+  for (const auto& [cs, addr] : targets) {
     proto::CsSetVersionReq sv{c->id, c->version, cmd.version};
     proto::Empty e;
-    Status st = cs_pool_->Call(CsAddr(cs), MsgType::kCsSetVersion, sv, &e, 5000);
+    Status st = cs_pool_->Call(addr, MsgType::kCsSetVersion, sv, &e, 5000);
     if (!st.ok()) {
       LOG_WARN("set-version on CS#%s failed: %s", cs.str().c_str(), st.ToString().c_str());
       lost.push_back(cs);
     }
   }
+  l.lock();
   if (!lost.empty()) {
     std::vector<CsId> keep2;
     for (CsId cs : keep)
       if (std::find(lost.begin(), lost.end(), cs) == lost.end()) keep2.push_back(cs);
     if (keep2.size() < rmin.second || keep2.empty())
       return Err(Code::kTryAgain, "chunk " + c->id.str() + " is blocked: too few replicas took the new version; writes wait for recovery");
-    UpdateChunkCmd cmd2{c->id, cmd.version, keep2};
-    ASSIGN_OR_RETURN(ApplyResult res2, Commit(CommandType::kUpdateChunk, cmd2));
-    (void)res2;
+    auto now_c = state_.ChunkById(c->id);
+    if (!now_c) return Err(Code::kNotFound, "chunk " + r.chunk.str() + " no longer exists");
+    auto res2 = UpdateChunkFrom(l, *now_c, cmd.version, keep2);
+    if (!res2.ok() && res2.status().code() != Code::kStaleVersion) return res2.status();
   }
   ASSIGN_OR_RETURN(rep.map, MapOf(r.ino, r.index));
   rep.exists = true;
   return rep;
 }
 
-Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq& r) {
+Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRegisterReq& r) {
   auto cs = state_.Cs(r.cs);
   if (!cs.ok()) return Err(Code::kNotFound, "CS#" + r.cs.str() + " is not registered in this cluster");
   if (cs->dropped) return Err(Code::kPermission, "CS#" + r.cs.str() + " was removed from the cluster");
   if (cs->addr != r.addr || cs->tier != r.tier) {
     UpdateCsCmd u{r.cs, r.addr, r.tier};
-    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kUpdateCs, u));
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(l, CommandType::kUpdateCs, u));
     (void)res;
   }
   if (!r.host_id.empty() && r.host_id != cs->host_id) {
     // Its host got a new host_id (2.5.2.1, 8.1.7: a cloned host): failure domains follow.
-    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kSetCsHost, SetCsHostCmd{r.cs, r.host_id}));
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(l, CommandType::kSetCsHost, SetCsHostCmd{r.cs, r.host_id}));
     (void)res;
     AddEvent("INF", "CS#" + r.cs.str() + " moved from host " + cs->host_id + " to host " + r.host_id +
                         " (its host_id changed)");
@@ -368,7 +417,7 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(const proto::CsRegisterReq
     auto info = state_.ChunkById(id);
     bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();
     if (!listed) rep.delete_chunks.push_back(id);
-    else DropBadReplicaLocked(*info, r.cs, "Chunk " + id.str() + " on CS#" + r.cs.str() +
+    else DropBadReplicaLocked(l, *info, r.cs, "Chunk " + id.str() + " on CS#" + r.cs.str() +
                                             " is damaged (its file header fails the checksum)", "", &freed);
   }
   QueueDeletes(freed);
@@ -763,7 +812,7 @@ void MdsService::RecoveryPass() {
   // removed first, then those on a CS that is not active.
   std::vector<FreedChunk> extra;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    Lock l(mu_);
     std::vector<std::pair<ChunkInfo, uint32_t>> trim;
     state_.ForEachChunk([&](const ChunkInfo& c) {
       if (replicating_.count(c.id)) return;
@@ -780,14 +829,15 @@ void MdsService::RecoveryPass() {
       FreedChunk f{c.id, {}, c.version};
       for (CsId x : c.replicas)
         if (std::find(keep.begin(), keep.end(), x) == keep.end()) f.replicas.push_back(x);
-      if (Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, c.version, keep}).ok()) extra.push_back(f);
+      if (replicating_.count(c.id)) continue;  // began meanwhile
+      if (UpdateChunkFrom(l, c, c.version, keep).ok()) extra.push_back(f);
     }
   }
   if (!extra.empty()) QueueDeletes(extra);
 }
 
 void MdsService::FinishReleases() {
-  std::lock_guard<std::mutex> l(mu_);
+  Lock l(mu_);
   for (const auto& cs : state_.AllCs()) {
     if (!cs.releasing || cs.dropped) continue;
     bool holds = false;
@@ -800,8 +850,9 @@ void MdsService::FinishReleases() {
       for (const auto& d : pending_deletes_) holds = holds || d.cs == cs.id;
     }
     if (holds) continue;
-    auto res = Commit(CommandType::kDropCs, DropCsCmd{cs.id});
+    auto res = Commit(l, CommandType::kDropCs, DropCsCmd{cs.id});
     if (!res.ok()) continue;
+    QueueDeletes(res->freed);  // replicas listed again meanwhile (none, normally)
     cs_soft_[cs.id].status = "dropped";
     release_stuck_.erase(cs.id);
     AddEvent("INF", "CS#" + cs.id.str() + " is dropped: its data has been moved to other chunk servers");
@@ -815,7 +866,7 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
   std::string target_addr;
   uint64_t chunk_size = 0, new_version = 0, rate = 0;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    Lock l(mu_);
     auto ci = state_.ChunkById(id);
     if (!ci) return Status::Ok();  // deleted meanwhile
     if (replicating_.count(id)) return Status::Ok();
@@ -869,8 +920,13 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     new_version = c.version + 1;
     // Every listed replica stays listed: one on an inactive CS, or one that misses the bump
     // below for a transport error, only missed a version bump and gets it when it registers.
-    RETURN_IF_ERROR(Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, c.replicas}).status());
+    // Marked before the commit: once the bump is applied no map may be handed out.
     replicating_[id] = target;
+    auto bumped = UpdateChunkFrom(l, c, new_version, c.replicas);
+    if (!bumped.ok()) {
+      replicating_.erase(id);
+      return bumped.status();
+    }
   }
   std::vector<CsId> bumped, refused;
   for (const auto& loc : live_locs) {
@@ -900,10 +956,12 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     LOG_WARN("recovery of chunk %s: source CS#%s: %s; trying another replica", c.id.str().c_str(), src.str().c_str(),
              st.ToString().c_str());
   }
-  std::lock_guard<std::mutex> l(mu_);
-  replicating_.erase(id);
+  Lock l(mu_);
   auto now = state_.ChunkById(id);
-  if (!now || now->version != new_version) return Err(Code::kStaleVersion, "chunk changed during the copy");
+  if (!now || now->version != new_version) {
+    replicating_.erase(id);
+    return Err(Code::kStaleVersion, "chunk changed during the copy");
+  }
   std::vector<CsId> replicas;
   std::vector<FreedChunk> freed;
   for (CsId x : now->replicas) {
@@ -913,8 +971,13 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     else freed.push_back({c.id, {x}, new_version});
   }
   if (st.ok() && std::find(replicas.begin(), replicas.end(), target) == replicas.end()) replicas.push_back(target);
-  if (replicas.empty()) return st.ok() ? Err(Code::kUnavailable, "no replica left") : st;
-  auto r = Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, new_version, replicas});
+  if (replicas.empty()) {
+    replicating_.erase(id);
+    return st.ok() ? Err(Code::kUnavailable, "no replica left") : st;
+  }
+  // Still marked while the new list is committed, so no writer gets the map without the copy.
+  auto r = UpdateChunkFrom(l, *now, new_version, replicas);
+  replicating_.erase(id);
   if (!r.ok()) return r.status();
   if (!st.ok() && !bumped.empty() && corrupt.size() == bumped.size()) {
     // Nothing intact to copy from: say so once, and stop re-reading the chunk every pass.
@@ -933,14 +996,15 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
   return st;
 }
 
-void MdsService::FreeClosedOrphans(int64_t now) {
+void MdsService::FreeClosedOrphans(Lock& l, int64_t now) {
   // Right after a start no client has re-taken its leases yet: give them a lease timeout.
   if (now - start_ms_ < kLeaseTimeoutMs) return;
   std::vector<InodeId> closed;
   for (InodeId ino : state_.Orphans())
     if (!leases_.IsOpen(ino)) closed.push_back(ino);
   for (InodeId ino : closed) {
-    auto res = Commit(CommandType::kFreeOrphan, FreeOrphanCmd{ino});
+    if (leases_.IsOpen(ino) || !state_.Orphans().count(ino)) continue;  // changed while the lock was released
+    auto res = CommitFreeing(l, ino, CommandType::kFreeOrphan, proto::EncodeToString(FreeOrphanCmd{ino}));
     if (!res.ok()) {
       LOG_WARN("freeing unlinked inode %s: %s", ino.str().c_str(), res.status().ToString().c_str());
       continue;
@@ -958,7 +1022,7 @@ void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
   bg_cv_.notify_all();
 }
 
-void MdsService::UpdateCsStatuses(int64_t now) {
+void MdsService::UpdateCsStatuses(Lock& l, int64_t now) {
   // Offline after mds.wd.offline_tout, but never sooner than a few missed heartbeats (a
   // short timeout must not drop a live CS); inactive before that, after 10 s at most.
   int64_t offline_ms = std::max<int64_t>(state_.ConfigValue("mds.wd.offline_tout"), kCsMinOfflineMs);
@@ -983,18 +1047,9 @@ void MdsService::UpdateCsStatuses(int64_t now) {
       if (want == "offline") {
         // Its replicas are lost for good: the chunks become degraded and recovery copies
         // them elsewhere. If it comes back, its replicas are not listed and get deleted.
-        std::vector<ChunkInfo> affected;
-        state_.ForEachChunk([&](const ChunkInfo& c) {
-          if (std::find(c.replicas.begin(), c.replicas.end(), cs.id) != c.replicas.end()) affected.push_back(c);
-        });
-        for (auto& c : affected) {
-          std::vector<CsId> keep;
-          for (CsId x : c.replicas)
-            if (x != cs.id) keep.push_back(x);
-          if (keep.empty()) continue;  // the only copy: keep waiting for it
-          auto r = Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, c.version, keep});
-          (void)r;
-        }
+        // One command for the whole CS (the only copy of a chunk stays listed and waits).
+        auto r = Commit(l, CommandType::kRemoveCsReplicas, RemoveCsReplicasCmd{cs.id});
+        if (!r.ok()) LOG_WARN("CS#%s offline: %s", cs.id.str().c_str(), r.status().ToString().c_str());
       }
     }
   }
@@ -1011,16 +1066,12 @@ void MdsService::Background() {
     std::vector<PendingDelete> dels;
     std::map<CsId, std::string> addrs;
     {
-      std::lock_guard<std::mutex> l(mu_);
-      UpdateCsStatuses(now);
+      Lock l(mu_);
+      UpdateCsStatuses(l, now);
       ClusterEvents(now);
       for (ClientId c : leases_.Expire(now))
         LOG_INFO("client %s expired; its leases are released", c.str().c_str());
-      FreeClosedOrphans(now);
-      if (journal_->RecordsSinceSnapshot() >= kSnapshotEveryRecords) {
-        Status st = journal_->WriteSnapshot(state_);
-        if (!st.ok()) LOG_WARN("snapshot failed: %s", st.ToString().c_str());
-      }
+      FreeClosedOrphans(l, now);
       std::lock_guard<std::mutex> l2(del_mu_);
       while (!pending_deletes_.empty() && dels.size() < 1000) {
         auto d = pending_deletes_.front();
@@ -1096,13 +1147,13 @@ void MdsService::HandleHeartbeat(const proto::CsHeartbeat& r, int64_t now, Statu
   }
 }
 
-Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
+Status MdsService::RmCs(Lock& l, const proto::RmCsReq& r, const std::string& peer) {
   ASSIGN_OR_RETURN(CsRecord cs, state_.Cs(r.cs));
   if (cs.dropped) return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is already removed from the cluster");
   bool active = CsActive(r.cs);
   if (r.cancel) {
     if (!cs.releasing) return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is not being removed; nothing to cancel");
-    RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, false}).status());
+    RETURN_IF_ERROR(Commit(l, CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, false}).status());
     release_stuck_.erase(r.cs);
     AddEvent("INF", "Removal of CS#" + r.cs.str() + " cancelled by request from " + peer);
     return Status::Ok();
@@ -1111,7 +1162,7 @@ Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
     if (active)
       return Err(Code::kInvalidArgument, "CS#" + r.cs.str() + " is active: remove it with 'rm-cs --wait " + r.cs.str() +
                                              "' so its data moves away first; -f is only for a CS that is lost for good");
-    ASSIGN_OR_RETURN(ApplyResult res, Commit(CommandType::kDropCs, DropCsCmd{r.cs}));
+    ASSIGN_OR_RETURN(ApplyResult res, Commit(l, CommandType::kDropCs, DropCsCmd{r.cs}));
     cs_soft_[r.cs].status = "dropped";
     QueueDeletes(res.freed);
     AddEvent("WRN", "CS#" + r.cs.str() + " forcibly removed by request from " + peer + "; " +
@@ -1171,7 +1222,7 @@ Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
                                        " of '" + state_.PathOf(c.ino) + "' has nowhere to go");
   });
   RETURN_IF_ERROR(stuck);
-  RETURN_IF_ERROR(Commit(CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, true}).status());
+  RETURN_IF_ERROR(Commit(l, CommandType::kSetCsReleasing, SetCsReleasingCmd{r.cs, true}).status());
   AddEvent("INF", "Removal of CS#" + r.cs.str() + " started by request from " + peer +
                       ": its replicas are copied to other chunk servers");
   bg_cv_.notify_all();
@@ -1181,15 +1232,15 @@ Status MdsService::RmCs(const proto::RmCsReq& r, const std::string& peer) {
 void MdsService::DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std::string& why) {
   std::vector<FreedChunk> freed;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    Lock l(mu_);
     auto c = state_.ChunkById(id);
     if (!c || c->version != version) return;
-    DropBadReplicaLocked(*c, cs, "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str(), why, &freed);
+    DropBadReplicaLocked(l, *c, cs, "Checksum mismatch in chunk " + id.str() + " on CS#" + cs.str(), why, &freed);
   }
   QueueDeletes(freed);
 }
 
-void MdsService::DropBadReplicaLocked(const ChunkInfo& c, CsId cs, const std::string& what, const std::string& why,
+void MdsService::DropBadReplicaLocked(Lock& l, const ChunkInfo& c, CsId cs, const std::string& what, const std::string& why,
                                       std::vector<FreedChunk>* freed) {
   if (replicating_.count(c.id)) return;  // the copy in progress sorts out its sources
   if (std::find(c.replicas.begin(), c.replicas.end(), cs) == c.replicas.end()) return;
@@ -1203,9 +1254,35 @@ void MdsService::DropBadReplicaLocked(const ChunkInfo& c, CsId cs, const std::st
   std::vector<CsId> keep;
   for (CsId x : c.replicas)
     if (x != cs) keep.push_back(x);
-  if (!Commit(CommandType::kUpdateChunk, UpdateChunkCmd{c.id, c.version, keep}).ok()) return;
+  if (!UpdateChunkFrom(l, c, c.version, keep).ok()) return;
   AddEvent("ERR", what + "; the replica is dropped and rebuilt");
   freed->push_back({c.id, {cs}, c.version});
+}
+
+void MdsService::SnapshotLoop() {
+  // Below the request threads: a snapshot may take seconds of CPU on a big state, and the
+  // requests must keep their latency meanwhile (2 cores are common).
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10) != 0)
+    LOG_DEBUG("snapshot thread keeps its priority: %s", std::strerror(errno));
+  while (!stop_) {
+    {
+      std::unique_lock<std::mutex> l(bg_mu_);
+      bg_cv_.wait_for(l, std::chrono::milliseconds(kWatchdogIntervalMs), [this] { return stop_.load(); });
+    }
+    if (stop_ || journal_->RecordsSinceSnapshot() < kSnapshotEveryRecords) continue;
+    snapshot_running_ = true;
+    int64_t t0 = RealClock()->NowMs();
+    Status st = BuildSnapshot(journal_->log());
+    snapshot_running_ = false;
+    if (!st.ok()) {
+      LOG_WARN("snapshot failed: %s; the log keeps growing until one succeeds", st.ToString().c_str());
+      continue;
+    }
+    ++snapshots_;
+    LOG_INFO("snapshot at index %llu written in %lld ms",
+             static_cast<unsigned long long>(journal_->log().snapshot().index),
+             static_cast<long long>(RealClock()->NowMs() - t0));
+  }
 }
 
 void MdsService::ScrubLoop() {
@@ -1277,25 +1354,30 @@ Status Decode(const rpc::Frame& f, Req* r) {
 
 void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
   auto type = static_cast<MsgType>(req.type);
-  auto reply_status = [&](const Status& st) {
-    if (st.ok()) (void)c.Reply(req, proto::Empty{});
-    else (void)c.ReplyError(req, st);
+  // The reply is made under the lock and written to the socket after it is released.
+  Status out_st;
+  std::string out_body;
+  bool out_has_body = false;
+  auto reply_status = [&](const Status& st) { out_st = st; };
+  auto reply = [&](const auto& msg) {
+    out_body = proto::EncodeToString(msg);
+    out_has_body = true;
   };
   auto reply_attr = [&](const Result<proto::Attr>& a) {
-    if (a.ok()) (void)c.Reply(req, proto::AttrReply{a.value()});
-    else (void)c.ReplyError(req, a.status());
+    if (a.ok()) reply(proto::AttrReply{a.value()});
+    else out_st = a.status();
   };
   int64_t now = RealClock()->NowMs();
   std::vector<FreedChunk> freed;
-  {
-    std::unique_lock<std::mutex> l(mu_);
+  Lock l(mu_);
+  auto run = [&]() {
     switch (type) {
       case MsgType::kRegisterClient: {
         proto::RegisterClientReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         std::string host = r.hostname.empty() ? c.peer() : r.hostname;
         ClientId id = leases_.Register(r.reclaim_id, host, now);
-        (void)c.Reply(req, proto::RegisterClientReply{id});
+        reply(proto::RegisterClientReply{id});
         return;
       }
       case MsgType::kClientHeartbeat: {
@@ -1335,7 +1417,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto d = state_.Readdir(r.ino);
         if (!d.ok()) return reply_status(d.status());
-        (void)c.Reply(req, proto::ReaddirReply{d.value()});
+        reply(proto::ReaddirReply{d.value()});
         return;
       }
       case MsgType::kReadlink: {
@@ -1343,14 +1425,14 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto t = state_.Readlink(r.ino);
         if (!t.ok()) return reply_status(t.status());
-        (void)c.Reply(req, proto::ReadlinkReply{t.value()});
+        reply(proto::ReadlinkReply{t.value()});
         return;
       }
       case MsgType::kCreate: {
         proto::CreateReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid, r.rdev};
-        auto res = Commit(CommandType::kCreateNode, cmd);
+        auto res = Commit(l, CommandType::kCreateNode, cmd);
         if (!res.ok()) return reply_status(res.status());
         return reply_attr(res->attr);
       }
@@ -1360,7 +1442,9 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         // A file open somewhere keeps its data until its last close (POSIX): only the name goes.
         auto target = state_.Lookup(r.parent, r.name);
         bool open = target.ok() && target->type == proto::NodeType::kFile && leases_.IsOpen(target->ino);
-        auto res = Commit(CommandType::kUnlink, UnlinkCmd{r.parent, r.name, r.dir, open});
+        auto body = proto::EncodeToString(UnlinkCmd{r.parent, r.name, r.dir, open});
+        auto res = target.ok() && !open ? CommitFreeing(l, target->ino, CommandType::kUnlink, body)
+                                        : Commit(l, CommandType::kUnlink, body);
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
         reply_status(Status::Ok());
@@ -1369,7 +1453,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kLink: {
         proto::LinkReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kLink, LinkCmd{r.ino, r.new_parent, r.new_name});
+        auto res = Commit(l, CommandType::kLink, LinkCmd{r.ino, r.new_parent, r.new_name});
         if (!res.ok()) return reply_status(res.status());
         return reply_attr(res->attr);
       }
@@ -1378,7 +1462,9 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto replaced = state_.Lookup(r.new_parent, r.new_name);
         bool open = replaced.ok() && replaced->type == proto::NodeType::kFile && leases_.IsOpen(replaced->ino);
-        auto res = Commit(CommandType::kRename, RenameCmd{r.parent, r.name, r.new_parent, r.new_name, open});
+        auto body = proto::EncodeToString(RenameCmd{r.parent, r.name, r.new_parent, r.new_name, open});
+        auto res = replaced.ok() && !open ? CommitFreeing(l, replaced->ino, CommandType::kRename, body)
+                                          : Commit(l, CommandType::kRename, body);
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
         reply_status(Status::Ok());
@@ -1387,7 +1473,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kSetAttr: {
         proto::SetAttrReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kSetAttr, SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ns / 1000000, r.mode, r.mtime_ns, r.atime_ns, r.uid, r.gid});
+        auto res = Commit(l, CommandType::kSetAttr, SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ns / 1000000, r.mode, r.mtime_ns, r.atime_ns, r.uid, r.gid});
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
         reply_attr(state_.GetAttr(r.ino));
@@ -1396,6 +1482,12 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kOpen: {
         proto::OpenReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (freeing_.count(r.ino)) {
+          // An unlink that frees this file is being committed: the open comes after it.
+          l.unlock();
+          pipeline_->Drain();
+          l.lock();
+        }
         auto a = state_.GetAttr(r.ino);
         if (!a.ok()) return reply_status(a.status());
         if (a->type == proto::NodeType::kFile) {
@@ -1422,12 +1514,13 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
           if (a.ok() && (a->atime_ns <= a->mtime_ns || a->atime_ns <= a->ctime_ns ||
                          now_ns - a->atime_ns > kRelatimeMaxAgeNs)) {
             SetAttrCmd at{r.ino, proto::kSetAtime, 0, 0, 0, 0, now_ns, 0, 0};
-            auto res = Commit(CommandType::kSetAttr, at);
+            auto res = Commit(l, CommandType::kSetAttr, at);
             if (!res.ok()) LOG_WARN("access time of inode %s: %s", r.ino.str().c_str(), res.status().ToString().c_str());
           }
         }
         if (state_.Orphans().count(r.ino) && !leases_.IsOpen(r.ino)) {
-          auto res = Commit(CommandType::kFreeOrphan, FreeOrphanCmd{r.ino});  // the last close
+          auto res = CommitFreeing(l, r.ino, CommandType::kFreeOrphan,
+                                   proto::EncodeToString(FreeOrphanCmd{r.ino}));  // the last close
           if (res.ok()) freed = res->freed;
           else LOG_WARN("freeing unlinked inode %s: %s", r.ino.str().c_str(), res.status().ToString().c_str());
         }
@@ -1437,23 +1530,23 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kGetChunk: {
         proto::GetChunkReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto rep = GetChunk(r, c.peer());
+        auto rep = GetChunk(l, r, c.peer());
         if (!rep.ok()) return reply_status(rep.status());
-        (void)c.Reply(req, rep.value());
+        reply(rep.value());
         return;
       }
       case MsgType::kReportCsFailure: {
         proto::ReportCsFailureReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto rep = ReportFailure(r);
+        auto rep = ReportFailure(l, r);
         if (!rep.ok()) return reply_status(rep.status());
-        (void)c.Reply(req, rep.value());
+        reply(rep.value());
         return;
       }
       case MsgType::kSetXattr: {
         proto::SetXattrReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value, r.flags, r.remove});
+        auto res = Commit(l, CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value, r.flags, r.remove});
         if (res.ok() && r.name == "replicas") {
           // Accepted (hosts may be added later), but said: writes would fail or stay degraded.
           auto nm = state_.ReplicasOf(r.ino);
@@ -1472,7 +1565,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto x = state_.GetXattrs(r.ino);
         if (!x.ok()) return reply_status(x.status());
-        (void)c.Reply(req, proto::XattrsReply{x.value()});
+        reply(proto::XattrsReply{x.value()});
         return;
       }
       case MsgType::kStatfs: {
@@ -1481,12 +1574,12 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         // disks' fill level.
         auto s = ClusterStat();
         uint64_t n = std::max<uint64_t>(s.replicas_norm, 1);
-        (void)c.Reply(req, proto::StatfsReply{s.total_bytes / n, s.free_bytes / n,
+        reply(proto::StatfsReply{s.total_bytes / n, s.free_bytes / n,
                                               std::min(s.allocatable_bytes, s.free_bytes / n), s.inodes});
         return;
       }
       case MsgType::kClusterStat: {
-        (void)c.Reply(req, ClusterStat());
+        reply(ClusterStat());
         return;
       }
       case MsgType::kFileInfo: {
@@ -1495,43 +1588,43 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         Status st;
         auto rep = FileInfo(r.ino, &st);
         if (!st.ok()) return reply_status(st);
-        (void)c.Reply(req, rep);
+        reply(rep);
         return;
       }
       case MsgType::kSetConfig: {
         proto::ConfigReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(CommandType::kSetConfig, SetConfigCmd{r.key, r.value});
+        auto res = Commit(l, CommandType::kSetConfig, SetConfigCmd{r.key, r.value});
         if (res.ok()) AddEvent("INF", "Global configuration updated by request from " + c.peer() + ": " + r.key + "=" + r.value);
         return reply_status(res.status());
       }
       case MsgType::kSetConfigMany: {
         proto::SetConfigManyReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        return reply_status(SetConfigMany(r, c.peer()));
+        return reply_status(SetConfigMany(l, r, c.peer()));
       }
       case MsgType::kGetConfig: {
-        (void)c.Reply(req, proto::ConfigReply{state_.Config()});
+        reply(proto::ConfigReply{state_.Config()});
         return;
       }
       case MsgType::kCsCreate: {
         proto::CsCreateReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         if (r.tier > 3) return reply_status(Err(Code::kInvalidArgument, "tier must be 0..3"));
-        auto res = Commit(CommandType::kCreateCs, CreateCsCmd{r.host_id, r.tier});
+        auto res = Commit(l, CommandType::kCreateCs, CreateCsCmd{r.host_id, r.tier});
         if (!res.ok()) return reply_status(res.status());
         AddEvent("INF", "CS#" + res->cs.str() + " created on host " + r.host_id);
         // Waiting for its first registration: inactive (no event) until offline_tout passes.
         cs_soft_[res->cs].status = "inactive";
-        (void)c.Reply(req, proto::CsCreateReply{res->cs});
+        reply(proto::CsCreateReply{res->cs});
         return;
       }
       case MsgType::kCsRegister: {
         proto::CsRegisterReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto rep = RegisterCs(r);
+        auto rep = RegisterCs(l, r);
         if (!rep.ok()) return reply_status(rep.status());
-        (void)c.Reply(req, rep.value());
+        reply(rep.value());
         return;
       }
       case MsgType::kCsHeartbeat: {
@@ -1544,18 +1637,23 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kRmCs: {
         proto::RmCsReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        return reply_status(RmCs(r, c.peer()));
+        return reply_status(RmCs(l, r, c.peer()));
       }
       default:
         return reply_status(Err(Code::kProtocol, "unsupported request " + std::to_string(req.type) + " for the MDS"));
     }
-  }
+  };
+  run();
+  l.unlock();
+  if (!out_st.ok()) (void)c.ReplyError(req, out_st);
+  else if (out_has_body) (void)c.ReplyEncoded(req, std::move(out_body));
+  else (void)c.Reply(req, proto::Empty{});
   if (!freed.empty()) QueueDeletes(freed);
 }
 
 // One journaled command for every pair, so a bad pair leaves the configuration untouched.
-Status MdsService::SetConfigMany(const proto::SetConfigManyReq& r, const std::string& peer) {
-  auto res = Commit(CommandType::kSetConfigMany, SetConfigManyCmd{r.values});
+Status MdsService::SetConfigMany(Lock& l, const proto::SetConfigManyReq& r, const std::string& peer) {
+  auto res = Commit(l, CommandType::kSetConfigMany, SetConfigManyCmd{r.values});
   if (!res.ok()) return res.status();
   std::string list;
   for (const auto& [k, v] : r.values) list += (list.empty() ? "" : ", ") + k + "=" + v;

@@ -1,12 +1,15 @@
 // The MDS service: the state machine and its journal behind RPC, plus the master's soft
 // state (CS liveness and load, client sessions and leases) and its background duties.
 //
-// Threading: one lock (mu_) guards the state machine, the journal and the soft state. A
-// mutation applies a command to the state and appends it to the journal (fdatasync) before
-// the reply is sent, so everything acknowledged survives SIGKILL (docs/design/mds.md).
-// Calls to chunk servers (set-version, delete) are made without holding the lock where they
-// can block, except set-version during a failure report, which must finish before the new
-// chunk map is handed out.
+// Threading: mu_ guards the state machine and the soft state; it is held only for memory
+// work. Every mutation goes through the commit pipeline (mds/pipeline.h): the command is
+// appended to the journal and fdatasync'ed with no lock held, then applied under mu_, and
+// only then is the request answered, so everything acknowledged survives SIGKILL and what a
+// read sees is durable (docs/design/mds.md). Functions that commit take the caller's
+// unique_lock on mu_ and release it while the command is made durable: state read before a
+// commit may have moved on after it (chunk updates say what they read: UpdateChunkCmd.cas).
+// Replies are written to sockets after mu_ is released; calls to chunk servers are made
+// without it.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -23,6 +26,7 @@
 #include "common/io_meter.h"
 #include "mds/journal.h"
 #include "mds/leases.h"
+#include "mds/pipeline.h"
 #include "mds/placement.h"
 #include "mds/state.h"
 #include "rpc/client.h"
@@ -82,26 +86,32 @@ class MdsService {
     int64_t next_scrub_ms = 0;
   };
 
+  using Lock = std::unique_lock<std::mutex>;  // on mu_
   MdsService() = default;
   void Handle(rpc::ServerConn& c, rpc::Frame& req);
-  // Applies + journals one command; the state is unchanged when Apply fails.
-  Result<ApplyResult> Commit(CommandType type, std::string body);
+  // Commits one command (journal, then state) and returns Apply's result; the state is
+  // unchanged when Apply fails. l (on mu_) is released while the command is made durable
+  // and held again on return.
+  Result<ApplyResult> Commit(Lock& l, CommandType type, std::string body);
   template <typename T>
-  Result<ApplyResult> Commit(CommandType type, const T& body) {
-    return Commit(type, proto::EncodeToString(body));
+  Result<ApplyResult> Commit(Lock& l, CommandType type, const T& body) {
+    return Commit(l, type, proto::EncodeToString(body));
   }
+  // Chunk update from what the caller read (c): applies only if c is still current.
+  Result<ApplyResult> UpdateChunkFrom(Lock& l, const ChunkInfo& c, uint64_t version, std::vector<CsId> replicas);
+  // Journals an event without waiting (may be called with mu_ held).
   void AddEvent(const std::string& sev, const std::string& msg, const std::string& sys = "MDS");
 
   Result<proto::ChunkMap> MapOf(InodeId ino, uint64_t index) const;
-  Result<proto::GetChunkReply> GetChunk(const proto::GetChunkReq& r, const std::string& peer);
-  Result<proto::GetChunkReply> ReportFailure(const proto::ReportCsFailureReq& r);
-  Result<proto::CsRegisterReply> RegisterCs(const proto::CsRegisterReq& r);
+  Result<proto::GetChunkReply> GetChunk(Lock& l, const proto::GetChunkReq& r, const std::string& peer);
+  Result<proto::GetChunkReply> ReportFailure(Lock& l, const proto::ReportCsFailureReq& r);
+  Result<proto::CsRegisterReply> RegisterCs(Lock& l, const proto::CsRegisterReq& r);
   proto::ClusterStatReply ClusterStat();
   // Unlinked files whose openers are all gone (closed, expired, or never came back after an
   // MDS restart within the lease timeout) are freed. Under mu_.
-  void FreeClosedOrphans(int64_t now);
+  void FreeClosedOrphans(Lock& l, int64_t now);
   // set-config: every pair of r is checked, then all are applied as one command, or none.
-  Status SetConfigMany(const proto::SetConfigManyReq& r, const std::string& peer);
+  Status SetConfigMany(Lock& l, const proto::SetConfigManyReq& r, const std::string& peer);
   proto::FileInfoReply FileInfo(InodeId ino, Status* st);
   std::string ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const;
   bool CsActive(CsId id) const;
@@ -110,7 +120,7 @@ class MdsService {
   std::string CsAddr(CsId id) const;
   void QueueDeletes(const std::vector<FreedChunk>& freed);
   void Background();
-  void UpdateCsStatuses(int64_t now);
+  void UpdateCsStatuses(Lock& l, int64_t now);
   std::vector<CsCandidate> Candidates() const;
   struct CsTally {
     uint32_t active = 0, inactive = 0, offline = 0;
@@ -119,16 +129,23 @@ class MdsService {
   // Guide 5.6.1 events for changes of the cluster status and of space usage.
   void ClusterEvents(int64_t now);
   void HandleHeartbeat(const proto::CsHeartbeat& r, int64_t now, Status* st);
-  Status RmCs(const proto::RmCsReq& r, const std::string& peer);
+  Status RmCs(Lock& l, const proto::RmCsReq& r, const std::string& peer);
   // Drops one replica that is known bad (scrubbing found a checksum mismatch) and queues its
   // delete; recovery then rebuilds it. Never drops the last replica.
   void DropBadReplica(ChunkId id, uint64_t version, CsId cs, const std::string& why);
   // A replica found bad: out of the chunk's list (into *freed, to delete) unless it is the
-  // last copy, which is kept and reported once. Holds mu_.
-  void DropBadReplicaLocked(const ChunkInfo& c, CsId cs, const std::string& what, const std::string& why,
+  // last copy, which is kept and reported once.
+  void DropBadReplicaLocked(Lock& l, const ChunkInfo& c, CsId cs, const std::string& what, const std::string& why,
                             std::vector<FreedChunk>* freed);
+  // Commits a command that frees `ino` (unlink, rename over it, last close of an orphan)
+  // while Open of that inode waits for it (an open must not slip between the decision
+  // that nobody holds the file open and the free).
+  Result<ApplyResult> CommitFreeing(Lock& l, InodeId ino, CommandType type, std::string body);
   // Scrubbing (guide 7.6.5): mds.wd.verify_chunks chunks per minute per CS.
   void ScrubLoop();
+  // Snapshots every kSnapshotEveryRecords entries, built from the log on this thread
+  // (BuildSnapshot): the master's state and lock are not touched.
+  void SnapshotLoop();
   // Self-healing (guide 5.3, 5.6.1): keeps every chunk at its normal replica count.
   void RecoveryLoop();
   // One pass: drops extra replicas, picks chunks below their normal count (fewest live
@@ -146,7 +163,9 @@ class MdsService {
 
   mutable std::mutex mu_;
   MdsState state_;
-  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<Journal> journal_;  // written only by the pipeline's leader
+  std::multiset<InodeId> freeing_;     // inodes a command being committed frees (mu_)
+  std::set<ChunkId> bumping_;          // chunks whose replicas are told a new version (mu_)
   LeaseTable leases_;
   std::map<CsId, CsSoft> cs_soft_;
   uint64_t placement_rotation_ = 0;
@@ -172,6 +191,9 @@ class MdsService {
   std::thread bg_;
   std::thread recovery_;
   std::thread scrub_;
+  std::thread snapshot_;
+  std::atomic<bool> snapshot_running_{false};
+  std::atomic<uint64_t> snapshots_{0};
   std::map<ChunkId, CsId> replicating_;  // chunk -> copy target; writes wait while it is copied
   std::set<ChunkId> pending_;      // blocked chunks queued for recovery (state "pending")
   std::set<ChunkId> urgent_;       // a replica failed during a write; not yet rebuilt
@@ -194,6 +216,8 @@ class MdsService {
   size_t CsHosts(uint32_t tier) const;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
+  // Last member: destroyed first, while what its callbacks use still exists.
+  std::unique_ptr<CommitPipeline> pipeline_;
 };
 
 }  // namespace vstorage::mds

@@ -397,6 +397,17 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       }
       return res;
     }
+    case CommandType::kRemoveCsReplicas: {
+      RemoveCsReplicasCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      if (!cs_.count(c.cs)) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
+      for (auto& [id, ch] : chunks_) {
+        auto pos = std::find(ch.replicas.begin(), ch.replicas.end(), c.cs);
+        if (pos == ch.replicas.end() || ch.replicas.size() == 1) continue;
+        ch.replicas.erase(pos);
+      }
+      return ApplyResult{};
+    }
     case CommandType::kSetCsReleasing: {
       SetCsReleasingCmd c;
       RETURN_IF_ERROR(decode(&c));
@@ -716,6 +727,8 @@ Result<ApplyResult> MdsState::AllocChunk(const AllocChunkCmd& c) {
 Result<ApplyResult> MdsState::UpdateChunk(const UpdateChunkCmd& c) {
   auto it = chunks_.find(c.chunk);
   if (it == chunks_.end()) return Err(Code::kNotFound, "chunk " + c.chunk.str() + " no longer exists");
+  if (c.cas && (it->second.version != c.expect_version || it->second.replicas != c.expect_replicas))
+    return Err(Code::kStaleVersion, "chunk " + c.chunk.str() + " changed meanwhile");
   if (c.version < it->second.version)
     return Err(Code::kStaleVersion, "chunk " + c.chunk.str() + " version would go back");
   for (CsId cs : c.replicas)

@@ -138,6 +138,42 @@ TEST_F(StateTest, ChunksAllocatedFreedOnTruncateAndUnlink) {
   EXPECT_EQ(s.Counts().chunks, 0u);
 }
 
+TEST_F(StateTest, UpdateChunkCompareAndSetAppliesOnlyToWhatWasRead) {
+  CsId a = AddCs("h1"), b = AddCs("h2"), c = AddCs("h3");
+  auto f = Create(kRootInode, "f");
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, 0, 1, {a, b, c}})).ok());
+  ChunkInfo read = *s.GetChunk(f.ino, 0);
+  auto cas = [&](const ChunkInfo& from, uint64_t v, std::vector<CsId> reps) {
+    UpdateChunkCmd u{from.id, v, std::move(reps), true, from.version, from.replicas};
+    return s.Apply(Cmd(CommandType::kUpdateChunk, u));
+  };
+  // Two decisions made from the same read: the first wins, the second changes nothing.
+  ASSERT_TRUE(cas(read, 2, {a, b}).ok());
+  auto second = cas(read, 2, {b, c});
+  EXPECT_EQ(second.status().code(), Code::kStaleVersion);
+  EXPECT_EQ(s.ChunkById(read.id)->replicas, (std::vector<CsId>{a, b}));
+  // Same version, other list (a replica dropped without a bump) is a change too.
+  ChunkInfo now = *s.ChunkById(read.id);
+  ASSERT_TRUE(cas(now, 2, {a}).ok());
+  EXPECT_EQ(cas(now, 2, {b}).status().code(), Code::kStaleVersion);
+  EXPECT_EQ(s.ChunkById(read.id)->replicas, std::vector<CsId>{a});
+}
+
+TEST_F(StateTest, RemoveCsReplicasIsOneCommandAndKeepsLastCopies) {
+  CsId a = AddCs("h1"), b = AddCs("h2");
+  auto f = Create(kRootInode, "f");
+  for (uint64_t i = 0; i < 100; ++i)
+    ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, i, 1, {a, b}})).ok());
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kAllocChunk, AllocChunkCmd{f.ino, 100, 1, {a}})).ok());
+  EXPECT_EQ(s.Counts().chunk_replicas, 201u);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kRemoveCsReplicas, RemoveCsReplicasCmd{a})).ok());
+  EXPECT_EQ(s.Counts().chunk_replicas, 101u);
+  for (uint64_t i = 0; i < 100; ++i) EXPECT_EQ(s.GetChunk(f.ino, i)->replicas, std::vector<CsId>{b});
+  EXPECT_EQ(s.GetChunk(f.ino, 100)->replicas, std::vector<CsId>{a});  // the only copy waits for it
+  auto unknown = s.Apply(Cmd(CommandType::kRemoveCsReplicas, RemoveCsReplicasCmd{CsId{7}}));
+  EXPECT_EQ(unknown.status().code(), Code::kNotFound);
+}
+
 TEST_F(StateTest, GrowSizeNeverShrinksAndSetSizeFreesPastAnyOldSize) {
   CsId a = AddCs("h1");
   auto f = Create(kRootInode, "f");
@@ -461,6 +497,26 @@ TEST_F(JournalTest, ReplayRebuildsTheSameState) {
   EXPECT_EQ((*j)->last_index(), 50u);
 }
 
+TEST_F(JournalTest, ARecordThatFailedWhenAppliedReplaysAsTheSameFailure) {
+  // The pipeline journals before it applies: a create that lost a race for its name is in
+  // the journal and must fail again on replay, not stop the MDS from starting.
+  MdsState live;
+  {
+    auto j = Journal::Open(dir);
+    ASSERT_TRUE((*j)->Recover().ok());
+    Commit(**j, live, MkFile("same"));
+    Command dup = MkFile("same");
+    ASSERT_FALSE(live.Apply(dup).ok());
+    ASSERT_TRUE((*j)->Append({proto::EncodeToString(dup)}, 1).ok());
+    Commit(**j, live, MkFile("after"));
+  }
+  auto j = Journal::Open(dir);
+  auto rec = (*j)->Recover();
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_TRUE(*rec == live);
+  EXPECT_EQ((*j)->last_index(), 3u);
+}
+
 TEST_F(JournalTest, SnapshotThenMoreRecords) {
   MdsState live;
   {
@@ -487,7 +543,7 @@ TEST_F(JournalTest, TornTailIsCutAndAppendsContinue) {
     for (int i = 0; i < 3; ++i) Commit(**j, live, MkFile("f" + std::to_string(i)));
   }
   // A crash in the middle of the 4th append: half a record.
-  std::string path = dir + "/journal";
+  std::string path = dir + "/log/00000000000000000001.seg";
   auto size = std::filesystem::file_size(path);
   {
     auto j = Journal::Open(dir);
@@ -518,12 +574,12 @@ TEST_F(JournalTest, CorruptionInTheMiddleIsRefused) {
     ASSERT_TRUE((*j)->Recover().ok());
     for (int i = 0; i < 5; ++i) Commit(**j, live, MkFile("f" + std::to_string(i)));
   }
-  std::string path = dir + "/journal";
+  std::string path = dir + "/log/00000000000000000001.seg";
   int fd = ::open(path.c_str(), O_RDWR);
   char c;
-  ASSERT_EQ(::pread(fd, &c, 1, 40), 1);
+  ASSERT_EQ(::pread(fd, &c, 1, 64), 1);  // inside the first record's data
   c ^= 0x55;
-  ASSERT_EQ(::pwrite(fd, &c, 1, 40), 1);
+  ASSERT_EQ(::pwrite(fd, &c, 1, 64), 1);
   ::close(fd);
   auto j = Journal::Open(dir);
   auto rec = (*j)->Recover();
@@ -546,6 +602,64 @@ TEST_F(JournalTest, CorruptSnapshotIsRefused) {
   ::close(fd);
   auto j = Journal::Open(dir);
   EXPECT_EQ((*j)->Recover().status().code(), Code::kCorrupt);
+}
+
+// A repository written by the v1 journal (a "VSSNAP01" snapshot at index 6 and a "journal"
+// with records 7..11, made by the code before the log): it still loads, into exactly the
+// state that code had, and is converted to the log format on the way.
+TEST_F(JournalTest, AV1JournalStillReplays) {
+  std::string src = std::string(VSTORAGE_SOURCE_DIR) + "/src/mds/testdata/journal_v1";
+  for (const char* f : {"snapshot", "journal"})
+    std::filesystem::copy_file(src + "/" + f, dir + "/" + f);
+  auto expected_image = ReadFile(src + "/expected_state");
+  ASSERT_TRUE(expected_image.ok());
+  MdsState expected;
+  ASSERT_TRUE(expected.Decode(*expected_image).ok());
+  {
+    auto j = Journal::Open(dir);
+    auto rec = (*j)->Recover();
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    EXPECT_TRUE(*rec == expected);
+    EXPECT_EQ((*j)->last_index(), 11u);
+    EXPECT_EQ((*j)->log().snapshot().index, 6u);
+    EXPECT_EQ((*j)->log().TermAt(11).value(), 1u);
+    EXPECT_TRUE(rec->Lookup(InodeId{2}, "file").ok());
+    EXPECT_FALSE(rec->Lookup(kRootInode, "link").ok());
+    EXPECT_EQ(rec->GetXattrs(InodeId{3})->at("user.k"), "v");
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/journal"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/log/00000000000000000007.seg"));
+  // Converted once: it opens again as a log, to the same state, and takes appends.
+  auto j = Journal::Open(dir);
+  auto rec = (*j)->Recover();
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_TRUE(*rec == expected);
+  MdsState st = *rec;
+  Commit(**j, st, MkFile("new"));
+  EXPECT_EQ((*j)->last_index(), 12u);
+}
+
+TEST_F(JournalTest, BuildSnapshotFromTheLogEqualsTheLiveState) {
+  MdsState live;
+  auto j = Journal::Open(dir);
+  ASSERT_TRUE((*j)->Recover().ok());
+  for (int i = 0; i < 30; ++i) Commit(**j, live, MkFile("a" + std::to_string(i)));
+  ASSERT_TRUE((*j)->WriteSnapshot(live).ok());
+  for (int i = 0; i < 20; ++i) Commit(**j, live, MkFile("b" + std::to_string(i)));
+  // Built by the background path from the log alone, without the live state.
+  ASSERT_TRUE(BuildSnapshot((*j)->log()).ok());
+  EXPECT_EQ((*j)->log().snapshot().index, 50u);
+  auto image = (*j)->log().ReadSnapshotImage();
+  ASSERT_TRUE(image.ok());
+  MdsState from_snapshot;
+  ASSERT_TRUE(from_snapshot.Decode(*image).ok());
+  EXPECT_TRUE(from_snapshot == live);
+  Commit(**j, live, MkFile("c"));
+  j->reset();
+  auto j2 = Journal::Open(dir);
+  auto rec = (*j2)->Recover();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_TRUE(*rec == live);
 }
 
 }  // namespace

@@ -34,6 +34,15 @@ class ServerConn {
     return sock_.Send(f, payload, payload_len);
   }
   Status ReplyError(const Frame& req, const Status& st);
+  // A reply whose body is already encoded (made under a lock, sent after it is released).
+  Status ReplyEncoded(const Frame& req, std::string body) {
+    Frame f;
+    f.type = req.type;
+    f.req_id = req.req_id;
+    f.flags = kFlagResponse;
+    f.body = std::move(body);
+    return sock_.Send(f, nullptr, 0);
+  }
   Socket& socket() { return sock_; }
 
  private:
