@@ -74,20 +74,6 @@ Status ReadAll(int fd, char* p, size_t n, uint64_t off, const std::string& path)
   return Status::Ok();
 }
 
-// Writes path atomically and durably: temp file, fsync, rename, fsync of the directory.
-Status WriteDurably(const std::string& dir, const std::string& name, std::string_view data) {
-  std::string tmp = dir + "/" + name + ".tmp", path = dir + "/" + name;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus("create " + tmp);
-  Status st = WriteAll(fd, data.data(), data.size(), 0, tmp);
-  if (st.ok() && ::fsync(fd) != 0) st = ErrnoStatus("fsync " + tmp);
-  ::close(fd);
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoStatus("rename " + tmp);
-  if (st.ok()) st = FsyncDir(dir);
-  if (!st.ok()) ::unlink(tmp.c_str());
-  return st;
-}
-
 template <typename T>
 T Get(const char* p) {
   T v;
@@ -114,6 +100,20 @@ std::string SegName(uint64_t first_index) {
 }
 
 bool Exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
+
+// Checks a "VSSNAP02" file read whole from path; fills its (index, term) and image.
+Status ParseSnapshotFile(const std::string& path, std::string_view s, SnapshotMeta* m, std::string* image) {
+  if (s.size() < kSnapHeader || std::memcmp(s.data(), kSnapMagic, 8) != 0)
+    return Err(Code::kCorrupt, path + " is not an MDS snapshot; restore the repository from a backup");
+  uint64_t len = Get<uint64_t>(s.data() + 28);
+  uint32_t crc = Get<uint32_t>(s.data() + 36);
+  if (len != s.size() - kSnapHeader || Crc32c(s.data() + kSnapHeader, len) != crc)
+    return Err(Code::kCorrupt, path + " fails its checksum; restore the repository from a backup");
+  m->index = Get<uint64_t>(s.data() + 12);
+  m->term = Get<uint64_t>(s.data() + 20);
+  *image = std::string(s.substr(kSnapHeader));
+  return Status::Ok();
+}
 
 // Parses the records of a v1 journal or a segment body starting at `off`. Calls fn for each
 // good record; returns the offset where good records end and whether what follows is a torn
@@ -374,9 +374,7 @@ Status Log::ConvertV1() {
     }
     if (s.size() >= 8 && std::memcmp(s.data(), kSnapMagic, 8) == 0) {
       // Already rewritten by a conversion that stopped before it removed the journal.
-      meta.index = Get<uint64_t>(s.data() + 12);
-      meta.term = Get<uint64_t>(s.data() + 20);
-      image = s.substr(kSnapHeader);
+      RETURN_IF_ERROR(ParseSnapshotFile(sp, s, &meta, &image));
     } else {
       if (s.size() < kSnapV1Header || std::memcmp(s.data(), kSnapV1Magic, 8) != 0)
         return Err(Code::kCorrupt, sp + " is not an MDS snapshot; restore the repository from a backup");
@@ -416,9 +414,9 @@ Status Log::ConvertV1() {
   uint64_t first = entries.empty() ? meta.index + 1 : entries.front().index;
   std::string seg = EncodeSegmentHeader(first);
   for (const auto& e : entries) seg += EncodeLogRecord(e);
-  RETURN_IF_ERROR(WriteDurably(logdir, SegName(first), seg));
+  RETURN_IF_ERROR(WriteFileAtomic(logdir + "/" + SegName(first), seg, 0600));
   RETURN_IF_ERROR(FsyncDir(dir_));
-  if (had_snapshot) RETURN_IF_ERROR(WriteDurably(dir_, "snapshot", EncodeSnapshotFile(meta, image)));
+  if (had_snapshot) RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/snapshot", EncodeSnapshotFile(meta, image), 0600));
   if (::unlink(jp.c_str()) != 0) return ErrnoStatus("remove " + jp);
   RETURN_IF_ERROR(FsyncDir(dir_));
   LOG_INFO("MDS repository %s converted to log format %u: snapshot at index %llu, %zu record(s)", dir_.c_str(),
@@ -435,13 +433,10 @@ Result<std::string> Log::ReadSnapshotImage() const {
   std::string sp = dir_ + "/snapshot";
   if (!Exists(sp)) return std::string();
   ASSIGN_OR_RETURN(std::string s, ReadFile(sp));
-  if (s.size() < kSnapHeader || std::memcmp(s.data(), kSnapMagic, 8) != 0)
-    return Err(Code::kCorrupt, sp + " is not an MDS snapshot; restore the repository from a backup");
-  uint64_t len = Get<uint64_t>(s.data() + 28);
-  uint32_t crc = Get<uint32_t>(s.data() + 36);
-  if (len != s.size() - kSnapHeader || Crc32c(s.data() + kSnapHeader, len) != crc)
-    return Err(Code::kCorrupt, sp + " fails its checksum; restore the repository from a backup");
-  return s.substr(kSnapHeader);
+  SnapshotMeta m;
+  std::string image;
+  RETURN_IF_ERROR(ParseSnapshotFile(sp, s, &m, &image));
+  return image;
 }
 
 HardState Log::hard_state() const {
@@ -450,7 +445,7 @@ HardState Log::hard_state() const {
 }
 
 Status Log::SaveHardState(const HardState& h) {
-  RETURN_IF_ERROR(WriteDurably(dir_, "hardstate", EncodeHardState(h)));
+  RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/hardstate", EncodeHardState(h), 0600));
   std::lock_guard<std::mutex> l(mu_);
   hard_ = h;
   return Status::Ok();
@@ -583,7 +578,7 @@ Status Log::TruncateSuffix(uint64_t from) {
 }
 
 Status Log::SaveSnapshot(const SnapshotMeta& m, std::string_view image) {
-  RETURN_IF_ERROR(WriteDurably(dir_, "snapshot", EncodeSnapshotFile(m, image)));
+  RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/snapshot", EncodeSnapshotFile(m, image), 0600));
   {
     std::lock_guard<std::mutex> l(mu_);
     snap_ = m;
