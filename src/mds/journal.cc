@@ -43,11 +43,19 @@ Status BuildSnapshot(Log& log) {
 }
 
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) {
-  return std::unique_ptr<Journal>(new Journal(dir));
+  return std::unique_ptr<Journal>(new Journal(nullptr, dir));
+}
+
+Result<std::unique_ptr<Journal>> Journal::Open(env::FileSystem* fs, const std::string& dir) {
+  return std::unique_ptr<Journal>(new Journal(fs, dir));
 }
 
 Result<MdsState> Journal::Recover() {
-  ASSIGN_OR_RETURN(log_, Log::Open(dir_));
+  if (fs_) {
+    ASSIGN_OR_RETURN(log_, Log::Open(fs_, dir_));
+  } else {
+    ASSIGN_OR_RETURN(log_, Log::Open(dir_));
+  }
   uint64_t last = log_->last_index();
   ASSIGN_OR_RETURN(MdsState state, LoadState(*log_, last));
   LOG_INFO("MDS state recovered: snapshot at index %llu, %llu journal records replayed",

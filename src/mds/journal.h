@@ -26,7 +26,10 @@ Status BuildSnapshot(Log& log);
 
 class Journal {
  public:
+  // The journal of the repository dir. Files go through fs (not owned, outlives the
+  // Journal); the first form uses a POSIX file system the log owns.
   static Result<std::unique_ptr<Journal>> Open(const std::string& dir);
+  static Result<std::unique_ptr<Journal>> Open(env::FileSystem* fs, const std::string& dir);
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
@@ -43,7 +46,8 @@ class Journal {
   Log& log() { return *log_; }
 
  private:
-  explicit Journal(std::string dir) : dir_(std::move(dir)) {}
+  Journal(env::FileSystem* fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
+  env::FileSystem* fs_;  // null: the log's own POSIX file system
   std::string dir_;
   std::unique_ptr<Log> log_;
 };

@@ -1,15 +1,8 @@
 #include "mds/log.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
-#include "common/config.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 
@@ -31,45 +24,14 @@ constexpr char kSnapMagic[8] = {'V', 'S', 'S', 'N', 'A', 'P', '0', '2'};
 constexpr uint32_t kSnapFormat = 2;
 constexpr size_t kSnapHeader = 40;
 
-Status ErrnoStatus(const std::string& what) {
-  int e = errno;
-  return Err(e == ENOSPC ? Code::kNoSpace : Code::kIoError, what + ": " + std::strerror(e));
-}
-
-Status FsyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open " + dir);
-  int r = ::fsync(fd);
-  ::close(fd);
-  if (r != 0) return ErrnoStatus("fsync " + dir);
-  return Status::Ok();
-}
-
-Status WriteAll(int fd, const char* p, size_t n, uint64_t off, const std::string& path) {
+// Reads exactly n bytes at off; a short file is corruption (an index that points past it).
+Status ReadAll(const env::RandomAccessFile& f, char* p, size_t n, uint64_t off) {
   while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("write " + path);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-    off += static_cast<uint64_t>(w);
-  }
-  return Status::Ok();
-}
-
-Status ReadAll(int fd, char* p, size_t n, uint64_t off, const std::string& path) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("read " + path);
-    }
-    if (r == 0) return Err(Code::kCorrupt, path + ": unexpected end of file");
+    ASSIGN_OR_RETURN(size_t r, f.ReadAt(off, p, n));
+    if (r == 0) return Err(Code::kCorrupt, f.path() + ": unexpected end of file");
     p += r;
-    n -= static_cast<size_t>(r);
-    off += static_cast<uint64_t>(r);
+    n -= r;
+    off += r;
   }
   return Status::Ok();
 }
@@ -98,8 +60,6 @@ std::string SegName(uint64_t first_index) {
   std::snprintf(b, sizeof(b), "%020llu.seg", static_cast<unsigned long long>(first_index));
   return b;
 }
-
-bool Exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
 
 // Checks a "VSSNAP02" file read whole from path; fills its (index, term) and image.
 Status ParseSnapshotFile(const std::string& path, std::string_view s, SnapshotMeta* m, std::string* image) {
@@ -209,30 +169,44 @@ std::string EncodeSnapshotFile(const SnapshotMeta& m, std::string_view image) {
 }
 
 Result<std::unique_ptr<Log>> Log::Open(const std::string& dir) {
-  std::unique_ptr<Log> log(new Log(dir));
+  std::unique_ptr<env::FileSystem> fs = env::NewPosixFileSystem();
+  env::FileSystem* raw = fs.get();
+  std::unique_ptr<Log> log(new Log(raw, dir));
+  log->owned_fs_ = std::move(fs);
   RETURN_IF_ERROR(log->Load());
   return log;
 }
 
-Log::~Log() = default;
-
-Log::Segment::~Segment() {
-  if (fd >= 0) ::close(fd);
+Result<std::unique_ptr<Log>> Log::Open(env::FileSystem* fs, const std::string& dir) {
+  std::unique_ptr<Log> log(new Log(fs, dir));
+  RETURN_IF_ERROR(log->Load());
+  return log;
 }
+
+Log::~Log() {
+  // Segments (and their open files) go before the file system that made them.
+  segs_.clear();
+}
+
+Result<bool> Log::Exists(const std::string& path) const { return fs_->Exists(path); }
 
 Status Log::Load() {
   // A v1 repository: convert it first (a conversion cut short is redone from the v1 files,
   // which go only after the new ones are durable).
-  if (Exists(dir_ + "/journal")) RETURN_IF_ERROR(ConvertV1());
+  ASSIGN_OR_RETURN(bool v1, Exists(dir_ + "/journal"));
+  if (v1) RETURN_IF_ERROR(ConvertV1());
   std::string logdir = dir_ + "/log";
-  if (!Exists(logdir)) {
-    if (::mkdir(logdir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + logdir);
-    RETURN_IF_ERROR(FsyncDir(dir_));
+  ASSIGN_OR_RETURN(bool have_logdir, Exists(logdir));
+  if (!have_logdir) {
+    Status st = fs_->CreateDir(logdir);
+    if (!st.ok() && st.code() != Code::kExists) return st;
+    RETURN_IF_ERROR(fs_->SyncDir(dir_));
   }
   // Hard state.
   std::string hp = dir_ + "/hardstate";
-  if (Exists(hp)) {
-    ASSIGN_OR_RETURN(std::string h, ReadFile(hp));
+  ASSIGN_OR_RETURN(bool have_hard, Exists(hp));
+  if (have_hard) {
+    ASSIGN_OR_RETURN(std::string h, fs_->ReadFile(hp));
     if (h.size() != kHardSize || std::memcmp(h.data(), kHardMagic, 8) != 0 ||
         Crc32c(h.data(), kHardSize - 4) != Get<uint32_t>(h.data() + kHardSize - 4))
       return Err(Code::kCorrupt, hp + " is damaged; restore the repository from a backup");
@@ -244,12 +218,11 @@ Status Log::Load() {
   }
   // Snapshot header (the image is read when asked for).
   std::string sp = dir_ + "/snapshot";
-  if (Exists(sp)) {
-    int fd = ::open(sp.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus("open " + sp);
+  ASSIGN_OR_RETURN(bool have_snap, Exists(sp));
+  if (have_snap) {
+    ASSIGN_OR_RETURN(std::unique_ptr<env::RandomAccessFile> f, fs_->NewRandomAccessFile(sp));
     char hdr[kSnapHeader];
-    Status st = ReadAll(fd, hdr, kSnapHeader, 0, sp);
-    ::close(fd);
+    Status st = ReadAll(*f, hdr, kSnapHeader, 0);
     if (!st.ok() || std::memcmp(hdr, kSnapMagic, 8) != 0)
       return Err(Code::kCorrupt, sp + " is not an MDS snapshot; restore the repository from a backup");
     if (Get<uint32_t>(hdr + 8) != kSnapFormat)
@@ -260,14 +233,11 @@ Status Log::Load() {
   }
   // Segments, in index order.
   std::vector<uint64_t> firsts;
-  DIR* d = ::opendir(logdir.c_str());
-  if (!d) return ErrnoStatus("open " + logdir);
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
+  ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->ListDir(logdir));
+  for (const std::string& n : names) {
     if (n.size() == 24 && n.substr(20) == ".seg") firsts.push_back(std::strtoull(n.c_str(), nullptr, 10));
-    else if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp") ::unlink((logdir + "/" + n).c_str());
+    else if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp") (void)fs_->Remove(env::JoinPath(logdir, n));
   }
-  ::closedir(d);
   std::sort(firsts.begin(), firsts.end());
   first_ = snap_.index + 1;
   for (size_t i = 0; i < firsts.size(); ++i)
@@ -275,7 +245,7 @@ Status Log::Load() {
   if (slots_.empty()) first_ = snap_.index + 1;
   if (first_ + slots_.size() - 1 < snap_.index) {
     // The snapshot is ahead of every entry (installed whole): the log restarts after it.
-    for (const auto& seg : segs_) ::unlink(seg->path.c_str());
+    for (const auto& seg : segs_) RETURN_IF_ERROR(fs_->Remove(seg->path));
     segs_.clear();
     slots_.clear();
     first_ = snap_.index + 1;
@@ -295,13 +265,12 @@ Status Log::Load() {
 }
 
 Status Log::LoadSegment(const std::string& path, uint64_t first_index, bool tail) {
-  ASSIGN_OR_RETURN(std::string body, ReadFile(path));
+  ASSIGN_OR_RETURN(std::string body, fs_->ReadFile(path));
   if (body.size() < kSegHeader || std::memcmp(body.data(), kSegMagic, 8) != 0 ||
       Get<uint64_t>(body.data() + 16) != first_index) {
     if (tail && body.size() < kSegHeader && body.find_first_not_of('\0') == std::string::npos) {
       // Created but its header never became durable (a crash right after the roll).
-      ::unlink(path.c_str());
-      return Status::Ok();
+      return fs_->Remove(path);
     }
     return Err(Code::kCorrupt, path + " is not an MDS log segment; restore the repository from a backup");
   }
@@ -328,13 +297,15 @@ Status Log::LoadSegment(const std::string& path, uint64_t first_index, bool tail
     return Err(Code::kCorrupt, path + " is damaged at offset " + std::to_string(sc.end) + " (" + sc.why +
                                    (tail ? ")" : ") in a segment that is not the last") +
                                    "; restore the repository from a backup");
-  seg->fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (seg->fd < 0) return ErrnoStatus("open " + path);
-  if (!sc.clean) {
-    LOG_WARN("MDS log %s: cutting a torn record at offset %zu (%zu bytes, never acknowledged)", path.c_str(), sc.end,
-             body.size() - sc.end);
-    if (::ftruncate(seg->fd, static_cast<off_t>(sc.end)) != 0 || ::fdatasync(seg->fd) != 0)
-      return ErrnoStatus("truncate " + path);
+  ASSIGN_OR_RETURN(seg->reader, fs_->NewRandomAccessFile(path));
+  if (tail) {
+    ASSIGN_OR_RETURN(seg->writer, fs_->NewWritableFile(path, env::WriteMode::kAppend));
+    if (!sc.clean) {
+      LOG_WARN("MDS log %s: cutting a torn record at offset %zu (%zu bytes, never acknowledged)", path.c_str(),
+               sc.end, body.size() - sc.end);
+      RETURN_IF_ERROR(seg->writer->Truncate(sc.end));
+      RETURN_IF_ERROR(seg->writer->Sync());
+    }
   }
   seg->size = sc.end;
   segs_.push_back(seg);
@@ -345,15 +316,18 @@ Result<std::shared_ptr<Log::Segment>> Log::NewSegment(uint64_t first_index) {
   auto seg = std::make_shared<Segment>();
   seg->first_index = first_index;
   seg->path = dir_ + "/log/" + SegName(first_index);
-  seg->fd = ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (seg->fd < 0) return ErrnoStatus("create " + seg->path);
   std::string hdr = EncodeSegmentHeader(first_index);
-  Status st = WriteAll(seg->fd, hdr.data(), hdr.size(), 0, seg->path);
-  if (st.ok() && ::fdatasync(seg->fd) != 0) st = ErrnoStatus("fdatasync " + seg->path);
-  if (st.ok()) st = FsyncDir(dir_ + "/log");
+  Status st = [&]() -> Status {
+    ASSIGN_OR_RETURN(seg->writer, fs_->NewWritableFile(seg->path, env::WriteMode::kTruncate));
+    RETURN_IF_ERROR(seg->writer->Append(hdr));
+    RETURN_IF_ERROR(seg->writer->Sync());
+    RETURN_IF_ERROR(fs_->SyncDir(dir_ + "/log"));
+    ASSIGN_OR_RETURN(seg->reader, fs_->NewRandomAccessFile(seg->path));
+    return Status::Ok();
+  }();
   if (!st.ok()) {
-    ::close(seg->fd);
-    ::unlink(seg->path.c_str());
+    seg->writer.reset();
+    (void)fs_->Remove(seg->path);  // best effort: Load drops a headerless tail segment too
     return st;
   }
   seg->size = hdr.size();
@@ -364,11 +338,11 @@ Status Log::ConvertV1() {
   std::string jp = dir_ + "/journal", sp = dir_ + "/snapshot", logdir = dir_ + "/log";
   SnapshotMeta meta;
   std::string image;
-  bool had_snapshot = Exists(sp);
+  ASSIGN_OR_RETURN(bool had_snapshot, Exists(sp));
   if (had_snapshot) {
     std::string s;
     {
-      auto r = ReadFile(sp);
+      auto r = fs_->ReadFile(sp);
       if (!r.ok()) return r.status();
       s.swap(*r);
     }
@@ -387,7 +361,7 @@ Status Log::ConvertV1() {
       image = s.substr(kSnapV1Header);
     }
   }
-  ASSIGN_OR_RETURN(std::string j, ReadFile(jp));
+  ASSIGN_OR_RETURN(std::string j, fs_->ReadFile(jp));
   std::vector<LogEntry> entries;
   uint64_t last = meta.index;
   Scan sc = ScanRecords(j, 0, [&](uint64_t index, uint64_t term, size_t, std::string_view data) {
@@ -402,23 +376,21 @@ Status Log::ConvertV1() {
     return Err(Code::kCorrupt, jp + " is damaged at offset " + std::to_string(sc.end) + " (" + sc.why +
                                    ") with valid records after it; restore the repository from a backup");
   // A fresh log directory holding the records, durable before anything of v1 goes.
-  if (Exists(logdir)) {
-    DIR* d = ::opendir(logdir.c_str());
-    if (!d) return ErrnoStatus("open " + logdir);
-    while (dirent* e = ::readdir(d))
-      if (e->d_name[0] != '.') ::unlink((logdir + "/" + e->d_name).c_str());
-    ::closedir(d);
-  } else if (::mkdir(logdir.c_str(), 0700) != 0) {
-    return ErrnoStatus("mkdir " + logdir);
+  ASSIGN_OR_RETURN(bool have_logdir, Exists(logdir));
+  if (have_logdir) {
+    ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->ListDir(logdir));
+    for (const std::string& n : names) RETURN_IF_ERROR(fs_->Remove(env::JoinPath(logdir, n)));
+  } else {
+    RETURN_IF_ERROR(fs_->CreateDir(logdir));
   }
   uint64_t first = entries.empty() ? meta.index + 1 : entries.front().index;
   std::string seg = EncodeSegmentHeader(first);
   for (const auto& e : entries) seg += EncodeLogRecord(e);
-  RETURN_IF_ERROR(WriteFileAtomic(logdir + "/" + SegName(first), seg, 0600));
-  RETURN_IF_ERROR(FsyncDir(dir_));
-  if (had_snapshot) RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/snapshot", EncodeSnapshotFile(meta, image), 0600));
-  if (::unlink(jp.c_str()) != 0) return ErrnoStatus("remove " + jp);
-  RETURN_IF_ERROR(FsyncDir(dir_));
+  RETURN_IF_ERROR(fs_->WriteFileAtomic(logdir + "/" + SegName(first), seg));
+  RETURN_IF_ERROR(fs_->SyncDir(dir_));
+  if (had_snapshot) RETURN_IF_ERROR(fs_->WriteFileAtomic(dir_ + "/snapshot", EncodeSnapshotFile(meta, image)));
+  RETURN_IF_ERROR(fs_->Remove(jp));
+  RETURN_IF_ERROR(fs_->SyncDir(dir_));
   LOG_INFO("MDS repository %s converted to log format %u: snapshot at index %llu, %zu record(s)", dir_.c_str(),
            kSegFormat, static_cast<unsigned long long>(meta.index), entries.size());
   return Status::Ok();
@@ -431,8 +403,9 @@ SnapshotMeta Log::snapshot() const {
 
 Result<std::string> Log::ReadSnapshotImage() const {
   std::string sp = dir_ + "/snapshot";
-  if (!Exists(sp)) return std::string();
-  ASSIGN_OR_RETURN(std::string s, ReadFile(sp));
+  ASSIGN_OR_RETURN(bool have_snap, Exists(sp));
+  if (!have_snap) return std::string();
+  ASSIGN_OR_RETURN(std::string s, fs_->ReadFile(sp));
   SnapshotMeta m;
   std::string image;
   RETURN_IF_ERROR(ParseSnapshotFile(sp, s, &m, &image));
@@ -445,7 +418,7 @@ HardState Log::hard_state() const {
 }
 
 Status Log::SaveHardState(const HardState& h) {
-  RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/hardstate", EncodeHardState(h), 0600));
+  RETURN_IF_ERROR(fs_->WriteFileAtomic(dir_ + "/hardstate", EncodeHardState(h)));
   std::lock_guard<std::mutex> l(mu_);
   hard_ = h;
   return Status::Ok();
@@ -502,7 +475,7 @@ Result<std::vector<LogEntry>> Log::Read(uint64_t lo, uint64_t hi, size_t max_byt
   out.reserve(want.size());
   for (const auto& w : want) {
     std::string rec(kRecordHeader + w.len, '\0');
-    RETURN_IF_ERROR(ReadAll(w.seg->fd, rec.data(), rec.size(), w.offset, w.seg->path));
+    RETURN_IF_ERROR(ReadAll(*w.seg->reader, rec.data(), rec.size(), w.offset));
     std::string_view data(rec.data() + kRecordHeader, w.len);
     if (Get<uint32_t>(rec.data() + 8) != RecordCrc(w.index, w.term, data))
       return Err(Code::kCorrupt, w.seg->path + ": log entry " + std::to_string(w.index) +
@@ -513,6 +486,7 @@ Result<std::vector<LogEntry>> Log::Read(uint64_t lo, uint64_t hi, size_t max_byt
 }
 
 Status Log::Append(const std::vector<LogEntry>& entries) {
+  RETURN_IF_ERROR(broken_);
   if (entries.empty()) return Status::Ok();
   std::shared_ptr<Segment> tail;
   uint64_t last;
@@ -537,11 +511,12 @@ Status Log::Append(const std::vector<LogEntry>& entries) {
     added.push_back(Slot{e.term, tail->size + buf.size(), static_cast<uint32_t>(e.data.size()), tail.get()});
     buf += EncodeLogRecord(e);
   }
-  Status st = WriteAll(tail->fd, buf.data(), buf.size(), tail->size, tail->path);
-  if (st.ok() && ::fdatasync(tail->fd) != 0) st = ErrnoStatus("fdatasync " + tail->path);
+  Status st = tail->writer->Append(buf);
+  if (st.ok()) st = tail->writer->Sync();
   if (!st.ok()) {
     // Leave no partial record behind for the next append to follow.
-    if (::ftruncate(tail->fd, static_cast<off_t>(tail->size)) != 0) LOG_WARN("cannot cut %s back", tail->path.c_str());
+    Status cut = tail->writer->Truncate(tail->size);
+    if (!cut.ok()) Break(tail->path, cut);
     return st;
   }
   tail->size += buf.size();
@@ -551,6 +526,22 @@ Status Log::Append(const std::vector<LogEntry>& entries) {
 }
 
 Status Log::TruncateSuffix(uint64_t from) {
+  RETURN_IF_ERROR(broken_);
+  Status st = DoTruncateSuffix(from);
+  // The index has dropped the entries but the files may still hold them: appending after
+  // them would leave a gap that Open refuses, so nothing more is written.
+  if (!st.ok()) Break(dir_ + "/log", st);
+  return st;
+}
+
+void Log::Break(const std::string& path, const Status& why) {
+  LOG_ERROR("MDS log %s: %s; no more entries are written until the MDS restarts", path.c_str(),
+            why.ToString().c_str());
+  broken_ = Err(Code::kIoError, "the MDS log at " + path + " could not be put back after a failed write (" +
+                                    why.message() + "); restart the MDS, and check the disk");
+}
+
+Status Log::DoTruncateSuffix(uint64_t from) {
   std::vector<std::shared_ptr<Segment>> drop;
   std::shared_ptr<Segment> cut;
   uint64_t cut_at = 0;
@@ -569,16 +560,23 @@ Status Log::TruncateSuffix(uint64_t from) {
     cut_at = cut.get() == s.seg ? s.offset : cut->size;
     slots_.resize(from - first_);
   }
-  for (const auto& d : drop) ::unlink(d->path.c_str());
-  if (::ftruncate(cut->fd, static_cast<off_t>(cut_at)) != 0 || ::fdatasync(cut->fd) != 0)
-    return ErrnoStatus("truncate " + cut->path);
+  for (const auto& d : drop) {
+    d->writer.reset();
+    RETURN_IF_ERROR(fs_->Remove(d->path));
+  }
+  // The segment cut becomes the tail: the only one with a writer.
+  if (!cut->writer) {
+    ASSIGN_OR_RETURN(cut->writer, fs_->NewWritableFile(cut->path, env::WriteMode::kAppend));
+  }
+  RETURN_IF_ERROR(cut->writer->Truncate(cut_at));
+  RETURN_IF_ERROR(cut->writer->Sync());
   cut->size = cut_at;
-  if (!drop.empty()) RETURN_IF_ERROR(FsyncDir(dir_ + "/log"));
+  if (!drop.empty()) RETURN_IF_ERROR(fs_->SyncDir(dir_ + "/log"));
   return Status::Ok();
 }
 
 Status Log::SaveSnapshot(const SnapshotMeta& m, std::string_view image) {
-  RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/snapshot", EncodeSnapshotFile(m, image), 0600));
+  RETURN_IF_ERROR(fs_->WriteFileAtomic(dir_ + "/snapshot", EncodeSnapshotFile(m, image)));
   {
     std::lock_guard<std::mutex> l(mu_);
     snap_ = m;
@@ -602,8 +600,9 @@ void Log::Compact(uint64_t upto) {
     }
   }
   for (const auto& d : drop) {
-    if (::unlink(d->path.c_str()) != 0) LOG_WARN("cannot remove %s: %s", d->path.c_str(), std::strerror(errno));
-    // Readers that still hold the segment keep its fd open; it closes with the last of them.
+    Status st = fs_->Remove(d->path);
+    if (!st.ok()) LOG_WARN("cannot remove %s: %s", d->path.c_str(), st.ToString().c_str());
+    // Readers that still hold the segment keep its file open; it closes with the last of them.
   }
 }
 

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "env/file_system.h"
 
 namespace vstorage::mds {
 
@@ -67,7 +68,10 @@ std::string EncodeSnapshotFile(const SnapshotMeta& m, std::string_view image);
 
 class Log {
  public:
-  // Opens (creating if needed) the log of the repository `dir`, converting v1 files.
+  // Opens (creating if needed) the log of the repository `dir`, converting v1 files. Every
+  // file operation goes through fs (not owned; must outlive the Log); the first form uses
+  // a POSIX file system of its own.
+  static Result<std::unique_ptr<Log>> Open(env::FileSystem* fs, const std::string& dir);
   static Result<std::unique_ptr<Log>> Open(const std::string& dir);
   ~Log();
   Log(const Log&) = delete;
@@ -90,7 +94,9 @@ class Log {
   Result<std::vector<LogEntry>> Read(uint64_t lo, uint64_t hi, size_t max_bytes = kMaxLogReadBytes) const;
 
   // Appends entries with consecutive indices from last_index() + 1 and makes them durable
-  // (fdatasync) before returning. On error nothing of them remains.
+  // (fdatasync) before returning. On error nothing of them remains in the log (after a
+  // crash, an unacknowledged append may or may not have survived, whole); if the failed
+  // write cannot even be cut back, the log refuses every later write until reopened.
   Status Append(const std::vector<LogEntry>& entries);
   // Removes every entry >= from (a follower's conflicting suffix). from > snapshot().index.
   Status TruncateSuffix(uint64_t from);
@@ -104,9 +110,9 @@ class Log {
   struct Segment {
     uint64_t first_index = 0;
     std::string path;
-    int fd = -1;
+    std::unique_ptr<env::RandomAccessFile> reader;  // thread-safe
+    std::unique_ptr<env::WritableFile> writer;      // the tail segment's only; the appender's
     uint64_t size = 0;  // bytes, header included; changed only by the appender
-    ~Segment();
   };
   struct Slot {  // where an entry lives
     uint64_t term;
@@ -114,13 +120,21 @@ class Log {
     uint32_t len;     // of its data
     Segment* seg;     // owned by segs_
   };
-  explicit Log(std::string dir) : dir_(std::move(dir)) {}
+  Log(env::FileSystem* fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
+  Result<bool> Exists(const std::string& path) const;
   Status Load();
+  Status DoTruncateSuffix(uint64_t from);
+  // After a write that failed and could not be undone: every later Append and
+  // TruncateSuffix fails with why (the appender's only).
+  void Break(const std::string& path, const Status& why);
   Status ConvertV1();
   Status LoadSegment(const std::string& path, uint64_t first_index, bool tail);
   Result<std::shared_ptr<Segment>> NewSegment(uint64_t first_index);
   void Compact(uint64_t upto);
 
+  std::unique_ptr<env::FileSystem> owned_fs_;  // set by Open(dir) only
+  Status broken_ = Status::Ok();                // the appender's; see Break
+  env::FileSystem* const fs_;
   const std::string dir_;
   mutable std::mutex mu_;  // guards everything below; never held across I/O
   std::vector<std::shared_ptr<Segment>> segs_;
