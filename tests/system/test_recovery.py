@@ -54,7 +54,9 @@ def test_killed_cs_is_rebuilt_elsewhere_and_stale_copies_deleted(cluster):
     assert "Replication started," in events and "chunks are queued" in events
     assert "Replication completed" in events
     assert re.search(r"The cluster is degraded with 4 active, [01] inactive, [01] offline CS", events)
-    assert "The cluster is healthy with 5 active CS" in events
+    # Healthy once all had registered: with 3 CS the cluster is healthy already, and the
+    # later ones may register within one watchdog tick, with no new status to announce.
+    assert re.search(r"The cluster is healthy with [3-5] active CS", events)
 
     # The dead CS comes back: none of its old replicas is listed any more, so all go.
     repo, _ = cluster.cs_repos[victim]
@@ -130,12 +132,18 @@ def test_too_many_offline_cs_is_failure_and_replication_stops(cluster):
         cluster.kill(f"cs{v}")
     wait_for(lambda: cluster.stat_json()["status"] == "failure", timeout=30, what="cluster status failure")
     events = h.vstorage("get-event").stdout
-    assert "The cluster failed with 3 active, 0 inactive, 2 offline CS (mds.wd.max_offline_cs=1)" in events
-    # Replication is not scheduled: the first chunk keeps its single live replica.
-    time.sleep(4)
-    c0 = file_info(cluster, f"{m}/f")["chunks"][0]
-    assert len(c0["replicas"]) == 1 and c0["state"] != "healthy", c0
-    assert "Replication started" not in h.vstorage("get-event").stdout
+    failed_line = "The cluster failed with 3 active, 0 inactive, 2 offline CS (mds.wd.max_offline_cs=1)"
+    assert failed_line in events
+    # Replication is not scheduled once the cluster failed. The two victims die together but
+    # the watchdog may see one go offline a tick before the other (the cluster is then only
+    # degraded, and a copy of the first chunk may begin and land): one copy at most.
+    before = events[:events.index(failed_line)]
+    limit = 2 if "Replication started" in before else 1
+    time.sleep(4)  # a negative check: nothing more may happen in this time
+    c1 = file_info(cluster, f"{m}/f")["chunks"][0]
+    assert len(c1["replicas"]) <= limit and c1["state"] != "healthy", (c1, events)
+    after = h.vstorage("get-event").stdout
+    assert "Replication started" not in after[after.index(failed_line):], after
     # Reads go on from the surviving replica.
     assert hashlib.sha256(open(f"{m}/f", "rb").read()).digest() == hashlib.sha256(data).digest()
 
