@@ -439,7 +439,11 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
   return rep;
 }
 
-ReplicaView MdsService::ReplicaViewOf(CsId cs) const {
+ReplicaView MdsService::ReplicaViewOf(CsId cs, const ReplicaViews* all) const {
+  if (all) {
+    auto it = all->find(cs);
+    if (it != all->end()) return it->second;
+  }
   ReplicaView v;
   v.cs = cs;
   auto it = cs_soft_.find(cs);
@@ -453,8 +457,14 @@ ReplicaView MdsService::ReplicaViewOf(CsId cs) const {
   return v;
 }
 
+MdsService::ReplicaViews MdsService::AllReplicaViews() const {
+  ReplicaViews all;
+  for (const auto& cs : state_.AllCs()) all[cs.id] = ReplicaViewOf(cs.id);
+  return all;
+}
+
 RecoveryChunkView MdsService::RecoveryViewOf(const ChunkInfo& c, uint32_t norm, uint32_t min,
-                                             uint64_t chunk_size_bytes) const {
+                                             uint64_t chunk_size_bytes, const ReplicaViews* all) const {
   RecoveryChunkView v;
   v.id = c.id;
   v.norm = norm;
@@ -463,7 +473,7 @@ RecoveryChunkView MdsService::RecoveryViewOf(const ChunkInfo& c, uint32_t norm, 
   v.replicating = replicating_.count(c.id) > 0;
   v.no_intact = no_intact_.count(c.id) > 0;
   v.replicas.reserve(c.replicas.size());
-  for (CsId cs : c.replicas) v.replicas.push_back(ReplicaViewOf(cs));
+  for (CsId cs : c.replicas) v.replicas.push_back(ReplicaViewOf(cs, all));
   return v;
 }
 
@@ -749,10 +759,11 @@ void MdsService::RecoveryPass() {
     RecoveryPlanInput in;
     in.running = replication_running_;
     in.urgent = urgent_;
+    ReplicaViews all = AllReplicaViews();
     state_.ForEachChunk([&](const ChunkInfo& c) {
       auto rm = state_.ReplicasOf(c.ino);
       if (!rm.ok()) return;
-      if (auto t = RecoveryTodoOf(RecoveryViewOf(c, rm->first, rm->second, 0))) in.todo.push_back(*t);
+      if (auto t = RecoveryTodoOf(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) in.todo.push_back(*t);
     });
     plan = PlanRecovery(in);
     pending_ = plan.pending;
@@ -800,11 +811,12 @@ void MdsService::RecoveryPass() {
   {
     Lock l(mu_);
     std::vector<std::pair<ChunkInfo, TrimDecision>> trim;
+    ReplicaViews all = AllReplicaViews();
     state_.ForEachChunk([&](const ChunkInfo& c) {
       if (trim.size() >= kMaxTrimsPerPass) return;
       auto rm = state_.ReplicasOf(c.ino);
       if (!rm.ok()) return;
-      if (auto d = PlanTrim(RecoveryViewOf(c, rm->first, rm->second, 0))) trim.push_back({c, std::move(*d)});
+      if (auto d = PlanTrim(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) trim.push_back({c, std::move(*d)});
     });
     for (auto& [c, d] : trim) {
       if (replicating_.count(c.id)) continue;  // began meanwhile

@@ -117,8 +117,13 @@ class MdsService {
   // Guide table 5.3.2.1, by ClassifyChunk (policy_chunk.h) over the chunk's view.
   std::string ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const;
   // Views for the policies (policy_*.h), under mu_.
-  ReplicaView ReplicaViewOf(CsId cs) const;
-  RecoveryChunkView RecoveryViewOf(const ChunkInfo& c, uint32_t norm, uint32_t min, uint64_t chunk_size_bytes) const;
+  // A scan over many chunks takes the views of every CS once (AllReplicaViews) and passes
+  // them in; a CS not among them gets its view made on the spot.
+  using ReplicaViews = std::map<CsId, ReplicaView>;
+  ReplicaView ReplicaViewOf(CsId cs, const ReplicaViews* all = nullptr) const;
+  ReplicaViews AllReplicaViews() const;
+  RecoveryChunkView RecoveryViewOf(const ChunkInfo& c, uint32_t norm, uint32_t min, uint64_t chunk_size_bytes,
+                                   const ReplicaViews* all = nullptr) const;
   bool CsActive(CsId id) const;
   // Active and not being removed: its replicas count toward a chunk's normal number.
   bool CsCounts(CsId id) const;
