@@ -18,6 +18,9 @@ namespace vstorage::mds {
 
 using proto::MsgType;
 
+// Replica deletes the watchdog sends per tick at most; the rest wait for the next tick.
+constexpr size_t kMaxDeletesPerTick = 1000;
+
 Result<MdsConfig> LoadMdsConfig(const std::string& repo) {
   auto kv = ReadKeyValueFile(repo + "/mds.conf");
   if (!kv.ok()) {
@@ -436,24 +439,56 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
   return rep;
 }
 
-// Table 5.3.2.1. One state per chunk, the most pressing first.
-std::string MdsService::ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const {
-  if (replicating_.count(c.id)) return "replicating";
-  uint32_t live = 0, counted = 0, standby = 0;
-  for (CsId cs : c.replicas) {
-    live += CsActive(cs) ? 1 : 0;
-    counted += CsCounts(cs) ? 1 : 0;
-    auto it = cs_soft_.find(cs);
-    standby += it != cs_soft_.end() && it->second.status == "inactive" ? 1 : 0;
+ReplicaView MdsService::ReplicaViewOf(CsId cs, const ReplicaViews* all) const {
+  if (all) {
+    auto it = all->find(cs);
+    if (it != all->end()) return it->second;
   }
-  if (live == 0) return "offline";
-  if (counted < min) return pending_.count(c.id) ? "pending" : "blocked";
-  if (standby > 0) return "standby";  // a replica inactive for less than mds.wd.offline_tout
-  if (counted < norm) return urgent_.count(c.id) ? "urgent" : "degraded";
-  if (c.replicas.size() > norm) return "overcommitted";
+  ReplicaView v;
+  v.cs = cs;
+  auto it = cs_soft_.find(cs);
+  v.status = it == cs_soft_.end() ? CsStatus::kOffline : ParseCsStatus(it->second.status);
+  auto rec = state_.Cs(cs);
+  v.known = rec.ok();
+  if (rec.ok()) {
+    v.releasing = rec->releasing;
+    v.dropped = rec->dropped;
+  }
+  return v;
+}
+
+MdsService::ReplicaViews MdsService::AllReplicaViews() const {
+  ReplicaViews all;
+  for (const auto& cs : state_.AllCs()) all[cs.id] = ReplicaViewOf(cs.id);
+  return all;
+}
+
+RecoveryChunkView MdsService::RecoveryViewOf(const ChunkInfo& c, uint32_t norm, uint32_t min,
+                                             uint64_t chunk_size_bytes, const ReplicaViews* all) const {
+  RecoveryChunkView v;
+  v.id = c.id;
+  v.norm = norm;
+  v.min = min;
+  v.chunk_size_bytes = chunk_size_bytes;
+  v.replicating = replicating_.count(c.id) > 0;
+  v.no_intact = no_intact_.count(c.id) > 0;
+  v.replicas.reserve(c.replicas.size());
+  for (CsId cs : c.replicas) v.replicas.push_back(ReplicaViewOf(cs, all));
+  return v;
+}
+
+std::string MdsService::ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const {
+  ChunkView v;
+  v.norm = norm;
+  v.min = min;
+  v.replicating = replicating_.count(c.id) > 0;
+  v.pending = pending_.count(c.id) > 0;
+  v.urgent = urgent_.count(c.id) > 0;
+  v.replicas.reserve(c.replicas.size());
+  for (CsId cs : c.replicas) v.replicas.push_back(ReplicaViewOf(cs));
   auto attr = state_.GetAttr(c.ino);
-  if (attr.ok() && attr->chunk_size > 0 && c.index * attr->chunk_size >= attr->size) return "void";
-  return "healthy";
+  v.beyond_eof = attr.ok() && attr->chunk_size > 0 && c.index * attr->chunk_size >= attr->size;
+  return ChunkStateName(ClassifyChunk(v));
 }
 
 proto::FileInfoReply MdsService::FileInfo(InodeId ino, Status* st) {
@@ -713,73 +748,37 @@ void MdsService::RecoveryLoop() {
 }
 
 void MdsService::RecoveryPass() {
-  struct Todo {
-    bool blocked;     // fewer counted replicas than the minimum: first
-    size_t counted;   // then the fewest replicas
-    ChunkId id;
-  };
-  std::vector<Todo> todo;
+  RecoveryPlan plan;
   {
     std::lock_guard<std::mutex> l(mu_);
-    std::string status = ClusterStatusLocked(RealClock()->NowMs());
-    if (status == "failure" || status == "unknown") return;  // 5.6.1: replication stops
+    if (!ReplicationAllowed(ClusterStatusLocked(RealClock()->NowMs()))) return;  // 5.6.1: replication stops
     for (auto it = no_intact_.begin(); it != no_intact_.end();) {
       auto c = state_.ChunkById(it->first);
       it = c && c->replicas == it->second ? std::next(it) : no_intact_.erase(it);
     }
+    RecoveryPlanInput in;
+    in.running = replication_running_;
+    in.urgent = urgent_;
+    ReplicaViews all = AllReplicaViews();
     state_.ForEachChunk([&](const ChunkInfo& c) {
-      if (replicating_.count(c.id) || no_intact_.count(c.id)) return;
       auto rm = state_.ReplicasOf(c.ino);
       if (!rm.ok()) return;
-      size_t live = 0, counted = 0;
-      for (CsId cs : c.replicas) {
-        live += CsActive(cs) ? 1 : 0;
-        counted += CsCounts(cs) ? 1 : 0;
-      }
-      if (live == 0) return;  // offline: nothing to copy from
-      // Replicas on an inactive CS still count until it goes offline (mds.wd.offline_tout):
-      // then they leave the list (UpdateCsStatuses), and so do replicas that failed a write.
-      // Replicas on a CS being removed (rm-cs) do not count: they are copied away.
-      size_t listed_ok = 0;
-      for (CsId cs : c.replicas) {
-        auto rec = state_.Cs(cs);
-        listed_ok += rec.ok() && !rec->releasing ? 1 : 0;
-      }
-      if (listed_ok < rm->first) todo.push_back({counted < rm->second, counted, c.id});
+      if (auto t = RecoveryTodoOf(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) in.todo.push_back(*t);
     });
-    pending_.clear();
-    for (const auto& t : todo)
-      if (t.blocked) pending_.insert(t.id);
-    for (auto it = urgent_.begin(); it != urgent_.end();) {
-      bool still = std::any_of(todo.begin(), todo.end(), [&](const Todo& t) { return t.id == *it; });
-      it = still ? std::next(it) : urgent_.erase(it);
-    }
+    plan = PlanRecovery(in);
+    pending_ = plan.pending;
+    urgent_ = plan.urgent;
+    replication_running_ = plan.running;
+    if (plan.started) AddEvent(plan.started->sev, plan.started->message);
   }
-  std::stable_sort(todo.begin(), todo.end(), [](const Todo& a, const Todo& b) {
-    if (a.blocked != b.blocked) return a.blocked;
-    return a.counted < b.counted;
-  });
-  if (todo.empty()) {
-    // Nothing left that can be restored (chunks without an intact replica wait): the next
-    // need for recovery is a new episode.
-    std::lock_guard<std::mutex> l(mu_);
-    replication_running_ = false;
-  }
-  if (!todo.empty()) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      // One "started" per episode: a pass that could not restore everything is retried
-      // by the next one without a new event.
-      if (!replication_running_)
-        AddEvent("INF", "Replication started, " + std::to_string(todo.size()) + " chunks are queued");
-      replication_running_ = true;
-    }
+  if (!plan.order.empty()) {
     // Copies run in parallel (mds.recovery.parallel workers), each at a bounded rate.
     size_t workers;
     {
       std::lock_guard<std::mutex> l(mu_);
       workers = static_cast<size_t>(std::max<int64_t>(1, state_.ConfigValue("mds.recovery.parallel")));
     }
+    const auto& todo = plan.order;
     workers = std::min(workers, todo.size());
     std::atomic<size_t> next{0}, done{0};
     std::vector<std::thread> pool;
@@ -802,35 +801,26 @@ void MdsService::RecoveryPass() {
     for (auto& t : pool) t.join();
     if (stop_) return;
     std::lock_guard<std::mutex> l(mu_);
-    LOG_INFO("replication pass: %zu of %zu chunk(s) restored", done.load(), todo.size());
-    if (done == todo.size()) {
-      AddEvent("INF", "Replication completed");
-      replication_running_ = false;
-    }
+    LOG_INFO("replication pass: %zu of %zu chunk(s) restored (%zu queued)", done.load(), todo.size(), plan.queued);
+    RecoveryPassResult fin = FinishRecoveryPass(plan, done);
+    if (fin.completed) AddEvent(fin.completed->sev, fin.completed->message);
+    replication_running_ = fin.running;
   }
-  // Lowest priority: overcommitted chunks lose their extra replicas, those on a CS being
-  // removed first, then those on a CS that is not active.
+  // Lowest priority: overcommitted chunks lose their extra replicas (PlanTrim).
   std::vector<FreedChunk> extra;
   {
     Lock l(mu_);
-    std::vector<std::pair<ChunkInfo, uint32_t>> trim;
+    std::vector<std::pair<ChunkInfo, TrimDecision>> trim;
+    ReplicaViews all = AllReplicaViews();
     state_.ForEachChunk([&](const ChunkInfo& c) {
-      if (replicating_.count(c.id)) return;
+      if (trim.size() >= kMaxTrimsPerPass) return;
       auto rm = state_.ReplicasOf(c.ino);
-      if (!rm.ok() || c.replicas.size() <= rm->first) return;
-      size_t counted = 0;
-      for (CsId cs : c.replicas) counted += CsCounts(cs) ? 1 : 0;
-      if (counted >= rm->first) trim.push_back({c, rm->first});
+      if (!rm.ok()) return;
+      if (auto d = PlanTrim(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) trim.push_back({c, std::move(*d)});
     });
-    for (auto& [c, norm] : trim) {
-      std::vector<CsId> keep;
-      for (CsId x : c.replicas)
-        if (keep.size() < norm && CsCounts(x)) keep.push_back(x);
-      FreedChunk f{c.id, {}, c.version};
-      for (CsId x : c.replicas)
-        if (std::find(keep.begin(), keep.end(), x) == keep.end()) f.replicas.push_back(x);
+    for (auto& [c, d] : trim) {
       if (replicating_.count(c.id)) continue;  // began meanwhile
-      if (UpdateChunkFrom(l, c, c.version, keep).ok()) extra.push_back(f);
+      if (UpdateChunkFrom(l, c, c.version, d.keep).ok()) extra.push_back(FreedChunk{c.id, d.drop, c.version});
     }
   }
   if (!extra.empty()) QueueDeletes(extra);
@@ -838,24 +828,26 @@ void MdsService::RecoveryPass() {
 
 void MdsService::FinishReleases() {
   Lock l(mu_);
-  for (const auto& cs : state_.AllCs()) {
-    if (!cs.releasing || cs.dropped) continue;
-    bool holds = false;
-    state_.ForEachChunk([&](const ChunkInfo& c) {
-      if (std::find(c.replicas.begin(), c.replicas.end(), cs.id) != c.replicas.end()) holds = true;
-    });
-    if (!holds) {
-      // Its replica files are deleted before it leaves: a dropped CS gets no more requests.
-      std::lock_guard<std::mutex> l2(del_mu_);
-      for (const auto& d : pending_deletes_) holds = holds || d.cs == cs.id;
-    }
-    if (holds) continue;
-    auto res = Commit(l, CommandType::kDropCs, DropCsCmd{cs.id});
+  std::vector<CsId> releasing;
+  for (const auto& cs : state_.AllCs())
+    if (cs.releasing && !cs.dropped) releasing.push_back(cs.id);
+  if (releasing.empty()) return;
+  std::set<CsId> watched(releasing.begin(), releasing.end()), listed, deleting;
+  state_.ForEachChunk([&](const ChunkInfo& c) {
+    for (CsId cs : c.replicas)
+      if (watched.count(cs)) listed.insert(cs);
+  });
+  {
+    std::lock_guard<std::mutex> l2(del_mu_);
+    for (const auto& d : pending_deletes_) deleting.insert(d.cs);
+  }
+  for (CsId id : ReleasesDone(releasing, listed, deleting)) {
+    auto res = Commit(l, CommandType::kDropCs, DropCsCmd{id});
     if (!res.ok()) continue;
     QueueDeletes(res->freed);  // replicas listed again meanwhile (none, normally)
-    cs_soft_[cs.id].status = "dropped";
-    release_stuck_.erase(cs.id);
-    AddEvent("INF", "CS#" + cs.id.str() + " is dropped: its data has been moved to other chunk servers");
+    cs_soft_[id].status = "dropped";
+    release_stuck_.erase(id);
+    AddEvent("INF", "CS#" + id.str() + " is dropped: its data has been moved to other chunk servers");
   }
 }
 
@@ -869,35 +861,17 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     Lock l(mu_);
     auto ci = state_.ChunkById(id);
     if (!ci) return Status::Ok();  // deleted meanwhile
-    if (replicating_.count(id)) return Status::Ok();
     c = *ci;
     auto rm = state_.ReplicasOf(c.ino);
     auto attr = state_.GetAttr(c.ino);
     if (!rm.ok() || !attr.ok()) return Status::Ok();
     chunk_size = attr->chunk_size;
-    size_t listed_ok = 0;
-    for (CsId cs : c.replicas) {
-      auto rec = state_.Cs(cs);
-      listed_ok += rec.ok() && !rec->releasing ? 1 : 0;
-      if (CsActive(cs)) live_locs.push_back({cs, CsAddr(cs)});
-    }
-    if (live_locs.empty() || listed_ok >= rm->first) return Status::Ok();
-    // Sources: replicas on CS that count first, a CS being removed last.
-    std::stable_partition(live_locs.begin(), live_locs.end(), [&](const proto::ReplicaLoc& r) { return CsCounts(r.cs); });
-    PlacementRequest pr;
-    pr.norm = 1;
-    pr.min = 1;
-    pr.need_bytes = std::min<uint64_t>(chunk_size, 64ull << 20);
-    pr.rotation = placement_rotation_++;
-    pr.exclude = c.replicas;
-    std::vector<CsId> releasing;
-    for (CsId cs : c.replicas) {
-      auto rec = state_.Cs(cs);
-      if (rec.ok() && rec->releasing) releasing.push_back(cs);
-    }
-    pr.leaving = releasing;
-    auto placed = PlaceReplicas(Candidates(), pr);
-    for (CsId cs : releasing) {
+    auto plan = PlanCopy(RecoveryViewOf(c, rm->first, rm->second, chunk_size), placement_rotation_);
+    if (!plan) return Status::Ok();  // being copied, nothing live to copy from, or not needed
+    ++placement_rotation_;
+    for (CsId cs : plan->sources) live_locs.push_back({cs, CsAddr(cs)});
+    auto placed = PlaceReplicas(Candidates(), plan->placement);
+    for (CsId cs : plan->leaving) {
       if (placed.ok()) {
         release_stuck_.erase(cs);
         continue;
@@ -928,23 +902,23 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
       return bumped.status();
     }
   }
-  std::vector<CsId> bumped, refused;
+  CopyOutcome out;
+  out.target = target;
   for (const auto& loc : live_locs) {
     proto::Empty e;
     Status st = cs_pool_->Call(loc.addr, MsgType::kCsSetVersion, proto::CsSetVersionReq{c.id, c.version, new_version}, &e, 5000);
     if (st.ok()) {
-      bumped.push_back(loc.cs);
+      out.bumped.push_back(loc.cs);
       continue;
     }
     LOG_WARN("set-version of chunk %s on CS#%s: %s", c.id.str().c_str(), loc.cs.str().c_str(), st.ToString().c_str());
     // The CS answered that its replica is not at this version (or is gone): not current.
-    if (st.code() == Code::kStaleVersion || st.code() == Code::kNotFound) refused.push_back(loc.cs);
+    if (st.code() == Code::kStaleVersion || st.code() == Code::kNotFound) out.refused.push_back(loc.cs);
   }
   // Copy from the first source that reads clean; a source with a checksum mismatch is
   // dropped once an intact copy exists elsewhere (never the last ones).
   Status st = Err(Code::kUnavailable, "no replica took the new version");
-  std::vector<CsId> corrupt;
-  for (CsId src : bumped) {
+  for (CsId src : out.bumped) {
     proto::ReplicaLoc source;
     for (const auto& loc : live_locs)
       if (loc.cs == src) source = loc;
@@ -952,47 +926,32 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     st = cs_pool_->Call(target_addr, MsgType::kCsReplicate,
                         proto::CsReplicateReq{c.id, new_version, chunk_size, source, rate}, &e, 600000);
     if (st.code() != Code::kCorrupt) break;
-    corrupt.push_back(src);
+    out.corrupt.push_back(src);
     LOG_WARN("recovery of chunk %s: source CS#%s: %s; trying another replica", c.id.str().c_str(), src.str().c_str(),
              st.ToString().c_str());
   }
+  out.copied = st.ok();
   Lock l(mu_);
   auto now = state_.ChunkById(id);
   if (!now || now->version != new_version) {
     replicating_.erase(id);
     return Err(Code::kStaleVersion, "chunk changed during the copy");
   }
-  std::vector<CsId> replicas;
-  std::vector<FreedChunk> freed;
-  for (CsId x : now->replicas) {
-    bool drop = std::find(refused.begin(), refused.end(), x) != refused.end() ||
-                (st.ok() && std::find(corrupt.begin(), corrupt.end(), x) != corrupt.end());
-    if (!drop) replicas.push_back(x);
-    else freed.push_back({c.id, {x}, new_version});
-  }
-  if (st.ok() && std::find(replicas.begin(), replicas.end(), target) == replicas.end()) replicas.push_back(target);
-  if (replicas.empty()) {
+  CopyResolution res = ResolveCopy(c.id, now->replicas, out);
+  if (!res.commit) {
     replicating_.erase(id);
     return st.ok() ? Err(Code::kUnavailable, "no replica left") : st;
   }
   // Still marked while the new list is committed, so no writer gets the map without the copy.
-  auto r = UpdateChunkFrom(l, *now, new_version, replicas);
+  auto r = UpdateChunkFrom(l, *now, new_version, res.replicas);
   replicating_.erase(id);
   if (!r.ok()) return r.status();
-  if (!st.ok() && !bumped.empty() && corrupt.size() == bumped.size()) {
-    // Nothing intact to copy from: say so once, and stop re-reading the chunk every pass.
-    std::string on;
-    for (CsId x : corrupt) on += (on.empty() ? "CS#" : ", CS#") + x.str();
-    AddEvent("ERR", "Chunk " + c.id.str() + " has no intact replica: every copy (on " + on +
-                        ") fails its checksum; reads of it fail and recovery waits until a replica returns");
-    no_intact_[c.id] = replicas;
-  }
-  if (st.ok())
-    for (CsId x : corrupt)
-      AddEvent("ERR", "Checksum mismatch in chunk " + c.id.str() + " on CS#" + x.str() +
-                          "; the replica is dropped and rebuilt");
+  for (const auto& e : res.events) AddEvent(e.sev, e.message);
+  if (res.no_intact) no_intact_[c.id] = res.replicas;
+  std::vector<FreedChunk> freed;
+  for (CsId x : res.freed) freed.push_back({c.id, {x}, new_version});
   QueueDeletes(freed);
-  *copied = st.ok();
+  *copied = out.copied;
   return st;
 }
 
@@ -1023,35 +982,26 @@ void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
 }
 
 void MdsService::UpdateCsStatuses(Lock& l, int64_t now) {
-  // Offline after mds.wd.offline_tout, but never sooner than a few missed heartbeats (a
-  // short timeout must not drop a live CS); inactive before that, after 10 s at most.
-  int64_t offline_ms = std::max<int64_t>(state_.ConfigValue("mds.wd.offline_tout"), kCsMinOfflineMs);
-  int64_t inactive_ms = std::min<int64_t>(kCsInactiveAfterMs, std::max<int64_t>(offline_ms / 2, kCsMinInactiveMs));
+  WatchdogView v;
+  v.now_ms = now;
+  v.wall_ms = RealClock()->WallMs();
+  v.start_ms = start_ms_;
+  v.offline_tout_ms = state_.ConfigValue("mds.wd.offline_tout");
   for (const auto& cs : state_.AllCs()) {
     if (cs.dropped) continue;
-    auto& soft = cs_soft_[cs.id];
-    std::string want = soft.status;
-    int64_t silent = soft.registered ? now - soft.last_seen_ms : now - start_ms_;
-    // A CS that never registered (made, csd not started yet) is timed from its make-cs, not
-    // from this MDS's start: made a second ago, it is not offline yet.
-    if (!soft.registered && cs.addr.empty() && cs.created_ms > 0)
-      silent = std::max<int64_t>(0, RealClock()->WallMs() - cs.created_ms);
-    if (silent > offline_ms) want = "offline";
-    else if (silent <= inactive_ms && soft.registered) want = "active";
-    else want = "inactive";
-    if (want != soft.status) {
-      if (want != "active")
-        AddEvent("WRN", "CS#" + cs.id.str() + " has not registered during the last " + std::to_string(silent / 1000) +
-                            " sec and is marked as " + want);
-      soft.status = want;
-      if (want == "offline") {
-        // Its replicas are lost for good: the chunks become degraded and recovery copies
-        // them elsewhere. If it comes back, its replicas are not listed and get deleted.
-        // One command for the whole CS (the only copy of a chunk stays listed and waits).
-        auto r = Commit(l, CommandType::kRemoveCsReplicas, RemoveCsReplicasCmd{cs.id});
-        if (!r.ok()) LOG_WARN("CS#%s offline: %s", cs.id.str().c_str(), r.status().ToString().c_str());
-      }
-    }
+    const auto& soft = cs_soft_[cs.id];
+    v.cs.push_back({cs.id, ParseCsStatus(soft.status), soft.registered, soft.last_seen_ms, cs.dropped,
+                    !cs.addr.empty(), cs.created_ms});
+  }
+  WatchdogDecision d = Watchdog(v);
+  for (const auto& t : d.transitions) cs_soft_[t.cs].status = CsStatusName(t.to);
+  for (const auto& e : d.events) AddEvent(e.sev, e.message);
+  // Its replicas are lost for good: the chunks become degraded and recovery copies them
+  // elsewhere. If it comes back, its replicas are not listed and get deleted. One command
+  // for the whole CS (the only copy of a chunk stays listed and waits).
+  for (CsId cs : d.remove_replicas) {
+    auto r = Commit(l, CommandType::kRemoveCsReplicas, RemoveCsReplicasCmd{cs});
+    if (!r.ok()) LOG_WARN("CS#%s offline: %s", cs.str().c_str(), r.status().ToString().c_str());
   }
 }
 
@@ -1073,7 +1023,7 @@ void MdsService::Background() {
         LOG_INFO("client %s expired; its leases are released", c.str().c_str());
       FreeClosedOrphans(l, now);
       std::lock_guard<std::mutex> l2(del_mu_);
-      while (!pending_deletes_.empty() && dels.size() < 1000) {
+      while (!pending_deletes_.empty() && dels.size() < kMaxDeletesPerTick) {
         auto d = pending_deletes_.front();
         pending_deletes_.pop_front();
         if (!CsActive(d.cs)) continue;  // cleaned at its next registration
@@ -1289,7 +1239,7 @@ void MdsService::ScrubLoop() {
   while (!stop_) {
     {
       std::unique_lock<std::mutex> l(bg_mu_);
-      bg_cv_.wait_for(l, std::chrono::milliseconds(250), [this] { return stop_.load(); });
+      bg_cv_.wait_for(l, std::chrono::milliseconds(kScrubTickMs), [this] { return stop_.load(); });
     }
     if (stop_) break;
     struct Task {
@@ -1304,29 +1254,32 @@ void MdsService::ScrubLoop() {
       int64_t per_min = state_.ConfigValue("mds.wd.verify_chunks");
       if (per_min <= 0) continue;
       int64_t now = RealClock()->NowMs();
-      int64_t interval = std::max<int64_t>(1, 60000 / per_min);
+      std::vector<ScrubCsView> views;
+      std::vector<std::string> addrs;
       for (const auto& cs : state_.AllCs()) {
         if (cs.dropped || !CsActive(cs.id)) continue;
-        auto& soft = cs_soft_[cs.id];
-        // A raised rate applies at once, not after the interval the old rate scheduled.
-        if (soft.next_scrub_ms == 0 || soft.next_scrub_ms > now + interval) soft.next_scrub_ms = now + interval;
-        // A tick may owe several chunks when verify_chunks is high (more than 4 a second).
-        for (int k = 0; k < 64 && now >= soft.next_scrub_ms; ++k) {
-          soft.next_scrub_ms += interval;
-          // The next chunk of this CS after the cursor, in id order (wrapping around).
-          std::optional<ChunkInfo> first, after;
-          state_.ForEachChunk([&](const ChunkInfo& c) {
-            if (after || replicating_.count(c.id)) return;
-            if (std::find(c.replicas.begin(), c.replicas.end(), cs.id) == c.replicas.end()) return;
-            if (!first) first = c;
-            if (c.id.v > soft.scrub_cursor.v) after = c;
-          });
-          auto pick = after ? after : first;
-          if (!pick) break;
-          soft.scrub_cursor = pick->id;
-          tasks.push_back({cs.id, cs.addr, pick->id, pick->version});
-        }
-        if (now >= soft.next_scrub_ms) soft.next_scrub_ms = now + interval;  // fell behind: skip
+        const auto& soft = cs_soft_[cs.id];
+        views.push_back({cs.id, soft.scrub_cursor, soft.next_scrub_ms, {}});
+        addrs.push_back(cs.addr);
+      }
+      // Only the CS that owe a verification need the list of their chunks: one walk for all.
+      std::map<CsId, size_t> due;
+      for (size_t i = 0; i < views.size(); ++i)
+        if (ScrubDue(views[i], per_min, now)) due[views[i].cs] = i;
+      if (!due.empty())
+        state_.ForEachChunk([&](const ChunkInfo& c) {
+          if (replicating_.count(c.id)) return;
+          for (CsId cs : c.replicas) {
+            auto it = due.find(cs);
+            if (it != due.end()) views[it->second].held.push_back({c.id, c.version});
+          }
+        });
+      for (size_t i = 0; i < views.size(); ++i) {
+        ScrubDecision d = ScheduleScrub(views[i], per_min, now);
+        auto& soft = cs_soft_[views[i].cs];
+        soft.scrub_cursor = d.cursor;
+        soft.next_scrub_ms = d.next_scrub_ms;
+        for (const auto& t : d.tasks) tasks.push_back({t.cs, addrs[i], t.chunk, t.version});
       }
     }
     for (const auto& t : tasks) {

@@ -28,6 +28,10 @@
 #include "mds/leases.h"
 #include "mds/pipeline.h"
 #include "mds/placement.h"
+#include "mds/policy_chunk.h"
+#include "mds/policy_recovery.h"
+#include "mds/policy_scrub.h"
+#include "mds/policy_watchdog.h"
 #include "mds/state.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -35,9 +39,6 @@
 namespace vstorage::mds {
 
 inline constexpr int kWatchdogIntervalMs = 1000;
-inline constexpr int kCsInactiveAfterMs = 10000;  // missed heartbeats before "inactive"
-inline constexpr int kCsMinInactiveMs = 4000;    // with a short mds.wd.offline_tout
-inline constexpr int kCsMinOfflineMs = 5000;     // floor of mds.wd.offline_tout in effect
 inline constexpr uint64_t kSnapshotEveryRecords = 20000;
 inline constexpr size_t kMaxPendingDeletes = 100000;
 
@@ -113,13 +114,24 @@ class MdsService {
   // set-config: every pair of r is checked, then all are applied as one command, or none.
   Status SetConfigMany(Lock& l, const proto::SetConfigManyReq& r, const std::string& peer);
   proto::FileInfoReply FileInfo(InodeId ino, Status* st);
+  // Guide table 5.3.2.1, by ClassifyChunk (policy_chunk.h) over the chunk's view.
   std::string ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const;
+  // Views for the policies (policy_*.h), under mu_.
+  // A scan over many chunks takes the views of every CS once (AllReplicaViews) and passes
+  // them in; a CS not among them gets its view made on the spot.
+  using ReplicaViews = std::map<CsId, ReplicaView>;
+  ReplicaView ReplicaViewOf(CsId cs, const ReplicaViews* all = nullptr) const;
+  ReplicaViews AllReplicaViews() const;
+  RecoveryChunkView RecoveryViewOf(const ChunkInfo& c, uint32_t norm, uint32_t min, uint64_t chunk_size_bytes,
+                                   const ReplicaViews* all = nullptr) const;
   bool CsActive(CsId id) const;
   // Active and not being removed: its replicas count toward a chunk's normal number.
   bool CsCounts(CsId id) const;
   std::string CsAddr(CsId id) const;
   void QueueDeletes(const std::vector<FreedChunk>& freed);
   void Background();
+  // The watchdog (policy_watchdog.h) over the CS soft state: statuses, events, and one
+  // kRemoveCsReplicas per CS that went offline. l is released while that commits.
   void UpdateCsStatuses(Lock& l, int64_t now);
   std::vector<CsCandidate> Candidates() const;
   struct CsTally {
@@ -141,16 +153,20 @@ class MdsService {
   // while Open of that inode waits for it (an open must not slip between the decision
   // that nobody holds the file open and the free).
   Result<ApplyResult> CommitFreeing(Lock& l, InodeId ino, CommandType type, std::string body);
-  // Scrubbing (guide 7.6.5): mds.wd.verify_chunks chunks per minute per CS.
+  // Scrubbing (guide 7.6.5): mds.wd.verify_chunks chunks per minute per CS, as
+  // ScheduleScrub (policy_scrub.h) picks them; a checksum mismatch drops the replica.
   void ScrubLoop();
   // Snapshots every kSnapshotEveryRecords entries, built from the log on this thread
   // (BuildSnapshot): the master's state and lock are not touched.
   void SnapshotLoop();
   // Self-healing (guide 5.3, 5.6.1): keeps every chunk at its normal replica count.
   void RecoveryLoop();
-  // One pass: drops extra replicas, picks chunks below their normal count (fewest live
-  // replicas first) and copies them CS-to-CS, one chunk at a time.
+  // One pass, as planned by policy_recovery.h: picks chunks below their normal count
+  // (blocked first, then the fewest counted replicas), copies them CS-to-CS with
+  // mds.recovery.parallel workers, then drops extra replicas.
   void RecoveryPass();
+  // Carries out one PlanCopy: bumps the version, has the target copy from the first source
+  // that reads clean, commits what ResolveCopy makes of the outcome. *copied: a replica was added.
   Status RecoverChunk(ChunkId id, bool* copied);
   // rm-cs: a releasing CS that no chunk lists any more is dropped.
   void FinishReleases();
