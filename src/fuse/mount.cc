@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "fuse/mount_point.h"
 #include "vstorage/client.h"
@@ -243,7 +244,8 @@ void OpInit(void*, fuse_conn_info* conn) {
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  if (M(req)->KnownAbsent(parent, name)) {
+  // A name too long is the MDS's to refuse (ENAMETOOLONG, not ENOENT).
+  if (std::strlen(name) <= kMaxNameBytes && M(req)->KnownAbsent(parent, name)) {
     fuse_reply_err(req, ENOENT);
     return;
   }
