@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/ids.h"
@@ -123,7 +124,10 @@ class File {
 class Client {
  public:
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& opts);
-  ~Client();
+  ~Client();  // Goodbye() unless called
+  // Stops the heartbeat and tells the MDS this client is gone: its leases end now and its
+  // pending WatchChanges returns. The object may only be destroyed afterwards. Once.
+  void Goodbye();
   ClientId id() const { return id_; }
   const ClientOptions& options() const { return opts_; }
 
@@ -162,6 +166,20 @@ class Client {
   Result<proto::Attr> ResolvePath(const std::string& path);
 
   Result<std::unique_ptr<File>> Open(InodeId ino, bool write);
+  // Create (a regular file) and Open(write=true) in one MDS round trip (two with an older
+  // MDS). Returns the attributes with the open file.
+  Result<std::pair<proto::Attr, std::unique_ptr<File>>> CreateOpen(InodeId parent, const std::string& name,
+                                                                   uint32_t mode, bool exclusive, uint32_t uid = 0,
+                                                                   uint32_t gid = 0);
+  // The entries of a directory with the attributes of each (sizes as GetAttr gives them).
+  Result<std::vector<proto::DirEntryPlus>> ReaddirPlus(InodeId ino);
+  // Long poll for what other clients changed since after_seq (mds/invalidation.h): waits up
+  // to max_wait_ms at the MDS. One attempt at the current MDS, no retries; kProtocol from
+  // an MDS that does not know the request.
+  Result<proto::WatchChangesReply> WatchChanges(uint64_t after_seq, uint32_t max_wait_ms);
+  // a->size becomes at least what this client's open handles of a->ino wrote (and they
+  // take up a larger size), as GetAttr does with the MDS's answer.
+  void MergeOpenSize(proto::Attr* a);
 
   // Metadata call with retries over every MDS address until mds_timeout_ms.
   template <typename Req, typename Rep>
@@ -199,6 +217,7 @@ class Client {
   std::atomic<uint64_t> read_bytes_{0}, write_bytes_{0}, read_ops_{0}, write_ops_{0}, fsyncs_{0};
   IoMeter io_;  // reads, writes and fsyncs, for IOLAT in `stat`
   std::atomic<bool> stop_{false};
+  std::atomic<bool> said_goodbye_{false};
   std::mutex hb_mu_;
   std::condition_variable hb_cv_;
   std::thread hb_;

@@ -17,6 +17,7 @@ constexpr int kHeartbeatMs = 5000;
 constexpr int kMdsCallTimeoutMs = 30000;
 constexpr int kLeaseBusyWaitMs = 2000;  // a lease a closing writer is about to release
 constexpr int kGoodbyeTimeoutMs = 2000;  // the unregister call at the end of a client's life
+constexpr int kWatchSlackMs = 5000;     // a long poll's reply may come this much after its wait
 
 bool Transport(const Status& st) { return st.code() == Code::kUnavailable || st.code() == Code::kTimeout; }
 }  // namespace
@@ -72,13 +73,16 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opts) {
 
 Client::Client(ClientOptions o) : opts_(std::move(o)) {}
 
-Client::~Client() {
+Client::~Client() { Goodbye(); }
+
+void Client::Goodbye() {
   stop_ = true;
   hb_cv_.notify_all();
   if (hb_.joinable()) hb_.join();
   // Goodbye, so that our leases end now rather than at their timeout (a remount would find
   // its files busy). One attempt: an MDS that is away lets them expire instead.
   if (mds_addrs_.empty() || !mds_pool_ || id_.v == 0) return;  // never connected
+  if (said_goodbye_.exchange(true)) return;
   size_t i = mds_index_.load() % mds_addrs_.size();
   proto::Empty e;
   Status st = mds_pool_->Call(mds_addrs_[i], MsgType::kUnregisterClient, proto::UnregisterClientReq{id_}, &e,
@@ -183,18 +187,62 @@ Result<proto::Attr> Client::Lookup(InodeId parent, const std::string& name) {
 Result<proto::Attr> Client::GetAttr(InodeId ino) {
   proto::AttrReply r;
   RETURN_IF_ERROR(MdsCall(MsgType::kGetAttr, proto::InodeReq{ino}, &r));
+  MergeOpenSize(&r.attr);
+  return r.attr;
+}
+
+void Client::MergeOpenSize(proto::Attr* a) {
   // Our own unflushed writes may have made the file longer than the MDS knows; and a size
   // another client flushed is taken up by our open handles (reads are cut at their size).
   std::lock_guard<std::mutex> l(files_mu_);
-  auto range = files_.equal_range(ino);
-  for (auto it = range.first; it != range.second; ++it) r.attr.size = std::max(r.attr.size, it->second->size());
+  auto range = files_.equal_range(a->ino);
+  for (auto it = range.first; it != range.second; ++it) a->size = std::max(a->size, it->second->size());
   for (auto it = range.first; it != range.second; ++it) {
     auto& sz = it->second->sz_->size;
     uint64_t cur = sz.load();
-    while (r.attr.size > cur && !sz.compare_exchange_weak(cur, r.attr.size)) {
+    while (a->size > cur && !sz.compare_exchange_weak(cur, a->size)) {
     }
   }
-  return r.attr;
+}
+
+Result<std::vector<proto::DirEntryPlus>> Client::ReaddirPlus(InodeId ino) {
+  proto::ReaddirPlusReply r;
+  RETURN_IF_ERROR(MdsCall(MsgType::kReaddirPlus, proto::InodeReq{ino}, &r));
+  for (auto& e : r.entries)
+    if (e.attr.type == proto::NodeType::kFile) MergeOpenSize(&e.attr);
+  return std::move(r.entries);
+}
+
+Result<proto::WatchChangesReply> Client::WatchChanges(uint64_t after_seq, uint32_t max_wait_ms) {
+  // One attempt, no retries (the caller polls again), so that a watcher can always stop.
+  if (stop_) return Err(Code::kUnavailable, "the client is closing");
+  size_t i = mds_index_.load() % mds_addrs_.size();
+  proto::WatchChangesReply r;
+  Status st = mds_pool_->Call(mds_addrs_[i], MsgType::kWatchChanges, proto::WatchChangesReq{id_, after_seq, max_wait_ms},
+                              &r, static_cast<int>(max_wait_ms) + kWatchSlackMs);
+  if (!st.ok()) {
+    if (Transport(st)) mds_pool_->Forget(mds_addrs_[i]);
+    return st;
+  }
+  return r;
+}
+
+Result<std::pair<proto::Attr, std::unique_ptr<File>>> Client::CreateOpen(InodeId parent, const std::string& name,
+                                                                          uint32_t mode, bool exclusive, uint32_t uid,
+                                                                          uint32_t gid) {
+  proto::CreateReq req{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid, 0, id_, true};
+  std::string body;
+  RETURN_IF_ERROR(MdsCallRaw(MsgType::kCreate, proto::EncodeToString(req), &body));
+  // An MDS from before create-and-open answers an AttrReply: `opened` stays false.
+  proto::CreateReply r;
+  RETURN_IF_ERROR(proto::DecodeStoredRecord(body, &r, "MDS reply"));
+  if (!r.opened) {
+    ASSIGN_OR_RETURN(auto f, Open(r.attr.ino, true));
+    return std::make_pair(r.attr, std::move(f));
+  }
+  std::unique_ptr<File> f(new File(this, r.attr, true));
+  FileOpened(f.get());
+  return std::make_pair(r.attr, std::move(f));
 }
 
 Result<std::vector<proto::DirEntry>> Client::Readdir(InodeId ino) {
@@ -207,14 +255,14 @@ Result<proto::Attr> Client::Create(InodeId parent, const std::string& name, uint
                                    uint32_t uid, uint32_t gid) {
   proto::AttrReply r;
   RETURN_IF_ERROR(MdsCall(MsgType::kCreate,
-                          proto::CreateReq{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid}, &r));
+                          proto::CreateReq{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid, 0, id_}, &r));
   return r.attr;
 }
 
 Result<proto::Attr> Client::Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid) {
   proto::AttrReply r;
   RETURN_IF_ERROR(
-      MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true, uid, gid}, &r));
+      MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true, uid, gid, 0, id_}, &r));
   return r.attr;
 }
 
@@ -222,7 +270,7 @@ Result<proto::Attr> Client::Symlink(InodeId parent, const std::string& name, con
                                     uint32_t gid) {
   proto::AttrReply r;
   RETURN_IF_ERROR(MdsCall(MsgType::kCreate,
-                          proto::CreateReq{parent, name, proto::NodeType::kSymlink, 0777, target, true, uid, gid}, &r));
+                          proto::CreateReq{parent, name, proto::NodeType::kSymlink, 0777, target, true, uid, gid, 0, id_}, &r));
   return r.attr;
 }
 
@@ -234,23 +282,23 @@ Result<std::string> Client::Readlink(InodeId ino) {
 
 Status Client::Unlink(InodeId parent, const std::string& name) {
   proto::Empty e;
-  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, false}, &e);
+  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, false, id_}, &e);
 }
 
 Status Client::Rmdir(InodeId parent, const std::string& name) {
   proto::Empty e;
-  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, true}, &e);
+  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, true, id_}, &e);
 }
 
 Result<proto::Attr> Client::Link(InodeId ino, InodeId new_parent, const std::string& new_name) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kLink, proto::LinkReq{ino, new_parent, new_name}, &r));
+  RETURN_IF_ERROR(MdsCall(MsgType::kLink, proto::LinkReq{ino, new_parent, new_name, id_}, &r));
   return r.attr;
 }
 
 Status Client::Rename(InodeId parent, const std::string& name, InodeId new_parent, const std::string& new_name) {
   proto::Empty e;
-  return MdsCall(MsgType::kRename, proto::RenameReq{parent, name, new_parent, new_name}, &e);
+  return MdsCall(MsgType::kRename, proto::RenameReq{parent, name, new_parent, new_name, id_}, &e);
 }
 
 Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ns, uint32_t mode,
@@ -298,18 +346,18 @@ Status Client::ZeroTail(File* f, uint64_t from) {
 
 Status Client::SetXattr(InodeId ino, const std::string& name, const std::string& value, uint32_t flags) {
   proto::Empty e;
-  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, value, flags, false}, &e);
+  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, value, flags, false, id_}, &e);
 }
 
 Status Client::RemoveXattr(InodeId ino, const std::string& name) {
   proto::Empty e;
-  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, "", 0, true}, &e);
+  return MdsCall(MsgType::kSetXattr, proto::SetXattrReq{ino, name, "", 0, true, id_}, &e);
 }
 
 Result<proto::Attr> Client::Mknod(InodeId parent, const std::string& name, proto::NodeType type, uint32_t mode,
                                   uint64_t rdev, uint32_t uid, uint32_t gid) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, type, mode, "", true, uid, gid, rdev}, &r));
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, type, mode, "", true, uid, gid, rdev, id_}, &r));
   return r.attr;
 }
 

@@ -362,3 +362,73 @@ TEST_F(LiveCluster, WritesContinueWhenAChunkServerStops) {
 
 }  // namespace
 }  // namespace vstorage
+
+namespace vstorage {
+namespace {
+
+bool HasEntry(const proto::WatchChangesReply& r, InodeId dir, const std::string& name) {
+  for (const auto& c : r.changes)
+    if (c.kind == proto::InvalKind::kEntry && c.ino == dir && c.name == name) return true;
+  return false;
+}
+bool HasInode(const proto::WatchChangesReply& r, InodeId ino) {
+  for (const auto& c : r.changes)
+    if (c.kind == proto::InvalKind::kInode && c.ino == ino) return true;
+  return false;
+}
+
+TEST_F(LiveCluster, CreateOpenTakesTheWriteLeaseInOneCallAndOthersAreToldOfChanges) {
+  auto other = Client::Connect(ClientOptions{"c", 20000, 20000, "other"});
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  auto w0 = (*other)->WatchChanges(0, 0);
+  ASSERT_TRUE(w0.ok()) << w0.status().ToString();
+  auto mine0 = client_->WatchChanges(0, 0);
+  ASSERT_TRUE(mine0.ok());
+
+  auto r = client_->CreateOpen(kRootInode, "co", 0640, true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first.mode, 0640u);
+  EXPECT_EQ(r->first.size, 0u);
+  ASSERT_TRUE(r->second->writable());
+  // The lease is ours: another client cannot open it for writing meanwhile.
+  auto busy = (*other)->Open(r->first.ino, true);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.status().code(), Code::kBusy);
+  ASSERT_TRUE(r->second->Write(0, "hello", 5).ok());
+  ASSERT_TRUE(r->second->Close().ok());
+
+  // The other client hears of the new name, its directory and the size; we do not.
+  proto::WatchChangesReply seen;
+  uint64_t after = w0->seq;
+  for (int i = 0; i < 10 && !HasInode(seen, r->first.ino); ++i) {
+    auto w = (*other)->WatchChanges(after, 2000);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    seen.changes.insert(seen.changes.end(), w->changes.begin(), w->changes.end());
+    after = w->seq;
+  }
+  EXPECT_TRUE(HasEntry(seen, kRootInode, "co"));
+  EXPECT_TRUE(HasInode(seen, kRootInode));
+  EXPECT_TRUE(HasInode(seen, r->first.ino));
+  auto mine = client_->WatchChanges(mine0->seq, 0);
+  ASSERT_TRUE(mine.ok());
+  EXPECT_TRUE(mine->changes.empty());
+
+  // The other's changes reach us.
+  ASSERT_TRUE((*other)->Rename(kRootInode, "co", kRootInode, "co2").ok());
+  auto back = client_->WatchChanges(mine->seq, 2000);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(HasEntry(*back, kRootInode, "co"));
+  EXPECT_TRUE(HasEntry(*back, kRootInode, "co2"));
+
+  // A listing with the attributes of every entry.
+  auto d = client_->ReaddirPlus(kRootInode);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_EQ(d->size(), 1u);
+  EXPECT_EQ((*d)[0].name, "co2");
+  EXPECT_EQ((*d)[0].attr.ino, r->first.ino);
+  EXPECT_EQ((*d)[0].attr.size, 5u);
+  EXPECT_EQ((*d)[0].attr.mode, 0640u);
+}
+
+}  // namespace
+}  // namespace vstorage

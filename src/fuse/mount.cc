@@ -11,12 +11,21 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "common/config.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "fuse/mount_point.h"
 #include "vstorage/client.h"
@@ -25,15 +34,124 @@ namespace vstorage::fuse {
 
 namespace {
 
+// Without invalidations from the MDS (an older MDS, or the watch failing), attributes are
+// not cached: another mount may change a file's size at any time.
 constexpr double kEntryTimeoutS = 1.0;
-// Attributes are not cached: another mount may change a file's size at any time.
 constexpr double kAttrTimeoutS = 0.0;
+// With them (kWatchChanges: the MDS tells this mount of every change another client makes,
+// mds/invalidation.h) names and attributes are cached this long. The timeout only bounds
+// what an invalidation racing a reply in flight could leave behind.
+constexpr double kWatchedTimeoutS = 30.0;
+constexpr uint32_t kWatchWaitMs = 10000;  // one long poll
+constexpr int kWatchRetryMs = 200;        // after a failed poll
+constexpr size_t kMaxNamesPerInode = 8;   // names remembered per inode, for a resync
+constexpr size_t kMaxListedDirs = 1024;   // directories whose every name this mount knows
+constexpr size_t kMaxNamesPerListedDir = 100000;
 constexpr unsigned kMaxWrite = 1u << 20;
 constexpr unsigned kReadAheadKb = 8192;
 const char* kXattrReplicas = "vstorage.replicas";
 const char* kXattrChunkSize = "vstorage.chunk-size";
 
-Client* Cl(fuse_req_t req) { return static_cast<Client*>(fuse_req_userdata(req)); }
+// What the kernel caches and how long (the mount's userdata).
+//
+// Invalidations arrive on the watch thread. `epoch` moves before each batch is applied: a
+// reply whose request started in an earlier epoch may carry what was just invalidated, so
+// it is cached only briefly. `known` counts the kernel's lookups of each inode (FUSE's
+// nlookup, ended by forget) with the names it was looked up by, so that a resync (the MDS
+// lost track of what we missed) can invalidate all of it.
+struct Mount {
+  Client* client = nullptr;
+  fuse_session* se = nullptr;
+  std::atomic<bool> watching{false};
+  std::atomic<uint64_t> epoch{0};
+  std::atomic<bool> readdir_plus{true};  // the MDS answers kReaddirPlus
+  std::atomic<bool> stop_watch{false};
+
+  struct Known {
+    uint64_t nlookup = 0;
+    std::deque<std::pair<fuse_ino_t, std::string>> names;
+  };
+  std::mutex mu;  // guards known
+  std::unordered_map<fuse_ino_t, Known> known;
+
+  std::mutex notify_mu;  // held while notifying; the session is destroyed only after `stopping`
+  bool stopping = false;
+
+  // Directories whose names this mount knows all of (it made them, or listed them), kept
+  // as a superset of the truth: a name another client touched is added (the MDS is asked
+  // about it), one removed here is taken out. A lookup of a name not in such a set is
+  // answered ENOENT without asking the MDS (a create's lookup, mostly). Only while
+  // watching; a resync forgets them all.
+  std::mutex dir_mu;  // guards dirs; the watch thread moves `epoch` under it
+  std::unordered_map<fuse_ino_t, std::unordered_set<std::string>> dirs;
+  // Moves (under dir_mu) with every name change, ours or another client's: a listing asked
+  // for before one may lack it.
+  std::atomic<uint64_t> dir_epoch{0};
+
+  // A listing the MDS gave in a request that started at dir_epoch `since`: kept if no name
+  // changed meanwhile.
+  void Listed(fuse_ino_t dir, std::unordered_set<std::string> names, uint64_t since) {
+    std::lock_guard<std::mutex> l(dir_mu);
+    if (!watching.load() || dir_epoch.load() != since || names.size() > kMaxNamesPerListedDir) return;
+    if (dirs.size() >= kMaxListedDirs) dirs.clear();
+    dirs[dir] = std::move(names);
+  }
+  bool KnownAbsent(fuse_ino_t dir, const char* name) {
+    if (!watching.load()) return false;
+    std::lock_guard<std::mutex> l(dir_mu);
+    auto it = dirs.find(dir);
+    return it != dirs.end() && it->second.count(name) == 0;
+  }
+  // Called before and after each of our own operations that may make the name.
+  void MayExist(fuse_ino_t dir, const std::string& name) {
+    std::lock_guard<std::mutex> l(dir_mu);
+    MayExistLocked(dir, name);
+  }
+  void MayExistLocked(fuse_ino_t dir, const std::string& name) {
+    dir_epoch.fetch_add(1);
+    auto it = dirs.find(dir);
+    if (it == dirs.end()) return;
+    if (it->second.size() >= kMaxNamesPerListedDir) dirs.erase(it);
+    else it->second.insert(name);
+  }
+  void Removed(fuse_ino_t dir, const char* name) {
+    std::lock_guard<std::mutex> l(dir_mu);
+    dir_epoch.fetch_add(1);
+    auto it = dirs.find(dir);
+    if (it != dirs.end()) it->second.erase(name);
+  }
+
+  void Remember(fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+    std::lock_guard<std::mutex> l(mu);
+    Known& k = known[ino];
+    ++k.nlookup;
+    for (const auto& n : k.names)
+      if (n.first == parent && n.second == name) return;
+    if (k.names.size() >= kMaxNamesPerInode) k.names.pop_front();
+    k.names.emplace_back(parent, name);
+  }
+  void Forget(fuse_ino_t ino, uint64_t n) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = known.find(ino);
+    if (it == known.end()) return;
+    if (it->second.nlookup <= n) known.erase(it);
+    else it->second.nlookup -= n;
+  }
+};
+
+Mount* M(fuse_req_t req) { return static_cast<Mount*>(fuse_req_userdata(req)); }
+Client* Cl(fuse_req_t req) { return M(req)->client; }
+
+struct Timeouts {
+  double entry_s, attr_s;
+};
+// How long a reply to a request that started in epoch `since` may be cached.
+Timeouts CacheFor(fuse_req_t req, uint64_t since) {
+  Mount* m = M(req);
+  if (m->watching.load() && m->epoch.load() == since) return {kWatchedTimeoutS, kWatchedTimeoutS};
+  return {kEntryTimeoutS, kAttrTimeoutS};
+}
+uint64_t Epoch(fuse_req_t req) { return M(req)->epoch.load(); }
 File* Fh(fuse_file_info* fi) { return reinterpret_cast<File*>(fi->fh); }
 InodeId Ino(fuse_ino_t i) { return InodeId{i}; }
 
@@ -78,28 +196,38 @@ int64_t NowNs() {
 }
 int64_t Ns(const timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
-void ReplyEntry(fuse_req_t req, const Result<proto::Attr>& a) {
+fuse_entry_param EntryOf(fuse_req_t req, const proto::Attr& a, uint64_t since) {
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  e.ino = a.ino.v;
+  Timeouts t = CacheFor(req, since);
+  e.attr_timeout = t.attr_s;
+  e.entry_timeout = t.entry_s;
+  FillStat(a, &e.attr);
+  return e;
+}
+
+// `since`: Epoch(req) before the MDS was asked.
+void ReplyEntry(fuse_req_t req, fuse_ino_t parent, const char* name, const Result<proto::Attr>& a, uint64_t since) {
   if (!a.ok()) {
     fuse_reply_err(req, Errno(a.status()));
     return;
   }
-  fuse_entry_param e;
-  std::memset(&e, 0, sizeof e);
-  e.ino = a->ino.v;
-  e.attr_timeout = kAttrTimeoutS;
-  e.entry_timeout = kEntryTimeoutS;
-  FillStat(*a, &e.attr);
-  fuse_reply_entry(req, &e);
+  fuse_entry_param e = EntryOf(req, *a, since);
+  Mount* m = M(req);
+  // Counted before the kernel can forget it; taken back if the reply did not arrive.
+  m->Remember(e.ino, parent, name);
+  if (fuse_reply_entry(req, &e) != 0) m->Forget(e.ino, 1);
 }
 
-void ReplyAttr(fuse_req_t req, const Result<proto::Attr>& a) {
+void ReplyAttr(fuse_req_t req, const Result<proto::Attr>& a, uint64_t since) {
   if (!a.ok()) {
     fuse_reply_err(req, Errno(a.status()));
     return;
   }
   struct stat st;
   FillStat(*a, &st);
-  fuse_reply_attr(req, &st, kAttrTimeoutS);
+  fuse_reply_attr(req, &st, CacheFor(req, since).attr_s);
 }
 
 void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : Errno(st)); }
@@ -115,12 +243,34 @@ void OpInit(void*, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
 }
 
-void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) { ReplyEntry(req, Cl(req)->Lookup(Ino(parent), name)); }
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  // A name too long is the MDS's to refuse (ENAMETOOLONG, not ENOENT).
+  if (std::strlen(name) <= kMaxNameBytes && M(req)->KnownAbsent(parent, name)) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  uint64_t since = Epoch(req);
+  ReplyEntry(req, parent, name, Cl(req)->Lookup(Ino(parent), name), since);
+}
 
-void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { ReplyAttr(req, Cl(req)->GetAttr(Ino(ino))); }
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  M(req)->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) M(req)->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  uint64_t since = Epoch(req);
+  ReplyAttr(req, Cl(req)->GetAttr(Ino(ino)), since);
+}
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   Client* c = Cl(req);
+  uint64_t since = Epoch(req);
   uint32_t mask = 0;
   int64_t mtime = 0, atime = 0;
   if (to_set & FUSE_SET_ATTR_SIZE) mask |= proto::kSetSize;
@@ -142,7 +292,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     atime = Ns(attr->st_atim);
   }
   if (mask == 0) {  // ctime alone: the MDS keeps it
-    ReplyAttr(req, c->GetAttr(Ino(ino)));
+    ReplyAttr(req, c->GetAttr(Ino(ino)), since);
     return;
   }
   if (mask & (proto::kSetUid | proto::kSetGid)) {
@@ -170,7 +320,11 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     fuse_reply_err(req, Errno(r.status()));
     return;
   }
-  ReplyAttr(req, c->GetAttr(Ino(ino)));
+  // The MDS answered with the attributes after the change; our unflushed writes may make
+  // the file longer than it knows.
+  proto::Attr a = r.value();
+  c->MergeOpenSize(&a);
+  ReplyAttr(req, a, since);
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
@@ -181,30 +335,58 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
 
 void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
+  uint64_t since = Epoch(req);
+  M(req)->MayExist(parent, name);
   proto::NodeType t;
   switch (mode & S_IFMT) {
     case S_IFREG:
-    case 0: ReplyEntry(req, Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid)); return;
+    case 0: {
+      auto a = Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid);
+      M(req)->MayExist(parent, name);
+      ReplyEntry(req, parent, name, a, since);
+      return;
+    }
     case S_IFIFO: t = proto::NodeType::kFifo; break;
     case S_IFSOCK: t = proto::NodeType::kSocket; break;
     case S_IFCHR: t = proto::NodeType::kCharDev; break;
     case S_IFBLK: t = proto::NodeType::kBlockDev; break;
     default: fuse_reply_err(req, EINVAL); return;
   }
-  ReplyEntry(req, Cl(req)->Mknod(Ino(parent), name, t, mode & 07777, rdev, ctx->uid, ctx->gid));
+  auto a = Cl(req)->Mknod(Ino(parent), name, t, mode & 07777, rdev, ctx->uid, ctx->gid);
+  M(req)->MayExist(parent, name);
+  ReplyEntry(req, parent, name, a, since);
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  ReplyEntry(req, Cl(req)->Mkdir(Ino(parent), name, mode & 07777, ctx->uid, ctx->gid));
+  uint64_t since = Epoch(req);
+  Mount* m = M(req);
+  m->MayExist(parent, name);
+  uint64_t dir_since = m->dir_epoch.load();
+  auto a = Cl(req)->Mkdir(Ino(parent), name, mode & 07777, ctx->uid, ctx->gid);
+  if (a.ok()) m->Listed(a->ino.v, {}, dir_since);  // a new directory is empty
+  m->MayExist(parent, name);
+  ReplyEntry(req, parent, name, a, since);
 }
 
-void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) { ReplyStatus(req, Cl(req)->Unlink(Ino(parent), name)); }
-void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { ReplyStatus(req, Cl(req)->Rmdir(Ino(parent), name)); }
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Status st = Cl(req)->Unlink(Ino(parent), name);
+  if (st.ok()) M(req)->Removed(parent, name);
+  ReplyStatus(req, st);
+}
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Status st = Cl(req)->Rmdir(Ino(parent), name);
+  if (st.ok()) M(req)->Removed(parent, name);
+  ReplyStatus(req, st);
+}
 
 void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  ReplyEntry(req, Cl(req)->Symlink(Ino(parent), name, link, ctx->uid, ctx->gid));
+  uint64_t since = Epoch(req);
+  M(req)->MayExist(parent, name);
+  auto a = Cl(req)->Symlink(Ino(parent), name, link, ctx->uid, ctx->gid);
+  M(req)->MayExist(parent, name);
+  ReplyEntry(req, parent, name, a, since);
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
@@ -221,12 +403,20 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       return;
     }
   }
-  ReplyStatus(req, c->Rename(Ino(parent), name, Ino(newparent), newname));
+  M(req)->MayExist(newparent, newname);
+  Status st = c->Rename(Ino(parent), name, Ino(newparent), newname);
+  M(req)->MayExist(newparent, newname);
+  if (st.ok()) M(req)->Removed(parent, name);
+  ReplyStatus(req, st);
 }
 
 // No hard links, as in the guide.
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  ReplyEntry(req, Cl(req)->Link(Ino(ino), Ino(newparent), newname));
+  uint64_t since = Epoch(req);
+  M(req)->MayExist(newparent, newname);
+  auto a = Cl(req)->Link(Ino(ino), Ino(newparent), newname);
+  M(req)->MayExist(newparent, newname);
+  ReplyEntry(req, newparent, newname, a, since);
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -248,35 +438,36 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) == -ENOENT) delete Fh(fi);  // the opener went away
 }
 
+// One MDS round trip: the node is made and opened for writing together (Client::CreateOpen).
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Client* c = Cl(req);
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  auto a = c->Create(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0, ctx->uid, ctx->gid);
-  if (!a.ok()) {
-    fuse_reply_err(req, Errno(a.status()));
+  uint64_t since = Epoch(req);
+  Mount* m = M(req);
+  m->MayExist(parent, name);
+  auto r = c->CreateOpen(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0, ctx->uid, ctx->gid);
+  m->MayExist(parent, name);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.status()));
     return;
   }
-  auto f = c->Open(a->ino, true);
-  if (!f.ok()) {
-    fuse_reply_err(req, Errno(f.status()));
-    return;
-  }
-  if ((fi->flags & O_TRUNC) && a->size > 0) {
-    Status st = (*f)->Truncate(0);
+  proto::Attr a = r->first;
+  std::unique_ptr<File> f = std::move(r->second);
+  if ((fi->flags & O_TRUNC) && a.size > 0) {
+    Status st = f->Truncate(0);
     if (!st.ok()) {
       fuse_reply_err(req, Errno(st));
       return;
     }
-    a->size = 0;
+    a.size = 0;
   }
-  fi->fh = reinterpret_cast<uint64_t>(f->release());
-  fuse_entry_param e;
-  std::memset(&e, 0, sizeof e);
-  e.ino = a->ino.v;
-  e.attr_timeout = kAttrTimeoutS;
-  e.entry_timeout = kEntryTimeoutS;
-  FillStat(*a, &e.attr);
-  if (fuse_reply_create(req, &e, fi) == -ENOENT) delete Fh(fi);
+  fi->fh = reinterpret_cast<uint64_t>(f.release());
+  fuse_entry_param e = EntryOf(req, a, since);
+  m->Remember(e.ino, parent, name);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    m->Forget(e.ino, 1);
+    delete Fh(fi);
+  }
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
@@ -356,19 +547,59 @@ void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
   ReplyStatus(req, st);
 }
 
+// The listing is read at opendir, with every entry's attributes when the MDS gives them
+// (kReaddirPlus), so that readdirplus answers `ls -l` without a lookup per name.
 struct DirHandle {
-  std::vector<proto::DirEntry> entries;
+  std::vector<proto::DirEntryPlus> entries;  // [0], [1]: "." and ".."
+  bool plus = false;                         // entries carry full attributes
+  uint64_t since = 0;                        // the epoch before the MDS was asked
 };
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto d = Cl(req)->Readdir(Ino(ino));
-  if (!d.ok()) {
-    fuse_reply_err(req, Errno(d.status()));
-    return;
+  Mount* m = M(req);
+  auto* h = new DirHandle;
+  h->since = Epoch(req);
+  uint64_t dir_since = m->dir_epoch.load();
+  auto add_dot = [&](const char* n) {
+    proto::DirEntryPlus d;
+    d.name = n;
+    d.attr.ino = Ino(ino);
+    d.attr.type = proto::NodeType::kDir;
+    h->entries.push_back(d);
+  };
+  add_dot(".");
+  add_dot("..");
+  if (m->readdir_plus.load()) {
+    auto d = m->client->ReaddirPlus(Ino(ino));
+    if (d.ok()) {
+      h->plus = true;
+      for (auto& e : *d) h->entries.push_back(std::move(e));
+    } else if (d.status().code() == Code::kProtocol) {
+      m->readdir_plus = false;  // an older MDS
+    } else {
+      delete h;
+      fuse_reply_err(req, Errno(d.status()));
+      return;
+    }
   }
-  auto* h = new DirHandle{std::move(d).value()};
-  h->entries.insert(h->entries.begin(), {proto::DirEntry{".", Ino(ino), proto::NodeType::kDir},
-                                         proto::DirEntry{"..", Ino(ino), proto::NodeType::kDir}});
+  if (!h->plus) {
+    auto d = m->client->Readdir(Ino(ino));
+    if (!d.ok()) {
+      delete h;
+      fuse_reply_err(req, Errno(d.status()));
+      return;
+    }
+    for (auto& e : *d) {
+      proto::DirEntryPlus p;
+      p.name = std::move(e.name);
+      p.attr.ino = e.ino;
+      p.attr.type = e.type;
+      h->entries.push_back(std::move(p));
+    }
+  }
+  std::unordered_set<std::string> names;
+  for (size_t i = 2; i < h->entries.size(); ++i) names.insert(h->entries[i].name);
+  m->Listed(ino, std::move(names), dir_since);
   fi->fh = reinterpret_cast<uint64_t>(h);
   if (fuse_reply_open(req, fi) == -ENOENT) delete h;
 }
@@ -380,14 +611,37 @@ void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
   for (size_t i = static_cast<size_t>(off); i < h->entries.size(); ++i) {
     const auto& e = h->entries[i];
     struct stat st;
-    std::memset(&st, 0, sizeof st);
-    st.st_ino = e.ino.v;
-    st.st_mode = e.type == proto::NodeType::kDir ? S_IFDIR : e.type == proto::NodeType::kSymlink ? S_IFLNK : S_IFREG;
+    FillStat(e.attr, &st);
     size_t n = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st, static_cast<off_t>(i + 1));
     if (n > size - used) break;
     used += n;
   }
   fuse_reply_buf(req, buf.data(), used);
+}
+
+// Each entry given with its inode (not "." and "..", nor entries without attributes) counts
+// as a lookup of it by the kernel.
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  auto* h = reinterpret_cast<DirHandle*>(fi->fh);
+  Mount* m = M(req);
+  std::vector<char> buf(size);
+  std::vector<fuse_ino_t> counted;
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < h->entries.size(); ++i) {
+    const auto& d = h->entries[i];
+    fuse_entry_param e = EntryOf(req, d.attr, h->since);
+    if (!h->plus || i < 2) e.ino = 0;  // the name only
+    size_t n = fuse_add_direntry_plus(req, buf.data() + used, size - used, d.name.c_str(), &e,
+                                      static_cast<off_t>(i + 1));
+    if (n > size - used) break;
+    used += n;
+    if (e.ino != 0) {
+      m->Remember(e.ino, ino, d.name.c_str());
+      counted.push_back(e.ino);
+    }
+  }
+  if (fuse_reply_buf(req, buf.data(), used) != 0)
+    for (fuse_ino_t i : counted) m->Forget(i, 1);
 }
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -498,6 +752,8 @@ fuse_lowlevel_ops MakeOps() {
   std::memset(&o, 0, sizeof o);
   o.init = OpInit;
   o.lookup = OpLookup;
+  o.forget = OpForget;
+  o.forget_multi = OpForgetMulti;
   o.getattr = OpGetattr;
   o.setattr = OpSetattr;
   o.readlink = OpReadlink;
@@ -518,6 +774,7 @@ fuse_lowlevel_ops MakeOps() {
   o.fsync = OpFsync;
   o.opendir = OpOpendir;
   o.readdir = OpReaddir;
+  o.readdirplus = OpReaddirplus;
   o.releasedir = OpReleasedir;
   o.statfs = OpStatfs;
   o.setxattr = OpSetxattr;
@@ -525,6 +782,66 @@ fuse_lowlevel_ops MakeOps() {
   o.listxattr = OpListxattr;
   o.removexattr = OpRemovexattr;
   return o;
+}
+
+// Applies one batch of invalidations (all: a resync) to the kernel's cache.
+void Invalidate(Mount* m, const std::vector<proto::Invalidation>& changes, bool all) {
+  {
+    std::lock_guard<std::mutex> l(m->dir_mu);
+    m->epoch.fetch_add(1);  // before the kernel drops anything: replies in flight are not cached long
+    m->dir_epoch.fetch_add(1);
+    if (all) m->dirs.clear();
+    for (const auto& c : changes)
+      if (c.kind == proto::InvalKind::kEntry) m->MayExistLocked(c.ino.v, c.name);
+  }
+  std::set<std::pair<fuse_ino_t, std::string>> entries;
+  std::set<fuse_ino_t> inodes;
+  if (all) {
+    std::lock_guard<std::mutex> l(m->mu);
+    for (const auto& [ino, k] : m->known) {
+      inodes.insert(ino);
+      for (const auto& n : k.names) entries.insert(n);
+    }
+    inodes.insert(FUSE_ROOT_ID);
+  }
+  for (const auto& c : changes) {
+    if (c.kind == proto::InvalKind::kEntry) entries.insert({c.ino.v, c.name});
+    else inodes.insert(c.ino.v);
+  }
+  std::lock_guard<std::mutex> l(m->notify_mu);
+  if (m->stopping) return;
+  // -ENOENT: the kernel does not cache it; nothing to do.
+  for (const auto& [parent, name] : entries)
+    fuse_lowlevel_notify_inval_entry(m->se, parent, name.c_str(), name.size());
+  for (fuse_ino_t ino : inodes) fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
+}
+
+// The watch thread: long polls for other clients' changes until stop_watch. While the MDS
+// cannot be asked, replies are not cached long (watching is off); once it answers again,
+// everything cached is dropped, since changes may have been missed meanwhile.
+void WatchLoop(Mount* m, uint64_t after) {
+  bool missed = false;
+  while (!m->stop_watch.load()) {
+    auto r = m->client->WatchChanges(after, kWatchWaitMs);
+    if (m->stop_watch.load()) break;
+    if (!r.ok()) {
+      if (!missed) LOG_WARN("watching for changes of other clients: %s", r.status().ToString().c_str());
+      m->watching = false;
+      missed = true;
+      if (r.status().code() == Code::kProtocol) break;  // the MDS no longer knows the request
+      std::this_thread::sleep_for(std::chrono::milliseconds(kWatchRetryMs));
+      continue;
+    }
+    if (r->resync || missed) {
+      Invalidate(m, r->changes, true);
+      if (missed) LOG_INFO("watching for changes of other clients again");
+      missed = false;
+      m->watching = true;
+    } else if (!r->changes.empty()) {
+      Invalidate(m, r->changes, false);
+    }
+    after = r->seq;
+  }
 }
 
 int Usage() {
@@ -655,7 +972,10 @@ int MountMain(int argc, char** argv) {
   std::vector<const char*> fargv = {"vstorage-mount", fsname.c_str()};
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), const_cast<char**>(fargv.data()));
   fuse_lowlevel_ops ops = MakeOps();
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, client->get());
+  Mount mount;
+  mount.client = client->get();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &mount);
+  mount.se = se;
   if (!se) {
     done("invalid FUSE options '" + opts + "'");
     return 1;
@@ -684,12 +1004,29 @@ int MountMain(int argc, char** argv) {
     }
     if (::chdir("/") != 0) LOG_WARN("chdir /: %s", std::strerror(errno));
   }
+  // The first poll, before the kernel caches anything, makes the MDS keep our changes queue.
+  std::thread watcher;
+  if (auto w = mount.client->WatchChanges(0, 0); w.ok()) {
+    mount.watching = true;
+    uint64_t after = w->seq;
+    watcher = std::thread([&mount, after] { WatchLoop(&mount, after); });
+  } else {
+    LOG_INFO("the MDS sends no cache invalidations (%s): names and attributes are cached briefly",
+             w.status().ToString().c_str());
+  }
   done("OK");
   fuse_loop_config cfg;
   std::memset(&cfg, 0, sizeof cfg);
   cfg.clone_fd = 0;
   cfg.max_idle_threads = 16;
   int r = fuse_session_loop_mt(se, &cfg);
+  mount.stop_watch = true;
+  {
+    std::lock_guard<std::mutex> l(mount.notify_mu);
+    mount.stopping = true;
+  }
+  (*client)->Goodbye();  // also ends the watcher's long poll
+  if (watcher.joinable()) watcher.join();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

@@ -104,6 +104,7 @@ MdsService::~MdsService() {
 void MdsService::Stop() {
   if (stop_.exchange(true)) return;
   bg_cv_.notify_all();
+  hub_.Stop();  // long polls answer now, so that the server's threads end
   server_.Stop();
   if (bg_.joinable()) bg_.join();
   if (recovery_.joinable()) recovery_.join();
@@ -1303,6 +1304,16 @@ template <typename Req>
 Status Decode(const rpc::Frame& f, Req* r) {
   return proto::DecodeFromString(f.body, r, "request");
 }
+// For requests that gained fields at the end: an older client's request, without them,
+// decodes with their defaults.
+template <typename Req>
+Status DecodeCompat(const rpc::Frame& f, Req* r) {
+  return proto::DecodeStoredRecord(f.body, r, "request");
+}
+proto::Invalidation EntryChange(InodeId parent, const std::string& name) {
+  return proto::Invalidation{proto::InvalKind::kEntry, parent, name};
+}
+proto::Invalidation InodeChange(InodeId ino) { return proto::Invalidation{proto::InvalKind::kInode, ino, ""}; }
 }  // namespace
 
 void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
@@ -1383,15 +1394,24 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       }
       case MsgType::kCreate: {
         proto::CreateReq r;
-        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
         CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid, r.rdev};
         auto res = Commit(l, CommandType::kCreateNode, cmd);
         if (!res.ok()) return reply_status(res.status());
-        return reply_attr(res->attr);
+        hub_.Publish(r.client, {EntryChange(r.parent, r.name), InodeChange(r.parent)}, now);
+        if (!r.open_write) return reply_attr(res->attr);
+        // create(2) with its open in one round trip. Not when an unlink that frees the node
+        // is being committed (the client then opens it as usual, and finds it gone).
+        proto::CreateReply rep{res->attr, false};
+        if (res->attr.type == proto::NodeType::kFile && !freeing_.count(res->attr.ino) &&
+            state_.GetAttr(res->attr.ino).ok())
+          rep.opened = leases_.Acquire(res->attr.ino, r.client, true, now).ok();
+        reply(rep);
+        return;
       }
       case MsgType::kUnlink: {
         proto::UnlinkReq r;
-        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
         // A file open somewhere keeps its data until its last close (POSIX): only the name goes.
         auto target = state_.Lookup(r.parent, r.name);
         bool open = target.ok() && target->type == proto::NodeType::kFile && leases_.IsOpen(target->ino);
@@ -1400,19 +1420,27 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
                                         : Commit(l, CommandType::kUnlink, body);
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
+        {
+          std::vector<proto::Invalidation> ch{EntryChange(r.parent, r.name), InodeChange(r.parent)};
+          if (target.ok()) ch.push_back(InodeChange(target->ino));  // nlink, ctime
+          hub_.Publish(r.client, ch, now);
+        }
         reply_status(Status::Ok());
         break;
       }
       case MsgType::kLink: {
         proto::LinkReq r;
-        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
         auto res = Commit(l, CommandType::kLink, LinkCmd{r.ino, r.new_parent, r.new_name});
         if (!res.ok()) return reply_status(res.status());
+        hub_.Publish(r.client, {EntryChange(r.new_parent, r.new_name), InodeChange(r.new_parent), InodeChange(r.ino)},
+                     now);
         return reply_attr(res->attr);
       }
       case MsgType::kRename: {
         proto::RenameReq r;
-        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
+        auto moved = state_.Lookup(r.parent, r.name);
         auto replaced = state_.Lookup(r.new_parent, r.new_name);
         bool open = replaced.ok() && replaced->type == proto::NodeType::kFile && leases_.IsOpen(replaced->ino);
         auto body = proto::EncodeToString(RenameCmd{r.parent, r.name, r.new_parent, r.new_name, open});
@@ -1420,6 +1448,14 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
                                           : Commit(l, CommandType::kRename, body);
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
+        {
+          std::vector<proto::Invalidation> ch{EntryChange(r.parent, r.name), EntryChange(r.new_parent, r.new_name),
+                                              InodeChange(r.parent)};
+          if (r.new_parent != r.parent) ch.push_back(InodeChange(r.new_parent));
+          if (moved.ok()) ch.push_back(InodeChange(moved->ino));
+          if (replaced.ok()) ch.push_back(InodeChange(replaced->ino));
+          hub_.Publish(r.client, ch, now);
+        }
         reply_status(Status::Ok());
         break;
       }
@@ -1429,6 +1465,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         auto res = Commit(l, CommandType::kSetAttr, SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ns / 1000000, r.mode, r.mtime_ns, r.atime_ns, r.uid, r.gid});
         if (!res.ok()) return reply_status(res.status());
         freed = res->freed;
+        hub_.Publish(r.client, {InodeChange(r.ino)}, now);
         reply_attr(state_.GetAttr(r.ino));
         break;
       }
@@ -1453,7 +1490,31 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         proto::UnregisterClientReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         leases_.Unregister(r.client);
+        hub_.Forget(r.client);
         return reply_status(Status::Ok());
+      }
+      case MsgType::kWatchChanges: {
+        proto::WatchChangesReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        l.unlock();  // a long poll: no lock while it waits
+        auto rep = hub_.Wait(r.client, r.after_seq, r.max_wait_ms, now);
+        l.lock();
+        reply(rep);
+        return;
+      }
+      case MsgType::kReaddirPlus: {
+        proto::InodeReq r;
+        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        auto d = state_.Readdir(r.ino);
+        if (!d.ok()) return reply_status(d.status());
+        proto::ReaddirPlusReply rep;
+        rep.entries.reserve(d->size());
+        for (const auto& e : *d) {
+          auto a = state_.GetAttr(e.ino);
+          if (a.ok()) rep.entries.push_back(proto::DirEntryPlus{e.name, a.value()});
+        }
+        reply(rep);
+        return;
       }
       case MsgType::kRelease: {
         proto::ReleaseReq r;
@@ -1469,6 +1530,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
             SetAttrCmd at{r.ino, proto::kSetAtime, 0, 0, 0, 0, now_ns, 0, 0};
             auto res = Commit(l, CommandType::kSetAttr, at);
             if (!res.ok()) LOG_WARN("access time of inode %s: %s", r.ino.str().c_str(), res.status().ToString().c_str());
+            else hub_.Publish(ClientId{}, {InodeChange(r.ino)}, now);
           }
         }
         if (state_.Orphans().count(r.ino) && !leases_.IsOpen(r.ino)) {
@@ -1498,8 +1560,9 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       }
       case MsgType::kSetXattr: {
         proto::SetXattrReq r;
-        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
         auto res = Commit(l, CommandType::kSetXattr, SetXattrCmd{r.ino, r.name, r.value, r.flags, r.remove});
+        if (res.ok()) hub_.Publish(r.client, {InodeChange(r.ino)}, now);  // ctime
         if (res.ok() && r.name == "replicas") {
           // Accepted (hosts may be added later), but said: writes would fail or stay degraded.
           auto nm = state_.ReplicasOf(r.ino);

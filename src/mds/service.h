@@ -24,6 +24,7 @@
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/io_meter.h"
+#include "mds/invalidation.h"
 #include "mds/journal.h"
 #include "mds/leases.h"
 #include "mds/pipeline.h"
@@ -232,6 +233,9 @@ class MdsService {
   size_t CsHosts(uint32_t tier) const;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
+  // What each mount must drop from its kernel cache (kWatchChanges); fed by the namespace
+  // requests of Handle after their commands are applied.
+  InvalidationHub hub_;
   // Last member: destroyed first, while what its callbacks use still exists.
   std::unique_ptr<CommitPipeline> pipeline_;
 };

@@ -45,6 +45,10 @@ enum class MsgType : uint16_t {
   kSetConfigMany = 121,  // set-config K=V...: validated together, applied all or none
   kUnregisterClient = 122,  // a client going away (unmount): its session and leases end now
   kLink = 123,              // link(2): LinkReq -> AttrReply
+  // Long poll: WatchChangesReq -> WatchChangesReply, the cache invalidations of other
+  // clients' changes (answered when there are some or after at most max_wait_ms).
+  kWatchChanges = 124,
+  kReaddirPlus = 125,       // InodeReq -> ReaddirPlusReply: names with their attributes
 
   // CS / admin -> MDS.
   kCsCreate = 200,     // make-cs: allocate a CS id (journaled)
@@ -159,20 +163,31 @@ struct CreateReq {
   bool exclusive = true;  // O_EXCL semantics: existing name is kExists
   uint32_t uid = 0, gid = 0;  // of the creating process
   uint64_t rdev = 0;          // device nodes
-  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev)
+  ClientId client;            // the creator: its own mount is not told of the change
+  // A regular file is also opened for writing by `client` (write lease taken): the reply
+  // is a CreateReply. Older MDS ignore it and answer an AttrReply.
+  bool open_write = false;
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev, client, open_write)
+};
+struct CreateReply {
+  Attr attr;
+  bool opened = false;  // the write lease was taken (else: open the file as usual)
+  VS_FIELDS(attr, opened)
 };
 struct UnlinkReq {
   InodeId parent;
   std::string name;
   bool dir = false;  // rmdir
-  VS_FIELDS(parent, name, dir)
+  ClientId client;   // who asks (not told of its own change)
+  VS_FIELDS(parent, name, dir, client)
 };
 struct RenameReq {
   InodeId parent;
   std::string name;
   InodeId new_parent;
   std::string new_name;
-  VS_FIELDS(parent, name, new_parent, new_name)
+  ClientId client;  // who asks (not told of its own change)
+  VS_FIELDS(parent, name, new_parent, new_name, client)
 };
 // kGrowSize: the size becomes at least `size` (a writer reporting how far it wrote); it never
 // shrinks the file and frees nothing, so handles reporting late or out of order are safe.
@@ -207,7 +222,39 @@ struct LinkReq {
   InodeId ino;
   InodeId new_parent;
   std::string new_name;
-  VS_FIELDS(ino, new_parent, new_name)
+  ClientId client;  // who asks (not told of its own change)
+  VS_FIELDS(ino, new_parent, new_name, client)
+};
+// One cached thing another client changed: the name `name` in directory `parent`
+// (kEntry: created, removed or renamed), or the attributes of inode `ino` (kInode).
+enum class InvalKind : uint8_t { kEntry = 1, kInode = 2 };
+struct Invalidation {
+  InvalKind kind = InvalKind::kInode;
+  InodeId ino;      // kInode; kEntry: the directory
+  std::string name;  // kEntry
+  VS_FIELDS(kind, ino, name)
+};
+struct WatchChangesReq {
+  ClientId client;
+  uint64_t after_seq = 0;    // everything up to this sequence number was handled
+  uint32_t max_wait_ms = 0;  // 0: answer at once
+  VS_FIELDS(client, after_seq, max_wait_ms)
+};
+struct WatchChangesReply {
+  uint64_t seq = 0;  // of the last change in `changes` (or the current one): the next after_seq
+  // The MDS lost track (queue overflow, MDS restart): drop every cached entry and attribute.
+  bool resync = false;
+  std::vector<Invalidation> changes;
+  VS_FIELDS(seq, resync, changes)
+};
+struct DirEntryPlus {
+  std::string name;
+  Attr attr;
+  VS_FIELDS(name, attr)
+};
+struct ReaddirPlusReply {
+  std::vector<DirEntryPlus> entries;
+  VS_FIELDS(entries)
 };
 struct UnregisterClientReq {
   ClientId client;
@@ -270,7 +317,8 @@ struct SetXattrReq {
   std::string value;
   uint32_t flags = 0;   // XATTR_CREATE (1) / XATTR_REPLACE (2), as setxattr(2)
   bool remove = false;  // removexattr(2)
-  VS_FIELDS(ino, name, value, flags, remove)
+  ClientId client;      // who asks (not told of its own change)
+  VS_FIELDS(ino, name, value, flags, remove, client)
 };
 // Why the MDS refuses (kBusy) a new chunk-size on a file: set-attr reaches the MDS through the
 // mount's setxattr, which carries only EBUSY, so the CLI prints this same text.
