@@ -296,6 +296,138 @@ TEST(StateFixture, RandomTraceMatchesTheMapBasedState) {
   FAIL() << "the trace is longer than the fixture";
 }
 
+// ---- The per-CS chunk index against a brute-force scan ----
+
+void ExpectIndexMatchesScan(const MdsState& s, const std::string& where) {
+  std::map<CsId, std::set<uint64_t>> scan;
+  s.ForEachChunk([&](const ChunkInfo& c) {
+    for (CsId x : c.replicas) scan[x].insert(c.id.v);
+  });
+  std::set<CsId> all_cs;
+  for (const auto& r : s.AllCs()) all_cs.insert(r.id);
+  for (const auto& [x, ids] : scan) all_cs.insert(x);
+  for (CsId x : all_cs) {
+    std::vector<uint64_t> got;
+    s.ForEachChunkOnCs(x, [&](const ChunkInfo& c) {
+      got.push_back(c.id.v);
+      EXPECT_NE(std::find(c.replicas.begin(), c.replicas.end(), x), c.replicas.end()) << where;
+    });
+    std::sort(got.begin(), got.end());
+    std::vector<uint64_t> want(scan[x].begin(), scan[x].end());
+    ASSERT_EQ(got, want) << where << ": CS#" << x.v;
+    ASSERT_EQ(s.ChunkCountOnCs(x), want.size()) << where << ": CS#" << x.v;
+  }
+}
+
+TEST(StateIndex, ChunksByCsMatchABruteForceScanAfterRandomCommands) {
+  for (uint32_t seed : {1u, 2u, 3u, 4u}) {
+    MdsState s;
+    // Every command kind that changes replicas (alloc, update incl. CAS, remove-cs-replicas,
+    // drop-cs, truncate, unlink, free-orphan, rename over a file), checked every 50 commands.
+    std::string trace = RandomTrace(seed, 1500, &s);
+    ExpectIndexMatchesScan(s, "seed " + std::to_string(seed));
+    // A decoded state and a copy carry the same index.
+    MdsState d;
+    ASSERT_TRUE(d.Decode(s.Encode()).ok());
+    ExpectIndexMatchesScan(d, "decoded, seed " + std::to_string(seed));
+    MdsState copy = s;
+    ExpectIndexMatchesScan(copy, "copy, seed " + std::to_string(seed));
+    EXPECT_TRUE(d == s);
+  }
+}
+
+TEST(StateIndex, CheckedAfterEveryCommand) {
+  MdsState s;
+  for (size_t i = 0; i < 300; ++i) {
+    RandomTrace(100 + static_cast<uint32_t>(i), 1, &s);
+    ExpectIndexMatchesScan(s, "step " + std::to_string(i));
+  }
+}
+
+// ---- The tables themselves ----
+
+TEST(StateTables, U64SetAgainstStdSet) {
+  std::mt19937_64 rng(5);
+  U64Set a;
+  std::set<uint64_t> b;
+  for (int i = 0; i < 200000; ++i) {
+    uint64_t k = 1 + rng() % 3000;
+    if (rng() % 3) EXPECT_EQ(a.Insert(k), b.insert(k).second);
+    else EXPECT_EQ(a.Erase(k), b.erase(k) == 1);
+    if (i % 1000 == 0) {
+      auto sorted = a.Sorted();
+      ASSERT_EQ(sorted, std::vector<uint64_t>(b.begin(), b.end()));
+      for (uint64_t x = 1; x < 3000; x += 7) ASSERT_EQ(a.Contains(x), b.count(x) == 1);
+    }
+  }
+  for (uint64_t k : std::vector<uint64_t>(b.begin(), b.end())) EXPECT_TRUE(a.Erase(k));
+  EXPECT_TRUE(a.empty());
+}
+
+TEST(StateTables, DirIndexAgainstStdMap) {
+  std::mt19937_64 rng(6);
+  DirIndex a;
+  std::map<std::string, InodeId> b;
+  for (int i = 0; i < 100000; ++i) {
+    std::string name = "name-" + std::to_string(rng() % 2000) + (rng() % 2 ? std::string(rng() % 40, 'x') : "");
+    uint64_t op = rng() % 4;
+    if (op < 2) {
+      InodeId ino{1 + rng() % 100000};
+      a.Set(name, ino);
+      b[name] = ino;
+    } else if (op == 2) {
+      EXPECT_EQ(a.Erase(name), b.erase(name) == 1);
+    } else {
+      auto it = b.find(name);
+      EXPECT_EQ(a.Find(name), it == b.end() ? InodeId{} : it->second);
+    }
+    if (i % 5000 == 0) {
+      auto sorted = a.Sorted();
+      ASSERT_EQ(sorted.size(), b.size());
+      size_t j = 0;
+      for (const auto& [n, ino] : b) {
+        ASSERT_EQ(sorted[j].first, n);
+        ASSERT_EQ(sorted[j].second, ino);
+        ++j;
+      }
+    }
+  }
+  ASSERT_EQ(a.size(), b.size());
+  // Name order is byte order, as std::map<std::string> had it (0x80 after 'z').
+  DirIndex c;
+  c.Set("\x80" "b", InodeId{1});
+  c.Set("za", InodeId{2});
+  c.Set("Z", InodeId{3});
+  auto s = c.Sorted();
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].first, "Z");
+  EXPECT_EQ(s[1].first, "za");
+  EXPECT_EQ(s[2].first, "\x80" "b");
+}
+
+TEST(StateTables, IdTableKeepsOrderAcrossEraseAndCompact) {
+  struct Rec {
+    uint64_t k = 0;
+    bool dead = false;
+    uint64_t key() const { return k; }
+    void set_key(uint64_t x) { k = x; }
+  };
+  IdTable<Rec> t;
+  for (uint64_t k = 1; k <= 1000; ++k) t.Insert(Rec{k * 2});
+  t.Insert(Rec{7});  // out of order: inserted in place
+  for (uint64_t k = 1; k <= 1000; k += 3) EXPECT_TRUE(t.Erase(k * 2));
+  EXPECT_FALSE(t.Erase(2));
+  t.MaybeCompact();
+  std::vector<uint64_t> keys;
+  t.ForEach([&](const Rec& r) { keys.push_back(r.k); });
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  EXPECT_EQ(keys.size(), t.size());
+  EXPECT_EQ(t.size(), 1001u - 334u);
+  EXPECT_NE(t.Find(7), nullptr);
+  EXPECT_EQ(t.Find(2), nullptr);
+  EXPECT_NE(t.Find(4), nullptr);
+}
+
 // ---- Measurements (disabled; run by hand, one per process) ----
 
 size_t RssBytes() {
