@@ -10,20 +10,17 @@ namespace vstorage::mds {
 void U64Set::Rehash(size_t capacity) {
   std::vector<uint64_t> old = std::move(slots_);
   slots_.assign(capacity, 0);
-  shift_ = 64 - std::countr_zero(capacity);
   for (uint64_t k : old) {
     if (!k) continue;
-    size_t mask = capacity - 1;
     size_t i = Home(k);
-    while (slots_[i]) i = (i + 1) & mask;
+    while (slots_[i]) i = Next(i);
     slots_[i] = k;
   }
 }
 
 bool U64Set::Insert(uint64_t k) {
-  if ((size_ + 1) * 5 > slots_.size() * 4) Rehash(slots_.empty() ? 8 : slots_.size() * 2);
-  size_t mask = slots_.size() - 1;
-  for (size_t i = Home(k);; i = (i + 1) & mask) {
+  if ((size_ + 1) * 5 > slots_.size() * 4) Rehash(slots_.size() < 8 ? 8 : slots_.size() + slots_.size() / 2);
+  for (size_t i = Home(k);; i = Next(i)) {
     if (slots_[i] == k) return false;
     if (!slots_[i]) {
       slots_[i] = k;
@@ -35,8 +32,7 @@ bool U64Set::Insert(uint64_t k) {
 
 bool U64Set::Contains(uint64_t k) const {
   if (slots_.empty()) return false;
-  size_t mask = slots_.size() - 1;
-  for (size_t i = Home(k);; i = (i + 1) & mask) {
+  for (size_t i = Home(k);; i = Next(i)) {
     if (slots_[i] == k) return true;
     if (!slots_[i]) return false;
   }
@@ -44,19 +40,17 @@ bool U64Set::Contains(uint64_t k) const {
 
 bool U64Set::Erase(uint64_t k) {
   if (slots_.empty()) return false;
-  size_t mask = slots_.size() - 1;
   size_t i = Home(k);
-  for (;; i = (i + 1) & mask) {
+  for (;; i = Next(i)) {
     if (slots_[i] == k) break;
     if (!slots_[i]) return false;
   }
   // Backward shift: pull later members of the probe run into the hole when their home
   // allows it, so no tombstones are needed.
-  for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+  for (size_t j = Next(i);; j = Next(j)) {
     if (!slots_[j]) break;
-    size_t home = Home(slots_[j]);
-    // slots_[j] may move to i if i lies cyclically in [home, j).
-    if (((j - home) & mask) >= ((j - i) & mask)) {
+    // slots_[j] may move to i if i lies (going round) in [home, j).
+    if (Dist(Home(slots_[j]), j) >= Dist(i, j)) {
       slots_[i] = slots_[j];
       i = j;
     }
@@ -66,9 +60,8 @@ bool U64Set::Erase(uint64_t k) {
   if (size_ == 0) {
     slots_.clear();
     slots_.shrink_to_fit();
-    shift_ = 64;
-  } else if (slots_.size() > 64 && size_ * 5 < slots_.size()) {
-    Rehash(slots_.size() / 2);
+  } else if (slots_.size() > 64 && size_ * 4 < slots_.size()) {
+    Rehash(size_ * 2);  // load 0.5
   }
   return true;
 }
