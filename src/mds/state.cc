@@ -301,7 +301,8 @@ void MdsState::SetReplicas(Chunk& c, const std::vector<CsId>& replicas) {
 }
 
 MdsState::Chunk& MdsState::InsertChunk(const ChunkInfo& info) {
-  if (Chunk* old = chunks_.Find(info.id.v)) EraseChunk(*old);  // a stale next_chunk_ only
+  if (info.id.v <= chunks_.LastKey())  // only a stale next_chunk_ or a malformed image
+    if (Chunk* old = chunks_.Find(info.id.v)) EraseChunk(*old);
   Chunk rec;
   rec.id = info.id.v;
   rec.ino = info.ino;

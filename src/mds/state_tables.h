@@ -71,6 +71,8 @@ class IdTable {
     dead_ = 0;
   }
   void Reserve(size_t n) { recs_.reserve(n); }
+  // The largest key ever stored and not compacted away (0 if none): a key above it is new.
+  uint64_t LastKey() const { return recs_.empty() ? 0 : recs_.back().key(); }
   void Clear() {
     recs_.clear();
     live_ = dead_ = 0;
