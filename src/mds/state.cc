@@ -157,24 +157,34 @@ Result<uint64_t> ParseChunkSizeValue(const std::string& v) {
 
 MdsState::MdsState() {
   Inode root;
-  root.attr.ino = kRootInode;
-  root.attr.type = proto::NodeType::kDir;
-  root.attr.mode = 0755;
-  root.attr.nlink = 2;
-  root.attr.chunk_size = kDefaultChunkSizeBytes;
+  root.ino = kRootInode.v;
+  root.type = proto::NodeType::kDir;
+  root.mode = 0755;
+  root.nlink = 2;
+  root.chunk_size = kDefaultChunkSizeBytes;
   root.parent = kRootInode;
-  inodes_[kRootInode] = root;
+  inodes_.Insert(std::move(root));
+}
+
+proto::Attr MdsState::Inode::attr() const {
+  return proto::Attr{InodeId{ino}, type, mode, size, mtime_ns, ctime_ns, nlink, chunk_size,
+                     uid, gid, atime_ns, extra ? extra->rdev : 0};
+}
+
+const std::string& MdsState::Inode::symlink() const {
+  static const std::string kNone;
+  return extra ? extra->symlink : kNone;
 }
 
 Result<const MdsState::Inode*> MdsState::Find(InodeId ino) const {
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return Err(Code::kNotFound, "no such inode " + ino.str());
-  return &it->second;
+  const Inode* n = inodes_.Find(ino.v);
+  if (!n) return Err(Code::kNotFound, "no such inode " + ino.str());
+  return n;
 }
 
 Result<const MdsState::Inode*> MdsState::Dir(InodeId ino) const {
   ASSIGN_OR_RETURN(const Inode* n, Find(ino));
-  if (n->attr.type != proto::NodeType::kDir)
+  if (n->type != proto::NodeType::kDir)
     return Err(Code::kNotDir, "inode " + ino.str() + " is not a directory");
   return n;
 }
@@ -183,44 +193,52 @@ Result<proto::Attr> MdsState::Lookup(InodeId parent, const std::string& name) co
   ASSIGN_OR_RETURN(const Inode* d, Dir(parent));
   if (name.size() > kMaxNameBytes)  // as on ext4: too long is not "not found"
     return Err(Code::kNameTooLong, "file name longer than " + std::to_string(kMaxNameBytes) + " bytes");
-  auto it = d->children.find(name);
-  if (it == d->children.end()) return Err(Code::kNotFound, "no such file or directory: " + name);
-  return inodes_.at(it->second).attr;
+  InodeId child = d->Child(name);
+  if (!child.v) return Err(Code::kNotFound, "no such file or directory: " + name);
+  return At(child).attr();
 }
 
 Result<proto::Attr> MdsState::GetAttr(InodeId ino) const {
   ASSIGN_OR_RETURN(const Inode* n, Find(ino));
-  return n->attr;
+  return n->attr();
 }
 
 Result<std::vector<proto::DirEntry>> MdsState::Readdir(InodeId ino) const {
   ASSIGN_OR_RETURN(const Inode* d, Dir(ino));
   std::vector<proto::DirEntry> out;
-  out.reserve(d->children.size());
-  for (const auto& [name, child] : d->children)
-    out.push_back({name, child, inodes_.at(child).attr.type});
+  if (!d->children()) return out;
+  auto sorted = d->children()->Sorted();
+  out.reserve(sorted.size());
+  for (const auto& [name, child] : sorted) out.push_back({std::string(name), child, At(child).type});
   return out;
 }
 
 Result<std::string> MdsState::Readlink(InodeId ino) const {
   ASSIGN_OR_RETURN(const Inode* n, Find(ino));
-  if (n->attr.type != proto::NodeType::kSymlink)
+  if (n->type != proto::NodeType::kSymlink)
     return Err(Code::kInvalidArgument, "inode " + ino.str() + " is not a symlink");
-  return n->symlink;
+  return n->symlink();
 }
 
 std::string MdsState::PathOf(InodeId ino) const {
   std::vector<std::string> parts;
   for (int depth = 0; ino != kRootInode && depth < 4096; ++depth) {
-    auto it = inodes_.find(ino);
-    if (it == inodes_.end()) return "";
-    auto p = inodes_.find(it->second.parent);
-    if (p == inodes_.end()) return "";
-    std::string name;
-    for (const auto& [n, child] : p->second.children)
-      if (child == ino) name = n;
-    parts.push_back(name);
-    ino = it->second.parent;
+    const Inode* n = inodes_.Find(ino.v);
+    if (!n) return "";
+    const Inode* p = inodes_.Find(n->parent.v);
+    if (!p) return "";
+    // Of several names of ino in the directory, the last in name order.
+    std::string_view best;
+    bool found = false;
+    if (p->children())
+      p->children()->ForEach([&](std::string_view name, InodeId child) {
+        if (child == ino && (!found || name > best)) {
+          best = name;
+          found = true;
+        }
+      });
+    parts.emplace_back(best);
+    ino = n->parent;
   }
   if (parts.empty()) return "/";
   std::string path;
@@ -232,40 +250,124 @@ Result<std::map<std::string, std::string>> MdsState::GetXattrs(InodeId ino) cons
   ASSIGN_OR_RETURN(const Inode* n, Find(ino));
   std::map<std::string, std::string> x;
   x["replicas"] = std::to_string(n->norm) + ":" + std::to_string(n->min);
-  x["chunk-size"] = std::to_string(n->attr.chunk_size);
-  for (const auto& [k, v] : n->xattrs) x[k] = v;  // namespaced: no clash with the two above
+  x["chunk-size"] = std::to_string(n->chunk_size);
+  if (n->extra)
+    for (const auto& [k, v] : n->extra->xattrs) x[k] = v;  // namespaced: no clash with the two above
   return x;
 }
 
 Result<std::pair<uint32_t, uint32_t>> MdsState::ReplicasOf(InodeId ino) const {
   ASSIGN_OR_RETURN(const Inode* n, Find(ino));
-  return std::make_pair(n->norm, n->min);
+  return std::make_pair(uint32_t{n->norm}, uint32_t{n->min});
+}
+
+// ---- Chunks ----
+
+std::vector<CsId> MdsState::ReplicaList(const Chunk& c) const {
+  if (c.spilled) return spilled_replicas_.at(c.id);
+  std::vector<CsId> out(c.n_replicas);
+  for (size_t i = 0; i < c.n_replicas; ++i) out[i] = CsId{c.replicas[i]};
+  return out;
+}
+
+ChunkInfo MdsState::InfoOf(const Chunk& c) const {
+  return ChunkInfo{ChunkId{c.id}, c.ino, c.index, c.version, ReplicaList(c)};
+}
+
+void MdsState::SetReplicas(Chunk& c, const std::vector<CsId>& replicas) {
+  std::vector<CsId> old = ReplicaList(c);
+  for (CsId cs : old) {
+    if (std::find(replicas.begin(), replicas.end(), cs) != replicas.end()) continue;
+    auto it = chunks_by_cs_.find(cs);
+    if (it == chunks_by_cs_.end()) continue;
+    it->second.Erase(c.id);
+    if (it->second.empty()) chunks_by_cs_.erase(it);
+  }
+  for (CsId cs : replicas)
+    if (std::find(old.begin(), old.end(), cs) == old.end()) chunks_by_cs_[cs].Insert(c.id);
+  bool fits = replicas.size() <= kInlineReplicas;
+  for (CsId cs : replicas) fits = fits && cs.v <= UINT32_MAX;
+  if (c.spilled && fits) spilled_replicas_.erase(c.id);
+  c.spilled = !fits;
+  if (fits) {
+    c.n_replicas = static_cast<uint8_t>(replicas.size());
+    for (size_t i = 0; i < kInlineReplicas; ++i)
+      c.replicas[i] = i < replicas.size() ? static_cast<uint32_t>(replicas[i].v) : 0;
+  } else {
+    c.n_replicas = 0;
+    std::fill(std::begin(c.replicas), std::end(c.replicas), 0u);
+    spilled_replicas_[c.id] = replicas;
+  }
+}
+
+MdsState::Chunk& MdsState::InsertChunk(const ChunkInfo& info) {
+  if (info.id.v <= chunks_.LastKey())  // only a stale next_chunk_ or a malformed image
+    if (Chunk* old = chunks_.Find(info.id.v)) EraseChunk(*old);
+  Chunk rec;
+  rec.id = info.id.v;
+  rec.ino = info.ino;
+  rec.index = info.index;
+  rec.version = info.version;
+  Chunk& c = chunks_.Insert(rec);
+  SetReplicas(c, info.replicas);
+  return c;
+}
+
+void MdsState::EraseChunk(Chunk& c) {
+  SetReplicas(c, {});
+  chunks_.Erase(c.id);
 }
 
 std::optional<ChunkInfo> MdsState::GetChunk(InodeId ino, uint64_t index) const {
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return std::nullopt;
-  auto c = it->second.chunks.find(index);
-  if (c == it->second.chunks.end()) return std::nullopt;
-  return chunks_.at(c->second);
+  const Inode* n = inodes_.Find(ino.v);
+  if (!n) return std::nullopt;
+  auto it = std::lower_bound(n->chunks.begin(), n->chunks.end(), index,
+                             [](const ChunkRef& r, uint64_t i) { return r.index < i; });
+  if (it == n->chunks.end() || it->index != index) return std::nullopt;
+  return InfoOf(*chunks_.Find(it->id.v));
 }
 
 std::optional<ChunkInfo> MdsState::ChunkById(ChunkId id) const {
-  auto it = chunks_.find(id);
-  if (it == chunks_.end()) return std::nullopt;
-  return it->second;
+  const Chunk* c = chunks_.Find(id.v);
+  if (!c) return std::nullopt;
+  return InfoOf(*c);
 }
 
 std::vector<ChunkInfo> MdsState::FileChunks(InodeId ino) const {
   std::vector<ChunkInfo> out;
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return out;
-  for (const auto& [index, id] : it->second.chunks) out.push_back(chunks_.at(id));
+  const Inode* n = inodes_.Find(ino.v);
+  if (!n) return out;
+  out.reserve(n->chunks.size());
+  for (const ChunkRef& r : n->chunks) out.push_back(InfoOf(*chunks_.Find(r.id.v)));
   return out;
 }
 
 void MdsState::ForEachChunk(const std::function<void(const ChunkInfo&)>& fn) const {
-  for (const auto& [id, c] : chunks_) fn(c);
+  ChunkInfo info;  // reused: its replica vector keeps its capacity
+  chunks_.ForEach([&](const Chunk& c) {
+    info.id = ChunkId{c.id};
+    info.ino = c.ino;
+    info.index = c.index;
+    info.version = c.version;
+    if (c.spilled) {
+      info.replicas = spilled_replicas_.at(c.id);
+    } else {
+      info.replicas.resize(c.n_replicas);
+      for (size_t i = 0; i < c.n_replicas; ++i) info.replicas[i] = CsId{c.replicas[i]};
+    }
+    fn(info);
+  });
+}
+
+void MdsState::ForEachChunkOnCs(CsId cs, const std::function<void(const ChunkInfo&)>& fn) const {
+  auto it = chunks_by_cs_.find(cs);
+  if (it == chunks_by_cs_.end()) return;
+  it->second.ForEach([&](uint64_t id) { fn(InfoOf(*chunks_.Find(id))); });
+}
+
+size_t MdsState::ChunkCountOnCs(CsId cs) const {
+  auto it = chunks_by_cs_.find(cs);
+  return it == chunks_by_cs_.end() ? 0 : it->second.size();
 }
 
 Result<CsRecord> MdsState::Cs(CsId id) const {
@@ -297,17 +399,28 @@ int64_t MdsState::ConfigValue(const std::string& key) const {
 StateCounts MdsState::Counts() const {
   StateCounts c;
   c.inodes = inodes_.size();
-  for (const auto& [ino, n] : inodes_)
-    if (n.attr.type == proto::NodeType::kFile) {
+  inodes_.ForEach([&](const Inode& n) {
+    if (n.type == proto::NodeType::kFile) {
       ++c.files;
-      c.file_bytes += n.attr.size;
+      c.file_bytes += n.size;
     }
+  });
   c.chunks = chunks_.size();
-  for (const auto& [id, ch] : chunks_) c.chunk_replicas += ch.replicas.size();
+  chunks_.ForEach([&](const Chunk& ch) {
+    c.chunk_replicas += ch.spilled ? spilled_replicas_.at(ch.id).size() : ch.n_replicas;
+  });
   return c;
 }
 
 Result<ApplyResult> MdsState::Apply(const Command& cmd) {
+  auto r = ApplyOne(cmd);
+  // No pointer into the tables lives past ApplyOne: the dead records may go now.
+  inodes_.MaybeCompact();
+  chunks_.MaybeCompact();
+  return r;
+}
+
+Result<ApplyResult> MdsState::ApplyOne(const Command& cmd) {
   // Records written before a field was appended to their command still replay.
   auto decode = [&](auto* body) { return proto::DecodeStoredRecord(cmd.body, body, "journal command"); };
   // File timestamps are nanoseconds; records written before time_ns carry milliseconds.
@@ -388,25 +501,13 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
       if (it == cs_.end()) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
       it->second.dropped = true;
       it->second.releasing = false;
-      ApplyResult res;
-      for (auto& [id, ch] : chunks_) {
-        auto pos = std::find(ch.replicas.begin(), ch.replicas.end(), c.cs);
-        if (pos == ch.replicas.end()) continue;
-        ch.replicas.erase(pos);
-        res.freed.push_back({id, {c.cs}});
-      }
-      return res;
+      return RemoveCsFromChunks(c.cs, true);
     }
     case CommandType::kRemoveCsReplicas: {
       RemoveCsReplicasCmd c;
       RETURN_IF_ERROR(decode(&c));
       if (!cs_.count(c.cs)) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
-      for (auto& [id, ch] : chunks_) {
-        auto pos = std::find(ch.replicas.begin(), ch.replicas.end(), c.cs);
-        if (pos == ch.replicas.end() || ch.replicas.size() == 1) continue;
-        ch.replicas.erase(pos);
-      }
-      return ApplyResult{};
+      return RemoveCsFromChunks(c.cs, false);
     }
     case CommandType::kSetCsReleasing: {
       SetCsReleasingCmd c;
@@ -447,87 +548,106 @@ Result<ApplyResult> MdsState::Apply(const Command& cmd) {
   return Err(Code::kCorrupt, "unknown command type " + std::to_string(static_cast<int>(cmd.type)));
 }
 
+Result<ApplyResult> MdsState::RemoveCsFromChunks(CsId cs, bool drop) {
+  ApplyResult res;
+  auto it = chunks_by_cs_.find(cs);
+  if (it == chunks_by_cs_.end()) return res;
+  // In chunk id order, as the freed list always came out.
+  for (uint64_t id : it->second.Sorted()) {
+    Chunk& ch = *chunks_.Find(id);
+    std::vector<CsId> replicas = ReplicaList(ch);
+    auto pos = std::find(replicas.begin(), replicas.end(), cs);
+    if (pos == replicas.end() || (!drop && replicas.size() == 1)) continue;
+    replicas.erase(pos);
+    SetReplicas(ch, replicas);
+    if (drop) res.freed.push_back({ChunkId{id}, {cs}});
+  }
+  return res;
+}
+
 Result<ApplyResult> MdsState::CreateNode(const CreateNodeCmd& c, int64_t now) {
   RETURN_IF_ERROR(CheckName(c.name));
   ASSIGN_OR_RETURN(const Inode* cd, Dir(c.parent));
-  Inode& d = inodes_.at(c.parent);
-  auto existing = cd->children.find(c.name);
-  if (existing != cd->children.end()) {
-    const Inode& e = inodes_.at(existing->second);
-    if (c.exclusive || e.attr.type != c.type || c.type != proto::NodeType::kFile)
+  InodeId existing = cd->Child(c.name);
+  if (existing.v) {
+    const Inode& e = At(existing);
+    if (c.exclusive || e.type != c.type || c.type != proto::NodeType::kFile)
       return Err(Code::kExists, "'" + c.name + "' already exists");
     ApplyResult res;
-    res.attr = e.attr;
+    res.attr = e.attr();
     return res;
   }
   if (c.type == proto::NodeType::kSymlink && (c.symlink_target.empty() || c.symlink_target.size() > kMaxPathBytes))
     return Err(Code::kInvalidArgument, "symlink target must be 1.." + std::to_string(kMaxPathBytes) + " bytes");
   if (c.type < proto::NodeType::kFile || c.type > proto::NodeType::kSocket)
     return Err(Code::kInvalidArgument, "unsupported node type");
+  Inode& d = At(c.parent);
   Inode n;
-  n.attr.ino = InodeId{next_ino_++};
-  n.attr.type = c.type;
-  n.attr.mode = c.mode & 07777;
-  n.attr.size = c.type == proto::NodeType::kSymlink ? c.symlink_target.size() : 0;
-  n.attr.mtime_ns = n.attr.ctime_ns = n.attr.atime_ns = now;
-  n.attr.uid = c.uid;
-  if (c.type == proto::NodeType::kCharDev || c.type == proto::NodeType::kBlockDev) n.attr.rdev = c.rdev;
+  n.ino = next_ino_++;
+  n.type = c.type;
+  n.mode = c.mode & 07777;
+  n.size = c.type == proto::NodeType::kSymlink ? c.symlink_target.size() : 0;
+  n.mtime_ns = n.ctime_ns = n.atime_ns = now;
+  n.uid = c.uid;
+  if ((c.type == proto::NodeType::kCharDev || c.type == proto::NodeType::kBlockDev) && c.rdev)
+    n.extra.GetOrCreate().rdev = c.rdev;
   // A set-group-ID directory hands its group down, and its bit to subdirectories.
-  n.attr.gid = (d.attr.mode & S_ISGID) ? d.attr.gid : c.gid;
-  if ((d.attr.mode & S_ISGID) && c.type == proto::NodeType::kDir) n.attr.mode |= S_ISGID;
-  n.attr.nlink = c.type == proto::NodeType::kDir ? 2 : 1;
-  n.attr.chunk_size = d.attr.chunk_size;  // inherited, as are the replica counts
+  n.gid = (d.mode & S_ISGID) ? d.gid : c.gid;
+  if ((d.mode & S_ISGID) && c.type == proto::NodeType::kDir) n.mode |= S_ISGID;
+  n.nlink = c.type == proto::NodeType::kDir ? 2 : 1;
+  n.chunk_size = d.chunk_size;  // inherited, as are the replica counts
   n.norm = d.norm;
   n.min = d.min;
   n.parent = c.parent;
-  n.symlink = c.symlink_target;
-  d.children[c.name] = n.attr.ino;
-  d.attr.mtime_ns = d.attr.ctime_ns = now;
-  if (c.type == proto::NodeType::kDir) ++d.attr.nlink;
+  if (!c.symlink_target.empty()) n.extra.GetOrCreate().symlink = c.symlink_target;
+  d.extra.GetOrCreate().children.Set(c.name, InodeId{n.ino});
+  d.mtime_ns = d.ctime_ns = now;
+  if (c.type == proto::NodeType::kDir) ++d.nlink;
   ApplyResult res;
-  res.attr = n.attr;
-  inodes_[n.attr.ino] = std::move(n);
+  res.attr = n.attr();
+  inodes_.Insert(std::move(n));  // last: d is not used after the table may grow
   return res;
 }
 
 void MdsState::FreeChunks(Inode& n, uint64_t first_index, std::vector<FreedChunk>* freed) {
-  for (auto it = n.chunks.lower_bound(first_index); it != n.chunks.end();) {
-    auto c = chunks_.find(it->second);
-    if (c != chunks_.end()) {
-      freed->push_back({c->first, c->second.replicas});
-      chunks_.erase(c);
-    }
-    it = n.chunks.erase(it);
+  auto first = std::lower_bound(n.chunks.begin(), n.chunks.end(), first_index,
+                                [](const ChunkRef& r, uint64_t i) { return r.index < i; });
+  for (auto it = first; it != n.chunks.end(); ++it) {
+    Chunk* c = chunks_.Find(it->id.v);
+    if (!c) continue;
+    freed->push_back({it->id, ReplicaList(*c)});
+    EraseChunk(*c);
   }
+  n.chunks.erase(first, n.chunks.end());
+  if (n.chunks.empty()) n.chunks.shrink_to_fit();
 }
 
 void MdsState::RemoveInode(InodeId ino, std::vector<FreedChunk>* freed) {
-  auto it = inodes_.find(ino);
-  if (it == inodes_.end()) return;
-  FreeChunks(it->second, 0, freed);
-  inodes_.erase(it);
+  Inode* n = inodes_.Find(ino.v);
+  if (!n) return;
+  FreeChunks(*n, 0, freed);
+  inodes_.Erase(ino.v);
 }
 
 Result<ApplyResult> MdsState::Unlink(const UnlinkCmd& c, int64_t now) {
   RETURN_IF_ERROR(CheckName(c.name));
   ASSIGN_OR_RETURN(const Inode* cd, Dir(c.parent));
-  auto it = cd->children.find(c.name);
-  if (it == cd->children.end()) return Err(Code::kNotFound, "no such file or directory: " + c.name);
-  InodeId victim = it->second;
-  const Inode& v = inodes_.at(victim);
-  bool is_dir = v.attr.type == proto::NodeType::kDir;
+  InodeId victim = cd->Child(c.name);
+  if (!victim.v) return Err(Code::kNotFound, "no such file or directory: " + c.name);
+  const Inode& v = At(victim);
+  bool is_dir = v.type == proto::NodeType::kDir;
   if (c.dir && !is_dir) return Err(Code::kNotDir, "'" + c.name + "' is not a directory");
   if (!c.dir && is_dir) return Err(Code::kIsDir, "'" + c.name + "' is a directory");
-  if (is_dir && !v.children.empty()) return Err(Code::kNotEmpty, "directory '" + c.name + "' is not empty");
-  Inode& d = inodes_.at(c.parent);
-  d.children.erase(c.name);
-  d.attr.mtime_ns = d.attr.ctime_ns = now;
-  if (is_dir) --d.attr.nlink;
+  if (is_dir && v.child_count() > 0) return Err(Code::kNotEmpty, "directory '" + c.name + "' is not empty");
+  Inode& d = At(c.parent);
+  d.extra->children.Erase(c.name);
+  d.mtime_ns = d.ctime_ns = now;
+  if (is_dir) --d.nlink;
   ApplyResult res;
-  if (!is_dir && v.attr.nlink > 1) {  // one name of several: the file stays
-    Inode& f = inodes_.at(victim);
-    --f.attr.nlink;
-    f.attr.ctime_ns = now;
+  if (!is_dir && v.nlink > 1) {  // one name of several: the file stays
+    Inode& f = At(victim);
+    --f.nlink;
+    f.ctime_ns = now;
     if (f.parent == c.parent) f.parent = InodeId{};  // a hint only for a file with links
     return res;
   }
@@ -539,27 +659,27 @@ Result<ApplyResult> MdsState::Unlink(const UnlinkCmd& c, int64_t now) {
 Result<ApplyResult> MdsState::Link(const LinkCmd& c, int64_t now) {
   RETURN_IF_ERROR(CheckName(c.new_name));
   ASSIGN_OR_RETURN(const Inode* f, Find(c.ino));
-  if (f->attr.type == proto::NodeType::kDir) return Err(Code::kPermission, "hard links to directories are not allowed");
-  if (f->attr.nlink == 0) return Err(Code::kNotFound, "the file was removed");  // an orphan
-  if (f->attr.nlink >= kMaxLinks) return Err(Code::kTooManyLinks, "the file has " + std::to_string(kMaxLinks) + " links");
+  if (f->type == proto::NodeType::kDir) return Err(Code::kPermission, "hard links to directories are not allowed");
+  if (f->nlink == 0) return Err(Code::kNotFound, "the file was removed");  // an orphan
+  if (f->nlink >= kMaxLinks) return Err(Code::kTooManyLinks, "the file has " + std::to_string(kMaxLinks) + " links");
   ASSIGN_OR_RETURN(const Inode* d, Dir(c.new_parent));
-  if (d->children.count(c.new_name)) return Err(Code::kExists, "'" + c.new_name + "' exists");
-  Inode& dir = inodes_.at(c.new_parent);
-  dir.children[c.new_name] = c.ino;
-  dir.attr.mtime_ns = dir.attr.ctime_ns = now;
-  Inode& n = inodes_.at(c.ino);
-  ++n.attr.nlink;
-  n.attr.ctime_ns = now;
-  if (!inodes_.count(n.parent)) n.parent = c.new_parent;
+  if (d->Child(c.new_name).v) return Err(Code::kExists, "'" + c.new_name + "' exists");
+  Inode& dir = At(c.new_parent);
+  dir.extra.GetOrCreate().children.Set(c.new_name, c.ino);
+  dir.mtime_ns = dir.ctime_ns = now;
+  Inode& n = At(c.ino);
+  ++n.nlink;
+  n.ctime_ns = now;
+  if (!inodes_.Find(n.parent.v)) n.parent = c.new_parent;
   ApplyResult res;
-  res.attr = n.attr;
+  res.attr = n.attr();
   return res;
 }
 
 void MdsState::Orphan(InodeId ino, int64_t now) {
-  Inode& n = inodes_.at(ino);
-  n.attr.nlink = 0;
-  n.attr.ctime_ns = now;
+  Inode& n = At(ino);
+  n.nlink = 0;
+  n.ctime_ns = now;
   n.parent = InodeId{};
   orphans_.insert(ino);
 }
@@ -576,80 +696,78 @@ Result<ApplyResult> MdsState::Rename(const RenameCmd& c, int64_t now) {
   RETURN_IF_ERROR(CheckName(c.new_name));
   ASSIGN_OR_RETURN(const Inode* src_dir, Dir(c.parent));
   ASSIGN_OR_RETURN(const Inode* dst_dir, Dir(c.new_parent));
-  auto it = src_dir->children.find(c.name);
-  if (it == src_dir->children.end()) return Err(Code::kNotFound, "no such file or directory: " + c.name);
-  InodeId moving = it->second;
-  bool moving_dir = inodes_.at(moving).attr.type == proto::NodeType::kDir;
+  InodeId moving = src_dir->Child(c.name);
+  if (!moving.v) return Err(Code::kNotFound, "no such file or directory: " + c.name);
+  bool moving_dir = At(moving).type == proto::NodeType::kDir;
   if (moving_dir) {
     // A directory may not move into its own subtree.
-    for (InodeId p = c.new_parent;; p = inodes_.at(p).parent) {
+    for (InodeId p = c.new_parent;; p = At(p).parent) {
       if (p == moving) return Err(Code::kInvalidArgument, "cannot move a directory into itself");
       if (p == kRootInode) break;
     }
   }
   ApplyResult res;
-  auto dst = dst_dir->children.find(c.new_name);
-  if (dst != dst_dir->children.end()) {
-    if (dst->second == moving) return res;  // rename onto itself
-    const Inode& t = inodes_.at(dst->second);
-    bool t_dir = t.attr.type == proto::NodeType::kDir;
+  InodeId victim = dst_dir->Child(c.new_name);
+  if (victim.v) {
+    if (victim == moving) return res;  // rename onto itself
+    const Inode& t = At(victim);
+    bool t_dir = t.type == proto::NodeType::kDir;
     if (moving_dir && !t_dir) return Err(Code::kNotDir, "'" + c.new_name + "' is not a directory");
     if (!moving_dir && t_dir) return Err(Code::kIsDir, "'" + c.new_name + "' is a directory");
-    if (t_dir && !t.children.empty()) return Err(Code::kNotEmpty, "directory '" + c.new_name + "' is not empty");
-    InodeId victim = dst->second;
-    if (t_dir) --inodes_.at(c.new_parent).attr.nlink;
-    inodes_.at(c.new_parent).children.erase(c.new_name);
-    if (!t_dir && t.attr.nlink > 1) {  // the replaced name was one of several
-      Inode& f = inodes_.at(victim);
-      --f.attr.nlink;
-      f.attr.ctime_ns = now;
+    if (t_dir && t.child_count() > 0) return Err(Code::kNotEmpty, "directory '" + c.new_name + "' is not empty");
+    if (t_dir) --At(c.new_parent).nlink;
+    At(c.new_parent).extra->children.Erase(c.new_name);
+    if (!t_dir && t.nlink > 1) {  // the replaced name was one of several
+      Inode& f = At(victim);
+      --f.nlink;
+      f.ctime_ns = now;
     } else if (c.keep_replaced && !t_dir) Orphan(victim, now);
     else RemoveInode(victim, &res.freed);
   }
-  Inode& s = inodes_.at(c.parent);
-  s.children.erase(c.name);
-  s.attr.mtime_ns = s.attr.ctime_ns = now;
-  Inode& d = inodes_.at(c.new_parent);
-  d.children[c.new_name] = moving;
-  d.attr.mtime_ns = d.attr.ctime_ns = now;
+  Inode& s = At(c.parent);
+  s.extra->children.Erase(c.name);
+  s.mtime_ns = s.ctime_ns = now;
+  Inode& d = At(c.new_parent);
+  d.extra.GetOrCreate().children.Set(c.new_name, moving);
+  d.mtime_ns = d.ctime_ns = now;
   if (moving_dir && c.parent != c.new_parent) {
-    --s.attr.nlink;
-    ++d.attr.nlink;
+    --s.nlink;
+    ++d.nlink;
   }
-  Inode& m = inodes_.at(moving);
+  Inode& m = At(moving);
   m.parent = c.new_parent;
-  m.attr.ctime_ns = now;
+  m.ctime_ns = now;
   return res;
 }
 
 Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
   ASSIGN_OR_RETURN(const Inode* cn, Find(c.ino));
-  if ((c.mask & (proto::kSetSize | proto::kGrowSize)) && cn->attr.type != proto::NodeType::kFile)
-    return Err(cn->attr.type == proto::NodeType::kDir ? Code::kIsDir : Code::kInvalidArgument,
+  if ((c.mask & (proto::kSetSize | proto::kGrowSize)) && cn->type != proto::NodeType::kFile)
+    return Err(cn->type == proto::NodeType::kDir ? Code::kIsDir : Code::kInvalidArgument,
                "only regular files have a settable size");
-  Inode& n = inodes_.at(c.ino);
+  Inode& n = At(c.ino);
   ApplyResult res;
   if (c.mask & proto::kSetSize) {
     // Whatever the old size: a writer may have written past the size it had reported.
-    uint64_t cs = n.attr.chunk_size;
+    uint64_t cs = n.chunk_size;
     FreeChunks(n, (c.size + cs - 1) / cs, &res.freed);
-    n.attr.size = c.size;
-    n.attr.mtime_ns = now;
+    n.size = c.size;
+    n.mtime_ns = now;
   }
   bool grew = false;
-  if ((c.mask & proto::kGrowSize) && c.size > n.attr.size) {
-    n.attr.size = c.size;
-    n.attr.mtime_ns = now;
+  if ((c.mask & proto::kGrowSize) && c.size > n.size) {
+    n.size = c.size;
+    n.mtime_ns = now;
     grew = true;
   }
-  if (c.mask & proto::kSetMtime) n.attr.mtime_ns = c.mtime_ns ? c.mtime_ns : c.mtime_ms * 1000000;
-  if (c.mask & proto::kSetAtime) n.attr.atime_ns = c.atime_ns;
-  if (c.mask & proto::kSetMode) n.attr.mode = c.mode & 07777;
-  if (c.mask & proto::kSetUid) n.attr.uid = c.uid;
-  if (c.mask & proto::kSetGid) n.attr.gid = c.gid;
+  if (c.mask & proto::kSetMtime) n.mtime_ns = c.mtime_ns ? c.mtime_ns : c.mtime_ms * 1000000;
+  if (c.mask & proto::kSetAtime) n.atime_ns = c.atime_ns;
+  if (c.mask & proto::kSetMode) n.mode = c.mode & 07777;
+  if (c.mask & proto::kSetUid) n.uid = c.uid;
+  if (c.mask & proto::kSetGid) n.gid = c.gid;
   // An access-time update, or a size report that changed nothing, leaves ctime alone.
-  if (grew || (c.mask & ~static_cast<uint32_t>(proto::kSetAtime | proto::kGrowSize))) n.attr.ctime_ns = now;
-  res.attr = n.attr;
+  if (grew || (c.mask & ~static_cast<uint32_t>(proto::kSetAtime | proto::kGrowSize))) n.ctime_ns = now;
+  res.attr = n.attr();
   return res;
 }
 
@@ -662,82 +780,81 @@ static bool IsNamespacedXattr(const std::string& name) {
 Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
   ASSIGN_OR_RETURN(const Inode* cn, Find(c.ino));
   if (IsNamespacedXattr(c.name)) {
-    Inode& n = inodes_.at(c.ino);
-    auto it = n.xattrs.find(c.name);
+    Inode& n = At(c.ino);
+    static const std::map<std::string, std::string> kNone;
+    const auto& xattrs = n.extra ? n.extra->xattrs : kNone;
+    auto it = xattrs.find(c.name);
     if (c.remove) {
-      if (it == n.xattrs.end()) return Err(Code::kNoData, "no attribute " + c.name);
-      n.xattrs.erase(it);
-      n.attr.ctime_ns = now;
+      if (it == xattrs.end()) return Err(Code::kNoData, "no attribute " + c.name);
+      n.extra->xattrs.erase(it);
+      n.ctime_ns = now;
       return ApplyResult{};
     }
     if (c.name.size() > kMaxXattrNameBytes)
       return Err(Code::kRange, "attribute name longer than " + std::to_string(kMaxXattrNameBytes) + " bytes");
     if (c.value.size() > kMaxXattrValueBytes)
       return Err(Code::kTooBig, "attribute value larger than " + std::to_string(kMaxXattrValueBytes) + " bytes");
-    if ((c.flags & 1) && it != n.xattrs.end()) return Err(Code::kExists, "attribute " + c.name + " exists");
-    if ((c.flags & 2) && it == n.xattrs.end()) return Err(Code::kNoData, "no attribute " + c.name);
+    if ((c.flags & 1) && it != xattrs.end()) return Err(Code::kExists, "attribute " + c.name + " exists");
+    if ((c.flags & 2) && it == xattrs.end()) return Err(Code::kNoData, "no attribute " + c.name);
     size_t total = c.name.size() + c.value.size();
-    for (const auto& [k, v] : n.xattrs)
+    for (const auto& [k, v] : xattrs)
       if (k != c.name) total += k.size() + v.size();
     if (total > kMaxXattrBytesPerInode)
       return Err(Code::kNoSpace, "the extended attributes of this inode would exceed " +
                                      std::to_string(kMaxXattrBytesPerInode) + " bytes");
-    n.xattrs[c.name] = c.value;
-    n.attr.ctime_ns = now;
+    n.extra.GetOrCreate().xattrs[c.name] = c.value;
+    n.ctime_ns = now;
     return ApplyResult{};
   }
   if (c.remove) return Err(Code::kPermission, "'" + c.name + "' cannot be removed");
   if (c.name == "replicas") {
     ASSIGN_OR_RETURN(auto nm, ParseReplicas(c.value));
-    Inode& n = inodes_.at(c.ino);
-    n.norm = nm.first;
-    n.min = nm.second;
+    Inode& n = At(c.ino);
+    n.norm = static_cast<uint8_t>(nm.first);
+    n.min = static_cast<uint8_t>(nm.second);
   } else if (c.name == "chunk-size") {
     ASSIGN_OR_RETURN(uint64_t size, ParseChunkSizeValue(c.value));
-    if (cn->attr.type == proto::NodeType::kFile && !cn->chunks.empty() && size != cn->attr.chunk_size)
+    if (cn->type == proto::NodeType::kFile && !cn->chunks.empty() && size != cn->chunk_size)
       return Err(Code::kBusy, proto::kChunkSizeOfFileWithDataReason);
-    inodes_.at(c.ino).attr.chunk_size = size;
+    At(c.ino).chunk_size = size;
   } else {
     return Err(Code::kInvalidArgument, "unknown attribute '" + c.name + "' (known: replicas, chunk-size)");
   }
-  inodes_.at(c.ino).attr.ctime_ns = now;
+  At(c.ino).ctime_ns = now;
   return ApplyResult{};
 }
 
 Result<ApplyResult> MdsState::AllocChunk(const AllocChunkCmd& c) {
   ASSIGN_OR_RETURN(const Inode* cn, Find(c.ino));
-  if (cn->attr.type != proto::NodeType::kFile) return Err(Code::kIsDir, "not a regular file");
-  if (cn->chunks.count(c.index)) return Err(Code::kExists, "chunk already allocated");
+  if (cn->type != proto::NodeType::kFile) return Err(Code::kIsDir, "not a regular file");
+  auto pos = std::lower_bound(cn->chunks.begin(), cn->chunks.end(), c.index,
+                              [](const ChunkRef& r, uint64_t i) { return r.index < i; });
+  if (pos != cn->chunks.end() && pos->index == c.index) return Err(Code::kExists, "chunk already allocated");
   if (c.replicas.empty()) return Err(Code::kInvalidArgument, "a chunk needs at least one replica");
   for (CsId cs : c.replicas)
     if (!cs_.count(cs)) return Err(Code::kNotFound, "CS#" + cs.str() + " is not in this cluster");
-  ChunkInfo ch;
-  ch.id = ChunkId{next_chunk_++};
-  ch.ino = c.ino;
-  ch.index = c.index;
-  ch.version = c.version;
-  ch.replicas = c.replicas;
-  inodes_.at(c.ino).chunks[c.index] = ch.id;
-  chunks_[ch.id] = ch;
+  ChunkId id{next_chunk_++};
+  InsertChunk(ChunkInfo{id, c.ino, c.index, c.version, c.replicas});
+  Inode& n = At(c.ino);
+  n.chunks.insert(n.chunks.begin() + (pos - cn->chunks.begin()), ChunkRef{c.index, id});
   ApplyResult res;
-  res.chunk = ch.id;
+  res.chunk = id;
   return res;
 }
 
 Result<ApplyResult> MdsState::UpdateChunk(const UpdateChunkCmd& c) {
-  auto it = chunks_.find(c.chunk);
-  if (it == chunks_.end()) return Err(Code::kNotFound, "chunk " + c.chunk.str() + " no longer exists");
-  if (c.cas && (it->second.version != c.expect_version || it->second.replicas != c.expect_replicas))
+  Chunk* ch = chunks_.Find(c.chunk.v);
+  if (!ch) return Err(Code::kNotFound, "chunk " + c.chunk.str() + " no longer exists");
+  if (c.cas && (ch->version != c.expect_version || ReplicaList(*ch) != c.expect_replicas))
     return Err(Code::kStaleVersion, "chunk " + c.chunk.str() + " changed meanwhile");
-  if (c.version < it->second.version)
+  if (c.version < ch->version)
     return Err(Code::kStaleVersion, "chunk " + c.chunk.str() + " version would go back");
   for (CsId cs : c.replicas)
     if (!cs_.count(cs)) return Err(Code::kNotFound, "CS#" + cs.str() + " is not in this cluster");
-  it->second.version = c.version;
-  it->second.replicas = c.replicas;
+  ch->version = c.version;
+  SetReplicas(*ch, c.replicas);
   return ApplyResult{};
 }
-
 Status MdsState::CheckConfig(const std::string& key, const std::string& value) {
   const ConfigParam* p = FindParam(key);
   if (!p) {
@@ -782,30 +899,159 @@ Result<ApplyResult> MdsState::SetConfigMany(const SetConfigManyCmd& c) {
   return ApplyResult{};
 }
 
+// The image is format 4 byte for byte as the std::map-based state wrote it (StateImage),
+// written and read field by field so 10M chunks need no intermediate vectors.
 std::string MdsState::Encode() const {
-  StateImage im;
-  im.next_ino = next_ino_;
-  im.next_chunk = next_chunk_;
-  im.next_cs = next_cs_;
-  for (const auto& [ino, n] : inodes_) {
-    InodeImage ii{n.attr, n.parent, n.symlink, n.norm, n.min, {}, n.xattrs};
-    for (const auto& [name, child] : n.children) ii.children.push_back({name, child, inodes_.at(child).attr.type});
-    im.inodes.push_back(std::move(ii));
+  std::string out;
+  out.reserve(64 + inodes_.size() * 112 + chunks_.size() * 60);
+  Encoder e(&out);
+  e.U32(kImageFormat);
+  e.U64(next_ino_);
+  e.U64(next_chunk_);
+  e.U64(next_cs_);
+  e.U32(static_cast<uint32_t>(inodes_.size()));
+  inodes_.ForEach([&](const Inode& n) {  // InodeImage
+    n.attr().Encode(e);
+    e.U64(n.parent.v);
+    e.Str(n.symlink());
+    e.U32(n.norm);
+    e.U32(n.min);
+    if (n.children()) {
+      auto sorted = n.children()->Sorted();
+      e.U32(static_cast<uint32_t>(sorted.size()));
+      for (const auto& [name, child] : sorted) {  // proto::DirEntry
+        e.Str(name);
+        e.U64(child.v);
+        e.U8(static_cast<uint8_t>(At(child).type));
+      }
+    } else {
+      e.U32(0);
+    }
+    if (n.extra) proto::Put(e, n.extra->xattrs);
+    else e.U32(0);
+  });
+  e.U32(static_cast<uint32_t>(chunks_.size()));
+  chunks_.ForEach([&](const Chunk& c) {  // ChunkInfo
+    e.U64(c.id);
+    e.U64(c.ino.v);
+    e.U64(c.index);
+    e.U64(c.version);
+    if (c.spilled) {
+      e.Ids(spilled_replicas_.at(c.id));
+    } else {
+      e.U32(c.n_replicas);
+      for (size_t i = 0; i < c.n_replicas; ++i) e.U64(c.replicas[i]);
+    }
+  });
+  e.U32(static_cast<uint32_t>(cs_.size()));
+  for (const auto& [id, c] : cs_) c.Encode(e);
+  proto::Put(e, config_);
+  e.U32(static_cast<uint32_t>(events_.size()));
+  for (const auto& ev : events_) ev.Encode(e);
+  return out;
+}
+
+Status MdsState::InsertDecodedInode(const proto::Attr& a, InodeId parent, std::string symlink, uint32_t norm,
+                                    uint32_t min, const std::vector<proto::DirEntry>& children,
+                                    std::map<std::string, std::string> xattrs) {
+  if (norm > UINT8_MAX || min > UINT8_MAX)
+    return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has replicas " + std::to_string(norm));
+  Inode n;
+  n.ino = a.ino.v;
+  n.parent = parent;
+  n.size = a.size;
+  n.chunk_size = a.chunk_size;
+  n.mtime_ns = a.mtime_ns;
+  n.ctime_ns = a.ctime_ns;
+  n.atime_ns = a.atime_ns;
+  n.mode = a.mode;
+  n.nlink = a.nlink;
+  n.uid = a.uid;
+  n.gid = a.gid;
+  n.type = a.type;
+  n.norm = static_cast<uint8_t>(norm);
+  n.min = static_cast<uint8_t>(min);
+  if (a.rdev) n.extra.GetOrCreate().rdev = a.rdev;
+  if (!symlink.empty()) n.extra.GetOrCreate().symlink = std::move(symlink);
+  if (!xattrs.empty()) n.extra.GetOrCreate().xattrs = std::move(xattrs);
+  for (const auto& e : children) {
+    if (!e.ino.v || e.name.size() > UINT16_MAX)
+      return Err(Code::kCorrupt, "MDS snapshot: bad entry in directory " + a.ino.str());
+    n.extra.GetOrCreate().children.Set(e.name, e.ino);
   }
-  for (const auto& [id, c] : chunks_) im.chunks.push_back(c);
-  for (const auto& [id, c] : cs_) im.cs.push_back(c);
-  im.config = config_;
-  im.events.assign(events_.begin(), events_.end());
-  return proto::EncodeToString(im);
+  // An unlinked file still open when the snapshot was taken: nlink 0, no parent.
+  if (n.type == proto::NodeType::kFile && n.nlink == 0) orphans_.insert(a.ino);
+  inodes_.Insert(std::move(n));
+  return Status::Ok();
+}
+
+Status MdsState::InsertDecodedChunk(const ChunkInfo& c, Inode** last) {
+  Inode* n = *last && (*last)->ino == c.ino.v ? *last : inodes_.Find(c.ino.v);
+  if (!n) return Err(Code::kCorrupt, "MDS snapshot: chunk " + c.id.str() + " of a missing inode");
+  if (!c.id.v) return Err(Code::kCorrupt, "MDS snapshot: chunk id 0");
+  *last = n;
+  if (n->chunks.empty() || n->chunks.back().index < c.index) {
+    n->chunks.push_back({c.index, c.id});
+  } else {
+    auto pos = std::lower_bound(n->chunks.begin(), n->chunks.end(), c.index,
+                                [](const ChunkRef& r, uint64_t i) { return r.index < i; });
+    if (pos != n->chunks.end() && pos->index == c.index) pos->id = c.id;
+    else n->chunks.insert(pos, ChunkRef{c.index, c.id});
+  }
+  InsertChunk(c);
+  return Status::Ok();
+}
+
+Status MdsState::DecodeFormat4(std::string_view image) {
+  MdsState s;
+  s.inodes_.Clear();
+  Decoder d(image);
+  uint32_t format = 0, n = 0;
+  d.U32(&format);
+  d.U64(&s.next_ino_);
+  d.U64(&s.next_chunk_);
+  d.U64(&s.next_cs_);
+  if (!d.Count(&n)) return Err(Code::kProtocol, "malformed MDS snapshot");
+  for (uint32_t i = 0; i < n; ++i) {
+    InodeImage ii;
+    if (!ii.Decode(d)) return Err(Code::kProtocol, "malformed MDS snapshot");
+    RETURN_IF_ERROR(s.InsertDecodedInode(ii.attr, ii.parent, std::move(ii.symlink), ii.norm, ii.min, ii.children,
+                                         std::move(ii.xattrs)));
+  }
+  if (!d.Count(&n, 36)) return Err(Code::kProtocol, "malformed MDS snapshot");
+  s.chunks_.Reserve(n);
+  ChunkInfo c;
+  Inode* last = nullptr;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t k = 0;
+    d.U64(&c.id.v);
+    d.U64(&c.ino.v);
+    d.U64(&c.index);
+    d.U64(&c.version);
+    if (!d.Count(&k, 8)) return Err(Code::kProtocol, "malformed MDS snapshot");
+    c.replicas.resize(k);
+    for (auto& r : c.replicas) d.U64(&r.v);
+    if (d.failed()) return Err(Code::kProtocol, "malformed MDS snapshot");
+    RETURN_IF_ERROR(s.InsertDecodedChunk(c, &last));
+  }
+  std::vector<CsRecord> cs;
+  std::vector<EventRecord> events;
+  if (!proto::GetAll(d, cs, s.config_, events)) return Err(Code::kProtocol, "malformed MDS snapshot");
+  for (auto& r : cs) s.cs_[r.id] = std::move(r);
+  s.events_.assign(events.begin(), events.end());
+  if (!s.inodes_.Find(kRootInode.v)) return Err(Code::kCorrupt, "MDS snapshot has no root directory");
+  *this = std::move(s);
+  return Status::Ok();
 }
 
 Status MdsState::Decode(std::string_view image) {
-  StateImage im;
   uint32_t format = 0;
   {
     Decoder d(image);
     if (!d.U32(&format)) return Err(Code::kProtocol, "malformed MDS snapshot");
   }
+  if (format == kImageFormat) return DecodeFormat4(image);
+  StateImage im;
   auto convert_inodes = [&](std::vector<InodeImageV3>& old) {
     for (auto& o : old) {
       const AttrV3& a = o.attr;
@@ -827,39 +1073,23 @@ Status MdsState::Decode(std::string_view image) {
     im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
           std::move(old.cs), std::move(old.config), std::move(old.events)};
     convert_inodes(old.inodes);
-  } else if (format == kImageFormat) {
-    RETURN_IF_ERROR(proto::DecodeFromString(image, &im, "MDS snapshot"));
   } else {
     return Err(Code::kCorrupt, "MDS snapshot format " + std::to_string(format) + " is not supported");
   }
   MdsState s;
-  s.inodes_.clear();
+  s.inodes_.Clear();
   s.next_ino_ = im.next_ino;
   s.next_chunk_ = im.next_chunk;
   s.next_cs_ = im.next_cs;
-  for (auto& ii : im.inodes) {
-    Inode n;
-    n.attr = ii.attr;
-    n.parent = ii.parent;
-    n.symlink = ii.symlink;
-    n.norm = ii.norm;
-    n.min = ii.min;
-    for (const auto& e : ii.children) n.children[e.name] = e.ino;
-    n.xattrs = std::move(ii.xattrs);
-    // An unlinked file still open when the snapshot was taken: nlink 0, no parent.
-    if (n.attr.type == proto::NodeType::kFile && n.attr.nlink == 0) s.orphans_.insert(n.attr.ino);
-    s.inodes_[n.attr.ino] = std::move(n);
-  }
-  for (auto& c : im.chunks) {
-    auto it = s.inodes_.find(c.ino);
-    if (it == s.inodes_.end()) return Err(Code::kCorrupt, "MDS snapshot: chunk " + c.id.str() + " of a missing inode");
-    it->second.chunks[c.index] = c.id;
-    s.chunks_[c.id] = c;
-  }
+  for (auto& ii : im.inodes)
+    RETURN_IF_ERROR(s.InsertDecodedInode(ii.attr, ii.parent, std::move(ii.symlink), ii.norm, ii.min, ii.children,
+                                         std::move(ii.xattrs)));
+  Inode* last = nullptr;
+  for (const auto& c : im.chunks) RETURN_IF_ERROR(s.InsertDecodedChunk(c, &last));
   for (auto& c : im.cs) s.cs_[c.id] = c;
   s.config_ = im.config;
   s.events_.assign(im.events.begin(), im.events.end());
-  if (!s.inodes_.count(kRootInode)) return Err(Code::kCorrupt, "MDS snapshot has no root directory");
+  if (!s.inodes_.Find(kRootInode.v)) return Err(Code::kCorrupt, "MDS snapshot has no root directory");
   *this = std::move(s);
   return Status::Ok();
 }

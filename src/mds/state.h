@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "mds/commands.h"
+#include "mds/state_tables.h"
 #include "proto/messages.h"
 
 namespace vstorage::mds {
@@ -95,7 +96,12 @@ class MdsState {
   std::optional<ChunkInfo> GetChunk(InodeId ino, uint64_t index) const;
   std::optional<ChunkInfo> ChunkById(ChunkId id) const;
   std::vector<ChunkInfo> FileChunks(InodeId ino) const;
+  // Every chunk, in chunk id order.
   void ForEachChunk(const std::function<void(const ChunkInfo&)>& fn) const;
+  // The chunks with a replica on cs (an index kept by Apply: O(chunks on cs), not O(all
+  // chunks)), in no particular order; fn must not change the state.
+  void ForEachChunkOnCs(CsId cs, const std::function<void(const ChunkInfo&)>& fn) const;
+  size_t ChunkCountOnCs(CsId cs) const;
 
   // Chunk servers.
   Result<CsRecord> Cs(CsId id) const;
@@ -119,18 +125,61 @@ class MdsState {
   bool operator==(const MdsState& o) const { return Encode() == o.Encode(); }
 
  private:
-  struct Inode {
-    proto::Attr attr;
-    InodeId parent;
+  // A chunk reference of a file: chunk index -> chunk id (the file's list is sorted by index).
+  struct ChunkRef {
+    uint64_t index = 0;
+    ChunkId id;
+  };
+  // What only some inodes have: a directory's names, a symlink's target, extended
+  // attributes, a device number. An empty file has none of it.
+  struct InodeExtra {
+    DirIndex children;  // directories
     std::string symlink;
-    uint32_t norm = 1, min = 1;
-    std::map<std::string, InodeId> children;  // directories
-    std::map<uint64_t, ChunkId> chunks;       // files: chunk index -> id
     std::map<std::string, std::string> xattrs;  // user./trusted./security. attributes
+    uint64_t rdev = 0;
+  };
+  // proto::Attr without its padding, plus the namespace links (112 bytes).
+  struct Inode {
+    uint64_t ino = 0;
+    InodeId parent;
+    uint64_t size = 0, chunk_size = 0;
+    int64_t mtime_ns = 0, ctime_ns = 0, atime_ns = 0;
+    uint32_t mode = 0, nlink = 1, uid = 0, gid = 0;
+    proto::NodeType type = proto::NodeType::kFile;
+    uint8_t norm = 1, min = 1;
+    bool dead = false;
+    std::vector<ChunkRef> chunks;  // files
+    CopyPtr<InodeExtra> extra;
+    uint64_t key() const { return ino; }
+    void set_key(uint64_t k) { ino = k; }
+    bool is_dir() const { return type == proto::NodeType::kDir; }
+    proto::Attr attr() const;
+    const std::string& symlink() const;
+    const DirIndex* children() const { return extra ? &extra->children : nullptr; }
+    size_t child_count() const { return extra ? extra->children.size() : 0; }
+    InodeId Child(std::string_view name) const { return extra ? extra->children.Find(name) : InodeId{}; }
+  };
+  // A chunk (56 bytes): up to kInlineReplicas replica ids below 2^32 inline, otherwise all
+  // of them in spilled_replicas_.
+  static constexpr size_t kInlineReplicas = 5;
+  struct Chunk {
+    uint64_t id = 0;
+    InodeId ino;
+    uint64_t index = 0;
+    uint64_t version = 1;
+    uint32_t replicas[kInlineReplicas] = {};
+    uint8_t n_replicas = 0;
+    bool spilled = false;
+    bool dead = false;
+    uint64_t key() const { return id; }
+    void set_key(uint64_t k) { id = k; }
   };
 
   Result<const Inode*> Find(InodeId ino) const;
   Result<const Inode*> Dir(InodeId ino) const;
+  Inode& At(InodeId ino) { return *inodes_.Find(ino.v); }
+  const Inode& At(InodeId ino) const { return *inodes_.Find(ino.v); }
+  Result<ApplyResult> ApplyOne(const Command& cmd);
   Result<ApplyResult> CreateNode(const CreateNodeCmd& c, int64_t now);
   Result<ApplyResult> Unlink(const UnlinkCmd& c, int64_t now);
   void Orphan(InodeId ino, int64_t now);
@@ -143,15 +192,29 @@ class MdsState {
   Result<ApplyResult> UpdateChunk(const UpdateChunkCmd& c);
   Result<ApplyResult> SetConfig(const SetConfigCmd& c);
   Result<ApplyResult> SetConfigMany(const SetConfigManyCmd& c);
+  Result<ApplyResult> RemoveCsFromChunks(CsId cs, bool drop);
   // Removes a file's chunks at index >= first_index into `freed`.
   void FreeChunks(Inode& n, uint64_t first_index, std::vector<FreedChunk>* freed);
   void RemoveInode(InodeId ino, std::vector<FreedChunk>* freed);
 
-  std::map<InodeId, Inode> inodes_;
+  // Chunk replicas, kept in step with the per-CS index.
+  std::vector<CsId> ReplicaList(const Chunk& c) const;
+  ChunkInfo InfoOf(const Chunk& c) const;
+  void SetReplicas(Chunk& c, const std::vector<CsId>& replicas);
+  Chunk& InsertChunk(const ChunkInfo& info);
+  void EraseChunk(Chunk& c);
+  Status InsertDecodedInode(const proto::Attr& a, InodeId parent, std::string symlink, uint32_t norm, uint32_t min,
+                            const std::vector<proto::DirEntry>& children, std::map<std::string, std::string> xattrs);
+  Status InsertDecodedChunk(const ChunkInfo& c, Inode** last);
+  Status DecodeFormat4(std::string_view image);
+
+  IdTable<Inode> inodes_;
   // Files unlinked (or replaced by a rename) while open: no name, nlink 0, data kept until
   // kFreeOrphan. Part of the state (in snapshots as inodes with nlink 0).
   std::set<InodeId> orphans_;
-  std::map<ChunkId, ChunkInfo> chunks_;
+  IdTable<Chunk> chunks_;
+  std::map<uint64_t, std::vector<CsId>> spilled_replicas_;  // chunk id -> replicas
+  std::map<CsId, U64Set> chunks_by_cs_;                     // CS -> ids of its chunks
   std::map<CsId, CsRecord> cs_;
   std::map<std::string, std::string> config_;  // only values set explicitly
   std::deque<EventRecord> events_;
