@@ -1,7 +1,7 @@
 // vstorage-mds-bench: the MDS without FUSE (issue 10, benchmark).
 //
 //   vstorage-mds-bench [--dir DIR] [--clients 16] [--seconds 5]
-//                      [--snapshot-files 1000000] [--latency-seconds 20]
+//                      [--snapshot-files 1000000] [--latency-seconds 30]
 //
 // Starts an MdsService in this process on a fresh repository under DIR (default: a new
 // directory in /dev/shm, removed at exit), so that its counters (MdsService::Stats: commands,
@@ -13,7 +13,7 @@
 //   as fast as they can for --seconds; prints creates/s and journal fdatasyncs per 1,000
 //   commands (group commit makes this far below 1,000).
 // Phase 2 (latency around snapshots): fills the namespace up to --snapshot-files files, then
-//   --clients threads create for --latency-seconds while a poller samples
+//   waits for a running snapshot to end, and --clients threads create for --latency-seconds while a poller samples
 //   Stats().snapshot_running every millisecond. A create counts as "during a snapshot" when
 //   a snapshot was running when it started or when it ended (or one ran entirely inside
 //   it); prints count, p50, p99 and max latency of both classes.
@@ -44,6 +44,7 @@ namespace vstorage {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr int kMaxSnapshotWaitS = 300;  // before the latency window: a snapshot still running
 
 int FreePortPair() {
   for (int i = 0; i < 100; ++i) {
@@ -66,7 +67,7 @@ struct Options {
   int clients = 16;
   double seconds = 5;
   uint64_t snapshot_files = 1000000;
-  double latency_seconds = 20;
+  double latency_seconds = 30;
   bool verbose = false;
 };
 
@@ -199,7 +200,7 @@ int Main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--dir DIR] [--clients 16] [--seconds 5] [--snapshot-files 1000000] "
-                   "[--latency-seconds 20] [--verbose]\n",
+                   "[--latency-seconds 30] [--verbose]\n",
                    argv[0]);
       return 2;
     }
@@ -248,6 +249,13 @@ int Main(int argc, char** argv) {
       std::printf("filled the namespace to %llu files in %.0f s\n", static_cast<unsigned long long>(have), fs);
       std::fflush(stdout);
     }
+    // Start the window outside a snapshot (the fill leaves one running, on a big state for
+    // tens of seconds), so that both classes get samples.
+    auto w0 = Clock::now();
+    while (mds->Stats().snapshot_running && Clock::now() - w0 < std::chrono::seconds(kMaxSnapshotWaitS))
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::printf("waited %.1f s for the running snapshot to end\n",
+                std::chrono::duration<double>(Clock::now() - w0).count());
     SnapshotWatch watch;
     std::atomic<bool> stop_poll{false};
     std::thread poller([&] {
