@@ -14,9 +14,9 @@
 //   commands (group commit makes this far below 1,000).
 // Phase 2 (latency around snapshots): fills the namespace up to --snapshot-files files, then
 //   waits for a running snapshot to end, and --clients threads create for --latency-seconds
-//   while a poller samples Stats().snapshot_running every millisecond. A create counts as "during a snapshot" when
-//   a snapshot was running when it started or when it ended (or one ran entirely inside
-//   it); prints count, p50, p99 and max latency of both classes.
+//   while a poller samples Stats().snapshot_running every millisecond. A create counts as
+//   "during a snapshot" when a snapshot was running when it started or when it ended (or
+//   one ran entirely inside it); prints count, p50, p99 and max latency of both classes.
 #include <malloc.h>
 #include <stdlib.h>
 #include <sys/socket.h>
