@@ -9,7 +9,6 @@
 #include <optional>
 #include <set>
 
-#include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "mds/placement.h"
@@ -43,17 +42,23 @@ static Result<std::string> ReadTrimmed(const std::string& path) {
   return t;
 }
 
-Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
+Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo, const env::Env* env) {
   std::unique_ptr<MdsService> s(new MdsService());
+  if (env) {
+    s->env_ = *env;
+  } else {
+    s->posix_env_ = std::make_unique<env::PosixEnv>();
+    s->env_ = s->posix_env_->env();
+  }
   ASSIGN_OR_RETURN(s->conf_, LoadMdsConfig(repo));
   ASSIGN_OR_RETURN(s->lock_fd_, LockRepository(repo));
   ASSIGN_OR_RETURN(std::string key_hex, ReadTrimmed(repo + "/cluster.key"));
   ASSIGN_OR_RETURN(s->key_, HexDecode(key_hex));
   ASSIGN_OR_RETURN(std::string digest, ReadTrimmed(repo + "/auth_digest.key"));
   ASSIGN_OR_RETURN(s->digest_, PasswordDigest::Parse(digest));
-  ASSIGN_OR_RETURN(s->journal_, Journal::Open(repo));
+  ASSIGN_OR_RETURN(s->journal_, Journal::Open(s->env_.fs, repo));
   ASSIGN_OR_RETURN(s->state_, s->journal_->Recover());
-  s->start_ms_ = RealClock()->NowMs();
+  s->start_ms_ = s->env_.clock->NowMs();
   MdsService* me = s.get();
   s->pipeline_ = std::make_unique<CommitPipeline>(
       [me](const std::vector<Command>& batch) {
@@ -68,7 +73,7 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo) {
         for (const auto& c : batch) out->push_back(me->state_.Apply(c));
         me->commits_ += batch.size();
       },
-      [] { return RealClock()->WallNs(); });
+      [me] { return me->env_.clock->WallNs(); });
   s->cs_pool_ = std::make_unique<rpc::ConnPool>(
       rpc::Credentials{s->conf_.cluster, s->key_, proto::PeerKind::kMds});
   for (const auto& cs : s->state_.AllCs()) s->cs_soft_[cs.id].status = cs.dropped ? "dropped" : "inactive";
@@ -252,7 +257,7 @@ Result<proto::GetChunkReply> MdsService::GetChunk(Lock& l, const proto::GetChunk
   pr.need_bytes = std::min<uint64_t>(attr.chunk_size, 64ull << 20);
   pr.rotation = placement_rotation_++;
   auto placed = PlaceReplicas(cands, pr);
-  if (!placed.ok() && RealClock()->NowMs() - start_ms_ < kCsInactiveAfterMs) {
+  if (!placed.ok() && env_.clock->NowMs() - start_ms_ < kCsInactiveAfterMs) {
     // Right after a (re)start the chunk servers have not all registered again yet: that is
     // not a full cluster. The client retries.
     size_t registered = 0;
@@ -263,7 +268,7 @@ Result<proto::GetChunkReply> MdsService::GetChunk(Lock& l, const proto::GetChunk
   }
   if (!placed.ok() || placed->size() < pr.norm) {
     // Guide 5.6.1 wording; at most one event per file every 10 s (writers retry).
-    int64_t now = RealClock()->NowMs();
+    int64_t now = env_.clock->NowMs();
     int64_t& last = alloc_event_ms_[r.ino];
     if (now - last >= 10000) {
       last = now;
@@ -342,7 +347,7 @@ Result<proto::GetChunkReply> MdsService::ReportFailure(Lock& l, const proto::Rep
   for (CsId cs : r.failed) {
     // Likely dead, though not yet inactive: no new replicas (nor recovery copies) go there
     // until it is heard from again.
-    if (r.reason != static_cast<uint16_t>(Code::kCorrupt)) cs_soft_[cs].reported_failed_ms = RealClock()->NowMs();
+    if (r.reason != static_cast<uint16_t>(Code::kCorrupt)) cs_soft_[cs].reported_failed_ms = env_.clock->NowMs();
     if (r.reason == static_cast<uint16_t>(Code::kCorrupt))
       AddEvent("ERR", "Checksum mismatch in chunk " + c->id.str() + " on CS#" + cs.str() +
                           "; the replica is dropped and rebuilt");
@@ -432,7 +437,7 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
   soft.io_stuck = false;
   soft.io_timeouts = 0;
   soft.checksums = r.checksums;
-  soft.last_seen_ms = RealClock()->NowMs();
+  soft.last_seen_ms = env_.clock->NowMs();
   soft.total_bytes = r.total_bytes;
   soft.free_bytes = r.free_bytes;
   soft.status = "active";
@@ -547,7 +552,7 @@ uint32_t MdsService::CpuX10(int64_t now) {
 
 proto::ClusterStatReply MdsService::ClusterStat() {
   proto::ClusterStatReply s;
-  int64_t now = RealClock()->NowMs();
+  int64_t now = env_.clock->NowMs();
   s.cluster = conf_.cluster;
   s.epoch_uptime_ms = now - start_ms_;
   auto root = state_.ReplicasOf(kRootInode);
@@ -752,7 +757,7 @@ void MdsService::RecoveryPass() {
   RecoveryPlan plan;
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (!ReplicationAllowed(ClusterStatusLocked(RealClock()->NowMs()))) return;  // 5.6.1: replication stops
+    if (!ReplicationAllowed(ClusterStatusLocked(env_.clock->NowMs()))) return;  // 5.6.1: replication stops
     for (auto it = no_intact_.begin(); it != no_intact_.end();) {
       auto c = state_.ChunkById(it->first);
       it = c && c->replicas == it->second ? std::next(it) : no_intact_.erase(it);
@@ -985,7 +990,7 @@ void MdsService::QueueDeletes(const std::vector<FreedChunk>& freed) {
 void MdsService::UpdateCsStatuses(Lock& l, int64_t now) {
   WatchdogView v;
   v.now_ms = now;
-  v.wall_ms = RealClock()->WallMs();
+  v.wall_ms = env_.clock->WallMs();
   v.start_ms = start_ms_;
   v.offline_tout_ms = state_.ConfigValue("mds.wd.offline_tout");
   for (const auto& cs : state_.AllCs()) {
@@ -1013,7 +1018,7 @@ void MdsService::Background() {
       bg_cv_.wait_for(l, std::chrono::milliseconds(kWatchdogIntervalMs), [this] { return stop_.load(); });
     }
     if (stop_) break;
-    int64_t now = RealClock()->NowMs();
+    int64_t now = env_.clock->NowMs();
     std::vector<PendingDelete> dels;
     std::map<CsId, std::string> addrs;
     {
@@ -1222,7 +1227,7 @@ void MdsService::SnapshotLoop() {
     }
     if (stop_ || journal_->RecordsSinceSnapshot() < kSnapshotEveryRecords) continue;
     snapshot_running_ = true;
-    int64_t t0 = RealClock()->NowMs();
+    int64_t t0 = env_.clock->NowMs();
     Status st = BuildSnapshot(journal_->log());
     snapshot_running_ = false;
     if (!st.ok()) {
@@ -1232,7 +1237,7 @@ void MdsService::SnapshotLoop() {
     ++snapshots_;
     LOG_INFO("snapshot at index %llu written in %lld ms",
              static_cast<unsigned long long>(journal_->log().snapshot().index),
-             static_cast<long long>(RealClock()->NowMs() - t0));
+             static_cast<long long>(env_.clock->NowMs() - t0));
   }
 }
 
@@ -1254,7 +1259,7 @@ void MdsService::ScrubLoop() {
       std::lock_guard<std::mutex> l(mu_);
       int64_t per_min = state_.ConfigValue("mds.wd.verify_chunks");
       if (per_min <= 0) continue;
-      int64_t now = RealClock()->NowMs();
+      int64_t now = env_.clock->NowMs();
       std::vector<ScrubCsView> views;
       std::vector<std::string> addrs;
       for (const auto& cs : state_.AllCs()) {
@@ -1331,7 +1336,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
     if (a.ok()) reply(proto::AttrReply{a.value()});
     else out_st = a.status();
   };
-  int64_t now = RealClock()->NowMs();
+  int64_t now = env_.clock->NowMs();
   std::vector<FreedChunk> freed;
   Lock l(mu_);
   auto run = [&]() {
@@ -1524,7 +1529,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
           // relatime, as ext4 mounts by default: the access time moves once it is behind the
           // last change or a day old; at a close, never per read.
           auto a = state_.GetAttr(r.ino);
-          int64_t now_ns = RealClock()->WallNs();
+          int64_t now_ns = env_.clock->WallNs();
           if (a.ok() && (a->atime_ns <= a->mtime_ns || a->atime_ns <= a->ctime_ns ||
                          now_ns - a->atime_ns > kRelatimeMaxAgeNs)) {
             SetAttrCmd at{r.ino, proto::kSetAtime, 0, 0, 0, 0, now_ns, 0, 0};

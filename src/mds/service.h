@@ -24,6 +24,7 @@
 #include "common/auth.h"
 #include "common/config.h"
 #include "common/io_meter.h"
+#include "env/env.h"
 #include "mds/invalidation.h"
 #include "mds/journal.h"
 #include "mds/leases.h"
@@ -61,7 +62,10 @@ Result<MdsConfig> LoadMdsConfig(const std::string& repo);
 
 class MdsService {
  public:
-  static Result<std::unique_ptr<MdsService>> Start(const std::string& repo);
+  // Serves the repository. Time and the journal's files come from env (not owned; must
+  // outlive the service); without one the service uses a POSIX Env of its own. Sockets,
+  // the repository lock and the background threads' waits are still real (issue 11).
+  static Result<std::unique_ptr<MdsService>> Start(const std::string& repo, const env::Env* env = nullptr);
   ~MdsService();
   void Stop();
   int port() const { return server_.port(); }
@@ -172,6 +176,8 @@ class MdsService {
   // rm-cs: a releasing CS that no chunk lists any more is dropped.
   void FinishReleases();
 
+  std::unique_ptr<env::PosixEnv> posix_env_;  // when Start was given no Env
+  env::Env env_;
   MdsConfig conf_;
   std::string key_;
   PasswordDigest digest_;
