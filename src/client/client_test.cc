@@ -431,4 +431,33 @@ TEST_F(LiveCluster, CreateOpenTakesTheWriteLeaseInOneCallAndOthersAreToldOfChang
 }
 
 }  // namespace
+
+TEST_F(LiveCluster, AnIdleMdsSkipsTheRecoveryScanAndAChangeBringsItBack) {
+  // Nothing to heal: after one scan that found nothing, passes skip the walk over every chunk.
+  auto a = client_->Create(kRootInode, "idle", 0644, true);
+  ASSERT_TRUE(a.ok());
+  {
+    auto f = client_->Open(a->ino, true);
+    ASSERT_TRUE(f.ok());
+    std::string data = Random(1 << 20, 3);
+    ASSERT_TRUE((*f)->Write(0, data.data(), data.size()).ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  auto until = [&](auto pred) {
+    for (int i = 0; i < 300 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return pred();
+  };
+  ASSERT_TRUE(until([&] { return mds_->Stats().recovery_scans_skipped > 0; }));
+  // A replica-count change is a command the scan depends on: the next pass walks again.
+  uint64_t scans = mds_->Stats().recovery_scans;
+  ASSERT_TRUE(client_->SetXattr(a->ino, "replicas", "2").ok());
+  ASSERT_TRUE(until([&] { return mds_->Stats().recovery_scans > scans; }));
+  // ... and trims the extra replica.
+  ASSERT_TRUE(until([&] {
+    proto::FileInfoReply fi;
+    return client_->MdsCall(proto::MsgType::kFileInfo, proto::InodeReq{a->ino}, &fi).ok() && fi.chunks.size() == 1 &&
+           fi.chunks[0].replicas.size() == 2;
+  }));
+}
+
 }  // namespace vstorage

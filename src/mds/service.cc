@@ -70,7 +70,10 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo, c
       },
       [me](const std::vector<Command>& batch, std::vector<Result<ApplyResult>>* out) {
         std::lock_guard<std::mutex> l(me->mu_);
-        for (const auto& c : batch) out->push_back(me->state_.Apply(c));
+        for (const auto& c : batch) {
+          out->push_back(me->state_.Apply(c));
+          if (out->back().ok() && MayNeedRecovery(c.type)) me->replica_cmds_.fetch_add(1);
+        }
         me->commits_ += batch.size();
       },
       [me] { return me->env_.clock->WallNs(); });
@@ -152,6 +155,8 @@ MdsStats MdsService::Stats() const {
   s.syncs = ps.batches;
   s.snapshots = snapshots_;
   s.snapshot_running = snapshot_running_;
+  s.recovery_scans = recovery_scans_;
+  s.recovery_scans_skipped = recovery_scans_skipped_;
   return s;
 }
 
@@ -753,11 +758,38 @@ void MdsService::RecoveryLoop() {
   }
 }
 
+std::string MdsService::RecoverySignatureLocked() const {
+  std::string sig;
+  for (const auto& cs : state_.AllCs()) {
+    auto it = cs_soft_.find(cs.id);
+    sig += cs.id.str() + (cs.dropped ? "d" : "") + (cs.releasing ? "r" : "") + ":" +
+           (it == cs_soft_.end() ? "-" : it->second.status) +
+           (it != cs_soft_.end() && it->second.reported_failed_ms ? "f" : "") + ";";
+  }
+  return sig;
+}
+
 void MdsService::RecoveryPass() {
   RecoveryPlan plan;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!ReplicationAllowed(ClusterStatusLocked(env_.clock->NowMs()))) return;  // 5.6.1: replication stops
+    // The scan below walks every chunk under mu_: skip it while nothing it depends on has
+    // changed since a pass that found nothing to do (no chunk, CS status, replica or
+    // config command; no copy in flight), with a full scan every kRecoveryFullScanMs anyway.
+    int64_t now = env_.clock->NowMs();
+    std::string sig = RecoverySignatureLocked();
+    uint64_t cmds = replica_cmds_.load();
+    if (recovery_idle_ && sig == recovery_sig_ && cmds == recovery_cmds_ && urgent_.empty() && pending_.empty() &&
+        replicating_.empty() && now - recovery_scan_ms_ < kRecoveryFullScanMs) {
+      ++recovery_scans_skipped_;
+      return;
+    }
+    recovery_sig_ = std::move(sig);
+    recovery_cmds_ = cmds;
+    recovery_scan_ms_ = now;
+    recovery_idle_ = false;
+    ++recovery_scans_;
     for (auto it = no_intact_.begin(); it != no_intact_.end();) {
       auto c = state_.ChunkById(it->first);
       it = c && c->replicas == it->second ? std::next(it) : no_intact_.erase(it);
@@ -828,6 +860,8 @@ void MdsService::RecoveryPass() {
       if (replicating_.count(c.id)) continue;  // began meanwhile
       if (UpdateChunkFrom(l, c, c.version, d.keep).ok()) extra.push_back(FreedChunk{c.id, d.drop, c.version});
     }
+    // Idle: nothing was to be copied or trimmed, so the next pass may skip its scan.
+    recovery_idle_ = plan.order.empty() && plan.queued == 0 && trim.empty() && !replication_running_;
   }
   if (!extra.empty()) QueueDeletes(extra);
 }
@@ -838,11 +872,9 @@ void MdsService::FinishReleases() {
   for (const auto& cs : state_.AllCs())
     if (cs.releasing && !cs.dropped) releasing.push_back(cs.id);
   if (releasing.empty()) return;
-  std::set<CsId> watched(releasing.begin(), releasing.end()), listed, deleting;
-  state_.ForEachChunk([&](const ChunkInfo& c) {
-    for (CsId cs : c.replicas)
-      if (watched.count(cs)) listed.insert(cs);
-  });
+  std::set<CsId> listed, deleting;
+  for (CsId cs : releasing)
+    if (state_.ChunkCountOnCs(cs) > 0) listed.insert(cs);  // the per-CS index: no scan
   {
     std::lock_guard<std::mutex> l2(del_mu_);
     for (const auto& d : pending_deletes_) deleting.insert(d.cs);

@@ -42,6 +42,21 @@ namespace vstorage::mds {
 
 inline constexpr int kWatchdogIntervalMs = 1000;
 inline constexpr uint64_t kSnapshotEveryRecords = 20000;
+inline constexpr int64_t kRecoveryFullScanMs = 30000;  // an idle MDS rescans chunks this often
+
+// Commands after which a chunk may need a copy or a trim (the recovery scan runs again).
+constexpr bool MayNeedRecovery(CommandType t) {
+  switch (t) {
+    case CommandType::kAllocChunk: case CommandType::kUpdateChunk: case CommandType::kRemoveCsReplicas:
+    case CommandType::kDropCs: case CommandType::kSetXattr: case CommandType::kSetCsReleasing:
+    case CommandType::kCreateCs: case CommandType::kUpdateCs: case CommandType::kSetCsHost:
+    case CommandType::kSetConfig: case CommandType::kSetConfigMany: case CommandType::kRename:
+    case CommandType::kLink:
+      return true;
+    default:
+      return false;
+  }
+}
 inline constexpr size_t kMaxPendingDeletes = 100000;
 
 // Counters of the commit pipeline and snapshots, for benchmarks and `stat`.
@@ -50,6 +65,8 @@ struct MdsStats {
   uint64_t syncs = 0;            // journal fdatasyncs (one covers a batch of commands)
   uint64_t snapshots = 0;        // snapshots written since start
   bool snapshot_running = false;  // a snapshot is being written now
+  uint64_t recovery_scans = 0;          // recovery passes that walked every chunk
+  uint64_t recovery_scans_skipped = 0;  // passes skipped: nothing had changed since an idle one
 };
 
 struct MdsConfig {
@@ -173,6 +190,9 @@ class MdsService {
   // Carries out one PlanCopy: bumps the version, has the target copy from the first source
   // that reads clean, commits what ResolveCopy makes of the outcome. *copied: a replica was added.
   Status RecoverChunk(ChunkId id, bool* copied);
+  // What the recovery scan depends on besides the commands counted in replica_cmds_: each
+  // CS's status and flags. Under mu_.
+  std::string RecoverySignatureLocked() const;
   // rm-cs: a releasing CS that no chunk lists any more is dropped.
   void FinishReleases();
 
@@ -216,6 +236,13 @@ class MdsService {
   std::thread scrub_;
   std::thread snapshot_;
   std::atomic<bool> snapshot_running_{false};
+  std::atomic<uint64_t> replica_cmds_{0};  // applied commands for which MayNeedRecovery
+  // The recovery thread's: what the last scan saw, and whether it found nothing to do.
+  std::string recovery_sig_;
+  uint64_t recovery_cmds_ = 0;
+  int64_t recovery_scan_ms_ = 0;
+  bool recovery_idle_ = false;
+  std::atomic<uint64_t> recovery_scans_{0}, recovery_scans_skipped_{0};
   std::atomic<uint64_t> snapshots_{0};
   std::map<ChunkId, CsId> replicating_;  // chunk -> copy target; writes wait while it is copied
   std::set<ChunkId> pending_;      // blocked chunks queued for recovery (state "pending")
