@@ -133,7 +133,8 @@ class FileSystem {
 };
 
 // The POSIX file system (env/posix.cc: every file syscall of the project's Env lives there).
-// Paths are passed to the kernel as they are. The caller owns it.
+// Paths are passed to the kernel as they are; files it creates are 0600 (owner only: an MDS
+// journal holds every name and attribute of the cluster). The caller owns it.
 std::unique_ptr<FileSystem> NewPosixFileSystem();
 
 // "a/b" -> "a", "/b" -> "/", "b" -> ".".

@@ -179,7 +179,7 @@ class PosixFileSystem : public FileSystem {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, WriteMode mode) override {
     int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (mode == WriteMode::kTruncate ? O_TRUNC : 0);
-    int fd = OpenRetry(path.c_str(), flags, 0644);
+    int fd = OpenRetry(path.c_str(), flags, 0600);
     if (fd < 0) return ErrnoStatus("open-write", path);
     struct stat st;
     if (::fstat(fd, &st) != 0) {
@@ -283,7 +283,7 @@ class PosixFileSystem : public FileSystem {
   }
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
-    int fd = OpenRetry(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = OpenRetry(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return ErrnoStatus("lock", path);
     // flock, not fcntl locks: those are per process, and a second lock from this very
     // process would succeed and be dropped when any descriptor of the file closes.

@@ -94,6 +94,20 @@ TEST_F(LogTest, AppendReadTermAtAndReopen) {
   EXPECT_EQ(log->Read(8, 8).value()[0].data, "entry-8");
 }
 
+TEST_F(LogTest, FilesAreReadableByTheOwnerOnly) {
+  // The log holds every file name and attribute: other local users must not read it.
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Append(Entries(1, 1, 1)).ok());
+    ASSERT_TRUE(log->SaveHardState({1, 1}).ok());
+    ASSERT_TRUE(log->SaveSnapshot({1, 1}, "img").ok());
+  }
+  for (const char* f : {"/log/00000000000000000001.seg", "/hardstate", "/snapshot"}) {
+    auto perms = std::filesystem::status(dir + f).permissions();
+    EXPECT_EQ(perms & std::filesystem::perms::all, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write) << f;
+  }
+}
+
 TEST_F(LogTest, TruncateSuffixRemovesAConflictingTailDurably) {
   {
     auto log = OpenLog();
