@@ -498,9 +498,15 @@ Status Log::Append(const std::vector<LogEntry>& entries) {
   for (size_t i = 0; i < entries.size(); ++i)
     VS_CHECK(entries[i].index == last + 1 + i);
   if (tail->size >= kLogSegmentBytes) {
+    std::shared_ptr<Segment> full = tail;
     ASSIGN_OR_RETURN(tail, NewSegment(last + 1));
-    std::lock_guard<std::mutex> l(mu_);
-    segs_.push_back(tail);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      segs_.push_back(tail);
+    }
+    // Only the tail is written: the full segment keeps its reader, not an fd per segment
+    // for writing (TruncateSuffix reopens one if it ever cuts back into it).
+    full->writer.reset();
   }
   std::string buf;
   std::vector<Slot> added;
