@@ -485,10 +485,6 @@ class World {
     for (int i = 0; i < kNames && res_.ok; ++i) {
       if (busy_[static_cast<size_t>(i)]) continue;  // its request may still be answered
       auto a = mds_.state().Lookup(kRootInode, Name(i));
-      if (names_[static_cast<size_t>(i)].state == NameModel::kUnknown) {
-        Observe(i, a.ok(), a.ok() ? a->ino.v : 0, "the recovered state");
-        continue;
-      }
       Observe(i, a.ok(), a.ok() ? a->ino.v : 0, "the recovered state");
       if (a.ok() && res_.ok && !bump_unknown_.count(i)) {
         auto ch = mds_.state().GetChunk(a->ino, 0);
