@@ -7,6 +7,7 @@ namespace vstorage::mds {
 
 void InvalidationHub::Publish(ClientId origin, const std::vector<proto::Invalidation>& changes, int64_t now_ms) {
   if (changes.empty()) return;
+  Answers answers;
   {
     std::lock_guard<std::mutex> l(mu_);
     for (auto it = watchers_.begin(); it != watchers_.end();) {
@@ -31,8 +32,10 @@ void InvalidationHub::Publish(ClientId origin, const std::vector<proto::Invalida
       }
       ++it;
     }
+    TakeReady(false, &answers);
   }
   cv_.notify_all();
+  for (auto& [done, rep] : answers) done(std::move(rep));
 }
 
 bool InvalidationHub::Ready(const Watcher& w, uint64_t after_seq) const {
@@ -76,21 +79,22 @@ proto::WatchChangesReply InvalidationHub::Collect(Watcher& w, uint64_t after_seq
   return rep;
 }
 
+InvalidationHub::Watcher& InvalidationHub::Touch(ClientId client, uint64_t after_seq, int64_t now_ms) {
+  auto it = watchers_.find(client);
+  if (it == watchers_.end()) {
+    it = watchers_.emplace(client, Watcher{}).first;
+    // It handled changes of an earlier MDS (or of its queue that was dropped while it was
+    // idle): what it caches since is unknown.
+    if (after_seq > 0) it->second.resync = true;
+  }
+  it->second.last_watch_ms = std::max(it->second.last_watch_ms, now_ms);
+  return it->second;
+}
+
 proto::WatchChangesReply InvalidationHub::Wait(ClientId client, uint64_t after_seq, uint32_t max_wait_ms,
                                                int64_t now_ms) {
   std::unique_lock<std::mutex> l(mu_);
-  auto find = [&]() -> Watcher& {
-    auto it = watchers_.find(client);
-    if (it == watchers_.end()) {
-      it = watchers_.emplace(client, Watcher{}).first;
-      // It handled changes of an earlier MDS (or of its queue that was dropped while it was
-      // idle): what it caches since is unknown.
-      if (after_seq > 0) it->second.resync = true;
-    }
-    it->second.last_watch_ms = std::max(it->second.last_watch_ms, now_ms);
-    return it->second;
-  };
-  find();
+  Touch(client, after_seq, now_ms);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::min(max_wait_ms, kMaxWatchWaitMs));
   for (;;) {
     auto it = watchers_.find(client);
@@ -103,24 +107,94 @@ proto::WatchChangesReply InvalidationHub::Wait(ClientId client, uint64_t after_s
     if (stop_ || Ready(it->second, after_seq)) break;
     if (cv_.wait_until(l, deadline) == std::cv_status::timeout) break;
   }
-  return Collect(find(), after_seq);
+  return Collect(Touch(client, after_seq, now_ms), after_seq);
+}
+
+void InvalidationHub::WaitAsync(ClientId client, uint64_t after_seq, uint32_t max_wait_ms, int64_t now_ms,
+                                WaitDone done) {
+  Answers answers;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Watcher& w = Touch(client, after_seq, now_ms);
+    if (auto old = parked_.find(client); old != parked_.end()) {
+      proto::WatchChangesReply nothing;
+      nothing.seq = old->second.after_seq;
+      answers.emplace_back(std::move(old->second.done), nothing);
+      parked_.erase(old);
+    }
+    if (stop_ || max_wait_ms == 0 || Ready(w, after_seq)) {
+      answers.emplace_back(std::move(done), Collect(w, after_seq));
+    } else {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::min(max_wait_ms, kMaxWatchWaitMs));
+      parked_[client] = Parked{after_seq, deadline, std::move(done)};
+      if (!timer_.joinable()) timer_ = std::thread([this] { TimerLoop(); });
+      timer_cv_.notify_one();
+    }
+  }
+  for (auto& [d, rep] : answers) d(std::move(rep));
+}
+
+void InvalidationHub::TakeReady(bool all, Answers* out) {
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    auto w = watchers_.find(it->first);
+    if (w == watchers_.end()) {  // forgotten: nothing more for it
+      proto::WatchChangesReply rep;
+      rep.seq = it->second.after_seq;
+      out->emplace_back(std::move(it->second.done), rep);
+    } else if (all || it->second.deadline <= now || Ready(w->second, it->second.after_seq)) {
+      out->emplace_back(std::move(it->second.done), Collect(w->second, it->second.after_seq));
+    } else {
+      ++it;
+      continue;
+    }
+    it = parked_.erase(it);
+  }
+}
+
+void InvalidationHub::TimerLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stop_) {
+    auto next = std::chrono::steady_clock::time_point::max();
+    for (const auto& [id, p] : parked_) next = std::min(next, p.deadline);
+    if (next == std::chrono::steady_clock::time_point::max()) timer_cv_.wait(l);
+    else timer_cv_.wait_until(l, next);
+    Answers answers;
+    TakeReady(false, &answers);
+    if (answers.empty()) continue;
+    l.unlock();
+    for (auto& [d, rep] : answers) d(std::move(rep));
+    l.lock();
+  }
 }
 
 void InvalidationHub::Forget(ClientId client) {
+  Answers answers;
   {
     std::lock_guard<std::mutex> l(mu_);
     watchers_.erase(client);
+    TakeReady(false, &answers);
   }
   cv_.notify_all();
+  for (auto& [d, rep] : answers) d(std::move(rep));
 }
 
 void InvalidationHub::Stop() {
+  Answers answers;
+  std::thread timer;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
+    TakeReady(true, &answers);
+    timer.swap(timer_);
   }
   cv_.notify_all();
+  timer_cv_.notify_all();
+  for (auto& [d, rep] : answers) d(std::move(rep));
+  if (timer.joinable()) timer.join();
 }
+
+InvalidationHub::~InvalidationHub() { Stop(); }
 
 size_t InvalidationHub::watchers() const {
   std::lock_guard<std::mutex> l(mu_);

@@ -13,10 +13,16 @@
 // kernel saw the operation. Clients that stop watching are forgotten after
 // kWatcherIdleMs (their next watch resyncs).
 //
-// Thread-safe: Publish and Wait may be called from any thread; Wait blocks (without any
-// lock of the caller held) until changes come, the timeout passes or Stop is called.
+// Thread-safe: Publish, Wait and WaitAsync may be called from any thread; Wait blocks
+// (without any lock of the caller held) until changes come, the timeout passes or Stop is
+// called. WaitAsync parks the poll instead (no thread waits: a server holds hundreds of
+// them); its answer runs on the thread that publishes, forgets or stops, or on the hub's one
+// timer thread, never under the hub's lock — so it must be quick and not block.
 #pragma once
+#include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <thread>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -46,6 +52,11 @@ class InvalidationHub {
   // real time for one if there is none. An unknown client starts watching now; if it had
   // handled changes before (after_seq > 0), it is told to resync.
   proto::WatchChangesReply Wait(ClientId client, uint64_t after_seq, uint32_t max_wait_ms, int64_t now_ms);
+  // Wait without a waiting thread: `done` gets the same answer Wait would give, at once if
+  // there is one. A client has one parked poll: a newer one answers the older with nothing.
+  using WaitDone = std::function<void(proto::WatchChangesReply)>;
+  void WaitAsync(ClientId client, uint64_t after_seq, uint32_t max_wait_ms, int64_t now_ms, WaitDone done);
+  ~InvalidationHub();  // Stop()
   // A client went away (unmount, session expired): its queue goes, and its pending Wait
   // returns with no changes.
   void Forget(ClientId client);
@@ -61,6 +72,18 @@ class InvalidationHub {
     uint64_t resync_seq = 0;        // the sequence number the resync answer carries
     int64_t last_watch_ms = 0;
   };
+  struct Parked {
+    uint64_t after_seq = 0;
+    std::chrono::steady_clock::time_point deadline;
+    WaitDone done;
+  };
+  using Answers = std::vector<std::pair<WaitDone, proto::WatchChangesReply>>;
+  // Under mu_: the watcher of `client`, created (and told to resync if it handled changes
+  // before) when unknown.
+  Watcher& Touch(ClientId client, uint64_t after_seq, int64_t now_ms);
+  // Under mu_: moves the parked polls that can be answered (all of them if `all`) to out.
+  void TakeReady(bool all, Answers* out);
+  void TimerLoop();
   // Under mu_: drops what `after_seq` acknowledges and builds the answer.
   proto::WatchChangesReply Collect(Watcher& w, uint64_t after_seq);
   bool Ready(const Watcher& w, uint64_t after_seq) const;
@@ -70,6 +93,9 @@ class InvalidationHub {
   std::condition_variable cv_;
   bool stop_ = false;
   std::map<ClientId, Watcher> watchers_;
+  std::map<ClientId, Parked> parked_;  // at most one per watcher
+  std::condition_variable timer_cv_;
+  std::thread timer_;  // started by the first parked poll
 };
 
 }  // namespace vstorage::mds

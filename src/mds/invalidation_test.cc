@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 namespace vstorage::mds {
@@ -130,6 +133,77 @@ TEST(InvalidationHub, ALongPollIsAnsweredByAPublishByForgetAndByStop) {
   stop.join();
   EXPECT_TRUE(s.changes.empty());
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
+}
+
+// What an async poll was answered with, and when.
+struct AsyncAnswer {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<proto::WatchChangesReply> rep;
+  InvalidationHub::WaitDone Done() {
+    return [this](proto::WatchChangesReply r) {
+      std::lock_guard<std::mutex> l(mu);
+      rep = std::move(r);
+      cv.notify_all();
+    };
+  }
+  bool Wait(int ms = 5000) {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return rep.has_value(); });
+  }
+  bool answered() {
+    std::lock_guard<std::mutex> l(mu);
+    return rep.has_value();
+  }
+};
+
+TEST(InvalidationHub, AParkedPollIsAnsweredByAPublishAForgetATimeoutAndStop) {
+  InvalidationHub hub;
+  hub.Wait(kB, 0, 0, 0);
+  AsyncAnswer a;
+  hub.WaitAsync(kB, 0, 5000, 0, a.Done());
+  EXPECT_FALSE(a.answered());  // parked: nothing new yet
+  hub.Publish(kA, {Entry(1, "x")}, 0);
+  ASSERT_TRUE(a.answered());  // answered by the publishing thread itself
+  ASSERT_EQ(a.rep->changes.size(), 1u);
+
+  AsyncAnswer f;
+  hub.WaitAsync(kB, a.rep->seq, 5000, 0, f.Done());
+  EXPECT_FALSE(f.answered());
+  hub.Forget(kB);
+  ASSERT_TRUE(f.answered());
+  EXPECT_TRUE(f.rep->changes.empty());
+
+  hub.Wait(kC, 0, 0, 0);
+  AsyncAnswer t;
+  auto t0 = std::chrono::steady_clock::now();
+  hub.WaitAsync(kC, 0, 100, 0, t.Done());
+  ASSERT_TRUE(t.Wait());  // the timer thread answers at the deadline
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(90));
+  EXPECT_TRUE(t.rep->changes.empty());
+
+  AsyncAnswer s;
+  hub.WaitAsync(kC, t.rep->seq, 5000, 0, s.Done());
+  EXPECT_FALSE(s.answered());
+  hub.Stop();
+  EXPECT_TRUE(s.answered());
+  AsyncAnswer after;
+  hub.WaitAsync(kC, t.rep->seq, 5000, 0, after.Done());
+  EXPECT_TRUE(after.answered());  // a stopped hub parks nothing
+}
+
+TEST(InvalidationHub, ANewerPollOfAClientAnswersTheOlderOne) {
+  InvalidationHub hub;
+  hub.Wait(kB, 0, 0, 0);
+  AsyncAnswer first, second;
+  hub.WaitAsync(kB, 0, 5000, 0, first.Done());
+  hub.WaitAsync(kB, 0, 5000, 0, second.Done());
+  ASSERT_TRUE(first.answered());
+  EXPECT_TRUE(first.rep->changes.empty());
+  EXPECT_FALSE(second.answered());
+  hub.Publish(kA, {Inode(5)}, 0);
+  ASSERT_TRUE(second.answered());
+  EXPECT_EQ(second.rep->changes.size(), 1u);
 }
 
 TEST(InvalidationHub, AWaitWithNothingNewTimesOut) {

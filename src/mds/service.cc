@@ -1359,6 +1359,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
   Status out_st;
   std::string out_body;
   bool out_has_body = false;
+  bool deferred = false;  // answered later, by someone else
   auto reply_status = [&](const Status& st) { out_st = st; };
   auto reply = [&](const auto& msg) {
     out_body = proto::EncodeToString(msg);
@@ -1533,10 +1534,13 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kWatchChanges: {
         proto::WatchChangesReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        l.unlock();  // a long poll: no lock while it waits
-        auto rep = hub_.Wait(r.client, r.after_seq, r.max_wait_ms, now);
-        l.lock();
-        reply(rep);
+        // A long poll parks in the hub: no thread of the server waits for it.
+        deferred = true;
+        rpc::Frame to;
+        to.type = req.type;
+        to.req_id = req.req_id;
+        hub_.WaitAsync(r.client, r.after_seq, r.max_wait_ms, now,
+                       [c, to](proto::WatchChangesReply rep) mutable { c.PostEncoded(to, proto::EncodeToString(rep)); });
         return;
       }
       case MsgType::kReaddirPlus: {
@@ -1698,9 +1702,11 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
   };
   run();
   l.unlock();
-  if (!out_st.ok()) (void)c.ReplyError(req, out_st);
-  else if (out_has_body) (void)c.ReplyEncoded(req, std::move(out_body));
-  else (void)c.Reply(req, proto::Empty{});
+  if (!deferred) {
+    if (!out_st.ok()) (void)c.ReplyError(req, out_st);
+    else if (out_has_body) (void)c.ReplyEncoded(req, std::move(out_body));
+    else (void)c.Reply(req, proto::Empty{});
+  }
   if (!freed.empty()) QueueDeletes(freed);
 }
 

@@ -30,13 +30,20 @@ Status RecvMsg(Socket& s, MsgType want, T* m) {
   return proto::DecodeFromString(f.body, m, "handshake message");
 }
 
-Status SendError(Socket& s, Code c, const std::string& msg) {
+template <typename T>
+Frame MakeFrame(MsgType t, const T& m) {
+  Frame f;
+  f.type = static_cast<uint16_t>(t);
+  f.body = proto::EncodeToString(m);
+  return f;
+}
+
+ServerHandshaker::Step Refuse(Code c, const std::string& msg) {
   Frame f;
   f.flags = kFlagResponse | kFlagError;
   f.type = static_cast<uint16_t>(MsgType::kHandshakeResult);
   f.body = proto::EncodeToString(proto::ErrorReply{static_cast<uint16_t>(c), msg});
-  (void)s.Send(f);
-  return Err(c, msg);
+  return ServerHandshaker::Step{std::move(f), Err(c, msg)};
 }
 
 std::string WrapKey(const std::string& pw_hash, const std::string& nonce_s,
@@ -49,50 +56,46 @@ std::string WrapKey(const std::string& pw_hash, const std::string& nonce_s,
 
 }  // namespace
 
-Result<HandshakeOutcome> ServerHandshake(Socket& s, const ServerAuth& auth) {
+ServerHandshaker::ServerHandshaker(const ServerAuth& auth) : auth_(auth), nonce_(RandomBytes(16)) {
   proto::Challenge ch;
   ch.cluster = auth.cluster;
-  ch.nonce = RandomBytes(16);
+  ch.nonce = nonce_;
   if (auth.password) {
     ch.pw_salt = auth.password->salt;
     ch.pw_iterations = static_cast<uint32_t>(auth.password->iterations);
   }
-  RETURN_IF_ERROR(SendMsg(s, MsgType::kChallenge, ch));
-  Frame f;
-  RETURN_IF_ERROR(s.Recv(&f, kHandshakeTimeoutMs));
+  challenge_ = MakeFrame(MsgType::kChallenge, ch);
+}
+
+ServerHandshaker::Step ServerHandshaker::OnFrame(const Frame& f) const {
   HandshakeOutcome out;
   if (f.type == static_cast<uint16_t>(MsgType::kPasswordAuth)) {
     proto::PasswordAuth pa;
-    RETURN_IF_ERROR(proto::DecodeFromString(f.body, &pa, "password auth"));
-    if (!auth.password)
-      return SendError(s, Code::kAuthFailed, "this server does not accept passwords; use an MDS");
-    std::string expect = HmacSha256(auth.password->hash, "password" + ch.nonce);
+    if (Status st = proto::DecodeFromString(f.body, &pa, "password auth"); !st.ok()) return Step{std::nullopt, st};
+    if (!auth_.password) return Refuse(Code::kAuthFailed, "this server does not accept passwords; use an MDS");
+    std::string expect = HmacSha256(auth_.password->hash, "password" + nonce_);
     if (!SecretEquals(expect, pa.proof))
-      return SendError(s, Code::kAuthFailed,
-                       "wrong password for cluster '" + auth.cluster + "'");
+      return Refuse(Code::kAuthFailed, "wrong password for cluster '" + auth_.cluster + "'");
     proto::PasswordAuthReply rep;
-    rep.wrapped_key = WrapKey(auth.password->hash, ch.nonce, auth.key);
-    RETURN_IF_ERROR(SendMsg(s, MsgType::kPasswordAuth, rep));
+    rep.wrapped_key = WrapKey(auth_.password->hash, nonce_, auth_.key);
     out.password_auth = true;
-    return out;
+    return Step{MakeFrame(MsgType::kPasswordAuth, rep), out};
   }
   if (f.type != static_cast<uint16_t>(MsgType::kChallengeResponse))
-    return SendError(s, Code::kProtocol, "expected a handshake response");
+    return Refuse(Code::kProtocol, "expected a handshake response");
   proto::ChallengeResponse cr;
-  RETURN_IF_ERROR(proto::DecodeFromString(f.body, &cr, "handshake response"));
-  if (cr.cluster != auth.cluster)
-    return SendError(s, Code::kAuthFailed,
-                     "this server belongs to cluster '" + auth.cluster + "', not '" + cr.cluster + "'");
-  std::string expect = HmacSha256(auth.key, "client" + ch.nonce + cr.nonce);
+  if (Status st = proto::DecodeFromString(f.body, &cr, "handshake response"); !st.ok()) return Step{std::nullopt, st};
+  if (cr.cluster != auth_.cluster)
+    return Refuse(Code::kAuthFailed,
+                  "this server belongs to cluster '" + auth_.cluster + "', not '" + cr.cluster + "'");
+  std::string expect = HmacSha256(auth_.key, "client" + nonce_ + cr.nonce);
   if (cr.nonce.size() != 16 || !SecretEquals(expect, cr.mac))
-    return SendError(s, Code::kAuthFailed,
-                     "peer is not authenticated in cluster '" + auth.cluster +
-                         "': run 'vstorage -c " + auth.cluster + " auth-node' on that host");
+    return Refuse(Code::kAuthFailed, "peer is not authenticated in cluster '" + auth_.cluster +
+                                         "': run 'vstorage -c " + auth_.cluster + " auth-node' on that host");
   proto::HandshakeResult hr;
-  hr.mac = HmacSha256(auth.key, "server" + cr.nonce + ch.nonce);
-  RETURN_IF_ERROR(SendMsg(s, MsgType::kHandshakeResult, hr));
+  hr.mac = HmacSha256(auth_.key, "server" + cr.nonce + nonce_);
   out.kind = cr.kind;
-  return out;
+  return Step{MakeFrame(MsgType::kHandshakeResult, hr), out};
 }
 
 Status ClientHandshake(Socket& s, const std::string& cluster, const std::string& key,

@@ -18,6 +18,13 @@ namespace vstorage::rpc {
 
 inline constexpr int kHandshakeTimeoutMs = 10000;
 
+// What a client proves itself with.
+struct Credentials {
+  std::string cluster;
+  std::string key;
+  proto::PeerKind kind = proto::PeerKind::kClient;
+};
+
 struct ServerAuth {
   std::string cluster;
   std::string key;                            // cluster key K
@@ -29,7 +36,25 @@ struct HandshakeOutcome {
   bool password_auth = false;  // auth-node done; the connection must be closed
 };
 
-Result<HandshakeOutcome> ServerHandshake(Socket& s, const ServerAuth& auth);
+// The server's side as a state machine, so a blocking socket and the event loop drive the
+// same code: send Challenge(), feed the peer's one frame to OnFrame(), send the frame it
+// returns (if any), then the connection is authenticated or must be closed.
+class ServerHandshaker {
+ public:
+  explicit ServerHandshaker(const ServerAuth& auth);
+  const Frame& challenge() const { return challenge_; }
+  struct Step {
+    std::optional<Frame> reply;       // to send before acting on `outcome`
+    Result<HandshakeOutcome> outcome;  // an error: close after sending `reply`
+  };
+  Step OnFrame(const Frame& f) const;
+
+ private:
+  const ServerAuth& auth_;
+  std::string nonce_;
+  Frame challenge_;
+};
+
 Status ClientHandshake(Socket& s, const std::string& cluster, const std::string& key,
                        proto::PeerKind kind);
 // auth-node: proves the password to an MDS and returns the cluster key.

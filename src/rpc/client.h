@@ -1,5 +1,5 @@
-// Client side of the RPC layer: an authenticated connection making one call at a time, and
-// a pool of such connections per address so concurrent callers do not serialise.
+// Client side of the RPC layer as its callers use it: handles (Conn) on the shared,
+// multiplexed channels of rpc/channel.h, one channel per address (ConnPool).
 #pragma once
 #include <map>
 #include <memory>
@@ -9,24 +9,24 @@
 
 #include "proto/messages.h"
 #include "rpc/auth.h"
+#include "rpc/channel.h"
 #include "rpc/socket.h"
 
 namespace vstorage::rpc {
 
 inline constexpr int kConnectTimeoutMs = 3000;
 inline constexpr int kDefaultCallTimeoutMs = 30000;
-inline constexpr size_t kMaxIdleConnsPerAddr = 16;
 
-struct Credentials {
-  std::string cluster;
-  std::string key;
-  proto::PeerKind kind = proto::PeerKind::kClient;
-};
-
+// A caller's handle on the shared channel to one address (rpc/channel.h): many Conns to
+// one peer share one multiplexed connection. A Conn has at most one split call (Send, then
+// Receive) outstanding. Not thread-safe itself; hand one to one thread at a time.
 class Conn {
  public:
+  // A connection of its own, on the process's default I/O loop.
   static Result<std::unique_ptr<Conn>> Dial(const std::string& addr, const Credentials& cred,
                                             int timeout_ms = kConnectTimeoutMs);
+  explicit Conn(std::shared_ptr<Channel> ch);
+  ~Conn();  // a call sent and never received is abandoned
   // Sends a request and waits for its reply. An error reply becomes its Status. A transport
   // error marks the connection broken (broken() == true).
   Status CallRaw(proto::MsgType type, const std::string& body, const char* payload,
@@ -48,30 +48,33 @@ class Conn {
     RETURN_IF_ERROR(CallRaw(type, proto::EncodeToString(req), payload, payload_len, &f, timeout_ms));
     return proto::DecodeFromString(f.body, rep, "reply");
   }
-  bool broken() const { return broken_; }
-  // An idle connection the peer has closed meanwhile (see Socket::IdleButStale).
-  bool stale() const { return sock_.IdleButStale(); }
-  const std::string& addr() const { return addr_; }
+  bool broken() const { return broken_ || !ch_->healthy(); }
+  // An idle connection the peer has closed meanwhile (see Channel::IdleButStale).
+  bool stale() const { return ch_->IdleButStale(); }
+  const std::string& addr() const { return ch_->addr(); }
+  const std::shared_ptr<Channel>& channel() const { return ch_; }
 
  private:
-  Conn(Socket s, std::string addr) : sock_(std::move(s)), addr_(std::move(addr)) {}
-  Status Broken(const Status& st);
-  Socket sock_;
-  std::string addr_;
-  uint64_t next_id_ = 1;
+  Status Check(Status st);
+  std::shared_ptr<Channel> ch_;
+  std::unique_ptr<Channel::Ticket> outstanding_;
+  Frame outstanding_reply_;
+  uint64_t outstanding_id_ = 0;
   bool broken_ = false;
 };
 
-// Thread-safe pool; Acquire dials when no idle connection exists. An idle connection the
-// peer closed meanwhile (a server restarted) is dropped, never handed out: its first send
-// would fail and the peer would be blamed for an outage that is long over.
+// Thread-safe: one shared channel per address, dialled on first use and again after it
+// broke; Acquire hands out a handle on it. A channel the peer closed meanwhile (a server
+// restarted) is never handed out: its first send would fail and the peer would be blamed
+// for an outage that is long over.
 class ConnPool {
  public:
-  explicit ConnPool(Credentials cred) : cred_(std::move(cred)) {}
+  explicit ConnPool(Credentials cred, IoLoop* loop = nullptr)
+      : cred_(std::move(cred)), loop_(loop ? loop : &IoLoop::Default()) {}
   Result<std::unique_ptr<Conn>> Acquire(const std::string& addr);
-  // Returns a connection for reuse unless it is broken.
+  // Gives a handle back (a broken one takes its channel with it).
   void Release(std::unique_ptr<Conn> c);
-  // Drops every idle connection to addr (after a failure there).
+  // Drops the channel to addr (after a failure there); calls on it still finish.
   void Forget(const std::string& addr);
   const Credentials& credentials() const { return cred_; }
 
@@ -87,8 +90,9 @@ class ConnPool {
 
  private:
   Credentials cred_;
+  IoLoop* loop_;
   std::mutex mu_;
-  std::map<std::string, std::vector<std::unique_ptr<Conn>>> idle_;
+  std::map<std::string, std::shared_ptr<Channel>> channels_;
 };
 
 }  // namespace vstorage::rpc

@@ -1,9 +1,18 @@
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include "common/config.h"
+#include "rpc/channel.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
 
@@ -166,6 +175,307 @@ TEST(Frame, GoldenHeaderAndBadMagic) {
   EXPECT_EQ(d->payload_len, 6u);
   h[0] = 'X';
   EXPECT_EQ(DecodeFrameHeader(h).status().code(), Code::kProtocol);
+}
+
+}  // namespace
+}  // namespace vstorage::rpc
+
+namespace vstorage::rpc {
+namespace {
+
+using proto::MsgType;
+
+// A latch the handlers of a test wait on, so a test controls which request finishes first.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  int entered = 0;
+  bool open = false;
+  std::set<uint64_t> released;
+  void Enter() {
+    std::lock_guard<std::mutex> l(mu);
+    ++entered;
+    cv.notify_all();
+  }
+  bool WaitEntered(int n) {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, std::chrono::seconds(10), [&] { return entered >= n; });
+  }
+  void WaitOpen(uint64_t id) {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return open || released.count(id); });
+  }
+  void Release(uint64_t id) {
+    std::lock_guard<std::mutex> l(mu);
+    released.insert(id);
+    cv.notify_all();
+  }
+  void OpenAll() {
+    std::lock_guard<std::mutex> l(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+class EventServerTest : public ::testing::Test {
+ protected:
+  void StartServer(ServerLimits limits) {
+    key_ = RandomBytes(32);
+    server_ = std::make_unique<Server>(limits);
+    ASSERT_TRUE(server_->Listen(HostPort{"127.0.0.1", 0}).ok());
+    server_->Start(ServerAuth{"c1", key_, std::nullopt}, [this](ServerConn& c, Frame& req) {
+      gate_.Enter();
+      gate_.WaitOpen(req.req_id);
+      proto::AttrReply rep;
+      rep.attr.ino = InodeId{req.req_id};
+      (void)c.Reply(req, rep, req.payload.data(), req.payload.size());
+    });
+  }
+  void TearDown() override {
+    gate_.OpenAll();
+    if (server_) server_->Stop();
+  }
+  Socket Authenticated() {
+    auto s = Socket::Connect(HostPort{"127.0.0.1", server_->port()}, 1000);
+    EXPECT_TRUE(s.ok());
+    EXPECT_TRUE(ClientHandshake(*s, "c1", key_, proto::PeerKind::kClient).ok());
+    return std::move(*s);
+  }
+  static Status SendReq(Socket& s, uint64_t id, const std::string& payload = "") {
+    Frame f;
+    f.type = static_cast<uint16_t>(MsgType::kLookup);
+    f.req_id = id;
+    f.body = proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"});
+    return s.Send(f, payload.data(), payload.size());
+  }
+  template <typename Pred>
+  static bool WaitFor(Pred p) {
+    for (int i = 0; i < 2000; ++i) {
+      if (p()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return p();
+  }
+  std::string key_;
+  std::unique_ptr<Server> server_;
+  Gate gate_;
+};
+
+TEST_F(EventServerTest, RequestsOfOneConnectionRunConcurrentlyAndReplyOutOfOrder) {
+  StartServer(ServerLimits{});
+  Socket s = Authenticated();
+  ASSERT_TRUE(SendReq(s, 1, "first").ok());
+  ASSERT_TRUE(SendReq(s, 2, "second").ok());
+  // Both handlers are running at once: request 1 does not hold up request 2.
+  ASSERT_TRUE(gate_.WaitEntered(2));
+  gate_.Release(2);
+  Frame rep;
+  ASSERT_TRUE(s.Recv(&rep, 5000).ok());
+  EXPECT_EQ(rep.req_id, 2u);
+  EXPECT_EQ(rep.payload, "second");
+  gate_.Release(1);
+  ASSERT_TRUE(s.Recv(&rep, 5000).ok());
+  EXPECT_EQ(rep.req_id, 1u);
+  EXPECT_EQ(rep.payload, "first");
+}
+
+TEST_F(EventServerTest, AConnectionAtItsInflightLimitIsNotReadUntilAReplyIsOut) {
+  ServerLimits lim;
+  lim.max_inflight_per_conn = 2;
+  StartServer(lim);
+  Socket s = Authenticated();
+  for (uint64_t id = 1; id <= 5; ++id) ASSERT_TRUE(SendReq(s, id).ok());
+  ASSERT_TRUE(gate_.WaitEntered(2));
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().paused_reads >= 1; }));
+  {
+    std::lock_guard<std::mutex> l(gate_.mu);
+    EXPECT_EQ(gate_.entered, 2);  // the reader stopped: requests 3..5 were not taken yet
+  }
+  gate_.OpenAll();
+  std::set<uint64_t> got;
+  Frame rep;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(s.Recv(&rep, 5000).ok());
+    got.insert(rep.req_id);
+  }
+  EXPECT_EQ(got, (std::set<uint64_t>{1, 2, 3, 4, 5}));
+}
+
+TEST_F(EventServerTest, AnOversizedFrameBeforeAuthenticationClosesTheConnectionAtOnce) {
+  StartServer(ServerLimits{});
+  auto s = Socket::Connect(HostPort{"127.0.0.1", server_->port()}, 1000);
+  ASSERT_TRUE(s.ok());
+  Frame ch;
+  ASSERT_TRUE(s->Recv(&ch, 5000).ok());  // the challenge
+  // A header announcing 1 MiB that never comes: the server must not wait for (or buffer) it.
+  Frame big;
+  big.type = static_cast<uint16_t>(MsgType::kChallengeResponse);
+  char h[kFrameHeaderBytes];
+  EncodeFrameHeader(big, 1 << 20, 0, h);
+  ASSERT_EQ(::send(s->fd(), h, sizeof h, MSG_NOSIGNAL), static_cast<ssize_t>(sizeof h));
+  Frame f;
+  EXPECT_FALSE(s->Recv(&f, 5000).ok());
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().failed_handshakes == 1; }));
+}
+
+TEST_F(EventServerTest, ASilentPeerIsDroppedAtTheHandshakeDeadline) {
+  ServerLimits lim;
+  lim.handshake_timeout_ms = 300;
+  StartServer(lim);
+  auto s = Socket::Connect(HostPort{"127.0.0.1", server_->port()}, 1000);
+  ASSERT_TRUE(s.ok());
+  Frame ch;
+  ASSERT_TRUE(s->Recv(&ch, 5000).ok());
+  auto t0 = std::chrono::steady_clock::now();
+  Frame f;
+  Status st = s->Recv(&f, 10000);  // we say nothing; the server hangs up
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.code(), Code::kTimeout) << st.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().pending_handshakes == 0; }));
+}
+
+TEST_F(EventServerTest, PendingHandshakesPerSourceAreCapped) {
+  ServerLimits lim;
+  lim.max_pending_handshakes_per_source = 3;
+  StartServer(lim);
+  std::vector<Socket> silent;
+  for (int i = 0; i < 3; ++i) {
+    auto s = Socket::Connect(HostPort{"127.0.0.1", server_->port()}, 1000);
+    ASSERT_TRUE(s.ok());
+    silent.push_back(std::move(*s));
+  }
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().pending_handshakes == 3; }));
+  auto extra = Socket::Connect(HostPort{"127.0.0.1", server_->port()}, 1000);
+  ASSERT_TRUE(extra.ok());
+  Frame f;
+  EXPECT_FALSE(extra->Recv(&f, 5000).ok());  // closed without a challenge
+  EXPECT_EQ(server_->stats().refused_handshakes, 1u);
+  silent.clear();  // they go away: the source may connect again
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().pending_handshakes == 0; }));
+  Socket ok = Authenticated();
+  gate_.OpenAll();
+  ASSERT_TRUE(SendReq(ok, 7).ok());
+  ASSERT_TRUE(ok.Recv(&f, 5000).ok());
+  EXPECT_EQ(f.req_id, 7u);
+}
+
+static int ThreadsOfThisProcess() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+TEST_F(EventServerTest, IdleConnectionsCostNoThreads) {
+  StartServer(ServerLimits{});
+  gate_.OpenAll();
+  int before = ThreadsOfThisProcess();
+  std::vector<Socket> conns;
+  for (int i = 0; i < 300; ++i) conns.push_back(Authenticated());
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().connections == 300; }));
+  EXPECT_LE(ThreadsOfThisProcess(), before + 2);
+  // And every one of them still works.
+  for (size_t i = 0; i < conns.size(); i += 50) {
+    ASSERT_TRUE(SendReq(conns[i], i + 1).ok());
+    Frame f;
+    ASSERT_TRUE(conns[i].Recv(&f, 5000).ok());
+    EXPECT_EQ(f.req_id, i + 1);
+  }
+}
+
+TEST_F(EventServerTest, OneChannelCarriesConcurrentCallsAndMatchesOutOfOrderReplies) {
+  StartServer(ServerLimits{});
+  IoLoop loop(1);
+  auto ch = Channel::Dial(loop, "127.0.0.1:" + std::to_string(server_->port()), Credentials{"c1", key_}, 1000);
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  constexpr int kCallers = 8;
+  std::vector<std::thread> ts;
+  std::vector<Status> sts(kCallers);
+  std::vector<std::string> got(kCallers);
+  for (int i = 0; i < kCallers; ++i) {
+    ts.emplace_back([&, i] {
+      std::string payload(1000 + i, static_cast<char>('a' + i));
+      Frame rep;
+      std::string buf(4096, '\0');
+      size_t n = 0;
+      sts[i] = (*ch)->Call(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"}), payload.data(),
+                           payload.size(), &rep, 10000, buf.data(), buf.size(), &n);
+      got[i] = buf.substr(0, n);
+    });
+  }
+  // All of them are in the server at once, over the one connection.
+  ASSERT_TRUE(gate_.WaitEntered(kCallers));
+  EXPECT_EQ(server_->stats().connections, 1);
+  // Answer them newest first.
+  for (uint64_t id = kCallers; id >= 1; --id) gate_.Release(id);
+  for (auto& t : ts) t.join();
+  for (int i = 0; i < kCallers; ++i) {
+    ASSERT_TRUE(sts[i].ok()) << sts[i].ToString();
+    EXPECT_EQ(got[i], std::string(1000 + i, static_cast<char>('a' + i)));  // its own reply, into its buffer
+  }
+  EXPECT_TRUE((*ch)->healthy());
+}
+
+TEST_F(EventServerTest, AChannelCallBeyondItsWindowWaitsForASlot) {
+  StartServer(ServerLimits{});
+  IoLoop loop(1);
+  auto ch = Channel::Dial(loop, "127.0.0.1:" + std::to_string(server_->port()), Credentials{"c1", key_}, 1000, 2);
+  ASSERT_TRUE(ch.ok());
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 3; ++i) {
+    ts.emplace_back([&] {
+      proto::AttrReply rep;
+      if ((*ch)->Call(MsgType::kLookup, proto::LookupReq{InodeId{1}, "x"}, &rep, 10000).ok()) ++ok;
+    });
+  }
+  ASSERT_TRUE(gate_.WaitEntered(2));
+  // The third waits in the client: only two requests are ever in flight.
+  gate_.Release(1);
+  gate_.Release(2);
+  ASSERT_TRUE(gate_.WaitEntered(3));
+  {
+    std::lock_guard<std::mutex> l(gate_.mu);
+    EXPECT_EQ(gate_.entered, 3);
+  }
+  gate_.Release(3);
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 3);
+}
+
+TEST_F(EventServerTest, ACallWithoutAnswerTimesOutAndBreaksTheChannel) {
+  StartServer(ServerLimits{});
+  IoLoop loop(1);
+  auto ch = Channel::Dial(loop, "127.0.0.1:" + std::to_string(server_->port()), Credentials{"c1", key_}, 1000);
+  ASSERT_TRUE(ch.ok());
+  std::string buf(4096, '\0');
+  Frame rep;
+  size_t n = 0;
+  Status st = (*ch)->Call(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"}), "abc", 3, &rep,
+                          200, buf.data(), buf.size(), &n);
+  EXPECT_EQ(st.code(), Code::kTimeout) << st.ToString();
+  EXPECT_FALSE((*ch)->healthy());
+  gate_.OpenAll();  // the late reply finds the connection gone, not our buffer
+  proto::AttrReply ar;
+  EXPECT_EQ((*ch)->Call(MsgType::kLookup, proto::LookupReq{InodeId{1}, "x"}, &ar, 1000).code(), Code::kUnavailable);
+}
+
+TEST_F(EventServerTest, AChannelNoticesAPeerThatWentAway) {
+  StartServer(ServerLimits{});
+  gate_.OpenAll();
+  IoLoop loop(1);
+  auto ch = Channel::Dial(loop, "127.0.0.1:" + std::to_string(server_->port()), Credentials{"c1", key_}, 1000);
+  ASSERT_TRUE(ch.ok());
+  proto::AttrReply ar;
+  ASSERT_TRUE((*ch)->Call(MsgType::kLookup, proto::LookupReq{InodeId{1}, "x"}, &ar, 1000).ok());
+  server_->Stop();
+  ASSERT_TRUE(WaitFor([&] { return !(*ch)->healthy(); }));
+  Status st = (*ch)->Call(MsgType::kLookup, proto::LookupReq{InodeId{1}, "x"}, &ar, 1000);
+  EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
 }
 
 }  // namespace

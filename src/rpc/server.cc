@@ -1,140 +1,479 @@
 #include "rpc/server.h"
 
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+#include <array>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <list>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
 
+#include <asio.hpp>
+
+#include "common/limits.h"
 #include "common/log.h"
+#include "rpc/worker_pool.h"
 
 namespace vstorage::rpc {
 
-Status ServerConn::ReplyError(const Frame& req, const Status& st) {
-  Frame f;
-  f.type = req.type;
-  f.req_id = req.req_id;
-  f.flags = kFlagResponse | kFlagError;
-  f.body = proto::EncodeToString(
-      proto::ErrorReply{static_cast<uint16_t>(st.code()), st.message()});
-  return sock_.Send(f);
+using asio::ip::tcp;
+using Strand = asio::strand<asio::io_context::executor_type>;
+
+namespace detail {
+
+struct ServerCore {
+  explicit ServerCore(ServerLimits l) : limits(l), workers(l.max_workers) {}
+  ServerLimits limits;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> io_threads;
+  WorkerPool workers;
+  ServerAuth auth;
+  Server::Handler handler;
+  Server::AuthNodeHook hook;
+  std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> refused{0}, failed{0}, paused{0};
+
+  std::mutex mu;  // guards what follows
+  std::map<std::string, int> pending_by_source;
+  int pending = 0;
+  int conns = 0;
+  std::list<std::weak_ptr<Connection>> live;
+};
+
+// A reply waiting to be written, owned by the thread that waits for it (ServerConn::Send).
+struct PendingWrite {
+  std::array<char, kFrameHeaderBytes> header;
+  std::string body;
+  const char* payload = nullptr;
+  size_t payload_len = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool owned = false;  // nobody waits: Finish deletes it
+  Status st;
+  void Finish(Status s) {
+    if (owned) {
+      delete this;
+      return;
+    }
+    std::lock_guard<std::mutex> l(mu);
+    st = std::move(s);
+    done = true;
+    cv.notify_one();
+  }
+};
+
+// Everything below runs on the connection's strand, except Write() and Done(), which post.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(std::shared_ptr<ServerCore> core, tcp::socket s, std::string source)
+      : core_(std::move(core)),
+        strand_(asio::make_strand(core_->io)),
+        sock_(std::move(s)),
+        source_(std::move(source)),
+        deadline_(strand_),
+        resume_(strand_),
+        write_timer_(strand_) {
+    asio::error_code ec;
+    auto ep = sock_.remote_endpoint(ec);
+    peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  const Strand& strand() const { return strand_; }
+  const std::string& peer() const { return peer_; }
+
+  asio::awaitable<void> Run();
+  // From any thread: queue w, and wait until it is written or has failed.
+  Status Write(PendingWrite* w);
+  // From any thread: queue an owned w (w->owned) and return.
+  void Post(PendingWrite* w);
+  // From any thread.
+  void Close() {
+    asio::post(strand_, [self = shared_from_this()] { self->CloseNow(); });
+  }
+
+ private:
+  asio::awaitable<Status> ReadFrame(Frame* f, size_t cap);
+  asio::awaitable<bool> Handshake(proto::PeerKind* kind);
+  asio::awaitable<void> WriteLoop();
+  void CloseNow();
+  void Dispatch(Frame f, proto::PeerKind kind);
+
+  std::shared_ptr<ServerCore> core_;
+  Strand strand_;
+  tcp::socket sock_;
+  std::string source_, peer_;
+  asio::steady_timer deadline_;     // the handshake's
+  asio::steady_timer resume_;       // the reader waits here while the connection is at its limit
+  asio::steady_timer write_timer_;  // a reply the peer does not take
+  uint64_t write_gen_ = 0;
+  std::array<char, kFrameHeaderBytes> hdr_;
+  int inflight_ = 0;
+  bool reader_waiting_ = false;
+  bool closed_ = false;
+  bool writing_ = false;
+  std::deque<PendingWrite*> queue_;
+};
+
+void Connection::CloseNow() {
+  if (closed_) return;
+  closed_ = true;
+  asio::error_code ec;
+  sock_.shutdown(tcp::socket::shutdown_both, ec);
+  sock_.close(ec);
+  deadline_.cancel();
+  resume_.cancel();
+  write_timer_.cancel();
+  // Writes not yet started fail now; the one being written fails when its write returns.
+  if (!writing_) {
+    for (auto* w : queue_) w->Finish(Err(Code::kUnavailable, "connection to " + peer_ + " closed"));
+    queue_.clear();
+  }
 }
 
+Status Connection::Write(PendingWrite* w) {
+  Post(w);
+  std::unique_lock<std::mutex> l(w->mu);
+  w->cv.wait(l, [&] { return w->done; });
+  return w->st;
+}
+
+void Connection::Post(PendingWrite* w) {
+  asio::post(strand_, [self = shared_from_this(), w] {
+    if (self->closed_) {
+      w->Finish(Err(Code::kUnavailable, "connection to " + self->peer_ + " closed"));
+      return;
+    }
+    self->queue_.push_back(w);
+    if (!self->writing_) {
+      self->writing_ = true;
+      asio::co_spawn(self->strand_, self->WriteLoop(), asio::detached);
+    }
+  });
+}
+
+// Replies queued while one is written go out together, in one gathered write.
+asio::awaitable<void> Connection::WriteLoop() {
+  auto self = shared_from_this();
+  static constexpr size_t kMaxWritesPerBatch = 64;
+  std::vector<PendingWrite*> batch;
+  std::vector<asio::const_buffer> bufs;
+  while (!queue_.empty() && !closed_) {
+    batch.clear();
+    bufs.clear();
+    while (!queue_.empty() && batch.size() < kMaxWritesPerBatch) {
+      PendingWrite* w = queue_.front();
+      queue_.pop_front();
+      batch.push_back(w);
+      bufs.emplace_back(w->header.data(), w->header.size());
+      if (!w->body.empty()) bufs.emplace_back(w->body.data(), w->body.size());
+      if (w->payload_len) bufs.emplace_back(w->payload, w->payload_len);
+    }
+    uint64_t gen = ++write_gen_;
+    write_timer_.expires_after(std::chrono::milliseconds(kReplyWriteTimeoutMs));
+    write_timer_.async_wait([this, self, gen](asio::error_code ec) {
+      if (!ec && gen == write_gen_ && writing_) {
+        LOG_WARN("%s took no reply for %d ms: closing the connection", peer_.c_str(), kReplyWriteTimeoutMs);
+        CloseNow();
+      }
+    });
+    asio::error_code ec;
+    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    ++write_gen_;
+    write_timer_.cancel();
+    Status st = ec ? Err(Code::kUnavailable, "write to " + peer_ + ": " + ec.message()) : Status::Ok();
+    for (auto* w : batch) w->Finish(st);
+    if (ec) CloseNow();
+  }
+  writing_ = false;
+  for (auto* w : queue_) w->Finish(Err(Code::kUnavailable, "connection to " + peer_ + " closed"));
+  queue_.clear();
+}
+
+asio::awaitable<Status> Connection::ReadFrame(Frame* f, size_t cap) {
+  asio::error_code ec;
+  co_await asio::async_read(sock_, asio::buffer(hdr_), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Err(Code::kUnavailable, peer_ + ": " + ec.message());
+  auto h = DecodeFrameHeader(hdr_.data());
+  if (!h.ok()) co_return h.status();
+  if (static_cast<size_t>(h->body_len) + h->payload_len > cap)
+    co_return Err(Code::kProtocol, "frame of " + std::to_string(h->body_len + uint64_t{h->payload_len}) +
+                                       " bytes before authentication (limit " + std::to_string(cap) + ")");
+  f->type = h->type;
+  f->req_id = h->req_id;
+  f->flags = h->flags;
+  f->body.resize(h->body_len);
+  f->payload.resize(h->payload_len);
+  std::array<asio::mutable_buffer, 2> bufs{asio::buffer(f->body), asio::buffer(f->payload)};
+  co_await asio::async_read(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return Err(Code::kUnavailable, peer_ + ": " + ec.message());
+  co_return Status::Ok();
+}
+
+asio::awaitable<bool> Connection::Handshake(proto::PeerKind* kind) {
+  deadline_.expires_after(std::chrono::milliseconds(core_->limits.handshake_timeout_ms));
+  deadline_.async_wait([this, self = shared_from_this()](asio::error_code ec) {
+    if (!ec) {
+      LOG_DEBUG("%s: no handshake within %d ms", peer_.c_str(), core_->limits.handshake_timeout_ms);
+      CloseNow();
+    }
+  });
+  ServerHandshaker hs(core_->auth);
+  auto send = [&](const Frame& f) -> asio::awaitable<asio::error_code> {
+    std::array<char, kFrameHeaderBytes> h;
+    EncodeFrameHeader(f, f.body.size(), 0, h.data());
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(h), asio::buffer(f.body)};
+    asio::error_code ec;
+    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    co_return ec;
+  };
+  bool ok = false;
+  Frame f;
+  Status st = Status::Ok();
+  if (auto ec = co_await send(hs.challenge())) st = Err(Code::kUnavailable, ec.message());
+  if (st.ok()) st = co_await ReadFrame(&f, kMaxHandshakeFrameBytes);
+  if (st.ok()) {
+    auto step = hs.OnFrame(f);
+    if (step.reply) (void)co_await send(*step.reply);
+    st = step.outcome.status();
+    if (step.outcome.ok() && step.outcome->password_auth) {
+      if (core_->hook) core_->workers.Submit([core = core_, peer = peer_] { core->hook(peer); });
+    } else if (step.outcome.ok()) {
+      *kind = step.outcome->kind;
+      ok = !closed_;
+    }
+  }
+  deadline_.cancel();
+  if (!st.ok()) {
+    ++core_->failed;
+    LOG_DEBUG("handshake with %s failed: %s", peer_.c_str(), st.ToString().c_str());
+  }
+  {
+    std::lock_guard<std::mutex> l(core_->mu);
+    --core_->pending;
+    if (--core_->pending_by_source[source_] == 0) core_->pending_by_source.erase(source_);
+  }
+  co_return ok;
+}
+
+void Connection::Dispatch(Frame f, proto::PeerKind kind) {
+  ++inflight_;
+  auto self = shared_from_this();
+  bool queued = core_->workers.Submit([self, kind, f = std::move(f)]() mutable {
+    ServerConn conn(self, kind);
+    self->core_->handler(conn, f);
+    asio::post(self->strand_, [self] {
+      --self->inflight_;
+      if (self->reader_waiting_) self->resume_.cancel();
+    });
+  });
+  if (!queued) {
+    --inflight_;
+    CloseNow();
+  }
+}
+
+asio::awaitable<void> Connection::Run() {
+  auto self = shared_from_this();
+  proto::PeerKind kind = proto::PeerKind::kClient;
+  if (co_await Handshake(&kind)) {
+    const size_t cap = size_t{kMaxMessageBytes} + kMaxPayloadBytes;
+    while (!closed_) {
+      while (inflight_ >= core_->limits.max_inflight_per_conn && !closed_) {
+        ++core_->paused;
+        reader_waiting_ = true;
+        resume_.expires_at(asio::steady_timer::time_point::max());
+        asio::error_code ec;
+        co_await resume_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        reader_waiting_ = false;
+      }
+      if (closed_) break;
+      Frame f;
+      Status st = co_await ReadFrame(&f, cap);
+      if (!st.ok()) {
+        if (st.code() == Code::kProtocol) LOG_WARN("%s: %s; closing the connection", peer_.c_str(), st.ToString().c_str());
+        break;
+      }
+      Dispatch(std::move(f), kind);
+    }
+  }
+  CloseNow();
+  std::lock_guard<std::mutex> l(core_->mu);
+  --core_->conns;
+}
+
+}  // namespace detail
+
+using detail::Connection;
+using detail::PendingWrite;
+using detail::ServerCore;
+
+ServerConn::ServerConn(std::shared_ptr<Connection> c, proto::PeerKind kind) : conn_(std::move(c)), kind_(kind) {}
+
+std::string ServerConn::peer() const { return conn_->peer(); }
+
+Status ServerConn::ReplyError(const Frame& req, const Status& st) {
+  return Send(req, kFlagResponse | kFlagError,
+              proto::EncodeToString(proto::ErrorReply{static_cast<uint16_t>(st.code()), st.message()}), nullptr, 0);
+}
+
+Status ServerConn::Send(const Frame& req, uint32_t flags, std::string body, const char* payload, size_t payload_len) {
+  if (body.size() > kMaxMessageBytes || payload_len > kMaxPayloadBytes)
+    return Err(Code::kInternal, "reply too large for a frame");
+  PendingWrite w;
+  Frame h;
+  h.type = req.type;
+  h.req_id = req.req_id;
+  h.flags = flags;
+  EncodeFrameHeader(h, body.size(), payload_len, w.header.data());
+  w.body = std::move(body);
+  w.payload = payload;
+  w.payload_len = payload_len;
+  return conn_->Write(&w);
+}
+
+void ServerConn::PostEncoded(const Frame& req, std::string body) {
+  if (body.size() > kMaxMessageBytes) return;
+  auto* w = new PendingWrite;
+  w->owned = true;
+  Frame h;
+  h.type = req.type;
+  h.req_id = req.req_id;
+  h.flags = kFlagResponse;
+  EncodeFrameHeader(h, body.size(), 0, w->header.data());
+  w->body = std::move(body);
+  conn_->Post(w);
+}
+
+Server::Server() : Server(ServerLimits{}) {}
+Server::Server(ServerLimits limits) : core_(std::make_shared<ServerCore>(limits)) {}
 Server::~Server() { Stop(); }
 
 Status Server::Listen(const HostPort& addr) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* res = nullptr;
-  int rc = ::getaddrinfo(addr.host.empty() ? nullptr : addr.host.c_str(),
-                         std::to_string(addr.port).c_str(), &hints, &res);
-  if (rc != 0) return Err(Code::kInvalidArgument, "cannot resolve " + addr.host + ": " + gai_strerror(rc));
-  int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    ::freeaddrinfo(res);
-    return Err(Code::kIoError, std::string("socket: ") + std::strerror(errno));
+  asio::error_code ec;
+  tcp::resolver resolver(core_->io);
+  auto results = resolver.resolve(addr.host.empty() ? "0.0.0.0" : addr.host, std::to_string(addr.port),
+                                  tcp::resolver::passive, ec);
+  if (ec || results.empty())
+    return Err(Code::kInvalidArgument, "cannot resolve " + addr.host + ": " + ec.message());
+  tcp::endpoint ep = results.begin()->endpoint();
+  tcp::acceptor acc(core_->io);
+  acc.open(ep.protocol(), ec);
+  if (ec) return Err(Code::kIoError, "socket: " + ec.message());
+  acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  acc.bind(ep, ec);
+  if (ec) {
+    bool in_use = ec == asio::error::address_in_use;
+    return Err(in_use ? Code::kBusy : Code::kIoError,
+               "cannot listen on " + addr.str() + ": " + ec.message() +
+                   (in_use ? " (another service uses this port; pick another with -a)" : ""));
   }
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
-    int e = errno;
-    ::close(fd);
-    ::freeaddrinfo(res);
-    return Err(e == EADDRINUSE ? Code::kBusy : Code::kIoError,
-               "cannot listen on " + addr.str() + ": " + std::strerror(e) +
-                   (e == EADDRINUSE ? " (another service uses this port; pick another with -a)" : ""));
-  }
-  ::freeaddrinfo(res);
-  if (::listen(fd, 128) != 0) {
-    ::close(fd);
-    return Err(Code::kIoError, std::string("listen: ") + std::strerror(errno));
-  }
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  port_ = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                        : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  listen_fd_ = fd;
+  acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Err(Code::kIoError, "listen: " + ec.message());
+  port_ = acc.local_endpoint().port();
+  core_->acceptor.emplace(std::move(acc));
   return Status::Ok();
 }
 
+static asio::awaitable<void> AcceptLoop(std::shared_ptr<ServerCore> core) {
+  asio::steady_timer backoff(core->io);
+  for (;;) {
+    asio::error_code ec;
+    tcp::socket s = co_await core->acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (core->stopping) break;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) break;
+      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
+        backoff.expires_after(std::chrono::milliseconds(100));
+        co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      continue;
+    }
+    s.set_option(tcp::no_delay(true), ec);
+    auto remote = s.remote_endpoint(ec);
+    std::string source = ec ? "?" : remote.address().to_string();
+    std::shared_ptr<Connection> c;
+    {
+      std::lock_guard<std::mutex> l(core->mu);
+      auto& per_source = core->pending_by_source[source];
+      if (core->conns >= core->limits.max_connections || core->pending >= core->limits.max_pending_handshakes ||
+          per_source >= core->limits.max_pending_handshakes_per_source) {
+        if (per_source == 0) core->pending_by_source.erase(source);
+        ++core->refused;
+        LOG_DEBUG("refusing a connection from %s: %d connections, %d handshakes pending", source.c_str(),
+                  core->conns, core->pending);
+        s.close(ec);
+        continue;
+      }
+      ++per_source;
+      ++core->pending;
+      ++core->conns;
+      for (auto it = core->live.begin(); it != core->live.end();)
+        it = it->expired() ? core->live.erase(it) : std::next(it);
+      c = std::make_shared<Connection>(core, std::move(s), source);
+      core->live.push_back(c);
+    }
+    asio::co_spawn(c->strand(), c->Run(), asio::detached);
+  }
+}
+
 void Server::Start(ServerAuth auth, Handler handler, AuthNodeHook hook) {
-  auth_ = std::move(auth);
-  handler_ = std::move(handler);
-  hook_ = std::move(hook);
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  core_->auth = std::move(auth);
+  core_->handler = std::move(handler);
+  core_->hook = std::move(hook);
+  core_->work.emplace(core_->io.get_executor());
+  asio::co_spawn(core_->io, AcceptLoop(core_), asio::detached);
+  for (int i = 0; i < kServerIoThreads; ++i) core_->io_threads.emplace_back([core = core_.get()] { core->io.run(); });
+  started_ = true;
 }
 
 void Server::Stop() {
-  if (stop_.exchange(true)) return;
-  if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
-  if (accept_thread_.joinable()) accept_thread_.join();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  listen_fd_ = -1;
+  if (core_->stopping.exchange(true)) return;
+  if (!started_) return;
+  asio::post(core_->io, [core = core_] {
+    asio::error_code ec;
+    if (core->acceptor) core->acceptor->close(ec);
+  });
   {
-    std::lock_guard<std::mutex> l(mu_);
-    for (auto& w : live_)
-      if (auto s = w.lock()) s->Shutdown();
+    std::lock_guard<std::mutex> l(core_->mu);
+    for (auto& w : core_->live)
+      if (auto c = w.lock()) c->Close();
   }
-  // Connection threads are detached; wait until they are gone so handlers never outlive us.
-  for (int i = 0; i < 500 && conns_.load() > 0; ++i) ::usleep(10000);
-}
-
-void Server::AcceptLoop() {
-  while (!stop_) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (stop_) break;
-      if (errno == EMFILE || errno == ENFILE) {
-        ::usleep(100000);
-        continue;
-      }
-      break;
-    }
-    if (conns_.load() >= kMaxServerConnections) {
-      ::close(fd);
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    auto s = std::make_shared<Socket>(fd);
+  // Handlers still running reply into closed connections and return; one stuck on a dead
+  // peer is left to finish on its own (it holds the core alive).
+  core_->workers.Stop();
+  core_->work.reset();
+  // Every coroutine ends once its socket is closed; give them a bounded time, then stop.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
     {
-      std::lock_guard<std::mutex> l(mu_);
-      for (auto it = live_.begin(); it != live_.end();)
-        it = it->expired() ? live_.erase(it) : std::next(it);
-      live_.push_back(s);
+      std::lock_guard<std::mutex> l(core_->mu);
+      if (core_->conns == 0) break;
     }
-    ++conns_;
-    std::thread([this, s] {
-      Serve(s);
-      --conns_;
-    }).detach();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  core_->io.stop();
+  for (auto& t : core_->io_threads) t.join();
+  core_->io_threads.clear();
 }
 
-void Server::Serve(std::shared_ptr<Socket> s) {
-  auto hs = ServerHandshake(*s, auth_);
-  if (!hs.ok()) {
-    LOG_DEBUG("handshake with %s failed: %s", s->PeerAddress().c_str(),
-              hs.status().ToString().c_str());
-    return;
+Server::Stats Server::stats() const {
+  Stats s;
+  {
+    std::lock_guard<std::mutex> l(core_->mu);
+    s.connections = core_->conns;
+    s.pending_handshakes = core_->pending;
   }
-  if (hs->password_auth) {
-    if (hook_) hook_(s->PeerAddress());
-    return;
-  }
-  ServerConn conn(*s, hs->kind);
-  Frame req;
-  while (!stop_) {
-    Status st = conn.socket().Recv(&req, -1);
-    if (!st.ok()) break;
-    handler_(conn, req);
-  }
+  s.refused_handshakes = core_->refused;
+  s.failed_handshakes = core_->failed;
+  s.paused_reads = core_->paused;
+  s.worker_threads = core_->workers.threads();
+  return s;
 }
 
 }  // namespace vstorage::rpc

@@ -1,84 +1,113 @@
-// Thread-per-connection RPC server (docs/design/rpc.md explains the choice). Each accepted
-// connection is authenticated (rpc/auth.h), then its requests are handled one at a time, in
-// order, on that connection's thread. Handlers reply through ServerConn.
+// Event-driven RPC server (docs/design/rpc.md). A fixed number of I/O threads (standalone
+// Asio, C++20 coroutines) accept connections, authenticate them (rpc/auth.h) and read their
+// frames; each request is handed to a bounded worker pool, so the requests of one connection
+// run concurrently and their replies go out in whatever order they finish, matched by
+// request id. A connection costs no thread while idle.
+//
+// Limits (all named below): connections per server; requests in flight per connection — at
+// the limit the server stops reading that connection until a reply is out (backpressure);
+// before authentication, a frame cap of a few KiB, a handshake deadline and a cap on pending
+// handshakes per source address and in all, so a silent or slow peer holds neither memory
+// nor slots.
+//
+// Thread-safety: Listen/Start/Stop from one thread. A handler runs on a worker thread and
+// may block; it must reply exactly once (or the peer times out), from any thread.
 #pragma once
 #include <atomic>
 #include <functional>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <thread>
+#include <string>
 
 #include "proto/messages.h"
 #include "rpc/auth.h"
-#include "rpc/socket.h"
+#include "rpc/frame.h"
 
 namespace vstorage::rpc {
 
-inline constexpr int kMaxServerConnections = 1024;
+inline constexpr int kMaxServerConnections = 2048;
+inline constexpr int kServerIoThreads = 2;
+inline constexpr size_t kMaxServerWorkers = 128;
+inline constexpr int kMaxInflightPerConn = 64;
+inline constexpr size_t kMaxHandshakeFrameBytes = 4096;  // body + payload before auth
+inline constexpr int kMaxPendingHandshakes = 256;
+inline constexpr int kMaxPendingHandshakesPerSource = 16;
+// A reply the peer does not take within this long closes the connection: a peer that
+// stopped reading must not pin a worker.
+inline constexpr int kReplyWriteTimeoutMs = 30000;
 
+struct ServerLimits {
+  int max_connections = kMaxServerConnections;
+  size_t max_workers = kMaxServerWorkers;
+  int max_inflight_per_conn = kMaxInflightPerConn;
+  int handshake_timeout_ms = kHandshakeTimeoutMs;
+  int max_pending_handshakes = kMaxPendingHandshakes;
+  int max_pending_handshakes_per_source = kMaxPendingHandshakesPerSource;
+};
+
+namespace detail {
+class Connection;
+struct ServerCore;
+}  // namespace detail
+
+// One request's way back to its peer. Copyable; valid after the handler returned (a long
+// poll may reply later from another thread). Reply* write the frame before returning (the
+// payload is not copied, so it only has to live until then) and fail with kUnavailable once
+// the connection is gone; they must not be called on an I/O thread of the server.
+// PostEncoded queues an owned reply and returns at once (for replies made under a lock or
+// by a timer); whether it reached the peer is not reported.
 class ServerConn {
  public:
-  ServerConn(Socket& s, proto::PeerKind kind) : sock_(s), kind_(kind) {}
+  ServerConn(std::shared_ptr<detail::Connection> c, proto::PeerKind kind);
   proto::PeerKind kind() const { return kind_; }
-  std::string peer() const { return sock_.PeerAddress(); }
+  std::string peer() const;
 
   template <typename T>
-  Status Reply(const Frame& req, const T& msg, const char* payload = nullptr,
-               size_t payload_len = 0) {
-    Frame f;
-    f.type = req.type;
-    f.req_id = req.req_id;
-    f.flags = kFlagResponse;
-    f.body = proto::EncodeToString(msg);
-    return sock_.Send(f, payload, payload_len);
+  Status Reply(const Frame& req, const T& msg, const char* payload = nullptr, size_t payload_len = 0) {
+    return Send(req, kFlagResponse, proto::EncodeToString(msg), payload, payload_len);
   }
   Status ReplyError(const Frame& req, const Status& st);
   // A reply whose body is already encoded (made under a lock, sent after it is released).
   Status ReplyEncoded(const Frame& req, std::string body) {
-    Frame f;
-    f.type = req.type;
-    f.req_id = req.req_id;
-    f.flags = kFlagResponse;
-    f.body = std::move(body);
-    return sock_.Send(f, nullptr, 0);
+    return Send(req, kFlagResponse, std::move(body), nullptr, 0);
   }
-  Socket& socket() { return sock_; }
+  void PostEncoded(const Frame& req, std::string body);
 
  private:
-  Socket& sock_;
+  Status Send(const Frame& req, uint32_t flags, std::string body, const char* payload, size_t payload_len);
+  std::shared_ptr<detail::Connection> conn_;
   proto::PeerKind kind_;
 };
 
 class Server {
  public:
-  // Called for every request; must reply (or the peer times out). Runs on the connection's thread.
   using Handler = std::function<void(ServerConn&, Frame&)>;
   // Called once per connection after a successful auth-node password handshake.
   using AuthNodeHook = std::function<void(const std::string& peer)>;
 
-  Server() = default;
-  ~Server();
+  Server();
+  explicit Server(ServerLimits limits);
+  ~Server();  // Stop()
   // Binds and listens; port 0 picks a free port (see port()).
   Status Listen(const HostPort& addr);
   void Start(ServerAuth auth, Handler handler, AuthNodeHook hook = nullptr);
+  // Closes the listener and every connection, then waits for running handlers.
   void Stop();
   int port() const { return port_; }
 
- private:
-  void AcceptLoop();
-  void Serve(std::shared_ptr<Socket> s);
+  struct Stats {
+    int connections = 0;          // authenticated and pending
+    int pending_handshakes = 0;
+    uint64_t refused_handshakes = 0;  // over a pending-handshake cap
+    uint64_t failed_handshakes = 0;   // bad key, too large, too slow, garbage
+    uint64_t paused_reads = 0;        // a connection at its in-flight limit stopped being read
+    size_t worker_threads = 0;
+  };
+  Stats stats() const;
 
-  int listen_fd_ = -1;
+ private:
+  std::shared_ptr<detail::ServerCore> core_;
   int port_ = 0;
-  ServerAuth auth_;
-  Handler handler_;
-  AuthNodeHook hook_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> conns_{0};
-  std::thread accept_thread_;
-  std::mutex mu_;
-  std::list<std::weak_ptr<Socket>> live_;
+  bool started_ = false;
 };
 
 }  // namespace vstorage::rpc

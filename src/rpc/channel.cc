@@ -1,0 +1,337 @@
+#include "rpc/channel.h"
+
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+
+#include "common/config.h"
+#include "common/limits.h"
+#include "rpc/socket.h"
+
+namespace vstorage::rpc {
+
+using asio::ip::tcp;
+
+struct IoLoop::Impl {
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+};
+
+IoLoop::IoLoop(int threads) : impl_(std::make_unique<Impl>()) {
+  impl_->work.emplace(impl_->io.get_executor());
+  for (int i = 0; i < std::max(threads, 1); ++i) impl_->threads.emplace_back([io = &impl_->io] { io->run(); });
+}
+
+IoLoop& IoLoop::Default() {
+  static IoLoop* loop = new IoLoop(kDefaultIoThreads);  // never destroyed: channels may outlive statics
+  return *loop;
+}
+
+IoLoop::~IoLoop() {
+  impl_->work.reset();
+  impl_->io.stop();
+  for (auto& t : impl_->threads) t.join();
+}
+
+using PendingCall = Channel::Ticket;
+
+struct Channel::Impl : std::enable_shared_from_this<Impl> {
+  Impl(IoLoop& loop, tcp::socket s, std::string a, int max_inflight)
+      : strand(asio::make_strand(loop.impl()->io)),
+        sock(std::move(s)),
+        fd(sock.native_handle()),
+        addr(std::move(a)),
+        max_inflight(max_inflight) {}
+
+  asio::strand<asio::io_context::executor_type> strand;
+  tcp::socket sock;  // touched on the strand only
+  const int fd;      // for IdleButStale's poll
+  const std::string addr;
+  const int max_inflight;
+
+  std::mutex mu;  // guards what follows
+  std::condition_variable cv;  // a call finished, a slot freed, the channel broke
+  std::map<uint64_t, PendingCall*> pending;
+  uint64_t next_id = 1;
+  int inflight = 0;
+  bool broken = false;
+  Status broken_st;
+
+  // Writes: queued on the strand, written in order by one write loop.
+  struct Out {
+    std::array<char, kFrameHeaderBytes> header;
+    const std::string* body;
+    const char* payload;
+    size_t payload_len;
+    bool done = false;
+    Status st;
+  };
+  std::deque<Out*> out_queue;  // strand only
+  bool writing = false;        // strand only
+  std::array<char, kFrameHeaderBytes> hdr;  // the reader's
+
+  // Under mu: fails every pending call; the reader and writers stop.
+  void BreakLocked(const Status& st) {
+    if (!broken) {
+      broken = true;
+      broken_st = st;
+      asio::post(strand, [self = shared_from_this()] {
+        asio::error_code ec;
+        self->sock.shutdown(tcp::socket::shutdown_both, ec);
+        self->sock.close(ec);
+      });
+    }
+    for (auto& [id, p] : pending) {
+      if (p->reading) continue;  // the reader finishes it (its read fails soon)
+      p->st = broken_st;
+      p->done = true;
+    }
+    cv.notify_all();
+  }
+  void Break(const Status& st) {
+    std::lock_guard<std::mutex> l(mu);
+    BreakLocked(st);
+  }
+
+  asio::awaitable<void> WriteLoop() {
+    auto self = shared_from_this();
+    std::vector<Out*> batch;
+    std::vector<asio::const_buffer> bufs;
+    while (!out_queue.empty()) {
+      batch.clear();
+      bufs.clear();
+      while (!out_queue.empty() && batch.size() < 64) {
+        Out* o = out_queue.front();
+        out_queue.pop_front();
+        batch.push_back(o);
+        bufs.emplace_back(o->header.data(), o->header.size());
+        if (!o->body->empty()) bufs.emplace_back(o->body->data(), o->body->size());
+        if (o->payload_len) bufs.emplace_back(o->payload, o->payload_len);
+      }
+      asio::error_code ec;
+      co_await asio::async_write(sock, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      Status st = Status::Ok();
+      // EFAULT and EINVAL name this process's own buffers, not the peer; part of a frame may
+      // have gone out, so the connection is unusable either way.
+      if (ec == asio::error::fault || ec == asio::error::invalid_argument)
+        st = Err(Code::kInternal, "send to " + addr + " failed: " + ec.message() +
+                                      " (a buffer of this process, not a fault of the peer)");
+      else if (ec)
+        st = Err(Code::kUnavailable, addr + ": " + ec.message());
+      std::lock_guard<std::mutex> l(mu);
+      for (Out* o : batch) {
+        o->st = st;
+        o->done = true;
+      }
+      if (ec) BreakLocked(st);
+      cv.notify_all();
+    }
+    writing = false;
+  }
+
+  // Blocks until o is written (or failed). The caller keeps o, its body and payload alive.
+  Status Write(Out* o) {
+    asio::post(strand, [self = shared_from_this(), o] {
+      self->out_queue.push_back(o);
+      if (!self->writing) {
+        self->writing = true;
+        asio::co_spawn(self->strand, self->WriteLoop(), asio::detached);
+      }
+    });
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return o->done; });
+    return o->st;
+  }
+
+  asio::awaitable<void> ReadLoop() {
+    auto self = shared_from_this();
+    for (;;) {
+      asio::error_code ec;
+      co_await asio::async_read(sock, asio::buffer(hdr), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        Break(Err(Code::kUnavailable, addr + ": " + (ec == asio::error::eof ? "connection closed by the peer" : ec.message())));
+        co_return;
+      }
+      auto h = DecodeFrameHeader(hdr.data());
+      if (!h.ok()) {
+        Break(h.status().Annotate(addr));
+        co_return;
+      }
+      PendingCall* p = nullptr;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        auto it = pending.find(h->req_id);
+        if (it != pending.end() && !it->second->done) {
+          p = it->second;
+          p->reading = true;
+        }
+      }
+      // A reply nobody waits for (its caller timed out and broke the channel) is read and
+      // dropped.
+      Frame scratch;
+      Frame* f = p ? p->reply : &scratch;
+      f->type = h->type;
+      f->req_id = h->req_id;
+      f->flags = h->flags;
+      f->body.resize(h->body_len);
+      bool direct = p && p->payload_out && h->payload_len <= p->payload_cap && !(h->flags & kFlagError);
+      f->payload.clear();
+      if (!direct) f->payload.resize(h->payload_len);
+      std::array<asio::mutable_buffer, 2> bufs{
+          asio::buffer(f->body), direct ? asio::buffer(p->payload_out, h->payload_len) : asio::buffer(f->payload)};
+      co_await asio::async_read(sock, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      std::lock_guard<std::mutex> l(mu);
+      if (p) {
+        p->reading = false;
+        p->done = true;
+        if (ec) {
+          p->st = Err(Code::kUnavailable, addr + ": " + ec.message());
+        } else if (f->flags & kFlagError) {
+          proto::ErrorReply er;
+          Status dst = proto::DecodeFromString(f->body, &er, "error reply");
+          p->st = dst.ok() ? Err(static_cast<Code>(er.code), er.message) : dst;
+        } else {
+          p->st = Status::Ok();
+          if (direct && p->payload_len_out) *p->payload_len_out = h->payload_len;
+        }
+        cv.notify_all();
+      }
+      if (ec) {
+        BreakLocked(Err(Code::kUnavailable, addr + ": " + ec.message()));
+        co_return;
+      }
+    }
+  }
+};
+
+Result<std::shared_ptr<Channel>> Channel::Dial(IoLoop& loop, const std::string& addr, const Credentials& cred,
+                                               int timeout_ms, int max_inflight) {
+  ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(addr, 0));
+  ASSIGN_OR_RETURN(Socket s, Socket::Connect(hp, timeout_ms));
+  Status st = ClientHandshake(s, cred.cluster, cred.key, cred.kind);
+  if (!st.ok()) return st.Annotate(addr);
+  // The handshake is a few blocking round trips; from here on the loop owns the socket.
+  asio::error_code ec;
+  int fd = ::dup(s.fd());
+  if (fd < 0) return Err(Code::kIoError, std::string("dup: ") + std::strerror(errno));
+  s.Close();
+  tcp::socket sock(loop.impl()->io);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  sock.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return Err(Code::kIoError, "cannot use the connection to " + addr + ": " + ec.message());
+  }
+  auto impl = std::make_shared<Impl>(loop, std::move(sock), addr, max_inflight > 0 ? max_inflight : 1);
+  asio::co_spawn(impl->strand, impl->ReadLoop(), asio::detached);
+  return std::shared_ptr<Channel>(new Channel(impl));
+}
+
+Channel::~Channel() { Close(); }
+
+void Channel::Close() { impl_->Break(Err(Code::kUnavailable, "connection to " + impl_->addr + " was closed")); }
+
+bool Channel::healthy() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return !impl_->broken;
+}
+
+const std::string& Channel::addr() const { return impl_->addr; }
+
+bool Channel::IdleButStale() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  if (impl_->broken) return true;
+  if (impl_->inflight > 0) return false;
+  pollfd pf{impl_->fd, POLLIN | POLLRDHUP, 0};
+  return ::poll(&pf, 1, 0) != 0;  // readable (EOF or a stray byte), hung up, or an error
+}
+
+Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, const std::string& body,
+                                                        const char* payload, size_t payload_len, Frame* reply,
+                                                        int timeout_ms, char* payload_out, size_t payload_cap,
+                                                        size_t* payload_len_out) {
+  if (body.size() > kMaxMessageBytes || payload_len > kMaxPayloadBytes)
+    return Err(Code::kInternal, "request too large for a frame");
+  Impl& m = *impl_;
+  auto t = std::make_unique<Ticket>();
+  t->reply = reply;
+  t->payload_out = payload_out;
+  t->payload_cap = payload_cap;
+  t->payload_len_out = payload_len_out;
+  {
+    std::unique_lock<std::mutex> l(m.mu);
+    // Backpressure: wait for a slot.
+    if (!m.cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return m.broken || m.inflight < m.max_inflight; }))
+      return Err(Code::kTimeout, "no free request slot on the connection to " + m.addr);
+    if (m.broken) return Err(Code::kUnavailable, "connection to " + m.addr + " is broken: " + m.broken_st.message());
+    ++m.inflight;
+    t->id = m.next_id++;
+    m.pending[t->id] = t.get();
+  }
+  Impl::Out out;
+  Frame h;
+  h.type = static_cast<uint16_t>(type);
+  h.req_id = t->id;
+  EncodeFrameHeader(h, body.size(), payload_len, out.header.data());
+  out.body = &body;
+  out.payload = payload;
+  out.payload_len = payload_len;
+  Status wst = m.Write(&out);
+  if (!wst.ok()) {
+    std::unique_lock<std::mutex> l(m.mu);
+    m.BreakLocked(wst);
+    m.cv.wait(l, [&] { return t->done; });
+    m.pending.erase(t->id);
+    --m.inflight;
+    m.cv.notify_all();
+    return wst;
+  }
+  return t;
+}
+
+Status Channel::Finish(std::unique_ptr<Ticket> t, int timeout_ms) {
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> l(m.mu);
+  if (!m.cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return t->done; })) {
+    // No answer in time: the peer is hung or gone. The connection goes (a late reply must
+    // not land in a buffer we give back now); wait until the reader has let go of ours.
+    m.BreakLocked(Err(Code::kTimeout, m.addr + ": no reply within " + std::to_string(timeout_ms) + " ms"));
+    m.cv.wait(l, [&] { return t->done; });
+  }
+  m.pending.erase(t->id);
+  --m.inflight;
+  m.cv.notify_all();
+  return t->st;
+}
+
+void Channel::Abandon(std::unique_ptr<Ticket> t) {
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> l(m.mu);
+  m.cv.wait(l, [&] { return !t->reading; });  // the reader is done with its buffers
+  m.pending.erase(t->id);
+  --m.inflight;
+  m.cv.notify_all();
+}
+
+Status Channel::Call(proto::MsgType type, const std::string& body, const char* payload, size_t payload_len,
+                     Frame* reply, int timeout_ms, char* payload_out, size_t payload_cap, size_t* payload_len_out) {
+  ASSIGN_OR_RETURN(auto t, Start(type, body, payload, payload_len, reply, timeout_ms, payload_out, payload_cap,
+                                 payload_len_out));
+  return Finish(std::move(t), timeout_ms);
+}
+
+}  // namespace vstorage::rpc

@@ -1,0 +1,102 @@
+// Client side of the event-driven RPC layer (docs/design/rpc.md): one authenticated
+// connection to a peer, shared by every caller of the process, requests multiplexed by id and
+// answered in any order. A reader coroutine on an I/O thread (IoLoop) matches each reply to
+// its caller and reads a reply's payload straight into the caller's buffer when it gave one.
+//
+// Bounds: at most max_inflight requests wait for a reply at once; a caller beyond that
+// waits for a slot (backpressure). A request not answered within its timeout closes the
+// channel and fails every request on it (as a dead peer would), so no caller waits forever
+// and no reply can land in a buffer its caller has given up.
+//
+// Thread-safety: IoLoop and Channel are thread-safe; Call may be made from any thread but
+// not from an IoLoop thread (it blocks).
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proto/messages.h"
+#include "rpc/auth.h"
+#include "rpc/frame.h"
+
+namespace vstorage::rpc {
+
+inline constexpr int kMaxInflightPerChannel = 64;
+inline constexpr int kDefaultIoThreads = 2;
+
+// The I/O threads of a process's outgoing connections.
+class IoLoop {
+ public:
+  explicit IoLoop(int threads = 1);
+  ~IoLoop();  // stops and joins
+  IoLoop(const IoLoop&) = delete;
+  IoLoop& operator=(const IoLoop&) = delete;
+  // The process's shared loop (kDefaultIoThreads threads), made on first use and never
+  // destroyed: connections made without an explicit loop run here.
+  static IoLoop& Default();
+  struct Impl;
+  Impl* impl() { return impl_.get(); }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+class Channel {
+ public:
+  // Connects (within timeout_ms) and authenticates; the channel runs on `loop`, which must
+  // outlive it.
+  static Result<std::shared_ptr<Channel>> Dial(IoLoop& loop, const std::string& addr, const Credentials& cred,
+                                               int timeout_ms, int max_inflight = kMaxInflightPerChannel);
+  ~Channel();  // closes; pending calls fail
+
+  // Sends a request and waits for its reply, like Conn::CallRaw: an error reply becomes its
+  // Status; the reply payload goes into payload_out when it fits payload_cap (then
+  // *payload_len_out is set and reply->payload stays empty), else into reply->payload.
+  Status Call(proto::MsgType type, const std::string& body, const char* payload, size_t payload_len, Frame* reply,
+              int timeout_ms, char* payload_out = nullptr, size_t payload_cap = 0,
+              size_t* payload_len_out = nullptr);
+  // Call in two halves, for callers that overlap their own work with the peer's: Start
+  // returns once the request is written (payload and body may go then), Finish waits for
+  // its reply (into *reply, which must live until Finish) within timeout_ms. Every
+  // successful Start must be Finished.
+  struct Ticket {  // opaque to callers; the reader touches it only under the channel's lock
+    Frame* reply = nullptr;
+    char* payload_out = nullptr;
+    size_t payload_cap = 0;
+    size_t* payload_len_out = nullptr;
+    bool reading = false;  // the reader is filling reply/payload_out right now (without the lock)
+    bool done = false;
+    Status st;
+    uint64_t id = 0;
+  };
+  Result<std::unique_ptr<Ticket>> Start(proto::MsgType type, const std::string& body, const char* payload,
+                                        size_t payload_len, Frame* reply, int timeout_ms, char* payload_out = nullptr,
+                                        size_t payload_cap = 0, size_t* payload_len_out = nullptr);
+  Status Finish(std::unique_ptr<Ticket> t, int timeout_ms);
+  // Gives up on a started call without waiting for its reply (which is dropped when it comes).
+  void Abandon(std::unique_ptr<Ticket> t);
+
+  template <typename Req, typename Rep>
+  Status Call(proto::MsgType type, const Req& req, Rep* rep, int timeout_ms) {
+    Frame f;
+    RETURN_IF_ERROR(Call(type, proto::EncodeToString(req), nullptr, 0, &f, timeout_ms));
+    return proto::DecodeFromString(f.body, rep, "reply");
+  }
+  // False once the connection failed or was closed: dial a new one.
+  bool healthy() const;
+  // For a channel with nothing in flight: true if the peer closed it meanwhile (a restarted
+  // server) although the reader has not noticed yet. Never blocks.
+  bool IdleButStale() const;
+  const std::string& addr() const;
+  void Close();
+
+  struct Impl;
+
+ private:
+  explicit Channel(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace vstorage::rpc
