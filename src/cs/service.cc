@@ -283,6 +283,9 @@ void CsService::HandleWrite(rpc::ServerConn& c, rpc::Frame& req) {
     (void)c.ReplyError(req, st);
     return;
   }
+  // Held until the whole chain has answered: every replica applies overlapping writes in
+  // the order this CS received them (cs/write_order.h).
+  auto hold = order_.Acquire(r.chunk, r.offset, r.zero_len > 0 ? r.zero_len : req.payload.size());
   Downstream down(peers_.get(), r.chain);
   down.Start(MsgType::kCsWrite, r, r.chain, req.payload.data(), req.payload.size());
   if (r.zero_len > 0 && r.reserve) st = store_->Reserve(r.chunk, r.version, r.chunk_size, r.offset, r.zero_len);

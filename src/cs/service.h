@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/io_meter.h"
 #include "cs/chunk_store.h"
+#include "cs/write_order.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
 
@@ -67,6 +68,7 @@ class CsService {
   std::string key_;
   int lock_fd_ = -1;
   std::unique_ptr<ChunkStore> store_;
+  WriteOrder order_;
   rpc::Server server_;
   std::unique_ptr<rpc::ConnPool> peers_;
   std::atomic<bool> stop_{false};
