@@ -1,5 +1,7 @@
 #include "rpc/server.h"
 
+#include <sys/resource.h>
+
 #include <array>
 #include <chrono>
 #include <condition_variable>
@@ -355,6 +357,13 @@ Server::Server(ServerLimits limits) : core_(std::make_shared<ServerCore>(limits)
 Server::~Server() { Stop(); }
 
 Status Server::Listen(const HostPort& addr) {
+  // Every connection is a descriptor: the default soft limit (often 1024) would cap the
+  // server far below kMaxServerConnections, so take what the hard limit allows.
+  rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   asio::error_code ec;
   tcp::resolver resolver(core_->io);
   auto results = resolver.resolve(addr.host.empty() ? "0.0.0.0" : addr.host, std::to_string(addr.port),
