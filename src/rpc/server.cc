@@ -27,6 +27,9 @@ using Strand = asio::strand<asio::io_context::executor_type>;
 
 namespace detail {
 
+// Set on the server's I/O threads: a blocking reply from one would wait for itself.
+thread_local bool tls_server_io_thread = false;
+
 struct ServerCore {
   explicit ServerCore(ServerLimits l) : limits(l), workers(l.max_workers) {}
   ServerLimits limits;
@@ -325,6 +328,7 @@ Status ServerConn::ReplyError(const Frame& req, const Status& st) {
 }
 
 Status ServerConn::Send(const Frame& req, uint32_t flags, std::string body, const char* payload, size_t payload_len) {
+  VS_CHECK(!detail::tls_server_io_thread);
   if (body.size() > kMaxMessageBytes || payload_len > kMaxPayloadBytes)
     return Err(Code::kInternal, "reply too large for a frame");
   PendingWrite w;
@@ -437,7 +441,11 @@ void Server::Start(ServerAuth auth, Handler handler, AuthNodeHook hook) {
   core_->hook = std::move(hook);
   core_->work.emplace(core_->io.get_executor());
   asio::co_spawn(core_->io, AcceptLoop(core_), asio::detached);
-  for (int i = 0; i < kServerIoThreads; ++i) core_->io_threads.emplace_back([core = core_.get()] { core->io.run(); });
+  for (int i = 0; i < kServerIoThreads; ++i)
+    core_->io_threads.emplace_back([core = core_.get()] {
+      detail::tls_server_io_thread = true;
+      core->io.run();
+    });
   started_ = true;
 }
 
