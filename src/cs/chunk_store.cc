@@ -588,7 +588,6 @@ Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
 
 void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
   sync_rounds_.fetch_add(1, std::memory_order_relaxed);
-  if (sync_round_hook_) sync_round_hook_();
   struct Item {
     Chunk* c;
     uint64_t gen;      // write_gen seen before the sync began: what it covers
@@ -619,6 +618,7 @@ void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
     dir_op = ops.size();
     ops.push_back({dir_fd_, false, Status::Ok()});
   }
+  if (sync_round_hook_) sync_round_hook_();
   io_.SyncAll(ops.data(), ops.size());
   fdatasyncs_.fetch_add(ops.size() - (need_dir ? 1 : 0), std::memory_order_relaxed);
   if (need_dir) dir_fsyncs_.fetch_add(1, std::memory_order_relaxed);
