@@ -6,8 +6,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -270,6 +270,7 @@ Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64
   }
   c->crcs.assign(chunk_size / kBlock, 0);
   c->crcs_loaded = true;
+  c->write_gen = 1;  // the header: even if no write follows, a Sync() must make it durable
   return c;
 }
 
@@ -564,7 +565,6 @@ Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
   std::unique_lock<std::mutex> l(sync_mu_);
   sync_cv_.wait(l, [&] { return sync_queue_.size() < kMaxSyncQueue; });
   sync_queue_.push_back(&req);
-  sync_cv_.notify_all();
   while (!req.done) {
     if (sync_leader_) {
       sync_cv_.wait(l);
@@ -576,6 +576,7 @@ Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
     size_t n = std::min(kMaxSyncBatch, sync_queue_.size());
     std::vector<SyncReq*> batch(sync_queue_.begin(), sync_queue_.begin() + static_cast<long>(n));
     sync_queue_.erase(sync_queue_.begin(), sync_queue_.begin() + static_cast<long>(n));
+    sync_cv_.notify_all();  // room in the queue for callers waiting to join the next round
     l.unlock();
     RunSyncRound(batch);
     l.lock();
@@ -625,17 +626,19 @@ void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
   Status dir_st = need_dir ? ops[dir_op].result : Status::Ok();
   if (!dir_st.ok()) dir_st = Count(dir_st, "fsync " + dir_);
   for (auto& i : items) {
-    // Only the leader writes synced_gen, one round at a time: a plain store cannot go back.
-    if (i.dirty && ops[i.op].result.ok() && i.c->synced_gen.load(std::memory_order_relaxed) < i.gen)
+    if (i.dirty && !ops[i.op].result.ok()) {
+      // synced_gen stays: the next Sync() of this chunk tries again.
+      ops[i.op].result = Count(ops[i.op].result, "fdatasync " + i.c->path);
+    } else if (i.dirty && i.c->synced_gen.load(std::memory_order_relaxed) < i.gen) {
+      // Only the leader writes synced_gen, one round at a time: a plain store cannot go back.
       i.c->synced_gen.store(i.gen, std::memory_order_release);
+    }
     if (i.entry && dir_st.ok()) i.c->durable_entry.store(true, std::memory_order_release);
   }
   for (SyncReq* r : batch) {
     auto& i = *std::find_if(items.begin(), items.end(), [&](const Item& it) { return it.c == r->c.get(); });
     if (i.dirty && !ops[i.op].result.ok()) {
       r->st = ops[i.op].result;
-      if (r->st.code() == Code::kIoError) ++io_errors_;
-      r->st = r->st.Annotate("sync " + i.c->path);
     } else if (i.entry) {
       r->st = dir_st;
     }

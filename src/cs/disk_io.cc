@@ -20,7 +20,8 @@ Status DiskError(int e, const std::string& what) {
 struct DiskIo::Ring {
   io_uring ring{};
   // A submission failed in a way that leaves SQEs of a finished call queued: the ring is
-  // never used again, or its next user would submit them with dangling buffers.
+  // never used again, or its next user would submit them with dangling buffers. Touched
+  // only by the thread holding the ring.
   bool broken = false;
 };
 
@@ -53,6 +54,7 @@ DiskIo::DiskIo(DiskIoMode mode) {
     }
     free_.push_back(r.get());
     rings_.push_back(std::move(r));
+    ++alive_;
   }
 }
 
@@ -68,16 +70,20 @@ DiskIo::Ring* DiskIo::Acquire() {
       free_.pop_back();
       return r;
     }
-    bool any_alive = std::any_of(rings_.begin(), rings_.end(), [](const auto& r) { return !r->broken; });
-    if (!any_alive) return nullptr;
+    if (alive_ == 0) return nullptr;  // every ring retired: the blocking syscalls
     cv_.wait(l);
   }
 }
 
 void DiskIo::Release(Ring* r) {
   std::lock_guard<std::mutex> l(mu_);
-  if (!r->broken) free_.push_back(r);
-  cv_.notify_one();
+  if (r->broken) {
+    --alive_;
+    cv_.notify_all();  // waiters may have to take the fallback now
+  } else {
+    free_.push_back(r);
+    cv_.notify_one();
+  }
 }
 
 void DiskIo::RunBlocking(Op& o) {

@@ -63,7 +63,8 @@ class DiskIo {
   DiskIo(const DiskIo&) = delete;
   DiskIo& operator=(const DiskIo&) = delete;
 
-  // True when batches go through io_uring (false: the pwrite fallback).
+  // True when io_uring rings were set up (false: the pwrite fallback). A ring whose
+  // submission failed is retired; with none left, batches take the fallback too.
   bool uring() const { return !rings_.empty(); }
   // io_uring submissions made so far (each io_uring_submit_and_wait counts once).
   uint64_t submissions() const { return submissions_.load(std::memory_order_relaxed); }
@@ -103,6 +104,7 @@ class DiskIo {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Ring*> free_;  // under mu_
+  size_t alive_ = 0;         // under mu_: rings not retired after a failed submission
   std::atomic<uint64_t> submissions_{0};
 };
 
