@@ -1,13 +1,7 @@
 #include "cs/chunk_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
-
+// No raw syscall here: they all go through DiskIo (cs/disk_io.h).
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -45,9 +39,7 @@ std::optional<ChunkId> ParseFileName(const std::string& n) {
   return id;
 }
 
-Status FromErrno(int e, const std::string& what) { return DiskError(e, what); }
-
-// Reads and writes without a batch go through the plain syscalls of DiskIo.
+// Reads and writes that need no batch: one syscall each.
 Status PreadAll(int fd, char* p, size_t n, uint64_t off, size_t* got) { return DiskIo::PreadAll(fd, p, n, off, got); }
 Status PwriteAll(int fd, const char* p, size_t n, uint64_t off) { return DiskIo::PwriteAll(fd, p, n, off); }
 
@@ -67,11 +59,6 @@ ChunkStore::Locked::~Locked() {
   if (c && l.owns_lock()) c->write_gen.fetch_add(1, std::memory_order_release);
 }
 
-Status ChunkStore::IoError(const std::string& what) {
-  ++io_errors_;
-  return FromErrno(errno, what);
-}
-
 Status ChunkStore::Count(Status st, const std::string& what) {
   if (st.code() == Code::kIoError) ++io_errors_;
   return st.Annotate(what);
@@ -82,25 +69,18 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir
   std::unique_ptr<ChunkStore> s(new ChunkStore(repo_dir + "/chunks", io_mode));
   s->repo_ = repo_dir;
   s->checksums_ = checksums;
-  if (::mkdir(s->dir_.c_str(), 0700) != 0 && errno != EEXIST)
-    return FromErrno(errno, "cannot create " + s->dir_);
+  RETURN_IF_ERROR(DiskIo::MakeDir(s->dir_));
   ASSIGN_OR_RETURN(s->dir_fd_, DiskIo::OpenDir(s->dir_));
   RETURN_IF_ERROR(s->Scan());
   return s;
 }
 
 Status ChunkStore::Scan() {
-  DIR* d = ::opendir(dir_.c_str());
-  if (!d) return FromErrno(errno, "cannot open " + dir_);
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
+  ASSIGN_OR_RETURN(std::vector<std::string> names, DiskIo::ListDir(dir_));
   for (const auto& n : names) {
     std::string path = dir_ + "/" + n;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    auto opened = DiskIo::OpenReadOnly(path);
+    int fd = opened.ok() ? *opened : -1;
     char h[40];
     size_t got = 0;
     bool ok = fd >= 0 && PreadAll(fd, h, sizeof h, 0, &got).ok() && got == sizeof h &&
@@ -110,9 +90,13 @@ Status ChunkStore::Scan() {
       std::memcpy(&crc, h + 32, 4);
       ok = Crc32c(h, 32) == crc;
     }
-    struct stat st {};
-    if (ok) ok = ::fstat(fd, &st) == 0;
-    if (fd >= 0) ::close(fd);
+    uint64_t file_size = 0;
+    if (ok) {
+      auto size = DiskIo::FileSize(fd);
+      ok = size.ok();
+      if (ok) file_size = *size;
+    }
+    DiskIo::Close(fd);
     if (!ok) {
       auto id = ParseFileName(n);
       if (got == sizeof h && id) {
@@ -125,7 +109,7 @@ Status ChunkStore::Scan() {
       }
       // A chunk whose creation was cut short by a crash (never acknowledged) or a stray file.
       LOG_WARN("removing %s: not a complete chunk file", path.c_str());
-      ::unlink(path.c_str());
+      (void)DiskIo::Unlink(path, true);  // best effort: it is ignored again at the next start
       continue;
     }
     auto c = std::make_shared<Chunk>();
@@ -134,7 +118,7 @@ Status ChunkStore::Scan() {
     std::memcpy(&c->chunk_size, h + 24, 8);
     c->path = path;
     c->data_off = DataOffset(c->chunk_size);
-    c->data_len = static_cast<uint64_t>(st.st_size) > c->data_off ? st.st_size - c->data_off : 0;
+    c->data_len = file_size > c->data_off ? file_size - c->data_off : 0;
     c->size_hint = c->data_len;
     // A previous process may have written without syncing and died; the page cache still
     // holds that. The first Sync() after a start must not skip the fdatasync (a client
@@ -150,12 +134,9 @@ Status ChunkStore::Scan() {
     LOG_WARN("chunk store %s: %s; the first syncs will retry it", dir_.c_str(), st.ToString().c_str());
   }
   // Damaged replicas quarantined by an earlier start stay refused until the MDS deletes them.
-  if (DIR* q = ::opendir((repo_ + "/quarantine").c_str())) {
-    while (dirent* e = ::readdir(q)) {
-      std::string n = e->d_name;
+  if (auto q = DiskIo::ListDir(repo_ + "/quarantine"); q.ok()) {
+    for (const auto& n : *q)
       if (auto id = ParseFileName(n); id && !chunks_.count(*id)) lost_[*id] = repo_ + "/quarantine/" + n;
-    }
-    ::closedir(q);
   }
   LOG_INFO("chunk store %s: %zu chunks, %zu damaged replicas in quarantine", dir_.c_str(), chunks_.size(),
            lost_.size());
@@ -165,8 +146,8 @@ Status ChunkStore::Scan() {
 void ChunkStore::Quarantine(ChunkId id, const std::string& path) {
   std::string qdir = repo_ + "/quarantine";
   std::string to = qdir + "/" + FileName(id);
-  if (::mkdir(qdir.c_str(), 0700) != 0 && errno != EEXIST) to.clear();
-  if (!to.empty() && ::rename(path.c_str(), to.c_str()) != 0) to.clear();
+  if (!DiskIo::MakeDir(qdir).ok()) to.clear();
+  if (!to.empty() && !DiskIo::Rename(path, to, false).ok()) to.clear();
   if (to.empty()) to = path;  // could not move it: left where it is, still refused
   LOG_ERROR("chunk %s: the header of %s is damaged; the file is kept in %s and the replica is rebuilt "
             "from the others", id.str().c_str(), path.c_str(), to.c_str());
@@ -265,7 +246,7 @@ Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64
   c->fd = *fd;
   Status st = WriteHeader(*c);
   if (!st.ok()) {
-    ::unlink(c->path.c_str());
+    (void)DiskIo::Unlink(c->path, true);  // best effort: a torn file is removed at the next start
     return fail(st);
   }
   c->crcs.assign(chunk_size / kBlock, 0);
@@ -587,6 +568,9 @@ Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
   return req.st;
 }
 
+// A whole round (a sync per chunk and the directory's) goes to the kernel in one submission.
+static_assert(ChunkStore::kMaxSyncBatch + 1 <= DiskIo::kRingEntries);
+
 void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
   sync_rounds_.fetch_add(1, std::memory_order_relaxed);
   struct Item {
@@ -691,8 +675,7 @@ Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
       if (lost == lost_.end()) return Status::Ok();
       where = lost->second;
     }
-    if (::rename(where.c_str(), (where + ".dropped").c_str()) != 0 && errno != ENOENT)
-      return IoError("rename " + where);
+    RETURN_IF_ERROR(Count(DiskIo::Rename(where, where + ".dropped", true), "chunk " + id.str()));
     std::lock_guard<std::mutex> l(mu_);
     if (auto lost = lost_.find(id); lost != lost_.end() && lost->second == where) lost_.erase(lost);
     return Status::Ok();
@@ -708,7 +691,7 @@ Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
   }
   // Unlinked while the entry still exists: a Create of the same chunk only happens once
   // Find() misses it, so it makes a new file that this delete never removes.
-  if (::unlink(c->path.c_str()) != 0 && errno != ENOENT) return IoError("unlink " + c->path);
+  RETURN_IF_ERROR(Count(DiskIo::Unlink(c->path, true), "chunk " + id.str()));
   c->deleted = true;
   std::lock_guard<std::mutex> g(mu_);
   auto it = chunks_.find(id);
@@ -748,11 +731,11 @@ SyncStats ChunkStore::sync_stats() const {
 }
 
 Result<Space> ChunkStore::GetSpace() {
-  struct statvfs v {};
-  if (::statvfs(dir_.c_str(), &v) != 0) return IoError("statvfs " + dir_);
+  auto fs = DiskIo::StatFs(dir_);
+  if (!fs.ok()) return Count(fs.status(), "chunk store");
   Space s;
-  s.total_bytes = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
-  s.free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  s.total_bytes = fs->total_bytes;
+  s.free_bytes = fs->avail_bytes;
   std::lock_guard<std::mutex> l(mu_);
   for (const auto& [id, c] : chunks_) s.used_bytes += c->size_hint.load(std::memory_order_relaxed);
   return s;

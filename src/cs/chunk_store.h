@@ -184,7 +184,6 @@ class ChunkStore {
                               bool create);
   // The write itself, c.mu held exclusively and the file open.
   Status WriteLocked(Chunk& c, uint64_t offset, const char* data, size_t len);
-  Status IoError(const std::string& what);
   // st annotated, and counted in io_errors_ when it is an I/O error.
   Status Count(Status st, const std::string& what);
   Result<std::shared_ptr<Chunk>> Create(ChunkId id, uint64_t version, uint64_t chunk_size);

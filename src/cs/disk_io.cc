@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <liburing.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -279,6 +281,54 @@ Status DiskIo::Reserve(int fd, uint64_t off, uint64_t len) {
     return Status::Ok();
   if (errno == EOPNOTSUPP) return Err(Code::kNotSupported, "fallocate: not supported by the file system");
   return DiskError(errno, "fallocate");
+}
+
+Result<std::vector<std::string>> DiskIo::ListDir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return DiskError(errno, "cannot open " + path);
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(d);
+  return names;
+}
+
+Result<int> DiskIo::OpenReadOnly(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return DiskError(errno, "cannot open " + path);
+  return fd;
+}
+
+Result<uint64_t> DiskIo::FileSize(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return DiskError(errno, "fstat");
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Status DiskIo::MakeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return Status::Ok();
+  return DiskError(errno, "cannot create " + path);
+}
+
+Status DiskIo::Unlink(const std::string& path, bool missing_ok) {
+  if (::unlink(path.c_str()) == 0 || (missing_ok && errno == ENOENT)) return Status::Ok();
+  return DiskError(errno, "unlink " + path);
+}
+
+Status DiskIo::Rename(const std::string& from, const std::string& to, bool missing_ok) {
+  if (::rename(from.c_str(), to.c_str()) == 0 || (missing_ok && errno == ENOENT)) return Status::Ok();
+  return DiskError(errno, "rename " + from);
+}
+
+Result<DiskIo::FsSpace> DiskIo::StatFs(const std::string& path) {
+  struct statvfs v {};
+  if (::statvfs(path.c_str(), &v) != 0) return DiskError(errno, "statvfs " + path);
+  FsSpace s;
+  s.total_bytes = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+  s.avail_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  return s;
 }
 
 }  // namespace vstorage::cs
