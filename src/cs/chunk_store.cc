@@ -547,13 +547,14 @@ Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
   sync_cv_.wait(l, [&] { return sync_queue_.size() < kMaxSyncQueue; });
   sync_queue_.push_back(&req);
   while (!req.done) {
-    if (sync_leader_) {
+    // Queue empty: our request is in a round that is running. All leaders busy: wait.
+    if (sync_queue_.empty() || sync_leaders_ >= kMaxSyncLeaders) {
       sync_cv_.wait(l);
       continue;
     }
     // Lead one round; it may not include our request (more than kMaxSyncBatch ahead of it),
     // then the loop leads or waits again.
-    sync_leader_ = true;
+    ++sync_leaders_;
     size_t n = std::min(kMaxSyncBatch, sync_queue_.size());
     std::vector<SyncReq*> batch(sync_queue_.begin(), sync_queue_.begin() + static_cast<long>(n));
     sync_queue_.erase(sync_queue_.begin(), sync_queue_.begin() + static_cast<long>(n));
@@ -562,7 +563,7 @@ Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
     RunSyncRound(batch);
     l.lock();
     for (SyncReq* r : batch) r->done = true;
-    sync_leader_ = false;
+    --sync_leaders_;
     sync_cv_.notify_all();
   }
   return req.st;
@@ -570,6 +571,8 @@ Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
 
 // A whole round (a sync per chunk and the directory's) goes to the kernel in one submission.
 static_assert(ChunkStore::kMaxSyncBatch + 1 <= DiskIo::kRingEntries);
+// Sync leaders never take every ring: writes keep one to submit with.
+static_assert(ChunkStore::kMaxSyncLeaders < DiskIo::kRings);
 
 void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
   sync_rounds_.fetch_add(1, std::memory_order_relaxed);
@@ -613,9 +616,12 @@ void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
     if (i.dirty && !ops[i.op].result.ok()) {
       // synced_gen stays: the next Sync() of this chunk tries again.
       ops[i.op].result = Count(ops[i.op].result, "fdatasync " + i.c->path);
-    } else if (i.dirty && i.c->synced_gen.load(std::memory_order_relaxed) < i.gen) {
-      // Only the leader writes synced_gen, one round at a time: a plain store cannot go back.
-      i.c->synced_gen.store(i.gen, std::memory_order_release);
+    } else if (i.dirty) {
+      // Rounds may finish out of order: synced_gen only ever goes up.
+      uint64_t seen = i.c->synced_gen.load(std::memory_order_relaxed);
+      while (seen < i.gen && !i.c->synced_gen.compare_exchange_weak(seen, i.gen, std::memory_order_release,
+                                                                     std::memory_order_relaxed)) {
+      }
     }
     if (i.entry && dir_st.ok()) i.c->durable_entry.store(true, std::memory_order_release);
   }

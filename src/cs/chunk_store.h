@@ -30,10 +30,14 @@
 // Group sync: concurrent Sync() calls share their work. Every write bumps the chunk's write
 // generation once its bytes are in the page cache; Sync() returns at once when the chunk's
 // synced generation has caught up (and its directory entry is durable); otherwise it queues
-// the chunk. One caller at a time leads a round: it takes up to kMaxSyncBatch queued
-// requests, issues one fdatasync per distinct dirty chunk and a single directory fsync for
-// all chunks whose entry is not durable yet, all in one submission, then wakes every caller
-// its round covered. The queue holds at most kMaxSyncQueue requests; more callers wait.
+// the chunk. A waiting caller leads a round: it takes up to kMaxSyncBatch queued requests,
+// issues one fdatasync per distinct dirty chunk and a single directory fsync for all chunks
+// whose entry is not durable yet, all in one submission, then wakes every caller its round
+// covered. Up to kMaxSyncLeaders rounds run at once: with a single one, callers coming back
+// from a round would always miss the next, which had begun meanwhile, and batches would
+// halve (measured: half the syncs/s of the old one-fdatasync-per-caller code on ext4, whose
+// journal already commits concurrent fdatasyncs together). The queue holds at most
+// kMaxSyncQueue requests; more callers wait.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -72,6 +76,7 @@ class ChunkStore {
  public:
   static constexpr size_t kMaxSyncBatch = 32;  // requests one leader round takes
   static constexpr size_t kMaxSyncQueue = 4 * kMaxSyncBatch;  // requests waiting for a leader
+  static constexpr size_t kMaxSyncLeaders = 2;  // rounds in flight at once
 
   // checksums=false (make-cs -S, guide 7.6.4): no CRC32C is computed, stored or verified.
   // io_mode=kPwrite: never io_uring (kAuto falls back by itself when io_uring is missing).
@@ -152,7 +157,7 @@ class ChunkStore {
     std::atomic<bool> crcs_loaded{false};
     std::atomic<bool> durable_entry{false};  // the directory entry was fsynced
     // Bumped after every write-like call's disk calls, under mu exclusive; synced_gen is the
-    // write_gen an fdatasync that completed had seen before it began (sync leader only).
+    // highest write_gen an fdatasync that completed had seen before it began.
     std::atomic<uint64_t> write_gen{0};
     std::atomic<uint64_t> synced_gen{0};
     bool deleted = false;
@@ -214,7 +219,7 @@ class ChunkStore {
   std::mutex sync_mu_;  // never held with mu_ or a chunk lock, nor across a disk call
   std::condition_variable sync_cv_;
   std::deque<SyncReq*> sync_queue_;  // under sync_mu_, at most kMaxSyncQueue
-  bool sync_leader_ = false;         // under sync_mu_: a round is running
+  size_t sync_leaders_ = 0;          // under sync_mu_: rounds running, at most kMaxSyncLeaders
   std::atomic<uint64_t> sync_calls_{0}, sync_skipped_{0}, sync_rounds_{0}, fdatasyncs_{0}, dir_fsyncs_{0};
   std::function<void()> sync_round_hook_, read_hook_;
 };

@@ -11,10 +11,10 @@
 //
 // Thread-safety: every member function may be called from any number of threads at once.
 // The rings form a bounded pool (kRings); a caller takes one for the duration of its
-// batch and waits for one when all are busy (the chunk store's sync leader holds at most
-// one, so writers always have the others). Buffers passed in must stay valid until the
-// call returns; no call keeps a pointer past its return: every submitted SQE is reaped
-// first.
+// batch and waits for one when all are busy (the chunk store's sync leaders hold at most
+// ChunkStore::kMaxSyncLeaders, fewer than kRings, so writers always have the others).
+// Buffers passed in must stay valid until the call returns; no call keeps a pointer past
+// its return: every submitted SQE is reaped first.
 //
 // Cost: on a file system that cannot do buffered writes without blocking (ext4 on the
 // 6.18 kernel of the dev machine), the kernel hands each buffered write SQE to an io-wq
