@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <latch>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -615,12 +616,17 @@ TEST_F(ChunkStoreTest, ConcurrentSyncsOfManyChunksShareRounds) {
   // A disk that takes a while per sync, as real ones do: requests gather meanwhile.
   store->SetSyncRoundHookForTest([] { std::this_thread::sleep_for(std::chrono::milliseconds(2)); });
   std::atomic<int> failures{0};
+  // Every chunk is created before the first sync: the first rounds then find all of them
+  // needing a durable entry, and the directory fsyncs they share stay well under one each,
+  // however slowly a sanitizer build runs.
+  std::latch created(kThreads);
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; ++t)
     ts.emplace_back([&, t] {
       for (int i = 0; i < kIters; ++i) {
         std::string d = Random(65536, t * 1000 + i);
         if (!store->Write(ChunkId{2000u + t}, 1, kChunk, i * 65536, d.data(), d.size()).ok()) ++failures;
+        if (i == 0) created.arrive_and_wait();
         if (!store->Sync(ChunkId{2000u + t}).ok()) ++failures;
       }
     });
