@@ -1,12 +1,7 @@
 #include "cs/chunk_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
-
-#include <cerrno>
+// No raw syscall here: they all go through DiskIo (cs/disk_io.h).
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -44,40 +39,9 @@ std::optional<ChunkId> ParseFileName(const std::string& n) {
   return id;
 }
 
-Status FromErrno(int e, const std::string& what) {
-  return Err(e == ENOSPC || e == EDQUOT ? Code::kNoSpace : Code::kIoError, what + ": " + std::strerror(e));
-}
-
-Status PreadAll(int fd, char* p, size_t n, uint64_t off, size_t* got) {
-  *got = 0;
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return FromErrno(errno, "read");
-    }
-    if (r == 0) break;
-    p += r;
-    n -= static_cast<size_t>(r);
-    off += static_cast<uint64_t>(r);
-    *got += static_cast<size_t>(r);
-  }
-  return Status::Ok();
-}
-
-Status PwriteAll(int fd, const char* p, size_t n, uint64_t off) {
-  while (n > 0) {
-    ssize_t r = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return FromErrno(errno, "write");
-    }
-    p += r;
-    n -= static_cast<size_t>(r);
-    off += static_cast<uint64_t>(r);
-  }
-  return Status::Ok();
-}
+// Reads and writes that need no batch: one syscall each.
+Status PreadAll(int fd, char* p, size_t n, uint64_t off, size_t* got) { return DiskIo::PreadAll(fd, p, n, off, got); }
+Status PwriteAll(int fd, const char* p, size_t n, uint64_t off) { return DiskIo::PwriteAll(fd, p, n, off); }
 
 bool AllZero(const char* p, size_t n) {
   for (size_t i = 0; i < n; ++i)
@@ -87,39 +51,36 @@ bool AllZero(const char* p, size_t n) {
 
 }  // namespace
 
-ChunkStore::Chunk::~Chunk() {
-  if (fd >= 0) ::close(fd);
+ChunkStore::Chunk::~Chunk() { DiskIo::Close(fd.load()); }
+
+ChunkStore::~ChunkStore() { DiskIo::Close(dir_fd_); }
+
+ChunkStore::Locked::~Locked() {
+  if (c && l.owns_lock()) c->write_gen.fetch_add(1, std::memory_order_release);
 }
 
-ChunkStore::~ChunkStore() = default;
-
-Status ChunkStore::IoError(const std::string& what) {
-  ++io_errors_;
-  return FromErrno(errno, what);
+Status ChunkStore::Count(Status st, const std::string& what) {
+  if (st.code() == Code::kIoError) ++io_errors_;
+  return st.Annotate(what);
 }
 
-Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir, bool checksums) {
-  std::unique_ptr<ChunkStore> s(new ChunkStore(repo_dir + "/chunks"));
+Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir, bool checksums,
+                                                     DiskIoMode io_mode) {
+  std::unique_ptr<ChunkStore> s(new ChunkStore(repo_dir + "/chunks", io_mode));
   s->repo_ = repo_dir;
   s->checksums_ = checksums;
-  if (::mkdir(s->dir_.c_str(), 0700) != 0 && errno != EEXIST)
-    return FromErrno(errno, "cannot create " + s->dir_);
+  RETURN_IF_ERROR(DiskIo::MakeDir(s->dir_));
+  ASSIGN_OR_RETURN(s->dir_fd_, DiskIo::OpenDir(s->dir_));
   RETURN_IF_ERROR(s->Scan());
   return s;
 }
 
 Status ChunkStore::Scan() {
-  DIR* d = ::opendir(dir_.c_str());
-  if (!d) return FromErrno(errno, "cannot open " + dir_);
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
+  ASSIGN_OR_RETURN(std::vector<std::string> names, DiskIo::ListDir(dir_));
   for (const auto& n : names) {
     std::string path = dir_ + "/" + n;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    auto opened = DiskIo::OpenReadOnly(path);
+    int fd = opened.ok() ? *opened : -1;
     char h[40];
     size_t got = 0;
     bool ok = fd >= 0 && PreadAll(fd, h, sizeof h, 0, &got).ok() && got == sizeof h &&
@@ -129,9 +90,13 @@ Status ChunkStore::Scan() {
       std::memcpy(&crc, h + 32, 4);
       ok = Crc32c(h, 32) == crc;
     }
-    struct stat st {};
-    if (ok) ok = ::fstat(fd, &st) == 0;
-    if (fd >= 0) ::close(fd);
+    uint64_t file_size = 0;
+    if (ok) {
+      auto size = DiskIo::FileSize(fd);
+      ok = size.ok();
+      if (ok) file_size = *size;
+    }
+    DiskIo::Close(fd);
     if (!ok) {
       auto id = ParseFileName(n);
       if (got == sizeof h && id) {
@@ -144,7 +109,7 @@ Status ChunkStore::Scan() {
       }
       // A chunk whose creation was cut short by a crash (never acknowledged) or a stray file.
       LOG_WARN("removing %s: not a complete chunk file", path.c_str());
-      ::unlink(path.c_str());
+      (void)DiskIo::Unlink(path, true);  // best effort: it is ignored again at the next start
       continue;
     }
     auto c = std::make_shared<Chunk>();
@@ -153,18 +118,25 @@ Status ChunkStore::Scan() {
     std::memcpy(&c->chunk_size, h + 24, 8);
     c->path = path;
     c->data_off = DataOffset(c->chunk_size);
-    c->data_len = static_cast<uint64_t>(st.st_size) > c->data_off ? st.st_size - c->data_off : 0;
+    c->data_len = file_size > c->data_off ? file_size - c->data_off : 0;
     c->size_hint = c->data_len;
-    c->durable_entry = true;
+    // A previous process may have written without syncing and died; the page cache still
+    // holds that. The first Sync() after a start must not skip the fdatasync (a client
+    // retrying only its sync would be told "durable" of bytes that are not).
+    c->write_gen = 1;
     chunks_[c->id] = c;
   }
+  // The entries found here may be as fresh in the cache as those bytes; one fsync now
+  // makes all of them durable, instead of leaving that to the first syncs.
+  if (Status st = DiskIo::Fsync(dir_fd_); st.ok()) {
+    for (auto& [id, c] : chunks_) c->durable_entry = true;
+  } else {
+    LOG_WARN("chunk store %s: %s; the first syncs will retry it", dir_.c_str(), st.ToString().c_str());
+  }
   // Damaged replicas quarantined by an earlier start stay refused until the MDS deletes them.
-  if (DIR* q = ::opendir((repo_ + "/quarantine").c_str())) {
-    while (dirent* e = ::readdir(q)) {
-      std::string n = e->d_name;
+  if (auto q = DiskIo::ListDir(repo_ + "/quarantine"); q.ok()) {
+    for (const auto& n : *q)
       if (auto id = ParseFileName(n); id && !chunks_.count(*id)) lost_[*id] = repo_ + "/quarantine/" + n;
-    }
-    ::closedir(q);
   }
   LOG_INFO("chunk store %s: %zu chunks, %zu damaged replicas in quarantine", dir_.c_str(), chunks_.size(),
            lost_.size());
@@ -174,8 +146,8 @@ Status ChunkStore::Scan() {
 void ChunkStore::Quarantine(ChunkId id, const std::string& path) {
   std::string qdir = repo_ + "/quarantine";
   std::string to = qdir + "/" + FileName(id);
-  if (::mkdir(qdir.c_str(), 0700) != 0 && errno != EEXIST) to.clear();
-  if (!to.empty() && ::rename(path.c_str(), to.c_str()) != 0) to.clear();
+  if (!DiskIo::MakeDir(qdir).ok()) to.clear();
+  if (!to.empty() && !DiskIo::Rename(path, to, false).ok()) to.clear();
   if (to.empty()) to = path;  // could not move it: left where it is, still refused
   LOG_ERROR("chunk %s: the header of %s is damaged; the file is kept in %s and the replica is rebuilt "
             "from the others", id.str().c_str(), path.c_str(), to.c_str());
@@ -202,23 +174,33 @@ std::shared_ptr<ChunkStore::Chunk> ChunkStore::Find(ChunkId id) {
 }
 
 Status ChunkStore::EnsureOpen(Chunk& c) {
-  if (c.fd >= 0) return Status::Ok();
-  c.fd = ::open(c.path.c_str(), O_RDWR | O_CLOEXEC);
-  if (c.fd < 0) return IoError("cannot open chunk file " + c.path);
+  if (c.fd.load(std::memory_order_acquire) >= 0) return Status::Ok();
+  std::lock_guard<std::mutex> g(c.load_mu);
+  return EnsureOpenLoadMuHeld(c);
+}
+
+Status ChunkStore::EnsureOpenLoadMuHeld(Chunk& c) {
+  if (c.fd.load(std::memory_order_acquire) >= 0) return Status::Ok();
+  auto fd = DiskIo::OpenFile(c.path, false);
+  if (!fd.ok()) return Count(fd.status(), "chunk " + c.id.str());
+  c.fd.store(*fd, std::memory_order_release);
   return Status::Ok();
 }
 
+// Readers get here with c.mu shared only: the first of them loads the table under load_mu
+// while the others wait for it there, and the flag lets every later read skip the mutex.
+// Writers (mu exclusive) cannot run meanwhile, so nobody changes crcs during the load.
 Status ChunkStore::LoadCrcs(Chunk& c) {
-  if (c.crcs_loaded) return Status::Ok();
-  RETURN_IF_ERROR(EnsureOpen(c));
-  c.crcs.assign(c.chunk_size / kBlock, 0);
+  if (c.crcs_loaded.load(std::memory_order_acquire)) return Status::Ok();
+  std::lock_guard<std::mutex> g(c.load_mu);
+  if (c.crcs_loaded.load(std::memory_order_acquire)) return Status::Ok();
+  RETURN_IF_ERROR(EnsureOpenLoadMuHeld(c));
+  std::vector<uint32_t> table(c.chunk_size / kBlock, 0);
   size_t got = 0;
-  Status st = PreadAll(c.fd, reinterpret_cast<char*>(c.crcs.data()), c.crcs.size() * 4, kHeaderBytes, &got);
-  if (!st.ok()) {
-    ++io_errors_;
-    return st.Annotate("chunk " + c.id.str());
-  }
-  c.crcs_loaded = true;
+  Status st = PreadAll(c.fd, reinterpret_cast<char*>(table.data()), table.size() * 4, kHeaderBytes, &got);
+  if (!st.ok()) return Count(st, "chunk " + c.id.str());
+  c.crcs = std::move(table);
+  c.crcs_loaded.store(true, std::memory_order_release);
   return Status::Ok();
 }
 
@@ -259,15 +241,17 @@ Result<std::shared_ptr<ChunkStore::Chunk>> ChunkStore::Create(ChunkId id, uint64
     if (st.code() == Code::kIoError) ++io_errors_;
     return st.Annotate("cannot create chunk " + id.str() + " in " + repo_);
   };
-  c->fd = ::open(c->path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (c->fd < 0) return fail(IoError("cannot create chunk file " + c->path));
+  auto fd = DiskIo::OpenFile(c->path, true);
+  if (!fd.ok()) return fail(fd.status());
+  c->fd = *fd;
   Status st = WriteHeader(*c);
   if (!st.ok()) {
-    ::unlink(c->path.c_str());
+    (void)DiskIo::Unlink(c->path, true);  // best effort: a torn file is removed at the next start
     return fail(st);
   }
   c->crcs.assign(chunk_size / kBlock, 0);
   c->crcs_loaded = true;
+  c->write_gen = 1;  // the header: even if no write follows, a Sync() must make it durable
   return c;
 }
 
@@ -296,7 +280,7 @@ Result<ChunkStore::Locked> ChunkStore::LockForWrite(ChunkId id, uint64_t version
   if (c->chunk_size != chunk_size)
     return Err(Code::kInvalidArgument, "chunk " + id.str() + " has size " + std::to_string(c->chunk_size));
   RETURN_IF_ERROR(EnsureOpen(*c));
-  return Locked{std::move(c), std::move(l)};
+  return Locked(std::move(c), std::move(l));
 }
 
 Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
@@ -311,7 +295,8 @@ Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, 
   Chunk* c = &c_ref;
   const ChunkId id = c->id;
   if (!checksums_) {  // make-cs -S: the bytes only
-    Status st = PwriteAll(c->fd, data, len, c->data_off + offset);
+    WriteSpan span{data, len, c->data_off + offset};
+    Status st = io_.WriteSpans(c->fd, &span, 1);
     if (!st.ok()) {
       if (st.code() == Code::kIoError) ++io_errors_;
       return st.Annotate("chunk " + id.str() + " in " + repo_);
@@ -367,8 +352,10 @@ Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, 
     (void)n;
     new_crcs[b - b0] = Crc32c(p, kBlock);
   }
-  Status st = PwriteAll(c->fd, data, len, c->data_off + offset);
-  if (st.ok()) st = PwriteAll(c->fd, reinterpret_cast<const char*>(new_crcs.data()), new_crcs.size() * 4, kHeaderBytes + b0 * 4);
+  // Bytes and table entries in one submission; only Sync() orders them (see the header).
+  WriteSpan spans[2] = {{data, len, c->data_off + offset},
+                        {reinterpret_cast<const char*>(new_crcs.data()), new_crcs.size() * 4, kHeaderBytes + b0 * 4}};
+  Status st = io_.WriteSpans(c->fd, spans, 2);
   if (!st.ok()) {
     if (st.code() == Code::kIoError) ++io_errors_;
     // The table on disk may now disagree with the data of these blocks; keep memory in line
@@ -402,21 +389,20 @@ Status ChunkStore::Zero(ChunkId id, uint64_t version, uint64_t chunk_size, uint6
   // 0 ("never written"), which is what a block of zeros with no checksum means.
   uint64_t cut_from = a, cut_to = to_end ? std::max(a, (c->data_len + kBlock - 1) / kBlock * kBlock) : b;
   if (cut_from < cut_to) {
-    int rc;
+    Status cut;
     if (to_end) {
-      rc = ::ftruncate(c->fd, static_cast<off_t>(c->data_off + cut_from));
+      cut = DiskIo::Ftruncate(c->fd, c->data_off + cut_from);
     } else {
-      rc = ::fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(c->data_off + cut_from),
-                       static_cast<off_t>(cut_to - cut_from));
-      if (rc != 0 && errno == EOPNOTSUPP) {  // a file system without holes: write the zeros
-        rc = 0;
+      cut = DiskIo::PunchHole(c->fd, c->data_off + cut_from, cut_to - cut_from);
+      if (cut.code() == Code::kNotSupported) {  // a file system without holes: write the zeros
+        cut = Status::Ok();
         for (uint64_t o = cut_from; o < cut_to; o += kBlock) {
           Status st = PwriteAll(c->fd, kZeroBlock, kBlock, c->data_off + o);
           if (!st.ok()) return st.Annotate("chunk " + id.str() + " in " + repo_);
         }
       }
     }
-    if (rc != 0) return IoError(std::string(to_end ? "ftruncate " : "punch a hole in ") + c->path);
+    if (!cut.ok()) return Count(cut, c->path);
     if (checksums_) {
       uint64_t b0 = cut_from / kBlock, b1 = std::min<uint64_t>(cut_to / kBlock, c->crcs.size());
       std::vector<uint32_t> zeros(b1 - b0, 0);
@@ -442,15 +428,12 @@ Status ChunkStore::Reserve(ChunkId id, uint64_t version, uint64_t chunk_size, ui
   ASSIGN_OR_RETURN(Locked k, LockForWrite(id, version, chunk_size, offset, len, true));
   Chunk* c = k.c.get();
   if (len == 0) return Status::Ok();
-  if (::fallocate(c->fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(c->data_off + offset), static_cast<off_t>(len)) != 0) {
-    int e = errno;
-    if (e == EOPNOTSUPP) return Status::Ok();  // a file system that cannot reserve: writes will allocate
-    if (e == ENOSPC) return Err(Code::kNoSpace, "no space to reserve " + std::to_string(len) + " bytes for chunk " +
-                                                    id.str() + " in " + repo_);
-    errno = e;
-    return IoError("fallocate " + c->path);
-  }
-  return Status::Ok();
+  Status st = DiskIo::Reserve(c->fd, c->data_off + offset, len);
+  if (st.code() == Code::kNotSupported) return Status::Ok();  // a file system that cannot reserve: writes will allocate
+  if (st.code() == Code::kNoSpace)
+    return Err(Code::kNoSpace, "no space to reserve " + std::to_string(len) + " bytes for chunk " + id.str() + " in " +
+                                   repo_);
+  return Count(st, c->path);
 }
 
 Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out) {
@@ -461,10 +444,6 @@ Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t 
     if (auto lost = lost_.find(id); lost != lost_.end()) return LostError(id, lost->second);
     return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
   }
-  {
-    std::unique_lock<std::shared_mutex> l(c->mu);
-    RETURN_IF_ERROR(LoadCrcs(*c));
-  }
   std::shared_lock<std::shared_mutex> l(c->mu);
   if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
   if (c->version != version)
@@ -472,6 +451,8 @@ Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t 
                                         ", the replica has version " + std::to_string(c->version));
   if (offset > c->chunk_size || len > c->chunk_size - offset)
     return Err(Code::kInvalidArgument, "read outside chunk " + id.str());
+  RETURN_IF_ERROR(checksums_ ? LoadCrcs(*c) : EnsureOpen(*c));
+  if (read_hook_) read_hook_();
   if (len == 0) return Status::Ok();
   uint64_t end = offset + len;
   uint64_t b0 = offset / kBlock, b1 = (end + kBlock - 1) / kBlock;
@@ -508,14 +489,11 @@ Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t 
 Status ChunkStore::VerifyMeta(ChunkId id, uint64_t version) {
   auto c = Find(id);
   if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
-  {
-    std::unique_lock<std::shared_mutex> l(c->mu);
-    RETURN_IF_ERROR(LoadCrcs(*c));
-  }
   std::shared_lock<std::shared_mutex> l(c->mu);
   if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
   if (c->version != version)
     return Err(Code::kStaleVersion, "chunk " + id.str() + " has version " + std::to_string(c->version));
+  RETURN_IF_ERROR(LoadCrcs(*c));
   char h[40];
   size_t got = 0;
   Status st = PreadAll(c->fd, h, sizeof h, 0, &got);
@@ -551,43 +529,140 @@ Status ChunkStore::Sync(ChunkId id) {
   IoTimer disk_op(&disk_);
   auto c = Find(id);
   if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
-  bool need_dir;
-  int fd;
-  {
-    std::unique_lock<std::shared_mutex> l(c->mu);
-    RETURN_IF_ERROR(EnsureOpen(*c));
-    fd = c->fd;
-    need_dir = !c->durable_entry;
-    if (::fdatasync(fd) != 0) return IoError("fdatasync " + c->path);
+  return SyncChunk(c);
+}
+
+Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
+  sync_calls_.fetch_add(1, std::memory_order_relaxed);
+  // The fast path: nothing written since a sync that had begun after the last write ended.
+  if (c->synced_gen.load(std::memory_order_acquire) >= c->write_gen.load(std::memory_order_acquire) &&
+      c->durable_entry.load(std::memory_order_acquire)) {
+    sync_skipped_.fetch_add(1, std::memory_order_relaxed);
+    return Status::Ok();
   }
+  RETURN_IF_ERROR(EnsureOpen(*c));  // a chunk found at start and never used since
+  SyncReq req;
+  req.c = c;
+  std::unique_lock<std::mutex> l(sync_mu_);
+  sync_cv_.wait(l, [&] { return sync_queue_.size() < kMaxSyncQueue; });
+  sync_queue_.push_back(&req);
+  while (!req.done) {
+    // Queue empty: our request is in a round that is running. All leaders busy: wait.
+    if (sync_queue_.empty() || sync_leaders_ >= kMaxSyncLeaders) {
+      sync_cv_.wait(l);
+      continue;
+    }
+    // Lead one round; it may not include our request (more than kMaxSyncBatch ahead of it),
+    // then the loop leads or waits again.
+    ++sync_leaders_;
+    size_t n = std::min(kMaxSyncBatch, sync_queue_.size());
+    std::vector<SyncReq*> batch(sync_queue_.begin(), sync_queue_.begin() + static_cast<long>(n));
+    sync_queue_.erase(sync_queue_.begin(), sync_queue_.begin() + static_cast<long>(n));
+    sync_cv_.notify_all();  // room in the queue for callers waiting to join the next round
+    l.unlock();
+    RunSyncRound(batch);
+    l.lock();
+    for (SyncReq* r : batch) r->done = true;
+    --sync_leaders_;
+    sync_cv_.notify_all();
+  }
+  return req.st;
+}
+
+// A whole round (a sync per chunk and the directory's) goes to the kernel in one submission.
+static_assert(ChunkStore::kMaxSyncBatch + 1 <= DiskIo::kRingEntries);
+// Sync leaders never take every ring: writes keep one to submit with.
+static_assert(ChunkStore::kMaxSyncLeaders < DiskIo::kRings);
+
+void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
+  sync_rounds_.fetch_add(1, std::memory_order_relaxed);
+  struct Item {
+    Chunk* c;
+    uint64_t gen;      // write_gen seen before the sync began: what it covers
+    bool dirty;        // synced_gen < gen: needs an fdatasync
+    bool entry;        // its directory entry needs the directory fsync
+    size_t op = SIZE_MAX;
+  };
+  std::vector<Item> items;
+  for (SyncReq* r : batch) {
+    Chunk* c = r->c.get();
+    if (std::any_of(items.begin(), items.end(), [&](const Item& i) { return i.c == c; })) continue;
+    uint64_t gen = c->write_gen.load(std::memory_order_acquire);
+    items.push_back({c, gen, c->synced_gen.load(std::memory_order_relaxed) < gen,
+                     !c->durable_entry.load(std::memory_order_acquire)});
+  }
+  std::vector<SyncOp> ops;
+  bool need_dir = false;
+  for (auto& i : items) {
+    if (i.dirty) {
+      i.op = ops.size();
+      ops.push_back({i.c->fd.load(std::memory_order_acquire), true, Status::Ok()});
+    }
+    need_dir |= i.entry;
+  }
+  // One fsync of the directory stands for every new chunk of the round.
+  size_t dir_op = SIZE_MAX;
   if (need_dir) {
-    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return IoError("open " + dir_);
-    int r = ::fsync(dfd);
-    ::close(dfd);
-    if (r != 0) return IoError("fsync " + dir_);
-    std::unique_lock<std::shared_mutex> l(c->mu);
-    c->durable_entry = true;
+    dir_op = ops.size();
+    ops.push_back({dir_fd_, false, Status::Ok()});
   }
-  return Status::Ok();
+  if (sync_round_hook_) sync_round_hook_();
+  io_.SyncAll(ops.data(), ops.size());
+  fdatasyncs_.fetch_add(ops.size() - (need_dir ? 1 : 0), std::memory_order_relaxed);
+  if (need_dir) dir_fsyncs_.fetch_add(1, std::memory_order_relaxed);
+  Status dir_st = need_dir ? ops[dir_op].result : Status::Ok();
+  if (!dir_st.ok()) dir_st = Count(dir_st, "fsync " + dir_);
+  for (auto& i : items) {
+    if (i.dirty && !ops[i.op].result.ok()) {
+      // synced_gen stays: the next Sync() of this chunk tries again.
+      ops[i.op].result = Count(ops[i.op].result, "fdatasync " + i.c->path);
+    } else if (i.dirty) {
+      // Rounds may finish out of order: synced_gen only ever goes up.
+      uint64_t seen = i.c->synced_gen.load(std::memory_order_relaxed);
+      while (seen < i.gen && !i.c->synced_gen.compare_exchange_weak(seen, i.gen, std::memory_order_release,
+                                                                     std::memory_order_relaxed)) {
+      }
+    }
+    if (i.entry && dir_st.ok()) i.c->durable_entry.store(true, std::memory_order_release);
+  }
+  for (SyncReq* r : batch) {
+    auto& i = *std::find_if(items.begin(), items.end(), [&](const Item& it) { return it.c == r->c.get(); });
+    if (i.dirty && !ops[i.op].result.ok()) {
+      r->st = ops[i.op].result;
+    } else if (i.entry) {
+      r->st = dir_st;
+    }
+  }
 }
 
 Status ChunkStore::SetVersion(ChunkId id, uint64_t old_version, uint64_t new_version) {
   IoTimer disk_op(&disk_);
   auto c = Find(id);
   if (!c) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
-  std::unique_lock<std::shared_mutex> l(c->mu);
-  if (c->version == new_version) return Status::Ok();
-  if (c->version != old_version)
-    return Err(Code::kStaleVersion, "chunk " + id.str() + " has version " + std::to_string(c->version) +
-                                        ", not " + std::to_string(old_version));
-  RETURN_IF_ERROR(EnsureOpen(*c));
-  uint64_t prev = c->version;
-  c->version = new_version;
-  Status st = WriteHeader(*c);
-  if (st.ok() && ::fdatasync(c->fd) != 0) st = IoError("fdatasync " + c->path);
-  if (!st.ok()) c->version = prev;
-  return st;
+  {
+    std::unique_lock<std::shared_mutex> l(c->mu);
+    if (c->version == new_version) {
+      l.unlock();
+      return SyncChunk(c);  // a retry of a bump whose sync failed must still make it durable
+    }
+    if (c->version != old_version)
+      return Err(Code::kStaleVersion, "chunk " + id.str() + " has version " + std::to_string(c->version) +
+                                          ", not " + std::to_string(old_version));
+    RETURN_IF_ERROR(EnsureOpen(*c));
+    uint64_t prev = c->version;
+    c->version = new_version;
+    Status st = WriteHeader(*c);
+    // After the header write, failed or not: the page cache may hold a new header either way.
+    c->write_gen.fetch_add(1, std::memory_order_release);
+    if (!st.ok()) {
+      c->version = prev;
+      return Count(st, "chunk " + id.str() + " in " + repo_);
+    }
+  }
+  // The sync runs without the chunk lock: reads and writes at the new version go on meanwhile.
+  // If it fails the bump stays in memory and in the page cache, unconfirmed; the caller sees
+  // the error and retries (the retry syncs again, above) or gives the replica up.
+  return SyncChunk(c);
 }
 
 Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
@@ -598,13 +673,17 @@ Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
   if (!c) {
     // The MDS no longer counts a damaged replica here: copies of the chunk may come again.
     // Its file stays in quarantine for inspection, renamed so that it is not refused again.
-    std::lock_guard<std::mutex> l(mu_);
-    auto lost = lost_.find(id);
-    if (lost != lost_.end()) {
-      if (::rename(lost->second.c_str(), (lost->second + ".dropped").c_str()) != 0 && errno != ENOENT)
-        return IoError("rename " + lost->second);
-      lost_.erase(lost);
+    // The rename runs outside mu_; the replica stays refused until the entry goes after it.
+    std::string where;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto lost = lost_.find(id);
+      if (lost == lost_.end()) return Status::Ok();
+      where = lost->second;
     }
+    RETURN_IF_ERROR(Count(DiskIo::Rename(where, where + ".dropped", true), "chunk " + id.str()));
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto lost = lost_.find(id); lost != lost_.end() && lost->second == where) lost_.erase(lost);
     return Status::Ok();
   }
   std::unique_lock<std::shared_mutex> l(c->mu);
@@ -618,7 +697,7 @@ Status ChunkStore::Delete(ChunkId id, uint64_t max_version) {
   }
   // Unlinked while the entry still exists: a Create of the same chunk only happens once
   // Find() misses it, so it makes a new file that this delete never removes.
-  if (::unlink(c->path.c_str()) != 0 && errno != ENOENT) return IoError("unlink " + c->path);
+  RETURN_IF_ERROR(Count(DiskIo::Unlink(c->path, true), "chunk " + id.str()));
   c->deleted = true;
   std::lock_guard<std::mutex> g(mu_);
   auto it = chunks_.find(id);
@@ -647,12 +726,22 @@ Result<proto::ChunkReplicaState> ChunkStore::Stat(ChunkId id) {
   return proto::ChunkReplicaState{c->id, c->version, c->data_len};
 }
 
+SyncStats ChunkStore::sync_stats() const {
+  SyncStats s;
+  s.calls = sync_calls_.load(std::memory_order_relaxed);
+  s.skipped = sync_skipped_.load(std::memory_order_relaxed);
+  s.rounds = sync_rounds_.load(std::memory_order_relaxed);
+  s.fdatasyncs = fdatasyncs_.load(std::memory_order_relaxed);
+  s.dir_fsyncs = dir_fsyncs_.load(std::memory_order_relaxed);
+  return s;
+}
+
 Result<Space> ChunkStore::GetSpace() {
-  struct statvfs v {};
-  if (::statvfs(dir_.c_str(), &v) != 0) return IoError("statvfs " + dir_);
+  auto fs = DiskIo::StatFs(dir_);
+  if (!fs.ok()) return Count(fs.status(), "chunk store");
   Space s;
-  s.total_bytes = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
-  s.free_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  s.total_bytes = fs->total_bytes;
+  s.free_bytes = fs->avail_bytes;
   std::lock_guard<std::mutex> l(mu_);
   for (const auto& [id, c] : chunks_) s.used_bytes += c->size_hint.load(std::memory_order_relaxed);
   return s;
