@@ -478,5 +478,31 @@ TEST_F(EventServerTest, AChannelNoticesAPeerThatWentAway) {
   EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
 }
 
+TEST(EventServer, RequestPayloadBuffersAreReusedNotReallocated) {
+  std::string key = RandomBytes(32);
+  Server server;
+  ASSERT_TRUE(server.Listen(HostPort{"127.0.0.1", 0}).ok());
+  std::mutex mu;
+  std::vector<const char*> seen;
+  server.Start(ServerAuth{"c1", key, std::nullopt}, [&](ServerConn& c, Frame& req) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      seen.push_back(req.payload.data());
+    }
+    (void)c.Reply(req, proto::Empty{}, req.payload.data(), req.payload.size());
+  });
+  auto ch = Conn::Dial("127.0.0.1:" + std::to_string(server.port()), Credentials{"c1", key});
+  ASSERT_TRUE(ch.ok());
+  for (int i = 0; i < 4; ++i) {
+    std::string data((256 << 10) - i * 1000, static_cast<char>('a' + i));  // shrinking: each fits the last
+    Frame rep;
+    ASSERT_TRUE((*ch)->CallRaw(MsgType::kLookup, "", data.data(), data.size(), &rep).ok());
+    EXPECT_EQ(rep.payload, data);  // the bytes are this request's, not the previous one's
+  }
+  server.Stop();
+  ASSERT_EQ(seen.size(), 4u);
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_EQ(seen[i], seen[0]) << "request " << i << " got a new buffer";
+}
+
 }  // namespace
 }  // namespace vstorage::rpc

@@ -30,6 +30,51 @@ namespace detail {
 // Set on the server's I/O threads: a blocking reply from one would wait for itself.
 thread_local bool tls_server_io_thread = false;
 
+// Request payload buffers, reused: a CS receives a 256 KiB - 1 MiB payload per write, and a
+// fresh string per request would cost an allocation (often an mmap) and a zero-fill of the
+// whole buffer before the socket overwrites it. A pooled string keeps its size, so taking
+// one at least as large and cutting it to the payload's length touches no byte.
+// Thread-safe. Bounded: at most kMaxPooledPayloadBytes of capacity are kept.
+class PayloadPool {
+ public:
+  static constexpr size_t kMaxPooledPayloadBytes = 32u << 20;
+  static constexpr size_t kMaxPooledPayloads = 64;
+  void Take(std::string* out, size_t n) {
+    if (n == 0) {
+      out->clear();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      size_t best = free_.size();
+      for (size_t i = 0; i < free_.size(); ++i)
+        if (free_[i].size() >= n && (best == free_.size() || free_[i].size() < free_[best].size())) best = i;
+      if (best == free_.size())  // none large enough: the largest at least saves its bytes
+        for (size_t i = 0; i < free_.size(); ++i)
+          if (free_[i].capacity() >= n) best = i;
+      if (best != free_.size()) {
+        bytes_ -= free_[best].capacity();
+        *out = std::move(free_[best]);
+        free_[best] = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    out->resize(n);
+  }
+  void Give(std::string&& s) {
+    if (s.capacity() < 4096) return;
+    std::lock_guard<std::mutex> l(mu_);
+    if (free_.size() >= kMaxPooledPayloads || bytes_ + s.capacity() > kMaxPooledPayloadBytes) return;
+    bytes_ += s.capacity();
+    free_.push_back(std::move(s));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> free_;
+  size_t bytes_ = 0;
+};
+
 struct ServerCore {
   explicit ServerCore(ServerLimits l) : limits(l), workers(l.max_workers) {}
   ServerLimits limits;
@@ -43,6 +88,7 @@ struct ServerCore {
   Server::AuthNodeHook hook;
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> refused{0}, failed{0}, paused{0};
+  PayloadPool payloads;
 
   std::mutex mu;  // guards what follows
   std::map<std::string, int> pending_by_source;
@@ -213,7 +259,7 @@ asio::awaitable<Status> Connection::ReadFrame(Frame* f, size_t cap) {
   f->req_id = h->req_id;
   f->flags = h->flags;
   f->body.resize(h->body_len);
-  f->payload.resize(h->payload_len);
+  core_->payloads.Take(&f->payload, h->payload_len);
   std::array<asio::mutable_buffer, 2> bufs{asio::buffer(f->body), asio::buffer(f->payload)};
   co_await asio::async_read(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return Err(Code::kUnavailable, peer_ + ": " + ec.message());
@@ -272,6 +318,7 @@ void Connection::Dispatch(Frame f, proto::PeerKind kind) {
   bool queued = core_->workers.Submit([self, kind, f = std::move(f)]() mutable {
     ServerConn conn(self, kind);
     self->core_->handler(conn, f);
+    self->core_->payloads.Give(std::move(f.payload));
     asio::post(self->strand_, [self] {
       --self->inflight_;
       if (self->reader_waiting_) self->resume_.cancel();
