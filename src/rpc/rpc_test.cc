@@ -498,6 +498,10 @@ TEST(EventServer, RequestPayloadBuffersAreReusedNotReallocated) {
     Frame rep;
     ASSERT_TRUE((*ch)->CallRaw(MsgType::kLookup, "", data.data(), data.size(), &rep).ok());
     EXPECT_EQ(rep.payload, data);  // the bytes are this request's, not the previous one's
+    // The reply is out before the worker hands the buffer back: wait for that.
+    for (int t = 0; t < 2000 && server.stats().pooled_payloads == 0; ++t)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_EQ(server.stats().pooled_payloads, 1u);
   }
   server.Stop();
   ASSERT_EQ(seen.size(), 4u);

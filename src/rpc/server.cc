@@ -61,6 +61,10 @@ class PayloadPool {
     }
     out->resize(n);
   }
+  size_t pooled() {
+    std::lock_guard<std::mutex> l(mu_);
+    return free_.size();
+  }
   void Give(std::string&& s) {
     if (s.capacity() < 4096) return;
     std::lock_guard<std::mutex> l(mu_);
@@ -536,6 +540,7 @@ Server::Stats Server::stats() const {
   s.refused_handshakes = core_->refused;
   s.failed_handshakes = core_->failed;
   s.paused_reads = core_->paused;
+  s.pooled_payloads = core_->payloads.pooled();
   s.worker_threads = core_->workers.threads();
   return s;
 }

@@ -101,6 +101,7 @@ class Server {
     uint64_t failed_handshakes = 0;   // bad key, too large, too slow, garbage
     uint64_t paused_reads = 0;        // a connection at its in-flight limit stopped being read
     size_t worker_threads = 0;
+    size_t pooled_payloads = 0;  // request payload buffers kept for reuse
   };
   Stats stats() const;
 
