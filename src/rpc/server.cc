@@ -516,15 +516,14 @@ void Server::Stop() {
   // peer is left to finish on its own (it holds the core alive).
   core_->workers.Stop();
   core_->work.reset();
-  // Every coroutine ends once its socket is closed; give them a bounded time, then stop.
+  // Every coroutine and timer ends once its socket is closed, and the I/O threads return
+  // when no work is left. Stopping the loop before that would leave coroutine frames in it,
+  // each holding its connection and through it the core that owns the loop: a cycle never
+  // freed. So wait for the loop to run dry; stop it only if it will not (bounded).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard<std::mutex> l(core_->mu);
-      if (core_->conns == 0) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  while (!core_->io.stopped() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (!core_->io.stopped()) LOG_WARN("RPC server: connections still busy after 5 s; stopping the loop");
   core_->io.stop();
   for (auto& t : core_->io_threads) t.join();
   core_->io_threads.clear();
