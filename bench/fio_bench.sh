@@ -1,71 +1,207 @@
 #!/usr/bin/env bash
-# fio on a vstorage mount (3 CS on tmpfs, replicas 3) beside the same fio on the tmpfs itself,
-# and with --with-moosefs on MooseFS (1 master, 3 chunkservers on the same tmpfs, goal 3),
-# in one run. Prints MB/s or IOPS per test and the ratio to tmpfs.
-#   bench/fio_bench.sh [--with-moosefs] [--size 1G] [--runtime 15]
+# Six fio jobs on vstorage (1 MDS + 3 CS on one tmpfs, replicas 3, FUSE mount, default chunk
+# sizes), with --with-moosefs on MooseFS (1 master + 3 chunkservers on the same tmpfs, goal 3,
+# mfsmount), and on the tmpfs itself, in one run; page cache dropped before every job:
+#   1 seq write 1 MiB psync, 2 GiB, end_fsync=1
+#   2 seq write 1 MiB psync, 4 jobs x 512 MiB, group_reporting, end_fsync=1
+#   3 seq read 1 MiB psync, cold, the file of job 1 (run right after job 1, before job 2:
+#     the 2 GiB file is removed before job 2, which keeps the tmpfs peak at 3 x 2 GiB)
+#   4 rand write 4 KiB libaio iodepth=16 direct=1, 20 s, on a 1 GiB file laid out before
+#   5 rand read  4 KiB libaio iodepth=16 direct=1, 20 s, same file
+#   6 rand read  4 KiB psync iodepth=1 direct=1, 20 s, same file
+# Plus a "ceiling" for the write jobs (the same bytes through 3 chained loopback TCP hops,
+# bench/loopback_ceiling.py) and CPU-seconds per GiB written by jobs 1+2 (utime+stime of all
+# daemons and the FUSE mount process, from /proc/PID/stat).
+#   bench/fio_bench.sh [--with-moosefs] [--size 2G] [--randsize 1G] [--runtime 20] [--json PATH]
+# --size is job 1's file (job 2 writes 4 x size/4); VSTORAGE_BUILD=build-x picks the build.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-SIZE=1G
-RUNTIME=15
+PY=/usr/bin/python3
+SIZE=2G
+RANDSIZE=1G
+RUNTIME=20
 MOOSE=0
+JSON=""
+usage() { echo "usage: $0 [--with-moosefs] [--size 2G] [--randsize 1G] [--runtime 20] [--json PATH]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-moosefs) MOOSE=1 ;;
-    --size) SIZE=$2; shift ;;
-    --runtime) RUNTIME=$2; shift ;;
-    *) echo "usage: $0 [--with-moosefs] [--size 1G] [--runtime 15]" >&2; exit 2 ;;
+    --size) SIZE=${2:?}; shift ;;
+    --randsize) RANDSIZE=${2:?}; shift ;;
+    --runtime) RUNTIME=${2:?}; shift ;;
+    --json) JSON=${2:?}; shift ;;
+    *) usage ;;
   esac
   shift
 done
-[ $MOOSE = 1 ] && bash "$TOP/scripts/install-deps.sh" --bench
+[ "$(id -u)" = 0 ] || { echo "$0: needs root (tmpfs, FUSE, drop_caches)" >&2; exit 1; }
+if [ $MOOSE = 1 ]; then bash "$TOP/scripts/install-deps.sh" --bench; else bash "$TOP/scripts/install-deps.sh"; fi
+SIZE_B=$(numfmt --from=iec "$SIZE")
+RANDSIZE_B=$(numfmt --from=iec "$RANDSIZE")
+PART_B=$((SIZE_B / 4))
 source "$TOP/bench/cluster_lib.sh"
-cl_init 12G
+[ -x "$BIN/vstorage-mount" ] || { echo "$0: no $BIN/vstorage-mount (make build, or set VSTORAGE_BUILD)" >&2; exit 1; }
+# 3 copies of the largest set of live files (job 1's file, or job 2's, or the random file
+# plus what a lazy delete still holds), MDS and slack
+cl_init $(( (SIZE_B * 6 + RANDSIZE_B * 3) / 1048576 + 2048 ))M
+R=$W/results; mkdir -p "$R"
 
-fio_run() {  # dir name rw bs -> prints "bw_MBps iops"
-  local dir=$1 name=$2 rw=$3 bs=$4 extra=()
-  [ "$rw" = read ] || [ "$rw" = randread ] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
-  case "$rw" in randread|randwrite) extra=(--time_based --runtime="$RUNTIME") ;; esac
-  fio --name="$name" --directory="$dir" --filename=bench.dat --rw="$rw" --bs="$bs" --size="$SIZE" \
-      --ioengine=psync --numjobs=1 --end_fsync=1 "${extra[@]}" --output-format=json 2>/dev/null |
-    /usr/bin/python3 -c '
-import json,sys
-j=json.load(sys.stdin)["jobs"][0]
-op=j["read"] if j["read"]["io_bytes"]>0 else j["write"]
-print("%.1f %.0f" % (op["bw_bytes"]/1048576.0, op["iops"]))'
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+log() { echo "[fio_bench $(date -u +%H:%M:%S)] $*" >&2; }
+
+# Seconds of CPU (utime+stime, all threads) of this run's daemons and mount processes of one
+# file system: processes whose command name is listed and whose command line names $W.
+cpu_seconds() {  # comm...
+  "$PY" - "$W" "$@" <<'PY'
+import os, sys
+w, names = sys.argv[1], set(sys.argv[2:])
+tck = os.sysconf("SC_CLK_TCK")
+tot, seen = 0, []
+for p in os.listdir("/proc"):
+    if not p.isdigit():
+        continue
+    try:
+        comm = open(f"/proc/{p}/comm").read().strip()
+        cmd = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        st = open(f"/proc/{p}/stat").read()
+    except OSError:
+        continue
+    if comm not in names or w not in cmd:
+        continue
+    f = st[st.rindex(")") + 2:].split()
+    tot += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+    seen.append(f"{comm}:{p}")
+print("%.2f" % (tot / tck))
+print(" ".join(sorted(seen)), file=sys.stderr)
+PY
 }
 
-run_suite() {  # dir label
-  local dir=$1 label=$2
-  fio_run "$dir" w write 1M >"$W/$label.seqw"
-  fio_run "$dir" r read 1M >"$W/$label.seqr"
-  fio_run "$dir" rw randwrite 4k >"$W/$label.randw"
-  fio_run "$dir" rr randread 4k >"$W/$label.randr"
-  rm -f "$dir/bench.dat"
+# fio, JSON to $R/<label>.<key>.json; prints nothing. Fails the run if fio fails.
+fio_job() {  # label key dir fio-args...
+  local label=$1 key=$2 dir=$3; shift 3
+  drop_caches
+  log "$label job $key"
+  fio --name="$key" --directory="$dir" --output-format=json --output="$R/$label.$key.json" "$@" \
+    || { echo "$0: fio $key on $label failed:" >&2; cat "$R/$label.$key.json" >&2; exit 1; }
 }
 
-# --- vstorage on tmpfs ---
-vs_start
+run_suite() {  # dir label "comm..." (empty for the tmpfs: no CPU accounting)
+  local dir=$1 label=$2 comms=$3 c0 c1 direct=1
+  c0=$( [ -n "$comms" ] && cpu_seconds $comms 2>"$R/$label.cpu_procs" || echo 0)
+  fio_job "$label" 1 "$dir" --filename=seq1.dat --rw=write --bs=1M --ioengine=psync \
+    --size="$SIZE_B" --end_fsync=1
+  c1=$( [ -n "$comms" ] && cpu_seconds $comms 2>>"$R/$label.cpu_procs" || echo 0)
+  fio_job "$label" 3 "$dir" --filename=seq1.dat --rw=read --bs=1M --ioengine=psync --size="$SIZE_B"
+  rm -f "$dir/seq1.dat"
+  sync
+  local c2 c3
+  c2=$( [ -n "$comms" ] && cpu_seconds $comms 2>>"$R/$label.cpu_procs" || echo 0)
+  fio_job "$label" 2 "$dir" --filename_format='seq2.$jobnum' --rw=write --bs=1M --ioengine=psync \
+    --size="$PART_B" --numjobs=4 --group_reporting --end_fsync=1
+  c3=$( [ -n "$comms" ] && cpu_seconds $comms 2>>"$R/$label.cpu_procs" || echo 0)
+  echo "$c0 $c1 $c2 $c3" >"$R/$label.cpu"
+  [ -n "$comms" ] && log "$label CPU counted for: $(tail -1 "$R/$label.cpu_procs")"
+  rm -f "$dir"/seq2.*
+  sync
+  # lay the random file out (not measured), then the three random jobs on it
+  log "$label layout $RANDSIZE"
+  fio --name=layout --directory="$dir" --filename=rand.dat --rw=write --bs=1M --ioengine=psync \
+    --size="$RANDSIZE_B" --end_fsync=1 --output=/dev/null
+  if ! dd if="$dir/rand.dat" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null; then
+    log "$label: O_DIRECT refused, random jobs run with direct=0"; direct=0; echo "$label" >>"$R/nodirect"
+  fi
+  local common=(--filename=rand.dat --bs=4k --size="$RANDSIZE_B" --direct=$direct --time_based
+                --runtime="$RUNTIME" --randrepeat=0)
+  fio_job "$label" 4 "$dir" "${common[@]}" --rw=randwrite --ioengine=libaio --iodepth=16
+  fio_job "$label" 5 "$dir" "${common[@]}" --rw=randread --ioengine=libaio --iodepth=16
+  fio_job "$label" 6 "$dir" "${common[@]}" --rw=randread --ioengine=psync --iodepth=1
+  rm -f "$dir/rand.dat"
+  sync
+}
+
+log "work dir $W, binaries $BIN, size $SIZE, random file $RANDSIZE, runtime ${RUNTIME}s"
+COLS="vstorage"
+
+# --- ceiling: the write jobs' bytes through 3 loopback hops (nothing else running) ---
+log "ceiling (loopback, 3 hops)"
+"$PY" "$TOP/bench/loopback_ceiling.py" --bytes "$SIZE_B" --streams 1 --hops 3 >"$R/ceiling.1"
+"$PY" "$TOP/bench/loopback_ceiling.py" --bytes "$PART_B" --streams 4 --hops 3 >"$R/ceiling.2"
+
+# --- the tmpfs itself ---
 mkdir -p "$W/tmpfs/ref"
-run_suite "$W/tmpfs/ref" tmpfs
-run_suite "$W/vsmnt" vstorage
-COLS="tmpfs vstorage"
+run_suite "$W/tmpfs/ref" tmpfs ""
+rm -rf "$W/tmpfs/ref"
+
+# --- vstorage; stopped (and its chunks removed) before MooseFS starts ---
+log "starting vstorage"
+vs_start
+run_suite "$W/vsmnt" vstorage "vstorage-mdsd vstorage-csd vstorage-mount"
+cl_stop_daemons
+rm -rf "$W"/tmpfs/cs? "$W/tmpfs/mds"
 
 if [ $MOOSE = 1 ]; then
+  log "starting MooseFS"
   mfs_start
-  run_suite "$W/mfsmnt" moosefs
+  log "MooseFS goal: $( (mfsgetgoal "$W/mfsmnt" || mfsgetsclass "$W/mfsmnt") 2>&1 | tr '\n' ' ')"
+  run_suite "$W/mfsmnt" moosefs "mfsmaster mfschunkserver mfsmount"
   COLS="$COLS moosefs"
+  cl_stop_daemons
 fi
 
-/usr/bin/python3 - "$W" $COLS <<'PY'
-import sys
-w, cols = sys.argv[1], sys.argv[2:]
-tests = [("seqw", "1M seq write", 0, "MB/s"), ("seqr", "1M seq read (cold)", 0, "MB/s"),
-         ("randw", "4K rand write", 1, "IOPS"), ("randr", "4K rand read", 1, "IOPS")]
-hdr = f"{'test':22}" + "".join(f"{c:>14}" for c in cols) + "".join(f"{c + '/tmpfs':>18}" for c in cols[1:])
-print(hdr)
-for key, name, idx, unit in tests:
-    vals = [float(open(f"{w}/{c}.{key}").read().split()[idx]) for c in cols]
-    row = f"{name + ' ' + unit:22}" + "".join(f"{v:14.1f}" for v in vals)
-    row += "".join(f"{(v / vals[0] if vals[0] else 0):18.3f}" for v in vals[1:])
-    print(row)
+"$PY" - "$R" "$SIZE_B" "$PART_B" "$JSON" $COLS <<'PY'
+import json, os, sys
+r, size, part, out, cols = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+fss = cols + ["tmpfs"]
+def job(fs, k):
+    j = json.load(open(f"{r}/{fs}.{k}.json"))["jobs"][0]
+    return j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
+def mibs(fs, k): return job(fs, k)["bw_bytes"] / 1048576.0
+def iops(fs, k): return job(fs, k)["iops"]
+def p99(fs, k): return job(fs, k)["clat_ns"]["percentile"]["99.000000"] / 1e6
+def mean(fs, k): return job(fs, k)["lat_ns"]["mean"] / 1e6
+ceil = {k: json.load(open(f"{r}/ceiling.{k}"))["client_MiBps"] for k in ("1", "2")}
+rows = [  # name, unit, getter, key, ratio kind
+    ("1 seq write 1M psync %s" % (f"{size >> 20}M"), "MiB/s", mibs, "1"),
+    ("2 seq write 1M 4x%s" % (f"{part >> 20}M"), "MiB/s", mibs, "2"),
+    ("3 seq read 1M cold", "MiB/s", mibs, "3"),
+    ("4 rand write 4K QD16", "IOPS", iops, "4"),
+    ("4 rand write 4K QD16 p99", "ms", p99, "4"),
+    ("5 rand read 4K QD16", "IOPS", iops, "5"),
+    ("5 rand read 4K QD16 p99", "ms", p99, "5"),
+    ("6 rand read 4K QD1", "IOPS", iops, "6"),
+    ("6 rand read 4K QD1 mean", "ms", mean, "6"),
+    ("6 rand read 4K QD1 p99", "ms", p99, "6"),
+]
+table = []
+for name, unit, get, k in rows:
+    v = {fs: get(fs, k) for fs in fss}
+    row = {"job": name, "unit": unit, **{fs: v[fs] for fs in fss},
+           "ceiling": ceil.get(k) if get is mibs else None}
+    row["ratio_vstorage_moosefs"] = (v["vstorage"] / v["moosefs"]) if "moosefs" in v and v["moosefs"] else None
+    table.append(row)
+gib = (size + 4 * part) / 2**30
+cpu = {}
+for fs in cols:
+    c0, c1, c2, c3 = map(float, open(f"{r}/{fs}.cpu").read().split())
+    cpu[fs] = {"job1": (c1 - c0) / (size / 2**30), "job2": (c3 - c2) / (4 * part / 2**30),
+               "jobs1+2": ((c1 - c0) + (c3 - c2)) / gib}
+for k, label in (("job1", "CPU-s/GiB written, job 1"), ("job2", "CPU-s/GiB written, job 2"),
+                 ("jobs1+2", "CPU-s/GiB written, jobs 1+2")):
+    row = {"job": label, "unit": "s/GiB", **{fs: cpu[fs][k] for fs in cols}, "tmpfs": None, "ceiling": None}
+    row["ratio_vstorage_moosefs"] = (cpu["vstorage"][k] / cpu["moosefs"][k]) if "moosefs" in cpu and cpu["moosefs"][k] else None
+    table.append(row)
+nodirect = open(f"{r}/nodirect").read().split() if os.path.exists(f"{r}/nodirect") else []
+def f(x): return "-" if x is None else ("%.0f" % x if x >= 1000 else "%.3g" % x if x < 10 else "%.1f" % x)
+hdr = ["job", "unit"] + fss + ["ceiling", "vstorage/MooseFS" if "moosefs" in fss else ""]
+w0 = max(len(t["job"]) for t in table)
+print(f"{hdr[0]:<{w0}} {hdr[1]:>6}" + "".join(f"{h:>10}" for h in hdr[2:-1]) + f"{hdr[-1]:>18}")
+for t in table:
+    print(f"{t['job']:<{w0}} {t['unit']:>6}" + "".join(f"{f(t.get(fs)):>10}" for fs in fss)
+          + f"{f(t['ceiling']):>10}" + (f"{f(t['ratio_vstorage_moosefs']):>18}" if "moosefs" in fss else ""))
+if nodirect:
+    print("O_DIRECT refused on: %s (its random jobs ran with direct=0)" % " ".join(nodirect))
+print("ratio rows in ms (latency) are latency vstorage/MooseFS; ceiling = client MiB/s of the same bytes through 3 loopback TCP hops")
+if out:
+    json.dump({"rows": table, "nodirect": nodirect, "size": size, "part": part}, open(out, "w"), indent=1)
 PY
