@@ -78,7 +78,8 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
     bool done = false;
     Status st;
   };
-  std::deque<Out*> out_queue;  // strand only
+  static constexpr size_t kMaxWritesPerBatch = 64;  // frames gathered into one write
+  std::deque<Out*> out_queue;  // strand only; bounded by max_inflight (a caller waits for its write)
   bool writing = false;        // strand only
   std::array<char, kFrameHeaderBytes> hdr;  // the reader's
 
@@ -112,7 +113,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
     while (!out_queue.empty()) {
       batch.clear();
       bufs.clear();
-      while (!out_queue.empty() && batch.size() < 64) {
+      while (!out_queue.empty() && batch.size() < kMaxWritesPerBatch) {
         Out* o = out_queue.front();
         out_queue.pop_front();
         batch.push_back(o);

@@ -49,8 +49,6 @@ class Conn {
     return proto::DecodeFromString(f.body, rep, "reply");
   }
   bool broken() const { return broken_ || !ch_->healthy(); }
-  // An idle connection the peer has closed meanwhile (see Channel::IdleButStale).
-  bool stale() const { return ch_->IdleButStale(); }
   const std::string& addr() const { return ch_->addr(); }
   const std::shared_ptr<Channel>& channel() const { return ch_; }
 

@@ -30,13 +30,6 @@ void Socket::Close() {
   fd_ = -1;
 }
 
-bool Socket::IdleButStale() const {
-  if (fd_ < 0) return true;
-  pollfd pf{fd_, POLLIN | POLLRDHUP, 0};
-  int rc = ::poll(&pf, 1, 0);
-  return rc != 0;  // readable (EOF or a stray byte), hung up, or an error: not reusable
-}
-
 void Socket::Shutdown() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
 }

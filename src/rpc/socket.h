@@ -31,9 +31,6 @@ class Socket {
               size_t* payload_len = nullptr);
   void Close();
   void Shutdown();
-  // For a connection with no request outstanding: true if anything is pending on it (the
-  // peer closed or reset it, e.g. a restarted server). Never blocks.
-  bool IdleButStale() const;
   int fd() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   std::string PeerAddress() const;
