@@ -23,6 +23,12 @@ namespace vstorage::rpc {
 
 using asio::ip::tcp;
 
+namespace {
+thread_local bool tls_io_thread = false;
+}
+
+bool OnIoThread() { return tls_io_thread; }
+
 struct IoLoop::Impl {
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -31,7 +37,10 @@ struct IoLoop::Impl {
 
 IoLoop::IoLoop(int threads) : impl_(std::make_unique<Impl>()) {
   impl_->work.emplace(impl_->io.get_executor());
-  for (int i = 0; i < std::max(threads, 1); ++i) impl_->threads.emplace_back([io = &impl_->io] { io->run(); });
+  for (int i = 0; i < std::max(threads, 1); ++i) impl_->threads.emplace_back([io = &impl_->io] {
+      tls_io_thread = true;
+      io->run();
+    });
 }
 
 IoLoop& IoLoop::Default() {
@@ -69,6 +78,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
   bool broken = false;
   Status broken_st;
 
+  struct AsyncCall;
   // Writes: queued on the strand, written in order by one write loop.
   struct Out {
     std::array<char, kFrameHeaderBytes> header;
@@ -77,11 +87,106 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
     size_t payload_len;
     bool done = false;
     Status st;
+    AsyncCall* owner = nullptr;  // set for a CallAsync's frame
   };
+  // A CallAsync's state. It ends (done runs, then it is deleted) once its reply came or it
+  // failed, and its frame is off the write queue: until then the caller's payload may still
+  // be read by a write.
+  struct AsyncCall : PendingCall {
+    Frame frame;
+    std::string body;
+    size_t got_len = 0;
+    int64_t deadline_ms = 0;
+    int timeout_ms = 0;
+    AsyncDone done;
+    Out out;
+    bool written = false;  // under mu
+    bool replied = false;  // under mu
+  };
+  std::deque<AsyncCall*> waiting;  // beyond the window; at most kMaxQueuedPerChannel
+  int async_pending = 0;           // async calls in `pending`
+  bool watchdog = false;           // the timeout check runs
   static constexpr size_t kMaxWritesPerBatch = 64;  // frames gathered into one write
   std::deque<Out*> out_queue;  // strand only; bounded by max_inflight (a caller waits for its write)
   bool writing = false;        // strand only
   std::array<char, kFrameHeaderBytes> hdr;  // the reader's
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Under mu, for an async call whose reply came or failed (st set) and, if `written`, whose
+  // frame is off the write queue: runs its done on the loop, then frees it.
+  void FireIfOverLocked(AsyncCall* a) {
+    if (!a->written || !a->replied) return;
+    asio::post(strand.get_inner_executor(), [a] {
+      a->done(a->st, &a->frame, a->got_len);
+      delete a;
+    });
+  }
+
+  // Under mu: a pending call left; calls waiting for a slot take it.
+  void ReleaseSlotLocked() {
+    --inflight;
+    while (!broken && inflight < max_inflight && !waiting.empty()) {
+      AsyncCall* a = waiting.front();
+      waiting.pop_front();
+      DispatchLocked(a);
+    }
+    cv.notify_all();
+  }
+
+  // Under mu: the async call takes a slot and its frame goes to the write queue.
+  void DispatchLocked(AsyncCall* a) {
+    ++inflight;
+    ++async_pending;
+    a->id = next_id++;
+    pending[a->id] = a;
+    Frame h;
+    h.type = a->frame.type;
+    h.req_id = a->id;
+    EncodeFrameHeader(h, a->body.size(), a->out.payload_len, a->out.header.data());
+    a->out.body = &a->body;
+    a->out.owner = a;
+    Enqueue(&a->out);
+  }
+
+  // Fails the async calls that wait for a slot past their deadline, and breaks the channel
+  // when a sent one has had no reply by its deadline.
+  asio::awaitable<void> Watchdog() {
+    auto self = shared_from_this();
+    asio::steady_timer timer(strand);
+    for (;;) {
+      timer.expires_after(std::chrono::milliseconds(kAsyncTimeoutCheckMs));
+      asio::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      std::lock_guard<std::mutex> l(mu);
+      int64_t now = NowMs();
+      for (auto it = waiting.begin(); it != waiting.end();) {
+        AsyncCall* a = *it;
+        if (a->deadline_ms > now) {
+          ++it;
+          continue;
+        }
+        it = waiting.erase(it);
+        a->st = Err(Code::kTimeout, "no free request slot on the connection to " + addr);
+        a->written = a->replied = true;
+        FireIfOverLocked(a);
+      }
+      int overdue_ms = -1;  // the timeout of a sent call that has had no reply in time
+      for (auto& [id, p] : pending)
+        if (p->async && !p->done && static_cast<AsyncCall*>(p)->deadline_ms <= now)
+          overdue_ms = static_cast<AsyncCall*>(p)->timeout_ms;
+      // No answer in time: the peer is hung or gone; the connection goes, as in Finish.
+      if (overdue_ms >= 0 && !broken)
+        BreakLocked(Err(Code::kTimeout, addr + ": no reply within " + std::to_string(overdue_ms) + " ms"));
+      if (async_pending == 0 && waiting.empty()) {
+        watchdog = false;
+        co_return;
+      }
+    }
+  }
 
   // Under mu: fails every pending call; the reader and writers stop.
   void BreakLocked(const Status& st) {
@@ -94,10 +199,31 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
         self->sock.close(ec);
       });
     }
-    for (auto& [id, p] : pending) {
-      if (p->reading) continue;  // the reader finishes it (its read fails soon)
+    for (auto it = pending.begin(); it != pending.end();) {
+      PendingCall* p = it->second;
+      if (p->reading || p->done) {  // the reader finishes it (its read fails soon)
+        ++it;
+        continue;
+      }
       p->st = broken_st;
       p->done = true;
+      if (!p->async) {
+        ++it;
+        continue;
+      }
+      auto* a = static_cast<AsyncCall*>(p);
+      it = pending.erase(it);
+      --async_pending;
+      --inflight;
+      a->replied = true;
+      FireIfOverLocked(a);
+    }
+    while (!waiting.empty()) {
+      AsyncCall* a = waiting.front();
+      waiting.pop_front();
+      a->st = broken_st;
+      a->written = a->replied = true;
+      FireIfOverLocked(a);
     }
     cv.notify_all();
   }
@@ -135,6 +261,10 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
       for (Out* o : batch) {
         o->st = st;
         o->done = true;
+        if (AsyncCall* a = o->owner) {  // o belongs to a; a may end now
+          a->written = true;
+          FireIfOverLocked(a);
+        }
       }
       if (ec) BreakLocked(st);
       cv.notify_all();
@@ -142,8 +272,8 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
     writing = false;
   }
 
-  // Blocks until o is written (or failed). The caller keeps o, its body and payload alive.
-  Status Write(Out* o) {
+  // Queues o for the write loop; o, its body and payload stay alive until o->done.
+  void Enqueue(Out* o) {
     asio::post(strand, [self = shared_from_this(), o] {
       self->out_queue.push_back(o);
       if (!self->writing) {
@@ -151,6 +281,11 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
         asio::co_spawn(self->strand, self->WriteLoop(), asio::detached);
       }
     });
+  }
+
+  // Blocks until o is written (or failed). The caller keeps o, its body and payload alive.
+  Status Write(Out* o) {
+    Enqueue(o);
     std::unique_lock<std::mutex> l(mu);
     cv.wait(l, [&] { return o->done; });
     return o->st;
@@ -197,6 +332,29 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
       if (p) {
         p->reading = false;
         p->done = true;
+        if (p->async) {
+          auto* a = static_cast<AsyncCall*>(p);
+          if (ec) {
+            a->st = Err(Code::kUnavailable, addr + ": " + ec.message());
+          } else if (f->flags & kFlagError) {
+            proto::ErrorReply er;
+            Status dst = proto::DecodeFromString(f->body, &er, "error reply");
+            a->st = dst.ok() ? Err(static_cast<Code>(er.code), er.message) : dst;
+          } else {
+            a->st = Status::Ok();
+            a->got_len = direct ? h->payload_len : 0;
+          }
+          pending.erase(a->id);
+          --async_pending;
+          a->replied = true;
+          ReleaseSlotLocked();
+          FireIfOverLocked(a);
+          if (ec) {
+            BreakLocked(Err(Code::kUnavailable, addr + ": " + ec.message()));
+            co_return;
+          }
+          continue;
+        }
         if (ec) {
           p->st = Err(Code::kUnavailable, addr + ": " + ec.message());
         } else if (f->flags & kFlagError) {
@@ -297,8 +455,7 @@ Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, con
     m.BreakLocked(wst);
     m.cv.wait(l, [&] { return t->done; });
     m.pending.erase(t->id);
-    --m.inflight;
-    m.cv.notify_all();
+    m.ReleaseSlotLocked();
     return wst;
   }
   return t;
@@ -314,8 +471,7 @@ Status Channel::Finish(std::unique_ptr<Ticket> t, int timeout_ms) {
     m.cv.wait(l, [&] { return t->done; });
   }
   m.pending.erase(t->id);
-  --m.inflight;
-  m.cv.notify_all();
+  m.ReleaseSlotLocked();
   return t->st;
 }
 
@@ -324,8 +480,43 @@ void Channel::Abandon(std::unique_ptr<Ticket> t) {
   std::unique_lock<std::mutex> l(m.mu);
   m.cv.wait(l, [&] { return !t->reading; });  // the reader is done with its buffers
   m.pending.erase(t->id);
-  --m.inflight;
-  m.cv.notify_all();
+  m.ReleaseSlotLocked();
+}
+
+void Channel::CallAsync(proto::MsgType type, std::string body, const char* payload, size_t payload_len,
+                        int timeout_ms, AsyncDone done, char* payload_out, size_t payload_cap) {
+  Impl& m = *impl_;
+  auto* a = new Impl::AsyncCall;
+  a->async = true;
+  a->reply = &a->frame;
+  a->frame.type = static_cast<uint16_t>(type);
+  a->payload_out = payload_out;
+  a->payload_cap = payload_out ? payload_cap : 0;
+  a->body = std::move(body);
+  a->out.payload = payload;
+  a->out.payload_len = payload_len;
+  a->deadline_ms = Impl::NowMs() + timeout_ms;
+  a->timeout_ms = timeout_ms;
+  a->done = std::move(done);
+  std::lock_guard<std::mutex> l(m.mu);
+  if (a->body.size() > kMaxMessageBytes || payload_len > kMaxPayloadBytes) {
+    a->st = Err(Code::kInternal, "request too large for a frame");
+  } else if (m.broken) {
+    a->st = Err(Code::kUnavailable, "connection to " + m.addr + " is broken: " + m.broken_st.message());
+  } else if (m.waiting.size() >= kMaxQueuedPerChannel) {
+    a->st = Err(Code::kTryAgain, "too many requests queued on the connection to " + m.addr + " (" +
+                                     std::to_string(kMaxQueuedPerChannel) + "); retry when some have finished");
+  } else {
+    if (m.inflight < m.max_inflight && m.waiting.empty()) m.DispatchLocked(a);
+    else m.waiting.push_back(a);
+    if (!m.watchdog) {
+      m.watchdog = true;
+      asio::co_spawn(m.strand, m.Watchdog(), asio::detached);
+    }
+    return;
+  }
+  a->written = a->replied = true;
+  m.FireIfOverLocked(a);
 }
 
 Status Channel::Call(proto::MsgType type, const std::string& body, const char* payload, size_t payload_len,

@@ -8,10 +8,12 @@
 // channel and fails every request on it (as a dead peer would), so no caller waits forever
 // and no reply can land in a buffer its caller has given up.
 //
-// Thread-safety: IoLoop and Channel are thread-safe; Call may be made from any thread but
-// not from an IoLoop thread (it blocks).
+// Thread-safety: IoLoop and Channel are thread-safe; Call, Start and Finish may be made from
+// any thread but not from an IoLoop thread (they block). CallAsync never blocks and may be
+// made from anywhere, an IoLoop thread included.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,6 +27,13 @@ namespace vstorage::rpc {
 
 inline constexpr int kMaxInflightPerChannel = 64;
 inline constexpr int kDefaultIoThreads = 2;
+// Asynchronous calls beyond the in-flight window wait in the channel's queue, at most this
+// many (then CallAsync fails with kTryAgain); callers bound themselves well below it
+// (libvstorage: kMaxAsyncOps × kAsyncOpWindow).
+inline constexpr size_t kMaxQueuedPerChannel = 16384;
+
+// True on a thread of an IoLoop (where nothing may block).
+bool OnIoThread();
 
 // The I/O threads of a process's outgoing connections.
 class IoLoop {
@@ -68,6 +77,7 @@ class Channel {
     size_t* payload_len_out = nullptr;
     bool reading = false;  // the reader is filling reply/payload_out right now (without the lock)
     bool done = false;
+    bool async = false;  // a CallAsync (then this is part of its state)
     Status st;
     uint64_t id = 0;
   };
@@ -77,6 +87,19 @@ class Channel {
   Status Finish(std::unique_ptr<Ticket> t, int timeout_ms);
   // Gives up on a started call without waiting for its reply (which is dropped when it comes).
   void Abandon(std::unique_ptr<Ticket> t);
+
+  // Sends a request without waiting for anything and calls done(st, reply, payload_len)
+  // exactly once: with the reply (its payload went into payload_out when it fit
+  // payload_cap, with payload_len set; else it is in reply->payload), an error reply's
+  // Status, or the transport's failure. `payload` and `payload_out` stay the caller's and
+  // must live until done ran. Beyond the in-flight window the call waits in the channel's
+  // queue (kMaxQueuedPerChannel). No reply within timeout_ms closes the channel (checked
+  // every kAsyncTimeoutCheckMs). `done` runs on a thread of the channel's IoLoop and must
+  // not block; it may start further calls.
+  using AsyncDone = std::function<void(Status st, Frame* reply, size_t payload_len)>;
+  static constexpr int kAsyncTimeoutCheckMs = 100;
+  void CallAsync(proto::MsgType type, std::string body, const char* payload, size_t payload_len, int timeout_ms,
+                 AsyncDone done, char* payload_out = nullptr, size_t payload_cap = 0);
 
   template <typename Req, typename Rep>
   Status Call(proto::MsgType type, const Req& req, Rep* rep, int timeout_ms) {

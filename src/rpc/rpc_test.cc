@@ -478,6 +478,95 @@ TEST_F(EventServerTest, AChannelNoticesAPeerThatWentAway) {
   EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
 }
 
+// Hundreds of asynchronous calls from one thread on one channel with a window of 8: every
+// one completes once, with its own reply in its own buffer, and no more than the window is
+// ever in the server at once.
+TEST_F(EventServerTest, AsyncCallsFromOneThreadQueueBeyondTheWindowAndEachGetsItsReply) {
+  StartServer(ServerLimits{});
+  IoLoop loop(2);
+  auto ch = Channel::Dial(loop, "127.0.0.1:" + std::to_string(server_->port()), Credentials{"c1", key_}, 1000, 8);
+  ASSERT_TRUE(ch.ok());
+  constexpr int kCalls = 300;
+  std::vector<std::string> payloads(kCalls), bufs(kCalls, std::string(64, '\0'));
+  std::vector<int> fired(kCalls, 0);
+  std::vector<Status> sts(kCalls);
+  std::vector<size_t> lens(kCalls);
+  std::vector<uint64_t> inos(kCalls);
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  bool on_io_thread = true;
+  for (int i = 0; i < kCalls; ++i) {
+    payloads[i] = "call-" + std::to_string(i);
+    (*ch)->CallAsync(
+        MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"}), payloads[i].data(),
+        payloads[i].size(), 10000,
+        [&, i](Status st, Frame* rep, size_t n) {
+          proto::AttrReply ar;
+          if (st.ok()) st = proto::DecodeFromString(rep->body, &ar, "reply");
+          std::lock_guard<std::mutex> l(mu);
+          on_io_thread = on_io_thread && OnIoThread();
+          ++fired[i];
+          sts[i] = st;
+          lens[i] = n;
+          inos[i] = ar.attr.ino.v;
+          ++done;
+          cv.notify_all();
+        },
+        bufs[i].data(), bufs[i].size());
+  }
+  EXPECT_FALSE(OnIoThread());
+  // Only the window reaches the server; the rest wait in the channel.
+  ASSERT_TRUE(gate_.WaitEntered(8));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  {
+    std::lock_guard<std::mutex> l(gate_.mu);
+    EXPECT_EQ(gate_.entered, 8);
+  }
+  gate_.OpenAll();
+  std::unique_lock<std::mutex> l(mu);
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(20), [&] { return done == kCalls; }));
+  std::set<uint64_t> ids;
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_EQ(fired[i], 1);
+    ASSERT_TRUE(sts[i].ok()) << sts[i].ToString();
+    EXPECT_EQ(bufs[i].substr(0, lens[i]), payloads[i]);
+    ids.insert(inos[i]);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kCalls));  // each reply matched to its own request
+  EXPECT_TRUE(on_io_thread);
+  EXPECT_TRUE((*ch)->healthy());
+}
+
+TEST_F(EventServerTest, AsyncCallsFailOnceWhenTheChannelTimesOutOrBreaks) {
+  StartServer(ServerLimits{});
+  IoLoop loop(1);
+  auto ch = Channel::Dial(loop, "127.0.0.1:" + std::to_string(server_->port()), Credentials{"c1", key_}, 1000, 2);
+  ASSERT_TRUE(ch.ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Status> got;
+  auto done = [&](Status st, Frame*, size_t) {
+    std::lock_guard<std::mutex> l(mu);
+    got.push_back(st);
+    cv.notify_all();
+  };
+  std::string body = proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"});
+  for (int i = 0; i < 5; ++i) (*ch)->CallAsync(MsgType::kLookup, body, nullptr, 0, 300, done);  // 2 sent, 3 queued
+  std::unique_lock<std::mutex> l(mu);
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return got.size() == 5; }));
+  for (auto& st : got) EXPECT_TRUE(st.code() == Code::kTimeout || st.code() == Code::kUnavailable) << st.ToString();
+  EXPECT_FALSE((*ch)->healthy());
+  l.unlock();
+  // On a broken channel a call fails at once, through its callback.
+  (*ch)->CallAsync(MsgType::kLookup, body, nullptr, 0, 300, done);
+  l.lock();
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(5), [&] { return got.size() == 6; }));
+  EXPECT_EQ(got.back().code(), Code::kUnavailable);
+  l.unlock();
+  gate_.OpenAll();
+}
+
 TEST(EventServer, RequestPayloadBuffersAreReusedNotReallocated) {
   std::string key = RandomBytes(32);
   Server server;
