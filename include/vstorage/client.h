@@ -9,10 +9,27 @@
 //
 // Every call is thread-safe. Errors are Status values whose message names cause and fix;
 // CodeToErrno() maps them to errno.
+//
+// Asynchronous use: ReadAsync, WriteAsync, FsyncAsync and MdsCallAsync return at once and
+// call their callback when done, so one thread can keep hundreds of requests in flight
+// (an iSCSI, NBD or S3 server). The synchronous calls are these plus a wait. A callback
+// runs on one of the client's I/O threads or slow-path workers (or, for a request that
+// fails at once, on the calling thread before the call returns); it must not block, but
+// may start further requests. Buffers stay the caller's and must live until the callback
+// ran. At most kMaxAsyncOps requests are outstanding per client: beyond that a call waits
+// for one to finish (backpressure), except on an I/O thread (a callback), where it never
+// waits. The synchronous calls must not be made from a callback.
+//
+// In the common case nothing blocks: the chunk map is in the client's cache and the
+// connection to the chunk server is up, so a request goes straight out and its reply
+// completes it on an I/O thread. Everything else (a map to fetch from the MDS, a replica
+// that failed, a retry, a connection to dial) goes to a bounded pool of slow-path workers
+// (kMaxSlowPathWorkers) that run the retrying synchronous logic.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,7 +47,12 @@
 namespace vstorage {
 namespace rpc {
 class ConnPool;
+class WorkerPool;
 }
+
+inline constexpr int kMaxAsyncOps = 512;         // outstanding async requests per Client
+inline constexpr int kAsyncOpWindow = 16;        // RPCs in flight per request (a write streams)
+inline constexpr size_t kMaxSlowPathWorkers = 16;
 
 struct ClientOptions {
   std::string cluster;
@@ -54,7 +76,15 @@ class Client;
 
 class File {
  public:
-  ~File();
+  ~File();  // Close() unless called
+  using DoneFn = std::function<void(Status)>;
+  using ReadDoneFn = std::function<void(Result<size_t>)>;
+  // Asynchronous forms of Read, Write and Fsync (see the top of this file). The File must
+  // outlive its requests; Close() waits for them.
+  void ReadAsync(uint64_t offset, size_t len, char* out, ReadDoneFn done);
+  void WriteAsync(uint64_t offset, const char* data, size_t len, DoneFn done);
+  void FsyncAsync(DoneFn done);
+
   // Reads up to len bytes at offset; short only at the end of the file; holes read as zeros.
   Result<size_t> Read(uint64_t offset, size_t len, char* out);
   // Returns once every replica of every touched chunk has the data (not yet durable).
@@ -75,7 +105,7 @@ class File {
   Status ZeroRange(uint64_t offset, uint64_t len, bool keep_size);
   // Tells the MDS the size this client wrote (cheap; what close(2) does, without fsync).
   Status Flush() { return PersistSize(); }
-  // Persists the size and releases the lease. Called by the destructor when not called.
+  // Waits for outstanding async requests, persists the size and releases the lease.
   Status Close();
   uint64_t size() const { return sz_->size.load(); }
   InodeId ino() const { return ino_; }
@@ -84,6 +114,15 @@ class File {
  private:
   friend class Client;
   File(Client* c, proto::Attr attr, bool write);
+  struct AsyncOp;
+  void Issue(const std::shared_ptr<AsyncOp>& op, size_t unit);
+  void SlowPath(const std::shared_ptr<AsyncOp>& op, size_t unit);
+  void UnitDone(const std::shared_ptr<AsyncOp>& op, Status st);
+  void Pump(const std::shared_ptr<AsyncOp>& op);
+  void Finish(const std::shared_ptr<AsyncOp>& op);
+  void Start(const std::shared_ptr<AsyncOp>& op);
+  // The cached map of chunk `index`, if any (never asks the MDS).
+  bool Cached(uint64_t index, proto::ChunkMap* m);
   Result<proto::ChunkMap> Map(uint64_t index, bool allocate, bool* exists);
   void Forget(uint64_t index);
   void Remember(const proto::ChunkMap& m);
@@ -105,20 +144,24 @@ class File {
   InodeId ino_;
   bool write_;
   uint64_t chunk_size_;
-  // The size as this client knows it, shared by every handle of the inode in this client
-  // (Client::FileOpened): a write through one handle is seen by a read, punch or truncate
-  // through another at once. `dirty`: grown past what the MDS was told.
+  // What every handle of the inode in this client shares (Client::FileOpened): the size as
+  // this client knows it (a write through one handle is seen by a read, punch or truncate
+  // through another at once; `dirty`: grown past what the MDS was told), the chunk-map
+  // cache and the chunks written since the last fsync (an fsync on any handle syncs them).
   struct OpenSize {
     std::atomic<uint64_t> size{0};
     std::atomic<bool> dirty{false};
     std::atomic<int64_t> write_ns{0};  // last data change not reported yet (its mtime), 0: none
+    std::mutex mu;                     // guards the two below
+    std::map<uint64_t, proto::ChunkMap> maps;
+    std::set<uint64_t> unsynced;
   };
   std::atomic<bool> read_some_{false};  // for the access time at close (relatime)
   std::shared_ptr<OpenSize> sz_;
   std::atomic<bool> closed_{false};
-  std::mutex mu_;
-  std::map<uint64_t, proto::ChunkMap> maps_;
-  std::set<uint64_t> unsynced_;  // chunks written since the last fsync
+  std::mutex ops_mu_;
+  std::condition_variable ops_cv_;
+  int ops_ = 0;  // async requests outstanding (Close waits for none)
 };
 
 class Client {
@@ -184,11 +227,18 @@ class Client {
   // Metadata call with retries over every MDS address until mds_timeout_ms.
   template <typename Req, typename Rep>
   Status MdsCall(proto::MsgType type, const Req& req, Rep* rep);
+  // The same, asynchronous (see the top of this file): done(status, reply).
+  template <typename Req, typename Rep>
+  void MdsCallAsync(proto::MsgType type, const Req& req, std::function<void(Status, Rep)> done);
+  void MdsCallRawAsync(proto::MsgType type, std::string body, std::function<void(Status, std::string)> done);
 
  private:
   friend class File;
   explicit Client(ClientOptions o);
   Status MdsCallRaw(proto::MsgType type, const std::string& body, std::string* reply_body);
+  // Async admission: a slot among kMaxAsyncOps (waits for one unless on an I/O thread).
+  void AdmitAsync();
+  void AsyncFinished();
   Status Register(ClientId reclaim);
   void Heartbeat();
   void Reclaim();
@@ -205,6 +255,10 @@ class Client {
   std::unique_ptr<rpc::ConnPool> cs_pool_;
   std::atomic<size_t> mds_index_{0};
   std::atomic<bool> need_reclaim_{false};
+  std::unique_ptr<rpc::WorkerPool> slow_;  // the slow path of async requests
+  std::mutex async_mu_;
+  std::condition_variable async_cv_;
+  int async_ops_ = 0;
 
   std::mutex files_mu_;
   std::multimap<InodeId, File*> files_;
@@ -228,6 +282,15 @@ Status Client::MdsCall(proto::MsgType type, const Req& req, Rep* rep) {
   std::string body;
   RETURN_IF_ERROR(MdsCallRaw(type, proto::EncodeToString(req), &body));
   return proto::DecodeFromString(body, rep, "MDS reply");
+}
+
+template <typename Req, typename Rep>
+void Client::MdsCallAsync(proto::MsgType type, const Req& req, std::function<void(Status, Rep)> done) {
+  MdsCallRawAsync(type, proto::EncodeToString(req), [done = std::move(done)](Status st, std::string body) {
+    Rep rep{};
+    if (st.ok()) st = proto::DecodeFromString(body, &rep, "MDS reply");
+    done(st, std::move(rep));
+  });
 }
 
 }  // namespace vstorage

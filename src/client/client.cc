@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "rpc/client.h"
+#include "rpc/worker_pool.h"
 #include "vstorage/client.h"
 
 namespace vstorage {
@@ -60,6 +61,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opts) {
   ASSIGN_OR_RETURN(std::string key, ReadClusterKey(opts.cluster));
   c->mds_pool_ = std::make_unique<rpc::ConnPool>(rpc::Credentials{opts.cluster, key, proto::PeerKind::kClient});
   c->cs_pool_ = std::make_unique<rpc::ConnPool>(rpc::Credentials{opts.cluster, key, proto::PeerKind::kClient});
+  c->slow_ = std::make_unique<rpc::WorkerPool>(kMaxSlowPathWorkers);
   if (c->opts_.hostname.empty()) {
     char h[256] = {};
     ::gethostname(h, sizeof h - 1);
@@ -73,7 +75,49 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opts) {
 
 Client::Client(ClientOptions o) : opts_(std::move(o)) {}
 
-Client::~Client() { Goodbye(); }
+Client::~Client() {
+  Goodbye();
+  if (slow_) slow_->Stop();
+}
+
+void Client::AdmitAsync() {
+  std::unique_lock<std::mutex> l(async_mu_);
+  // A callback (on an I/O thread) never waits: its request replaces the one finishing.
+  if (!rpc::OnIoThread()) async_cv_.wait(l, [&] { return async_ops_ < kMaxAsyncOps; });
+  ++async_ops_;
+}
+
+void Client::AsyncFinished() {
+  std::lock_guard<std::mutex> l(async_mu_);
+  --async_ops_;
+  async_cv_.notify_one();
+}
+
+void Client::MdsCallRawAsync(MsgType type, std::string body, std::function<void(Status, std::string)> done) {
+  AdmitAsync();
+  auto finish = [this, done = std::move(done)](Status st, std::string reply) {
+    done(st, std::move(reply));
+    AsyncFinished();
+  };
+  // The slow path: MdsCallRaw's retries over every MDS, on a worker.
+  auto slow = [this, type, finish](std::string b) {
+    auto run = [this, type, finish, b = std::move(b)] {
+      std::string reply;
+      Status st = MdsCallRaw(type, b, &reply);
+      finish(st, std::move(reply));
+    };
+    if (!slow_->Submit(run)) finish(Err(Code::kUnavailable, "the client is shutting down"), "");
+  };
+  const std::string& addr = mds_addrs_[mds_index_.load() % mds_addrs_.size()];
+  auto ch = mds_pool_->Existing(addr);
+  if (!ch) return slow(std::move(body));
+  std::string copy = body;  // kept for the slow path should the MDS be away
+  ch->CallAsync(type, std::move(body), nullptr, 0, kMdsCallTimeoutMs,
+                [finish, slow, copy = std::move(copy)](Status st, rpc::Frame* rep, size_t) mutable {
+                  if (Transport(st)) return slow(std::move(copy));
+                  finish(st, st.ok() ? std::move(rep->body) : std::string());
+                });
+}
 
 void Client::Goodbye() {
   stop_ = true;
@@ -316,8 +360,9 @@ Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, i
         f->sz_->size = size;
         f->sz_->dirty = false;
         {
-          std::lock_guard<std::mutex> fl(f->mu_);
-          f->maps_.erase(f->maps_.lower_bound((size + f->chunk_size_ - 1) / f->chunk_size_), f->maps_.end());
+          std::lock_guard<std::mutex> fl(f->sz_->mu);
+          auto& maps = f->sz_->maps;
+          maps.erase(maps.lower_bound((size + f->chunk_size_ - 1) / f->chunk_size_), maps.end());
         }
         any = f;
       }

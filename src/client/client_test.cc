@@ -501,6 +501,114 @@ TEST_F(LiveCluster, ConcurrentOverlappingWritersLeaveEveryReplicaIdentical) {
   }
 }
 
+// One thread keeps hundreds of requests in flight through the async API (as an iSCSI or
+// NBD server would): 1,024 writes of 4 KiB blocks in random order over four chunks, an
+// fsync, 1,024 reads and 200 metadata calls, each callback once, every byte as written.
+TEST_F(LiveCluster, OneThreadDrivesHundredsOfAsyncRequests) {
+  auto a = client_->Create(kRootInode, "async", 0644, true);
+  ASSERT_TRUE(a.ok());
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  constexpr int kBlocks = 1024;
+  constexpr size_t kBlock = 4096;
+  std::string data = Random(kBlocks * kBlock, 21);
+  std::vector<int> order(kBlocks);
+  for (int i = 0; i < kBlocks; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(5));
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int outstanding = 0, peak = 0, finished = 0, calls = 0;
+  std::vector<Status> errs;
+  auto begin = [&] {
+    std::lock_guard<std::mutex> l(mu);
+    peak = std::max(peak, ++outstanding);
+  };
+  auto end = [&](Status st) {
+    std::lock_guard<std::mutex> l(mu);
+    --outstanding;
+    ++finished;
+    if (!st.ok()) errs.push_back(st);
+    cv.notify_all();
+  };
+  auto wait_all = [&](int n) {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, std::chrono::seconds(60), [&] { return finished == n; });
+  };
+  for (int b : order) {
+    begin();
+    ++calls;
+    (*f)->WriteAsync(uint64_t(b) * kBlock, data.data() + b * kBlock, kBlock, end);
+  }
+  ASSERT_TRUE(wait_all(calls));
+  EXPECT_GT(peak, rpc::kMaxInflightPerChannel);  // more than one connection's window at once
+  ++calls;
+  (*f)->FsyncAsync(end);
+  ASSERT_TRUE(wait_all(calls));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    ASSERT_TRUE(errs.empty()) << errs[0].ToString();
+  }
+  EXPECT_EQ((*f)->size(), data.size());
+
+  std::string back(data.size(), '\0');
+  for (int b : order) {
+    ++calls;
+    (*f)->ReadAsync(uint64_t(b) * kBlock, kBlock, back.data() + b * kBlock, [&](Result<size_t> r) {
+      end(r.ok() ? (*r == kBlock ? Status::Ok() : Err(Code::kProtocol, "short read")) : r.status());
+    });
+  }
+  ASSERT_TRUE(wait_all(calls));
+  std::vector<uint64_t> inos;
+  for (int i = 0; i < 200; ++i) {
+    ++calls;
+    client_->MdsCallAsync<proto::InodeReq, proto::AttrReply>(proto::MsgType::kGetAttr, proto::InodeReq{a->ino},
+                                                             [&](Status st, proto::AttrReply r) {
+                                                               {
+                                                                 std::lock_guard<std::mutex> l(mu);
+                                                                 inos.push_back(r.attr.ino.v);
+                                                               }
+                                                               end(st);
+                                                             });
+  }
+  ASSERT_TRUE(wait_all(calls));
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_TRUE(errs.empty()) << errs[0].ToString();
+  EXPECT_TRUE(back == data) << "a block read back differs from what was written";
+  ASSERT_EQ(inos.size(), 200u);
+  for (uint64_t v : inos) EXPECT_EQ(v, a->ino.v);
+  ExpectThreeReplicasEach(client_.get(), a->ino);
+}
+
+// A second handle of the inode reads through the first one's chunk maps and fsyncs its
+// writes: the cache and the unsynced set belong to the inode, not to one handle.
+TEST_F(LiveCluster, HandlesOfOneInodeShareChunkMapsAndFsync) {
+  // A client that gives up on an absent MDS after a second.
+  auto c = Client::Connect(ClientOptions{"c", 1000, 20000, "test2"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto a = (*c)->Create(kRootInode, "shared", 0644, true);
+  ASSERT_TRUE(a.ok());
+  auto w = (*c)->Open(a->ino, true);
+  ASSERT_TRUE(w.ok());
+  std::string data = Random(3 << 20, 8);
+  ASSERT_TRUE((*w)->Write(0, data.data(), data.size()).ok());
+  auto r = (*c)->Open(a->ino, false);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE((*r)->Fsync().ok());  // syncs the writer's chunks and reports its size
+  // The MDS goes away: a read that needed a chunk map from it would now fail.
+  mds_->Stop();
+  std::string back(data.size(), '\0');
+  auto got = (*r)->Read(0, back.size(), back.data());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, data.size());
+  EXPECT_TRUE(back == data);
+  // And the chunk servers go too: the writer's fsync has nothing left to do (the reader's
+  // synced its chunks and reported the size), so it succeeds without either.
+  cs_.clear();
+  Status st = (*w)->Fsync();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
 TEST_F(LiveCluster, AnIdleMdsSkipsTheRecoveryScanAndAChangeBringsItBack) {
   // Nothing to heal: after one scan that found nothing, passes skip the walk over every chunk.
   auto a = client_->Create(kRootInode, "idle", 0644, true);

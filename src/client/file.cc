@@ -1,11 +1,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "rpc/client.h"
+#include "rpc/worker_pool.h"
 #include "vstorage/client.h"
 
 namespace vstorage {
@@ -27,6 +29,10 @@ File::File(Client* c, proto::Attr attr, bool write)
 }
 
 File::~File() {
+  {
+    std::unique_lock<std::mutex> l(ops_mu_);
+    ops_cv_.wait(l, [&] { return ops_ == 0; });
+  }
   if (!closed_) {
     Status st = Close();
     if (!st.ok()) LOG_WARN("closing inode %s: %s", ino_.str().c_str(), st.ToString().c_str());
@@ -35,9 +41,9 @@ File::~File() {
 
 Result<proto::ChunkMap> File::Map(uint64_t index, bool allocate, bool* exists) {
   {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = maps_.find(index);
-    if (it != maps_.end()) {
+    std::lock_guard<std::mutex> l(sz_->mu);
+    auto it = sz_->maps.find(index);
+    if (it != sz_->maps.end()) {
       *exists = true;
       return it->second;
     }
@@ -52,14 +58,22 @@ Result<proto::ChunkMap> File::Map(uint64_t index, bool allocate, bool* exists) {
   return r.map;
 }
 
+bool File::Cached(uint64_t index, proto::ChunkMap* m) {
+  std::lock_guard<std::mutex> l(sz_->mu);
+  auto it = sz_->maps.find(index);
+  if (it == sz_->maps.end()) return false;
+  *m = it->second;
+  return true;
+}
+
 void File::Forget(uint64_t index) {
-  std::lock_guard<std::mutex> l(mu_);
-  maps_.erase(index);
+  std::lock_guard<std::mutex> l(sz_->mu);
+  sz_->maps.erase(index);
 }
 
 void File::Remember(const proto::ChunkMap& m) {
-  std::lock_guard<std::mutex> l(mu_);
-  maps_[m.index] = m;
+  std::lock_guard<std::mutex> l(sz_->mu);
+  sz_->maps[m.index] = m;
 }
 
 // Sends the piece down the chain as pipelined slices on parallel connections to the head,
@@ -145,8 +159,8 @@ Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
                            p.len, op == PieceOp::kReserve, &failed, &local);
     if (local) return st.Annotate("write to inode " + ino_.str());  // our fault, not a CS's
     if (st.ok() && failed.empty()) {
-      std::lock_guard<std::mutex> l(mu_);
-      unsynced_.insert(p.index);
+      std::lock_guard<std::mutex> l(sz_->mu);
+      sz_->unsynced.insert(p.index);
       return Status::Ok();
     }
     if (st.code() == Code::kNoSpace) return st;
@@ -176,15 +190,262 @@ Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
   }
 }
 
+namespace {
+// The synchronous calls wait for their async forms here.
+template <typename T>
+struct Waiter {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<T> v;
+  void Set(T x) {
+    std::lock_guard<std::mutex> l(mu);
+    v.emplace(std::move(x));
+    cv.notify_all();
+  }
+  T Wait() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return v.has_value(); });
+    return std::move(*v);
+  }
+};
+}  // namespace
+
 Status File::Write(uint64_t offset, const char* data, size_t len) {
-  if (!write_) return Err(Code::kPermission, "file is not open for writing");
-  IoTimer timer(&c_->io_);
-  for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece)) RETURN_IF_ERROR(WritePiece(p, data));
-  GrowSize(offset + len);
-  Touched();
-  c_->write_bytes_ += len;
-  ++c_->write_ops_;
-  return Status::Ok();
+  VS_CHECK(!rpc::OnIoThread());  // it would wait for its own thread
+  Waiter<Status> w;
+  WriteAsync(offset, data, len, [&w](Status st) { w.Set(st); });
+  return w.Wait();
+}
+
+Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
+  VS_CHECK(!rpc::OnIoThread());
+  Waiter<Result<size_t>> w;
+  ReadAsync(offset, len, out, [&w](Result<size_t> r) { w.Set(std::move(r)); });
+  return w.Wait();
+}
+
+Status File::Fsync() {
+  VS_CHECK(!rpc::OnIoThread());
+  Waiter<Status> w;
+  FsyncAsync([&w](Status st) { w.Set(st); });
+  return w.Wait();
+}
+
+// One async read, write or fsync: its units (a write's 256 KiB slices, a read's 1 MiB
+// pieces, an fsync's chunks) go out at most kAsyncOpWindow at a time, each straight to a
+// CS when its map is cached and its connection up, else through the slow path.
+struct File::AsyncOp {
+  enum Kind { kRead, kWrite, kSync } kind;
+  uint64_t offset = 0;
+  size_t len = 0;
+  const char* wdata = nullptr;
+  char* rdata = nullptr;
+  std::vector<Piece> units;  // kSync: index only
+  std::function<void(Status)> done;
+  int64_t begun_ms = 0, begun_us = 0;
+  std::mutex mu;  // guards what follows
+  size_t next = 0;       // the next unit to issue
+  size_t remaining = 0;  // units not finished (issued or not)
+  int inflight = 0;
+  Status first;
+  std::vector<uint64_t> failed_syncs;  // kSync: chunks to sync again next time
+};
+
+static int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void File::Start(const std::shared_ptr<AsyncOp>& op) {
+  c_->AdmitAsync();
+  {
+    std::lock_guard<std::mutex> l(ops_mu_);
+    ++ops_;
+  }
+  op->begun_ms = c_->io_.Begin();
+  op->begun_us = NowUs();
+  op->remaining = op->units.size();
+  if (op->units.empty()) return Finish(op);
+  Pump(op);
+}
+
+void File::Pump(const std::shared_ptr<AsyncOp>& op) {
+  std::vector<size_t> todo;
+  {
+    std::lock_guard<std::mutex> l(op->mu);
+    while (op->inflight < kAsyncOpWindow && op->next < op->units.size()) {
+      todo.push_back(op->next++);
+      ++op->inflight;
+    }
+  }
+  for (size_t u : todo) Issue(op, u);
+}
+
+void File::UnitDone(const std::shared_ptr<AsyncOp>& op, Status st) {
+  bool finished;
+  {
+    std::lock_guard<std::mutex> l(op->mu);
+    --op->inflight;
+    --op->remaining;
+    if (!st.ok() && op->first.ok()) {
+      op->first = st;
+      if (op->kind != AsyncOp::kSync) {  // the request failed: what was not sent is not sent
+        op->remaining -= op->units.size() - op->next;
+        op->next = op->units.size();
+      }
+    }
+    finished = op->remaining == 0;
+  }
+  if (finished) Finish(op);
+  else Pump(op);
+}
+
+void File::SlowPath(const std::shared_ptr<AsyncOp>& op, size_t u) {
+  auto run = [this, op, u] {
+    const Piece& p = op->units[u];
+    Status st;
+    if (op->kind == AsyncOp::kWrite) {
+      st = WritePiece(p, op->wdata);
+    } else if (op->kind == AsyncOp::kRead) {
+      st = ReadPiece(p, op->rdata);
+    } else {
+      st = SyncChunk(p.index);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> l(op->mu);
+        op->failed_syncs.push_back(p.index);
+      }
+    }
+    UnitDone(op, st);
+  };
+  if (!c_->slow_->Submit(run)) UnitDone(op, Err(Code::kUnavailable, "the client is shutting down"));
+}
+
+void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
+  const Piece& p = op->units[u];
+  proto::ChunkMap m;
+  if (!Cached(p.index, &m) || m.replicas.empty()) return SlowPath(op, u);
+  const std::string& head = m.replicas[0].addr;
+  auto ch = c_->cs_pool_->Existing(head);
+  if (!ch) return SlowPath(op, u);
+  std::vector<proto::ReplicaLoc> chain(m.replicas.begin() + 1, m.replicas.end());
+  if (op->kind == AsyncOp::kWrite) {
+    proto::CsWriteReq req{m.id, m.version, p.chunk_off, m.chunk_size, chain, false, 0, false};
+    ch->CallAsync(MsgType::kCsWrite, proto::EncodeToString(req), op->wdata + p.buf_off, p.len, kCsCallTimeoutMs,
+                  [this, op, u, index = p.index](Status st, rpc::Frame* f, size_t) {
+                    proto::CsWriteReply rep;
+                    if (st.ok()) st = proto::DecodeFromString(f->body, &rep, "write reply");
+                    if (st.ok() && rep.failed.empty()) {
+                      {
+                        std::lock_guard<std::mutex> l(sz_->mu);
+                        sz_->unsynced.insert(index);
+                      }
+                      return UnitDone(op, Status::Ok());
+                    }
+                    // Our own buffer (EFAULT): no CS is to blame and a retry fails alike.
+                    if (st.code() == Code::kInternal) return UnitDone(op, st.Annotate("write to inode " + ino_.str()));
+                    SlowPath(op, u);  // retries, new maps, failure reports
+                  });
+  } else if (op->kind == AsyncOp::kRead) {
+    proto::CsReadReq req{m.id, m.version, p.chunk_off, static_cast<uint32_t>(p.len)};
+    ch->CallAsync(
+        MsgType::kCsRead, proto::EncodeToString(req), nullptr, 0, kCsCallTimeoutMs,
+        [this, op, u, len = p.len](Status st, rpc::Frame*, size_t got) {
+          if (st.ok() && got == len) return UnitDone(op, Status::Ok());
+          SlowPath(op, u);  // another replica, a new map, a corrupt one reported
+        },
+        op->rdata + p.buf_off, p.len);
+  } else {
+    ch->CallAsync(MsgType::kCsSync, proto::EncodeToString(proto::CsSyncReq{m.id, m.version, chain}), nullptr, 0,
+                  kCsCallTimeoutMs, [this, op, u](Status st, rpc::Frame* f, size_t) {
+                    proto::CsWriteReply rep;
+                    if (st.ok()) st = proto::DecodeFromString(f->body, &rep, "sync reply");
+                    if (st.ok() && rep.failed.empty()) return UnitDone(op, Status::Ok());
+                    SlowPath(op, u);
+                  });
+  }
+}
+
+void File::Finish(const std::shared_ptr<AsyncOp>& op) {
+  Status st = op->first;
+  if (op->kind == AsyncOp::kSync && !op->failed_syncs.empty()) {
+    std::lock_guard<std::mutex> l(sz_->mu);
+    sz_->unsynced.insert(op->failed_syncs.begin(), op->failed_syncs.end());
+  }
+  auto end = [this, op](Status st) {
+    if (st.ok()) {
+      if (op->kind == AsyncOp::kWrite) {
+        GrowSize(op->offset + op->len);
+        Touched();
+        c_->write_bytes_ += op->len;
+        ++c_->write_ops_;
+      } else if (op->kind == AsyncOp::kRead) {
+        c_->read_bytes_ += op->len;
+        read_some_ = true;
+        ++c_->read_ops_;
+      }
+    }
+    c_->io_.End(op->begun_ms, NowUs() - op->begun_us);
+    op->done(st);
+    c_->AsyncFinished();
+    std::lock_guard<std::mutex> l(ops_mu_);  // last: Close may return (and the File go) now
+    if (--ops_ == 0) ops_cv_.notify_all();
+  };
+  if (op->kind == AsyncOp::kSync && st.ok()) {
+    ++c_->fsyncs_;
+    if (sz_->dirty.load() || sz_->write_ns.load() != 0) {  // the size and mtime go to the MDS: slow path
+      if (!c_->slow_->Submit([this, end] { end(PersistSize()); }))
+        end(Err(Code::kUnavailable, "the client is shutting down"));
+      return;
+    }
+  }
+  end(st);
+}
+
+void File::WriteAsync(uint64_t offset, const char* data, size_t len, DoneFn done) {
+  if (!write_) return done(Err(Code::kPermission, "file is not open for writing"));
+  auto op = std::make_shared<AsyncOp>();
+  op->kind = AsyncOp::kWrite;
+  op->offset = offset;
+  op->len = len;
+  op->wdata = data;
+  op->done = std::move(done);
+  // Each piece goes down its chain as slices, all of them in flight at once (up to the
+  // window), so every CS of the chain works on a different slice.
+  for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece))
+    for (uint64_t o = 0; o < p.len; o += kSubPiece)
+      op->units.push_back(Piece{p.index, p.chunk_off + o, p.buf_off + o, std::min(kSubPiece, p.len - o)});
+  Start(op);
+}
+
+void File::ReadAsync(uint64_t offset, size_t len, char* out, ReadDoneFn done) {
+  // The size this client knows: every handle's writes, and what the MDS said at the last
+  // getattr (which the kernel sends before a read past the size it knows).
+  uint64_t size = sz_->size.load();
+  if (offset >= size) return done(size_t{0});
+  len = std::min<uint64_t>(len, size - offset);
+  auto op = std::make_shared<AsyncOp>();
+  op->kind = AsyncOp::kRead;
+  op->offset = offset;
+  op->len = len;
+  op->rdata = out;
+  op->done = [done = std::move(done), len](Status st) {
+    if (st.ok()) done(len);
+    else done(st);
+  };
+  op->units = SplitRange(offset, len, chunk_size_, kMaxPiece);
+  Start(op);
+}
+
+void File::FsyncAsync(DoneFn done) {
+  auto op = std::make_shared<AsyncOp>();
+  op->kind = AsyncOp::kSync;
+  op->done = std::move(done);
+  {
+    std::lock_guard<std::mutex> l(sz_->mu);
+    for (uint64_t idx : sz_->unsynced) op->units.push_back(Piece{idx, 0, 0, 0});
+    sz_->unsynced.clear();
+  }
+  Start(op);
 }
 
 Status File::ReadPiece(const Piece& p, char* out) {
@@ -236,31 +497,6 @@ Status File::ReadPiece(const Piece& p, char* out) {
     Forget(p.index);  // every replica failed: ask the MDS again
   }
   return last.Annotate("read of inode " + ino_.str());
-}
-
-Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
-  IoTimer timer(&c_->io_);
-  // The size this client knows: every handle's writes, and what the MDS said at the last
-  // getattr (which the kernel sends before a read past the size it knows).
-  uint64_t size = sz_->size.load();
-  if (offset >= size) return size_t{0};
-  len = std::min<uint64_t>(len, size - offset);
-  auto pieces = SplitRange(offset, len, chunk_size_, kMaxPiece);
-  if (pieces.size() == 1) {
-    RETURN_IF_ERROR(ReadPiece(pieces[0], out));
-  } else {
-    // Larger reads: pieces in parallel.
-    std::vector<Status> res(pieces.size());
-    std::vector<std::thread> ts;
-    for (size_t i = 1; i < pieces.size(); ++i) ts.emplace_back([&, i] { res[i] = ReadPiece(pieces[i], out); });
-    res[0] = ReadPiece(pieces[0], out);
-    for (auto& t : ts) t.join();
-    for (auto& s : res) RETURN_IF_ERROR(s);
-  }
-  c_->read_bytes_ += len;
-  read_some_ = true;
-  ++c_->read_ops_;
-  return static_cast<size_t>(len);
 }
 
 Status File::SyncChunk(uint64_t index) {
@@ -325,33 +561,6 @@ Status File::PersistSize() {
 
 void File::Touched() { sz_->write_ns = RealClock()->WallNs(); }
 
-Status File::Fsync() {
-  IoTimer timer(&c_->io_);
-  std::set<uint64_t> todo;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    todo.swap(unsynced_);
-  }
-  std::vector<uint64_t> idx(todo.begin(), todo.end());
-  std::vector<Status> res(idx.size());
-  std::vector<std::thread> ts;
-  for (size_t i = 0; i < idx.size(); ++i) {
-    if (i + 1 < idx.size()) ts.emplace_back([&, i] { res[i] = SyncChunk(idx[i]); });
-    else res[i] = SyncChunk(idx[i]);
-  }
-  for (auto& t : ts) t.join();
-  Status first;
-  for (size_t i = 0; i < idx.size(); ++i)
-    if (!res[i].ok()) {
-      std::lock_guard<std::mutex> l(mu_);
-      unsynced_.insert(idx[i]);
-      if (first.ok()) first = res[i];
-    }
-  RETURN_IF_ERROR(first);
-  ++c_->fsyncs_;
-  return PersistSize();
-}
-
 void File::GrowSize(uint64_t end) {
   uint64_t cur = sz_->size.load();
   while (end > cur && !sz_->size.compare_exchange_weak(cur, end)) {
@@ -406,6 +615,10 @@ Status File::Truncate(uint64_t size) {
 }
 
 Status File::Close() {
+  {
+    std::unique_lock<std::mutex> l(ops_mu_);
+    ops_cv_.wait(l, [&] { return ops_ == 0; });
+  }
   if (closed_.exchange(true)) return Status::Ok();
   Status st = write_ ? PersistSize() : Status::Ok();
   c_->FileClosed(this);

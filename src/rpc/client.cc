@@ -77,6 +77,13 @@ void ConnPool::Release(std::unique_ptr<Conn> c) {
   if (it != channels_.end() && it->second == c->channel()) channels_.erase(it);
 }
 
+std::shared_ptr<Channel> ConnPool::Existing(const std::string& addr) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = channels_.find(addr);
+  if (it == channels_.end() || !it->second->healthy()) return nullptr;
+  return it->second;
+}
+
 void ConnPool::Forget(const std::string& addr) {
   std::lock_guard<std::mutex> l(mu_);
   channels_.erase(addr);

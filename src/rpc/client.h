@@ -74,6 +74,9 @@ class ConnPool {
   void Release(std::unique_ptr<Conn> c);
   // Drops the channel to addr (after a failure there); calls on it still finish.
   void Forget(const std::string& addr);
+  // The channel to addr if one is up, else nullptr; never dials or blocks (for async
+  // callers, which leave dialling to a thread that may block).
+  std::shared_ptr<Channel> Existing(const std::string& addr);
   const Credentials& credentials() const { return cred_; }
 
   // Acquire + Call + Release.
