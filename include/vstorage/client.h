@@ -17,8 +17,9 @@
 // fails at once, on the calling thread before the call returns); it must not block, but
 // may start further requests. Buffers stay the caller's and must live until the callback
 // ran. At most kMaxAsyncOps requests are outstanding per client: beyond that a call waits
-// for one to finish (backpressure), except on an I/O thread (a callback), where it never
-// waits. The synchronous calls must not be made from a callback.
+// for one to finish (backpressure), except in a callback (on an I/O thread or a slow-path
+// worker), where it never waits. The synchronous calls must not be made from a callback
+// (a VS_CHECK stops the process: it would wait for its own thread).
 //
 // In the common case nothing blocks: the chunk map is in the client's cache and the
 // connection to the chunk server is up, so a request goes straight out and its reply
@@ -236,8 +237,10 @@ class Client {
   friend class File;
   explicit Client(ClientOptions o);
   Status MdsCallRaw(proto::MsgType type, const std::string& body, std::string* reply_body);
-  // Async admission: a slot among kMaxAsyncOps (waits for one unless on an I/O thread).
+  // Async admission: a slot among kMaxAsyncOps (waits for one unless InCallback()).
   void AdmitAsync();
+  // On a thread that runs completion callbacks (an I/O thread or a slow-path worker).
+  bool InCallback() const;
   void AsyncFinished();
   Status Register(ClientId reclaim);
   void Heartbeat();

@@ -80,10 +80,13 @@ Client::~Client() {
   if (slow_) slow_->Stop();
 }
 
+bool Client::InCallback() const { return rpc::OnIoThread() || (slow_ && slow_->OnWorker()); }
+
 void Client::AdmitAsync() {
   std::unique_lock<std::mutex> l(async_mu_);
-  // A callback (on an I/O thread) never waits: its request replaces the one finishing.
-  if (!rpc::OnIoThread()) async_cv_.wait(l, [&] { return async_ops_ < kMaxAsyncOps; });
+  // A callback (on an I/O thread or a slow-path worker) never waits: its request replaces
+  // the one finishing, and waiting there could hold the very thread that would finish one.
+  if (!InCallback()) async_cv_.wait(l, [&] { return async_ops_ < kMaxAsyncOps; });
   ++async_ops_;
 }
 

@@ -580,6 +580,49 @@ TEST_F(LiveCluster, OneThreadDrivesHundredsOfAsyncRequests) {
   ExpectThreeReplicasEach(client_.get(), a->ino);
 }
 
+// Callbacks that start a further request never wait for admission, also on the slow-path
+// workers: with kMaxAsyncOps outstanding and every worker in a callback that waited, the
+// requests still queued for a worker (a new file: no chunk map yet) could never finish.
+TEST_F(LiveCluster, CallbacksThatResubmitNeverWaitForAdmission) {
+  auto a = client_->Create(kRootInode, "resubmit", 0644, true);
+  ASSERT_TRUE(a.ok());
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  constexpr int kFirst = 2 * kMaxAsyncOps;  // the submitter itself waits for slots
+  constexpr size_t kBlock = 4096;
+  std::string data = Random(2 * kFirst * kBlock, 22);
+  std::mutex mu;
+  std::condition_variable cv;
+  int finished = 0;
+  std::vector<Status> errs;
+  auto end = [&](Status st) {
+    std::lock_guard<std::mutex> l(mu);
+    ++finished;
+    if (!st.ok()) errs.push_back(st);
+    cv.notify_all();
+  };
+  File* fp = f->get();
+  for (int i = 0; i < kFirst; ++i) {
+    fp->WriteAsync(uint64_t(i) * kBlock, data.data() + i * kBlock, kBlock, [&, fp, i](Status st) {
+      end(st);
+      int j = kFirst + i;  // the second half, started from the callback
+      fp->WriteAsync(uint64_t(j) * kBlock, data.data() + j * kBlock, kBlock, end);
+    });
+  }
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return finished == 2 * kFirst; }))
+        << finished << " of " << 2 * kFirst << " writes finished: a callback is stuck in admission";
+    ASSERT_TRUE(errs.empty()) << errs[0].ToString();
+  }
+  ASSERT_TRUE(fp->Fsync().ok());
+  std::string back(data.size(), '\0');
+  auto n = fp->Read(0, back.size(), back.data());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_EQ(*n, back.size());
+  EXPECT_TRUE(back == data) << "a block read back differs from what was written";
+}
+
 // A second handle of the inode reads through the first one's chunk maps and fsyncs its
 // writes: the cache and the unsynced set belong to the inode, not to one handle.
 TEST_F(LiveCluster, HandlesOfOneInodeShareChunkMapsAndFsync) {

@@ -211,21 +211,21 @@ struct Waiter {
 }  // namespace
 
 Status File::Write(uint64_t offset, const char* data, size_t len) {
-  VS_CHECK(!rpc::OnIoThread());  // it would wait for its own thread
+  VS_CHECK(!c_->InCallback());  // it would wait for its own thread
   Waiter<Status> w;
   WriteAsync(offset, data, len, [&w](Status st) { w.Set(st); });
   return w.Wait();
 }
 
 Result<size_t> File::Read(uint64_t offset, size_t len, char* out) {
-  VS_CHECK(!rpc::OnIoThread());
+  VS_CHECK(!c_->InCallback());
   Waiter<Result<size_t>> w;
   ReadAsync(offset, len, out, [&w](Result<size_t> r) { w.Set(std::move(r)); });
   return w.Wait();
 }
 
 Status File::Fsync() {
-  VS_CHECK(!rpc::OnIoThread());
+  VS_CHECK(!c_->InCallback());
   Waiter<Status> w;
   FsyncAsync([&w](Status st) { w.Set(st); });
   return w.Wait();

@@ -470,16 +470,54 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
 }
 
-void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  thread_local std::vector<char> buf;
-  if (buf.size() < size) buf.resize(size);
-  auto n = Fh(fi)->Read(static_cast<uint64_t>(off), size, buf.data());
-  if (!n.ok()) {
-    LOG_WARN("read: %s", n.status().ToString().c_str());
-    fuse_reply_err(req, Errno(n.status()));
-    return;
+// Buffers for reads answered from ReadAsync's callback: the session thread goes back to the
+// kernel at once, so reads of one or many files overlap (the kernel's readahead sends up to
+// max_background of them). Up to kMaxPooledReadBufs freed buffers of kMaxWrite bytes are
+// kept for the next read; a larger request (none: max_read is kMaxWrite) gets its own.
+// Thread-safe.
+constexpr size_t kMaxPooledReadBufs = 64;
+class ReadBufPool {
+ public:
+  char* Get(size_t size) {
+    if (size > kMaxWrite) return new char[size];
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!free_.empty()) {
+        char* b = free_.back();
+        free_.pop_back();
+        return b;
+      }
+    }
+    return new char[kMaxWrite];
   }
-  fuse_reply_buf(req, buf.data(), *n);
+  void Put(char* b, size_t size) {
+    if (size <= kMaxWrite) {
+      std::lock_guard<std::mutex> l(mu_);
+      if (free_.size() < kMaxPooledReadBufs) {
+        free_.push_back(b);
+        return;
+      }
+    }
+    delete[] b;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<char*> free_;
+};
+ReadBufPool g_read_bufs;
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  char* buf = g_read_bufs.Get(size);
+  Fh(fi)->ReadAsync(static_cast<uint64_t>(off), size, buf, [req, buf, size](Result<size_t> n) {
+    if (!n.ok()) {
+      LOG_WARN("read: %s", n.status().ToString().c_str());
+      fuse_reply_err(req, Errno(n.status()));
+    } else {
+      fuse_reply_buf(req, buf, *n);
+    }
+    g_read_bufs.Put(buf, size);
+  });
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info* fi) {
@@ -1017,7 +1055,7 @@ int MountMain(int argc, char** argv) {
   done("OK");
   fuse_loop_config cfg;
   std::memset(&cfg, 0, sizeof cfg);
-  cfg.clone_fd = 0;
+  cfg.clone_fd = 1;  // a /dev/fuse descriptor per session thread: no shared read queue lock
   cfg.max_idle_threads = 16;
   int r = fuse_session_loop_mt(se, &cfg);
   mount.stop_watch = true;

@@ -69,6 +69,8 @@ bool WorkerPool::Stop(int wait_ms) {
                                [&] { return st_->threads <= self; });
 }
 
+bool WorkerPool::OnWorker() const { return tls_pool_state == st_.get(); }
+
 size_t WorkerPool::threads() const {
   std::lock_guard<std::mutex> l(st_->mu);
   return st_->threads;

@@ -30,6 +30,8 @@ class WorkerPool {
   // (then it does not wait for itself).
   bool Stop(int wait_ms = 5000);
   size_t threads() const;
+  // True on one of this pool's threads (work that must not wait for the pool itself).
+  bool OnWorker() const;
 
  private:
   struct State;
