@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -47,6 +49,7 @@ constexpr int kWatchRetryMs = 200;        // after a failed poll
 constexpr size_t kMaxNamesPerInode = 8;   // names remembered per inode, for a resync
 constexpr size_t kMaxListedDirs = 1024;   // directories whose every name this mount knows
 constexpr size_t kMaxNamesPerListedDir = 100000;
+constexpr size_t kMaxXattrInodes = 4096;  // inodes whose extended attributes are cached
 constexpr unsigned kMaxWrite = 1u << 20;
 constexpr unsigned kReadAheadKb = 8192;
 const char* kXattrReplicas = "vstorage.replicas";
@@ -119,6 +122,38 @@ struct Mount {
     dir_epoch.fetch_add(1);
     auto it = dirs.find(dir);
     if (it != dirs.end()) it->second.erase(name);
+  }
+
+  // The extended attributes (user., trusted., security.) of inodes as the MDS gave them,
+  // kept only while watching. The kernel asks for security.capability before every write
+  // to a FUSE file, which would otherwise cost an MDS round trip per write. An entry goes
+  // with an invalidation of its inode (another client's setxattr publishes one), with a
+  // resync, and before and after each of our own changes of the inode's attributes.
+  using Xattrs = std::map<std::string, std::string>;
+  std::mutex xattr_mu;  // guards xattrs; xattr_epoch moves under it with every drop
+  std::unordered_map<fuse_ino_t, Xattrs> xattrs;
+  std::atomic<uint64_t> xattr_epoch{0};
+
+  std::optional<Xattrs> CachedXattrs(fuse_ino_t ino) {
+    if (!watching.load()) return std::nullopt;
+    std::lock_guard<std::mutex> l(xattr_mu);
+    auto it = xattrs.find(ino);
+    if (it == xattrs.end()) return std::nullopt;
+    return it->second;
+  }
+  // What the MDS answered to a request that started at xattr_epoch `since`: kept if
+  // nothing was dropped meanwhile.
+  void XattrsRead(fuse_ino_t ino, const Xattrs& x, uint64_t since) {
+    std::lock_guard<std::mutex> l(xattr_mu);
+    if (!watching.load() || xattr_epoch.load() != since) return;
+    if (xattrs.size() >= kMaxXattrInodes) xattrs.clear();
+    xattrs[ino] = x;
+  }
+  void DropXattrs(fuse_ino_t ino, bool all) {
+    std::lock_guard<std::mutex> l(xattr_mu);
+    xattr_epoch.fetch_add(1);
+    if (all) xattrs.clear();
+    else xattrs.erase(ino);
   }
 
   void Remember(fuse_ino_t ino, fuse_ino_t parent, const char* name) {
@@ -732,7 +767,22 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
     fuse_reply_err(req, EOPNOTSUPP);
     return;
   }
-  ReplyStatus(req, Cl(req)->SetXattr(Ino(ino), name, std::string(value, size), static_cast<uint32_t>(flags) & 3));
+  M(req)->DropXattrs(ino, false);
+  Status st = Cl(req)->SetXattr(Ino(ino), name, std::string(value, size), static_cast<uint32_t>(flags) & 3);
+  M(req)->DropXattrs(ino, false);
+  ReplyStatus(req, st);
+}
+
+// The inode's attributes for a user./trusted./security. name: from the mount's cache while
+// watching, else from the MDS (and cached). Names of vstorage's own (AttrName) are always
+// asked of the MDS: a directory's replicas may change without an invalidation of it.
+Result<Mount::Xattrs> NamespacedXattrs(fuse_req_t req, fuse_ino_t ino) {
+  Mount* m = M(req);
+  if (auto c = m->CachedXattrs(ino)) return std::move(*c);
+  uint64_t since = m->xattr_epoch.load();
+  auto x = Cl(req)->GetXattrs(Ino(ino));
+  if (x.ok()) m->XattrsRead(ino, *x, since);
+  return x;
 }
 
 void ReplyXattrValue(fuse_req_t req, const std::string& v, size_t size) {
@@ -747,7 +797,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     fuse_reply_err(req, std::strncmp(name, "system.", 7) == 0 ? EOPNOTSUPP : ENODATA);
     return;
   }
-  auto x = Cl(req)->GetXattrs(Ino(ino));
+  auto x = a ? Cl(req)->GetXattrs(Ino(ino)) : NamespacedXattrs(req, ino);
   if (!x.ok()) {
     fuse_reply_err(req, Errno(x.status()));
     return;
@@ -761,7 +811,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  auto x = Cl(req)->GetXattrs(Ino(ino));
+  auto x = NamespacedXattrs(req, ino);
   if (!x.ok()) {
     fuse_reply_err(req, Errno(x.status()));
     return;
@@ -782,7 +832,10 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     fuse_reply_err(req, std::strncmp(name, "system.", 7) == 0 ? EOPNOTSUPP : ENODATA);
     return;
   }
-  ReplyStatus(req, Cl(req)->RemoveXattr(Ino(ino), name));
+  M(req)->DropXattrs(ino, false);
+  Status st = Cl(req)->RemoveXattr(Ino(ino), name);
+  M(req)->DropXattrs(ino, false);
+  ReplyStatus(req, st);
 }
 
 fuse_lowlevel_ops MakeOps() {
@@ -832,6 +885,9 @@ void Invalidate(Mount* m, const std::vector<proto::Invalidation>& changes, bool 
     for (const auto& c : changes)
       if (c.kind == proto::InvalKind::kEntry) m->MayExistLocked(c.ino.v, c.name);
   }
+  if (all) m->DropXattrs(0, true);
+  for (const auto& c : changes)
+    if (c.kind == proto::InvalKind::kInode) m->DropXattrs(c.ino.v, false);
   std::set<std::pair<fuse_ino_t, std::string>> entries;
   std::set<fuse_ino_t> inodes;
   if (all) {

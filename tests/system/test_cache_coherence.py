@@ -137,3 +137,40 @@ def test_create_and_exclusive_create_on_two_mounts(two_mounts):
     assert not exists(f"{a}/fromb")
     os.close(os.open(f"{b}/fromb", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     wait_for(lambda: exists(f"{a}/fromb"), timeout=SEEN_WITHIN_S, what="B's file on A")
+
+
+def xattr_of(p, name):
+    try:
+        return os.getxattr(p, name)
+    except OSError:
+        return None
+
+
+def test_extended_attributes_cached_by_a_mount_follow_the_other_mounts_changes(two_mounts):
+    # Each mount caches a file's extended attributes (the kernel asks for
+    # security.capability before every write); the other mount's setxattr and removexattr
+    # must still show at once, and its own at once too.
+    a, b = two_mounts
+    write(f"{a}/x", b"data")
+    wait_for(lambda: exists(f"{b}/x"), timeout=SEEN_WITHIN_S, what="x on B")
+    assert xattr_of(f"{b}/x", "user.tag") is None  # B now caches "no user.tag"
+    write(f"{b}/x", b"more", "ab")  # a write on B: its security.capability lookup is cached too
+    os.setxattr(f"{a}/x", "user.tag", b"one")
+    wait_for(lambda: xattr_of(f"{b}/x", "user.tag") == b"one", timeout=SEEN_WITHIN_S,
+             what="A's setxattr on B")
+    os.setxattr(f"{a}/x", "user.tag", b"two")
+    wait_for(lambda: xattr_of(f"{b}/x", "user.tag") == b"two", timeout=SEEN_WITHIN_S,
+             what="A's second setxattr on B")
+    os.removexattr(f"{a}/x", "user.tag")
+    wait_for(lambda: xattr_of(f"{b}/x", "user.tag") is None, timeout=SEEN_WITHIN_S,
+             what="A's removexattr on B")
+    os.setxattr(f"{b}/x", "user.mine", b"b")  # B's own change is seen by B at once
+    assert os.getxattr(f"{b}/x", "user.mine") == b"b"
+    assert "user.mine" in os.listxattr(f"{b}/x")
+    os.removexattr(f"{b}/x", "user.mine")
+    assert xattr_of(f"{b}/x", "user.mine") is None
+    assert "user.mine" not in os.listxattr(f"{b}/x")
+    os.setxattr(f"{b}/x", "user.mine", b"again")
+    wait_for(lambda: xattr_of(f"{a}/x", "user.mine") == b"again", timeout=SEEN_WITHIN_S,
+             what="B's setxattr on A")
+    assert open(f"{a}/x", "rb").read() == b"datamore"
