@@ -71,6 +71,14 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir
   s->checksums_ = checksums;
   RETURN_IF_ERROR(DiskIo::MakeDir(s->dir_));
   ASSIGN_OR_RETURN(s->dir_fd_, DiskIo::OpenDir(s->dir_));
+  if (io_mode == DiskIoMode::kAuto && s->io_.uring()) {
+    // Writes the kernel would only hand to a worker thread are cheaper as two pwrites.
+    bool nowait = DiskIo::BufferedNowaitWrites(s->dir_);
+    s->io_.SetUringWrites(nowait);
+    LOG_INFO("chunk writes in %s go through %s", s->dir_.c_str(),
+             nowait ? "io_uring (one submission for data and checksums)"
+                    : "pwrite (the file system has no non-blocking buffered writes: io_uring would add a thread hop)");
+  }
   RETURN_IF_ERROR(s->Scan());
   return s;
 }

@@ -125,7 +125,7 @@ class ChunkStore {
   SyncStats sync_stats() const;
   uint64_t sync_rounds() const { return sync_rounds_.load(std::memory_order_relaxed); }
   // Whether writes go through io_uring, and how many submissions it has made.
-  bool uring() const { return io_.uring(); }
+  bool uring() const { return io_.uring_writes(); }
   uint64_t io_submissions() const { return io_.submissions(); }
 
   // Test hooks, set before the store is used concurrently and never changed after. Called

@@ -446,8 +446,11 @@ TEST_P(ChunkStoreIoModeTest, DataAndChecksumsReachTheFileThroughEitherPath) {
   if (GetParam() == DiskIoMode::kPwrite) {
     EXPECT_FALSE(store->uring());
   }
-  if (GetParam() == DiskIoMode::kAuto && !store->uring())
-    std::fprintf(stderr, "note: io_uring is not available here; the kAuto case ran the fallback\n");
+  if (GetParam() == DiskIoMode::kUring && !store->uring())
+    std::fprintf(stderr, "note: io_uring is not available here; the kUring case ran the fallback\n");
+  if (GetParam() == DiskIoMode::kAuto) {  // io_uring for writes exactly where they complete inline
+    EXPECT_EQ(store->uring(), DiskIo(DiskIoMode::kUring).uring() && DiskIo::BufferedNowaitWrites(dir + "/chunks"));
+  }
   ChunkId id{0x51};
   std::string model(kChunk, '\0');
   struct W { uint64_t off; size_t len; } writes[] = {{0, 4096}, {100, 5000}, {12000, 1}, {20000, 70000},
@@ -470,8 +473,11 @@ TEST_P(ChunkStoreIoModeTest, DataAndChecksumsReachTheFileThroughEitherPath) {
   EXPECT_EQ(store->csum_errors(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, ChunkStoreIoModeTest, ::testing::Values(DiskIoMode::kAuto, DiskIoMode::kPwrite),
-                         [](const auto& info) { return info.param == DiskIoMode::kAuto ? "IoUring" : "Pwrite"; });
+INSTANTIATE_TEST_SUITE_P(Paths, ChunkStoreIoModeTest,
+                         ::testing::Values(DiskIoMode::kAuto, DiskIoMode::kPwrite, DiskIoMode::kUring),
+                         [](const auto& info) {
+                           return info.param == DiskIoMode::kAuto ? "Auto" : info.param == DiskIoMode::kPwrite ? "Pwrite" : "IoUring";
+                         });
 
 TEST_F(ChunkStoreTest, ReadersOfOneChunkDoNotWaitForEachOther) {
   ChunkId id{0x61};

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,7 +45,7 @@ std::atomic<bool> g_fallback_logged{false};
 bool Retryable(int e) { return e == EAGAIN || e == EINTR; }
 }  // namespace
 
-DiskIo::DiskIo(DiskIoMode mode) {
+DiskIo::DiskIo(DiskIoMode mode) : mode_(mode) {
   if (mode == DiskIoMode::kPwrite) return;
   for (size_t i = 0; i < kRings; ++i) {
     auto r = std::make_unique<Ring>();
@@ -181,7 +182,7 @@ Status DiskIo::WriteSpans(int fd, const WriteSpan* spans, size_t n) {
     ops[i].off = spans[i].off;
     ops[i].done = spans[i].len == 0;
   }
-  if (Ring* r = rings_.empty() ? nullptr : Acquire()) {
+  if (Ring* r = uring_writes() ? Acquire() : nullptr) {
     RunOnRing(r, ops, n);
     Release(r);
   } else {
@@ -190,6 +191,21 @@ Status DiskIo::WriteSpans(int fd, const WriteSpan* spans, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (!ops[i].result.ok()) return ops[i].result;
   return Status::Ok();
+}
+
+bool DiskIo::BufferedNowaitWrites(const std::string& dir) {
+  std::string path = dir + "/.nowait-probe";
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  char block[4096] = {};
+  iovec v{block, sizeof block};
+  ssize_t r;
+  while ((r = ::pwritev2(fd, &v, 1, 0, RWF_NOWAIT)) < 0 && errno == EINTR) {
+  }
+  bool nowait = r >= 0 || errno == EAGAIN;  // EAGAIN: supported, just not right now
+  ::close(fd);
+  ::unlink(path.c_str());
+  return nowait;
 }
 
 void DiskIo::SyncAll(SyncOp* sync_ops, size_t n) {

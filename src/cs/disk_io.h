@@ -16,11 +16,14 @@
 // Buffers passed in must stay valid until the call returns; no call keeps a pointer past
 // its return: every submitted SQE is reaped first.
 //
-// Cost: on a file system that cannot do buffered writes without blocking (ext4 on the
-// 6.18 kernel of the dev machine), the kernel hands each buffered write SQE to an io-wq
-// worker, so a small write pays a thread hop that two pwrites do not (measured ~8-10 us
-// against ~1.5-3 us for a 4 KiB write plus its table entry). The single submission pays
-// off with O_DIRECT or non-blocking buffered writes; kPwrite is the way back meanwhile.
+// Cost: on a file system that cannot do buffered writes without blocking (ext4 and tmpfs
+// on the 6.18 kernel of the dev machine), the kernel hands each buffered write SQE to an
+// io-wq worker, so a write pays two thread hops that two pwrites do not (measured ~8-10 us
+// against ~1.5-3 us for a 4 KiB write plus its table entry; for the 256 KiB - 1 MiB writes
+// of a sequential stream it cost 20-30% more CPU per GiB across the cluster). So in kAuto
+// writes go through io_uring only where the file system takes non-blocking buffered
+// writes (BufferedNowaitWrites, probed by the chunk store on its directory); syncs always
+// do, since there the single submission lets many fdatasyncs run side by side.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -39,8 +42,9 @@ namespace vstorage::cs {
 Status DiskError(int err, const std::string& what);
 
 enum class DiskIoMode {
-  kAuto,    // io_uring if the kernel lets us, else pwrite
+  kAuto,    // io_uring if the kernel lets us (writes: see SetUringWrites), else pwrite
   kPwrite,  // never io_uring (tests of the fallback; operators who distrust it)
+  kUring,   // io_uring for writes too, even where the kernel punts them to a worker
 };
 
 // One piece of a multi-offset write to one file.
@@ -74,6 +78,16 @@ class DiskIo {
   // True when io_uring rings were set up (false: the pwrite fallback). A ring whose
   // submission failed is retired; with none left, batches take the fallback too.
   bool uring() const { return !rings_.empty(); }
+  // Whether WriteSpans uses the rings (uring() and, in kAuto, SetUringWrites(true), the
+  // default). Syncs use them whenever uring().
+  bool uring_writes() const { return uring() && uring_writes_.load(std::memory_order_relaxed); }
+  void SetUringWrites(bool on) {
+    if (mode_ == DiskIoMode::kAuto) uring_writes_.store(on, std::memory_order_relaxed);
+  }
+  // Whether buffered writes to a new file in dir can complete without blocking
+  // (pwritev2 RWF_NOWAIT is not refused with EOPNOTSUPP): then io_uring does them inline
+  // instead of handing them to a worker thread. The probe file is removed again.
+  static bool BufferedNowaitWrites(const std::string& dir);
   // io_uring submissions made so far (each io_uring_submit_and_wait counts once).
   uint64_t submissions() const { return submissions_.load(std::memory_order_relaxed); }
 
@@ -120,6 +134,8 @@ class DiskIo {
   void RunOnRing(Ring* r, Op* ops, size_t n);
   static void RunBlocking(Op& op);
 
+  DiskIoMode mode_;
+  std::atomic<bool> uring_writes_{true};
   std::vector<std::unique_ptr<Ring>> rings_;  // fixed after construction
   std::mutex mu_;
   std::condition_variable cv_;

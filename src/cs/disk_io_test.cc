@@ -99,6 +99,35 @@ TEST_P(DiskIoTest, AWriteToABadFdIsAnErrorNotACrash) {
   EXPECT_TRUE(io.WriteSpans(-1, s, 0).ok());
 }
 
+// kAuto sends writes as pwrites once told the file system would only punt them to an
+// io_uring worker (the chunk store asks BufferedNowaitWrites); syncs still use the rings;
+// kUring keeps the rings for writes whatever it is told.
+TEST_F(DiskIoTest, WritesLeaveTheRingsOnlyInAutoModeWhenToldTo) {
+  bool nowait = DiskIo::BufferedNowaitWrites(dir);
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "the probe file was left behind";
+  std::fprintf(stderr, "note: buffered non-blocking writes in %s: %s\n", dir.c_str(), nowait ? "yes" : "no");
+  for (DiskIoMode mode : {DiskIoMode::kAuto, DiskIoMode::kUring}) {
+    DiskIo io(mode);
+    if (!io.uring()) GTEST_SKIP() << "io_uring is not available here";
+    EXPECT_TRUE(io.uring_writes());
+    io.SetUringWrites(false);
+    EXPECT_EQ(io.uring_writes(), mode == DiskIoMode::kUring);
+    auto fd = DiskIo::OpenFile(dir + "/w", true);
+    ASSERT_TRUE(fd.ok());
+    WriteSpan s[2] = {{"abc", 3, 0}, {"def", 3, 100}};
+    uint64_t before = io.submissions();
+    ASSERT_TRUE(io.WriteSpans(*fd, s, 2).ok());
+    EXPECT_EQ(io.submissions() - before, mode == DiskIoMode::kUring ? 1u : 0u);
+    SyncOp op{*fd, true, Status::Ok()};
+    io.SyncAll(&op, 1);
+    EXPECT_TRUE(op.result.ok());
+    EXPECT_EQ(io.submissions() - before, mode == DiskIoMode::kUring ? 2u : 1u);  // the sync: a ring
+    DiskIo::Close(*fd);
+    std::string want = "abc" + std::string(97, '\0') + "def";
+    EXPECT_EQ(Slurp(dir + "/w"), want);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, DiskIoTest, ::testing::Values(DiskIoMode::kAuto, DiskIoMode::kPwrite),
                          [](const auto& info) { return info.param == DiskIoMode::kAuto ? "IoUring" : "Pwrite"; });
 
