@@ -16,7 +16,12 @@ using proto::MsgType;
 
 namespace {
 constexpr uint64_t kMaxPiece = 1 << 20;     // one client request to a chunk
-constexpr uint64_t kSubPiece = 256 << 10;   // pipelined slices of a piece along the chain
+// Slices of a piece sent along the chain one behind the other. 256 KiB slices let the CS of
+// a chain work on one piece at once, but on the 2-core bench machine their per-message
+// cost (wakeups, syscalls) outweighed that: 1 MiB slices wrote a sequential stream with
+// 25-35% less CPU per GiB in the cluster at the same speed (bench/README.md, 2026-12-03).
+// Pieces of one large write are still in flight together (kAsyncOpWindow).
+constexpr uint64_t kSubPiece = kMaxPiece;
 constexpr int kCsCallTimeoutMs = 30000;
 
 bool Transport(const Status& st) { return st.code() == Code::kUnavailable || st.code() == Code::kTimeout; }
