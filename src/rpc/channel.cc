@@ -71,7 +71,9 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
   const int max_inflight;
 
   std::mutex mu;  // guards what follows
-  std::condition_variable cv;  // a call finished, a slot freed, the channel broke
+  // Each waiter has its own condition variable (a call's Ticket::cv, a write's Out::cv), so a
+  // reply wakes the one thread that waits for it, not every caller of the channel.
+  std::condition_variable slot_cv;  // a slot freed, the channel broke
   std::map<uint64_t, PendingCall*> pending;
   uint64_t next_id = 1;
   int inflight = 0;
@@ -88,6 +90,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
     bool done = false;
     Status st;
     AsyncCall* owner = nullptr;  // set for a CallAsync's frame
+    std::condition_variable cv;  // done (a synchronous caller waits in Write)
   };
   // A CallAsync's state. It ends (done runs, then it is deleted) once its reply came or it
   // failed, and its frame is off the write queue: until then the caller's payload may still
@@ -134,7 +137,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
       waiting.pop_front();
       DispatchLocked(a);
     }
-    cv.notify_all();
+    slot_cv.notify_all();
   }
 
   // Under mu: the async call takes a slot and its frame goes to the write queue.
@@ -225,7 +228,9 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
       a->written = a->replied = true;
       FireIfOverLocked(a);
     }
-    cv.notify_all();
+    for (auto& [id, p] : pending)
+      if (!p->async) p->cv.notify_all();
+    slot_cv.notify_all();
   }
   void Break(const Status& st) {
     std::lock_guard<std::mutex> l(mu);
@@ -264,10 +269,11 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
         if (AsyncCall* a = o->owner) {  // o belongs to a; a may end now
           a->written = true;
           FireIfOverLocked(a);
+        } else {
+          o->cv.notify_one();
         }
       }
       if (ec) BreakLocked(st);
-      cv.notify_all();
     }
     writing = false;
   }
@@ -287,7 +293,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
   Status Write(Out* o) {
     Enqueue(o);
     std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return o->done; });
+    o->cv.wait(l, [&] { return o->done; });
     return o->st;
   }
 
@@ -365,7 +371,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
           p->st = Status::Ok();
           if (direct && p->payload_len_out) *p->payload_len_out = h->payload_len;
         }
-        cv.notify_all();
+        p->cv.notify_all();
       }
       if (ec) {
         BreakLocked(Err(Code::kUnavailable, addr + ": " + ec.message()));
@@ -434,7 +440,7 @@ Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, con
   {
     std::unique_lock<std::mutex> l(m.mu);
     // Backpressure: wait for a slot.
-    if (!m.cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return m.broken || m.inflight < m.max_inflight; }))
+    if (!m.slot_cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return m.broken || m.inflight < m.max_inflight; }))
       return Err(Code::kTimeout, "no free request slot on the connection to " + m.addr);
     if (m.broken) return Err(Code::kUnavailable, "connection to " + m.addr + " is broken: " + m.broken_st.message());
     ++m.inflight;
@@ -453,7 +459,7 @@ Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, con
   if (!wst.ok()) {
     std::unique_lock<std::mutex> l(m.mu);
     m.BreakLocked(wst);
-    m.cv.wait(l, [&] { return t->done; });
+    t->cv.wait(l, [&] { return t->done; });
     m.pending.erase(t->id);
     m.ReleaseSlotLocked();
     return wst;
@@ -464,11 +470,11 @@ Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, con
 Status Channel::Finish(std::unique_ptr<Ticket> t, int timeout_ms) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> l(m.mu);
-  if (!m.cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return t->done; })) {
+  if (!t->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return t->done; })) {
     // No answer in time: the peer is hung or gone. The connection goes (a late reply must
     // not land in a buffer we give back now); wait until the reader has let go of ours.
     m.BreakLocked(Err(Code::kTimeout, m.addr + ": no reply within " + std::to_string(timeout_ms) + " ms"));
-    m.cv.wait(l, [&] { return t->done; });
+    t->cv.wait(l, [&] { return t->done; });
   }
   m.pending.erase(t->id);
   m.ReleaseSlotLocked();
@@ -478,7 +484,7 @@ Status Channel::Finish(std::unique_ptr<Ticket> t, int timeout_ms) {
 void Channel::Abandon(std::unique_ptr<Ticket> t) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> l(m.mu);
-  m.cv.wait(l, [&] { return !t->reading; });  // the reader is done with its buffers
+  t->cv.wait(l, [&] { return !t->reading; });  // the reader is done with its buffers
   m.pending.erase(t->id);
   m.ReleaseSlotLocked();
 }

@@ -301,6 +301,48 @@ TEST_F(EventServerTest, AConnectionAtItsInflightLimitIsNotReadUntilAReplyIsOut) 
   EXPECT_EQ(got, (std::set<uint64_t>{1, 2, 3, 4, 5}));
 }
 
+// Small replies are queued and the handler goes on (ServerConn::Send does not wait for the
+// write); those queued replies count against the connection's in-flight limit, so a peer
+// that sends requests and never reads the replies stops being read from instead of making
+// the server queue a reply per request (here 1000 x 64 KiB, far beyond the socket buffers).
+TEST_F(EventServerTest, APeerThatReadsNoRepliesIsNotReadFromEither) {
+  ServerLimits lim;
+  lim.max_inflight_per_conn = 4;
+  StartServer(lim);
+  gate_.OpenAll();
+  Socket s = Authenticated();
+  constexpr int kRequests = 1000;
+  const std::string payload(ServerConn::kMaxCopiedReplyPayloadBytes, 'p');  // echoed: an owned reply
+  std::thread sender([&] {
+    for (int id = 1; id <= kRequests; ++id)
+      if (!SendReq(s, id, payload).ok()) return;
+  });
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().paused_reads >= 1; }));
+  auto entered = [&] {
+    std::lock_guard<std::mutex> l(gate_.mu);
+    return gate_.entered;
+  };
+  // Once the socket buffers are full the server takes no more requests: the count settles
+  // (looked at over 300 ms windows) well below what was sent.
+  int settled = -1;
+  for (int i = 0; i < 40 && settled < 0; ++i) {
+    int before = entered();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (entered() == before) settled = before;
+  }
+  ASSERT_GE(settled, 0) << "the server kept taking requests";
+  EXPECT_LT(settled, kRequests) << "the server queued a reply for every request of a peer that reads none";
+  std::set<uint64_t> got;
+  Frame rep;
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_TRUE(s.Recv(&rep, 10000).ok()) << "reply " << i;
+    ASSERT_EQ(rep.payload.size(), payload.size());
+    got.insert(rep.req_id);
+  }
+  sender.join();
+  EXPECT_EQ(got.size(), size_t{kRequests});
+}
+
 TEST_F(EventServerTest, AnOversizedFrameBeforeAuthenticationClosesTheConnectionAtOnce) {
   StartServer(ServerLimits{});
   auto s = Socket::Connect(HostPort{"127.0.0.1", server_->port()}, 1000);

@@ -25,7 +25,7 @@
 namespace vstorage::rpc {
 
 inline constexpr int kMaxServerConnections = 2048;
-inline constexpr int kServerIoThreads = 2;
+inline constexpr int kServerIoThreads = 1;  // see kDefaultIoThreads (rpc/channel.h)
 inline constexpr size_t kMaxServerWorkers = 128;
 inline constexpr int kMaxInflightPerConn = 64;
 inline constexpr size_t kMaxHandshakeFrameBytes = 4096;  // body + payload before auth
@@ -61,6 +61,11 @@ class ServerConn {
   proto::PeerKind kind() const { return kind_; }
   std::string peer() const;
 
+  // A reply with no payload or one of at most kMaxCopiedReplyPayloadBytes (copied) is
+  // queued for the connection's writer and the call returns at once (Ok: whether it
+  // reached the peer is not known then); a larger payload is written from the caller's
+  // buffer, and the call returns when it was (or failed).
+  static constexpr size_t kMaxCopiedReplyPayloadBytes = 64 << 10;
   template <typename T>
   Status Reply(const Frame& req, const T& msg, const char* payload = nullptr, size_t payload_len = 0) {
     return Send(req, kFlagResponse, proto::EncodeToString(msg), payload, payload_len);
