@@ -30,6 +30,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "fuse/mount_point.h"
+#include "rpc/payload_pool.h"
 #include "vstorage/client.h"
 
 namespace vstorage::fuse {
@@ -507,51 +508,20 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 
 // Buffers for reads answered from ReadAsync's callback: the session thread goes back to the
 // kernel at once, so reads of one or many files overlap (the kernel's readahead sends up to
-// max_background of them). Up to kMaxPooledReadBufs freed buffers of kMaxWrite bytes are
-// kept for the next read; a larger request (none: max_read is kMaxWrite) gets its own.
-// Thread-safe.
-constexpr size_t kMaxPooledReadBufs = 64;
-class ReadBufPool {
- public:
-  char* Get(size_t size) {
-    if (size > kMaxWrite) return new char[size];
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (!free_.empty()) {
-        char* b = free_.back();
-        free_.pop_back();
-        return b;
-      }
-    }
-    return new char[kMaxWrite];
-  }
-  void Put(char* b, size_t size) {
-    if (size <= kMaxWrite) {
-      std::lock_guard<std::mutex> l(mu_);
-      if (free_.size() < kMaxPooledReadBufs) {
-        free_.push_back(b);
-        return;
-      }
-    }
-    delete[] b;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<char*> free_;
-};
-ReadBufPool g_read_bufs;
+// max_background of them). Freed buffers are kept for the next read (PayloadPool's bounds).
+rpc::PayloadPool g_read_bufs;
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  char* buf = g_read_bufs.Get(size);
-  Fh(fi)->ReadAsync(static_cast<uint64_t>(off), size, buf, [req, buf, size](Result<size_t> n) {
+  auto buf = std::make_shared<std::string>();
+  g_read_bufs.Take(buf.get(), size);
+  Fh(fi)->ReadAsync(static_cast<uint64_t>(off), size, buf->data(), [req, buf](Result<size_t> n) {
     if (!n.ok()) {
       LOG_WARN("read: %s", n.status().ToString().c_str());
       fuse_reply_err(req, Errno(n.status()));
     } else {
-      fuse_reply_buf(req, buf, *n);
+      fuse_reply_buf(req, buf->data(), *n);
     }
-    g_read_bufs.Put(buf, size);
+    g_read_bufs.Give(std::move(*buf));
   });
 }
 

@@ -18,6 +18,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "rpc/payload_pool.h"
 #include "rpc/worker_pool.h"
 
 namespace vstorage::rpc {
@@ -29,55 +30,6 @@ namespace detail {
 
 // Set on the server's I/O threads: a blocking reply from one would wait for itself.
 thread_local bool tls_server_io_thread = false;
-
-// Request payload buffers, reused: a CS receives a 256 KiB - 1 MiB payload per write, and a
-// fresh string per request would cost an allocation (often an mmap) and a zero-fill of the
-// whole buffer before the socket overwrites it. A pooled string keeps its size, so taking
-// one at least as large and cutting it to the payload's length touches no byte.
-// Thread-safe. Bounded: at most kMaxPooledPayloadBytes of capacity are kept.
-class PayloadPool {
- public:
-  static constexpr size_t kMaxPooledPayloadBytes = 32u << 20;
-  static constexpr size_t kMaxPooledPayloads = 64;
-  void Take(std::string* out, size_t n) {
-    if (n == 0) {
-      out->clear();
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      size_t best = free_.size();
-      for (size_t i = 0; i < free_.size(); ++i)
-        if (free_[i].size() >= n && (best == free_.size() || free_[i].size() < free_[best].size())) best = i;
-      if (best == free_.size())  // none large enough: the largest at least saves its bytes
-        for (size_t i = 0; i < free_.size(); ++i)
-          if (free_[i].capacity() >= n) best = i;
-      if (best != free_.size()) {
-        bytes_ -= free_[best].capacity();
-        *out = std::move(free_[best]);
-        free_[best] = std::move(free_.back());
-        free_.pop_back();
-      }
-    }
-    out->resize(n);
-  }
-  size_t pooled() {
-    std::lock_guard<std::mutex> l(mu_);
-    return free_.size();
-  }
-  void Give(std::string&& s) {
-    if (s.capacity() < 4096) return;
-    std::lock_guard<std::mutex> l(mu_);
-    if (free_.size() >= kMaxPooledPayloads || bytes_ + s.capacity() > kMaxPooledPayloadBytes) return;
-    bytes_ += s.capacity();
-    free_.push_back(std::move(s));
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> free_;
-  size_t bytes_ = 0;
-};
 
 struct ServerCore {
   explicit ServerCore(ServerLimits l) : limits(l), workers(l.max_workers) {}
@@ -403,7 +355,6 @@ Status ServerConn::ReplyError(const Frame& req, const Status& st) {
 }
 
 Status ServerConn::Send(const Frame& req, uint32_t flags, std::string body, const char* payload, size_t payload_len) {
-  VS_CHECK(!detail::tls_server_io_thread);
   if (body.size() > kMaxMessageBytes || payload_len > kMaxPayloadBytes)
     return Err(Code::kInternal, "reply too large for a frame");
   Frame h;
@@ -425,6 +376,7 @@ Status ServerConn::Send(const Frame& req, uint32_t flags, std::string body, cons
     conn_->Post(w);
     return Status::Ok();
   }
+  VS_CHECK(!detail::tls_server_io_thread);  // it would wait for its own thread
   PendingWrite w;
   EncodeFrameHeader(h, body.size(), payload_len, w.header.data());
   w.body = std::move(body);
@@ -434,16 +386,7 @@ Status ServerConn::Send(const Frame& req, uint32_t flags, std::string body, cons
 }
 
 void ServerConn::PostEncoded(const Frame& req, std::string body) {
-  if (body.size() > kMaxMessageBytes) return;
-  auto* w = new PendingWrite;
-  w->owned = true;
-  Frame h;
-  h.type = req.type;
-  h.req_id = req.req_id;
-  h.flags = kFlagResponse;
-  EncodeFrameHeader(h, body.size(), 0, w->header.data());
-  w->body = std::move(body);
-  conn_->Post(w);
+  (void)Send(req, kFlagResponse, std::move(body), nullptr, 0);  // no payload: queued, never waits
 }
 
 Server::Server() : Server(ServerLimits{}) {}

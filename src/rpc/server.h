@@ -50,11 +50,12 @@ struct ServerCore;
 }  // namespace detail
 
 // One request's way back to its peer. Copyable; valid after the handler returned (a long
-// poll may reply later from another thread). Reply* write the frame before returning (the
-// payload is not copied, so it only has to live until then) and fail with kUnavailable once
-// the connection is gone; they must not be called on an I/O thread of the server.
-// PostEncoded queues an owned reply and returns at once (for replies made under a lock or
-// by a timer); whether it reached the peer is not reported.
+// poll may reply later from another thread). A reply with no payload or a small one
+// (kMaxCopiedReplyPayloadBytes, copied) is queued and the call returns Ok at once; whether
+// it reached the peer is not reported. A larger payload is written from the caller's buffer
+// before Reply returns (it only has to live until then), kUnavailable once the connection is
+// gone; such a reply must not be made on an I/O thread of the server. PostEncoded is
+// ReplyEncoded without a result (for replies made under a lock or by a timer).
 class ServerConn {
  public:
   ServerConn(std::shared_ptr<detail::Connection> c, proto::PeerKind kind);
