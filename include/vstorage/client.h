@@ -178,10 +178,13 @@ class Client {
   Result<proto::Attr> Lookup(InodeId parent, const std::string& name);
   Result<proto::Attr> GetAttr(InodeId ino);
   Result<std::vector<proto::DirEntry>> Readdir(InodeId ino);
-  // uid/gid: the owner of the new node (the calling process's, on a mount).
+  // uid/gid: the owner of the new node (the calling process's, on a mount). umask: the
+  // creator's; the MDS applies it to mode unless the parent has a default POSIX ACL, which
+  // the new node then inherits instead (acl(5)).
   Result<proto::Attr> Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive,
-                             uint32_t uid = 0, uint32_t gid = 0);
-  Result<proto::Attr> Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0);
+                             uint32_t uid = 0, uint32_t gid = 0, uint32_t umask = 0);
+  Result<proto::Attr> Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0,
+                            uint32_t umask = 0);
   Result<proto::Attr> Symlink(InodeId parent, const std::string& name, const std::string& target, uint32_t uid = 0,
                               uint32_t gid = 0);
   Result<std::string> Readlink(InodeId ino);
@@ -195,14 +198,15 @@ class Client {
   Result<proto::Attr> SetAttr(InodeId ino, uint32_t mask, uint64_t size, int64_t mtime_ns, uint32_t mode,
                               int64_t atime_ns = 0, uint32_t uid = 0, uint32_t gid = 0);
   // "replicas" / "chunk-size", or a user./trusted./security. attribute (flags as setxattr(2):
-  // XATTR_CREATE, XATTR_REPLACE).
+  // XATTR_CREATE, XATTR_REPLACE), or a POSIX ACL (system.posix_acl_access/_default, in the
+  // kernel's xattr form: common/posix_acl.h; an access ACL sets the mode's permission bits).
   Status SetXattr(InodeId ino, const std::string& name, const std::string& value, uint32_t flags = 0);
   Status RemoveXattr(InodeId ino, const std::string& name);
   // All of them: replicas, chunk-size and the namespaced ones.
   Result<std::map<std::string, std::string>> GetXattrs(InodeId ino);
   // A FIFO, socket or device node (rdev for devices).
   Result<proto::Attr> Mknod(InodeId parent, const std::string& name, proto::NodeType type, uint32_t mode,
-                            uint64_t rdev, uint32_t uid, uint32_t gid);
+                            uint64_t rdev, uint32_t uid, uint32_t gid, uint32_t umask = 0);
   Result<proto::StatfsReply> Statfs();
   // The cluster's gen.do_punch_hole (guide 3.5.7), asked of the MDS at most every
   // kConfigCacheMs.
@@ -214,7 +218,7 @@ class Client {
   // MDS). Returns the attributes with the open file.
   Result<std::pair<proto::Attr, std::unique_ptr<File>>> CreateOpen(InodeId parent, const std::string& name,
                                                                    uint32_t mode, bool exclusive, uint32_t uid = 0,
-                                                                   uint32_t gid = 0);
+                                                                   uint32_t gid = 0, uint32_t umask = 0);
   // The entries of a directory with the attributes of each (sizes as GetAttr gives them).
   Result<std::vector<proto::DirEntryPlus>> ReaddirPlus(InodeId ino);
   // Long poll for what other clients changed since after_seq (mds/invalidation.h): waits up

@@ -276,8 +276,8 @@ Result<proto::WatchChangesReply> Client::WatchChanges(uint64_t after_seq, uint32
 
 Result<std::pair<proto::Attr, std::unique_ptr<File>>> Client::CreateOpen(InodeId parent, const std::string& name,
                                                                           uint32_t mode, bool exclusive, uint32_t uid,
-                                                                          uint32_t gid) {
-  proto::CreateReq req{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid, 0, id_, true};
+                                                                          uint32_t gid, uint32_t umask) {
+  proto::CreateReq req{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid, 0, id_, true, umask};
   std::string body;
   RETURN_IF_ERROR(MdsCallRaw(MsgType::kCreate, proto::EncodeToString(req), &body));
   // An MDS from before create-and-open answers an AttrReply: `opened` stays false.
@@ -299,17 +299,20 @@ Result<std::vector<proto::DirEntry>> Client::Readdir(InodeId ino) {
 }
 
 Result<proto::Attr> Client::Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive,
-                                   uint32_t uid, uint32_t gid) {
+                                   uint32_t uid, uint32_t gid, uint32_t umask) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kCreate,
-                          proto::CreateReq{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid, 0, id_}, &r));
+  RETURN_IF_ERROR(MdsCall(
+      MsgType::kCreate,
+      proto::CreateReq{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid, 0, id_, false, umask}, &r));
   return r.attr;
 }
 
-Result<proto::Attr> Client::Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid) {
+Result<proto::Attr> Client::Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid,
+                                  uint32_t umask) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(
-      MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true, uid, gid, 0, id_}, &r));
+  RETURN_IF_ERROR(MdsCall(
+      MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true, uid, gid, 0, id_, false, umask},
+      &r));
   return r.attr;
 }
 
@@ -403,9 +406,10 @@ Status Client::RemoveXattr(InodeId ino, const std::string& name) {
 }
 
 Result<proto::Attr> Client::Mknod(InodeId parent, const std::string& name, proto::NodeType type, uint32_t mode,
-                                  uint64_t rdev, uint32_t uid, uint32_t gid) {
+                                  uint64_t rdev, uint32_t uid, uint32_t gid, uint32_t umask) {
   proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(MsgType::kCreate, proto::CreateReq{parent, name, type, mode, "", true, uid, gid, rdev, id_}, &r));
+  RETURN_IF_ERROR(MdsCall(MsgType::kCreate,
+                          proto::CreateReq{parent, name, type, mode, "", true, uid, gid, rdev, id_, false, umask}, &r));
   return r.attr;
 }
 

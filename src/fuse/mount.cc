@@ -29,6 +29,7 @@
 #include "common/config.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/posix_acl.h"
 #include "fuse/mount_point.h"
 #include "rpc/payload_pool.h"
 #include "vstorage/client.h"
@@ -67,6 +68,9 @@ struct Mount {
   Client* client = nullptr;
   fuse_session* se = nullptr;
   std::atomic<bool> watching{false};
+  // The kernel agreed to POSIX ACLs (FUSE_CAP_POSIX_ACL): it checks them on access, we keep
+  // system.posix_acl_* and the MDS applies the umask (FUSE_CAP_DONT_MASK). Set in OpInit.
+  bool acls = false;
   std::atomic<uint64_t> epoch{0};
   std::atomic<bool> readdir_plus{true};  // the MDS answers kReaddirPlus
   std::atomic<bool> stop_watch{false};
@@ -268,7 +272,7 @@ void ReplyAttr(fuse_req_t req, const Result<proto::Attr>& a, uint64_t since) {
 
 void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : Errno(st)); }
 
-void OpInit(void*, fuse_conn_info* conn) {
+void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->max_write = kMaxWrite;
   conn->max_readahead = kReadAheadKb * 1024;
   conn->max_background = 64;
@@ -277,6 +281,12 @@ void OpInit(void*, fuse_conn_info* conn) {
   // another mount sees them (and leases stay meaningful).
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // POSIX ACLs want both: the umask must not be applied where a default ACL is inherited.
+  constexpr unsigned kAcl = FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+  if ((conn->capable & kAcl) == kAcl) {
+    conn->want |= kAcl;
+    static_cast<Mount*>(userdata)->acls = true;
+  }
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -350,8 +360,12 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     fuse_reply_err(req, EBADF);
     return;
   }
+  // A mode change rewrites the access ACL, if any (the MDS keeps them in step).
+  bool acl_change = (mask & proto::kSetMode) != 0;
+  if (acl_change) M(req)->DropXattrs(ino, false);
   auto r = c->SetAttr(Ino(ino), mask, static_cast<uint64_t>(attr->st_size), mtime, attr->st_mode & 07777, atime,
                       attr->st_uid, attr->st_gid);
+  if (acl_change) M(req)->DropXattrs(ino, false);
   if (!r.ok()) {
     fuse_reply_err(req, Errno(r.status()));
     return;
@@ -377,7 +391,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   switch (mode & S_IFMT) {
     case S_IFREG:
     case 0: {
-      auto a = Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid);
+      auto a = Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid, ctx->umask);
       M(req)->MayExist(parent, name);
       ReplyEntry(req, parent, name, a, since);
       return;
@@ -388,7 +402,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
     case S_IFBLK: t = proto::NodeType::kBlockDev; break;
     default: fuse_reply_err(req, EINVAL); return;
   }
-  auto a = Cl(req)->Mknod(Ino(parent), name, t, mode & 07777, rdev, ctx->uid, ctx->gid);
+  auto a = Cl(req)->Mknod(Ino(parent), name, t, mode & 07777, rdev, ctx->uid, ctx->gid, ctx->umask);
   M(req)->MayExist(parent, name);
   ReplyEntry(req, parent, name, a, since);
 }
@@ -399,7 +413,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Mount* m = M(req);
   m->MayExist(parent, name);
   uint64_t dir_since = m->dir_epoch.load();
-  auto a = Cl(req)->Mkdir(Ino(parent), name, mode & 07777, ctx->uid, ctx->gid);
+  auto a = Cl(req)->Mkdir(Ino(parent), name, mode & 07777, ctx->uid, ctx->gid, ctx->umask);
   if (a.ok()) m->Listed(a->ino.v, {}, dir_since);  // a new directory is empty
   m->MayExist(parent, name);
   ReplyEntry(req, parent, name, a, since);
@@ -481,7 +495,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   uint64_t since = Epoch(req);
   Mount* m = M(req);
   m->MayExist(parent, name);
-  auto r = c->CreateOpen(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0, ctx->uid, ctx->gid);
+  auto r = c->CreateOpen(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0, ctx->uid, ctx->gid, ctx->umask);
   m->MayExist(parent, name);
   if (!r.ok()) {
     fuse_reply_err(req, Errno(r.status()));
@@ -717,11 +731,12 @@ const char* AttrName(const char* xname) {
   return nullptr;
 }
 
-// The namespaces kept for any program (as on ext4); system.* (POSIX ACLs) is not supported.
-bool Namespaced(const char* n) {
+// The namespaces kept for any program (as on ext4), and the two POSIX ACL names when the
+// kernel enforces them; any other system.* name is EOPNOTSUPP.
+bool Namespaced(fuse_req_t req, const char* n) {
   for (const char* ns : {"user.", "trusted.", "security."})
     if (std::strncmp(n, ns, std::strlen(ns)) == 0 && n[std::strlen(ns)] != 0) return true;
-  return false;
+  return M(req)->acls && acl::IsAclXattr(n);
 }
 
 // trusted.* is for root only (CAP_SYS_ADMIN): the kernel checks it on set and get; listing
@@ -733,7 +748,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
     ReplyStatus(req, Cl(req)->SetXattr(Ino(ino), a, std::string(value, size)));
     return;
   }
-  if (!Namespaced(name)) {
+  if (!Namespaced(req, name)) {
     fuse_reply_err(req, EOPNOTSUPP);
     return;
   }
@@ -763,7 +778,7 @@ void ReplyXattrValue(fuse_req_t req, const std::string& v, size_t size) {
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   const char* a = AttrName(name);
-  if (!a && !Namespaced(name)) {
+  if (!a && !Namespaced(req, name)) {
     fuse_reply_err(req, std::strncmp(name, "system.", 7) == 0 ? EOPNOTSUPP : ENODATA);
     return;
   }
@@ -789,7 +804,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::string names = std::string(kXattrReplicas) + '\0' + kXattrChunkSize + '\0';
   bool trusted = MaySeeTrusted(req);
   for (const auto& [k, v] : *x)
-    if (Namespaced(k.c_str()) && (trusted || k.compare(0, 8, "trusted.") != 0)) names += k + '\0';
+    if (Namespaced(req, k.c_str()) && (trusted || k.compare(0, 8, "trusted.") != 0)) names += k + '\0';
   ReplyXattrValue(req, names, size);
 }
 
@@ -798,7 +813,7 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     fuse_reply_err(req, EPERM);
     return;
   }
-  if (!Namespaced(name)) {
+  if (!Namespaced(req, name)) {
     fuse_reply_err(req, std::strncmp(name, "system.", 7) == 0 ? EOPNOTSUPP : ENODATA);
     return;
   }

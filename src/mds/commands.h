@@ -52,7 +52,8 @@ struct CreateNodeCmd {
   bool exclusive = true;
   uint32_t uid = 0, gid = 0;
   uint64_t rdev = 0;
-  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev)
+  uint32_t umask = 0;  // the creator's, applied unless the directory has a default ACL
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev, umask)
 };
 struct UnlinkCmd {
   InodeId parent;

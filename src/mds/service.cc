@@ -1433,7 +1433,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       case MsgType::kCreate: {
         proto::CreateReq r;
         if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
-        CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid, r.rdev};
+        CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid, r.rdev, r.umask};
         auto res = Commit(l, CommandType::kCreateNode, cmd);
         if (!res.ok()) return reply_status(res.status());
         hub_.Publish(r.client, {EntryChange(r.parent, r.name), InodeChange(r.parent)}, now);

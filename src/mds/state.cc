@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "common/limits.h"
+#include "common/posix_acl.h"
 
 namespace vstorage::mds {
 
@@ -595,6 +596,7 @@ Result<ApplyResult> MdsState::CreateNode(const CreateNodeCmd& c, int64_t now) {
   n.gid = (d.mode & S_ISGID) ? d.gid : c.gid;
   if ((d.mode & S_ISGID) && c.type == proto::NodeType::kDir) n.mode |= S_ISGID;
   n.nlink = c.type == proto::NodeType::kDir ? 2 : 1;
+  InheritAcl(d, c, &n);
   n.chunk_size = d.chunk_size;  // inherited, as are the replica counts
   n.norm = d.norm;
   n.min = d.min;
@@ -762,7 +764,10 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
   }
   if (c.mask & proto::kSetMtime) n.mtime_ns = c.mtime_ns ? c.mtime_ns : c.mtime_ms * 1000000;
   if (c.mask & proto::kSetAtime) n.atime_ns = c.atime_ns;
-  if (c.mask & proto::kSetMode) n.mode = c.mode & 07777;
+  if (c.mask & proto::kSetMode) {
+    n.mode = c.mode & 07777;
+    if (n.extra) ChmodAcl(n);
+  }
   if (c.mask & proto::kSetUid) n.uid = c.uid;
   if (c.mask & proto::kSetGid) n.gid = c.gid;
   // An access-time update, or a size report that changed nothing, leaves ctime alone.
@@ -771,13 +776,73 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
   return res;
 }
 
+void MdsState::ChmodAcl(Inode& n) {
+  auto it = n.extra->xattrs.find(acl::kAccessXattr);
+  if (it == n.extra->xattrs.end()) return;
+  auto a = acl::Parse(it->second);
+  if (!a.ok()) return;  // stored only after Parse accepted it
+  acl::Chmod(&*a, n.mode);
+  it->second = acl::Serialize(*a);
+}
+
+// A new node in a directory with a default ACL takes it (narrowed by the mode it was made
+// with) as its access ACL, and a new directory takes it as its default too; without one
+// the creator's umask applies (the kernel leaves it to us: FUSE_CAP_DONT_MASK).
+void MdsState::InheritAcl(const Inode& dir, const CreateNodeCmd& c, Inode* n) {
+  const std::string* dflt = nullptr;
+  if (dir.extra) {
+    auto it = dir.extra->xattrs.find(acl::kDefaultXattr);
+    if (it != dir.extra->xattrs.end()) dflt = &it->second;
+  }
+  if (c.type == proto::NodeType::kSymlink) return;
+  if (!dflt) {
+    n->mode &= ~(c.umask & 0777);
+    return;
+  }
+  auto d = acl::Parse(*dflt);
+  if (!d.ok()) return;
+  uint32_t mode = n->mode;
+  acl::Acl access = acl::Inherit(*d, &mode);
+  n->mode = mode;
+  if (!access.entries.empty()) n->extra.GetOrCreate().xattrs[acl::kAccessXattr] = acl::Serialize(access);
+  if (c.type == proto::NodeType::kDir) n->extra.GetOrCreate().xattrs[acl::kDefaultXattr] = *dflt;
+}
+
 static bool IsNamespacedXattr(const std::string& name) {
   for (const char* ns : {"user.", "trusted.", "security."})
     if (name.size() > std::strlen(ns) && name.compare(0, std::strlen(ns), ns) == 0) return true;
   return false;
 }
 
+// A POSIX ACL (system.posix_acl_access/default): parsed and checked; an access ACL sets the
+// mode's permission bits and is kept only when it says more than they do; removing one that
+// is not there succeeds (as on ext4: setfacl -b of a file without one).
+Result<ApplyResult> MdsState::SetAcl(const SetXattrCmd& c, int64_t now) {
+  ASSIGN_OR_RETURN(const Inode* cn, Find(c.ino));
+  bool access = c.name == acl::kAccessXattr;
+  if (!access && cn->type != proto::NodeType::kDir)
+    return Err(Code::kNotDir, "only a directory has a default ACL");
+  std::optional<acl::Acl> a;
+  if (!c.remove) {
+    ASSIGN_OR_RETURN(a, acl::Parse(c.value));
+    if (a->entries.empty()) a.reset();  // the kernel's way of saying "remove"
+  }
+  Inode& n = At(c.ino);
+  if (a && access) {
+    n.mode = acl::ModeOf(*a, n.mode);
+    if (acl::IsMinimal(*a)) a.reset();
+  }
+  if (!a) {
+    if (n.extra) n.extra->xattrs.erase(c.name);
+  } else {
+    n.extra.GetOrCreate().xattrs[c.name] = acl::Serialize(*a);
+  }
+  n.ctime_ns = now;
+  return ApplyResult{};
+}
+
 Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
+  if (acl::IsAclXattr(c.name)) return SetAcl(c, now);
   ASSIGN_OR_RETURN(const Inode* cn, Find(c.ino));
   if (IsNamespacedXattr(c.name)) {
     Inode& n = At(c.ino);

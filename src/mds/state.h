@@ -135,7 +135,7 @@ class MdsState {
   struct InodeExtra {
     DirIndex children;  // directories
     std::string symlink;
-    std::map<std::string, std::string> xattrs;  // user./trusted./security. attributes
+    std::map<std::string, std::string> xattrs;  // user./trusted./security. attributes, POSIX ACLs
     uint64_t rdev = 0;
   };
   // proto::Attr without its padding, plus the namespace links (112 bytes).
@@ -188,6 +188,9 @@ class MdsState {
   Result<ApplyResult> Rename(const RenameCmd& c, int64_t now);
   Result<ApplyResult> SetAttr(const SetAttrCmd& c, int64_t now);
   Result<ApplyResult> SetXattr(const SetXattrCmd& c, int64_t now);
+  Result<ApplyResult> SetAcl(const SetXattrCmd& c, int64_t now);
+  static void ChmodAcl(Inode& n);  // after n.mode changed: its access ACL follows
+  static void InheritAcl(const Inode& dir, const CreateNodeCmd& c, Inode* n);
   Result<ApplyResult> AllocChunk(const AllocChunkCmd& c);
   Result<ApplyResult> UpdateChunk(const UpdateChunkCmd& c);
   Result<ApplyResult> SetConfig(const SetConfigCmd& c);

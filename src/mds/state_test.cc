@@ -3,10 +3,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include <gtest/gtest.h>
 
 #include "common/config.h"
+#include "common/posix_acl.h"
 #include "mds/journal.h"
 #include "mds/state.h"
 
@@ -314,6 +316,74 @@ TEST_F(StateTest, ExtendedAttributesHaveAPerInodeLimit) {
   EXPECT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, "user.a", v + "w"})).ok());
   EXPECT_EQ(s.GetXattrs(f.ino)->at("user.a").size(), 40001u);
   EXPECT_FALSE(s.GetXattrs(f.ino)->count("user.b"));
+}
+
+// POSIX ACLs (acl(5)): the access ACL and the mode move together, a directory's default
+// ACL is handed down, and the umask applies only where there is none.
+TEST_F(StateTest, PosixAclsSetTheModeFollowChmodAndAreInherited) {
+  using acl::Entry;
+  auto set = [&](InodeId ino, const char* name, const acl::Acl& a) {
+    return s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{ino, name, acl::Serialize(a)}));
+  };
+  auto stored = [&](InodeId ino, const char* name) -> std::optional<acl::Acl> {
+    auto x = s.GetXattrs(ino);
+    if (!x.ok() || !x->count(name)) return std::nullopt;
+    auto a = acl::Parse(x->at(name));
+    EXPECT_TRUE(a.ok());
+    return *a;
+  };
+  auto f = Create(kRootInode, "f");  // 0644
+  // user::rw- user:1000:rwx group::r-- mask::rwx other::---
+  acl::Acl named{{{acl::kUserObj, 6}, {acl::kUser, 7, 1000}, {acl::kGroupObj, 4}, {acl::kMask, 7}, {acl::kOther, 0}}};
+  ASSERT_TRUE(set(f.ino, acl::kAccessXattr, named).ok());
+  EXPECT_EQ(s.GetAttr(f.ino)->mode & 0777, 0670u);  // the group bits are the mask
+  EXPECT_EQ(stored(f.ino, acl::kAccessXattr), named);
+  // chmod narrows the mask, not the named entry.
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetAttr, SetAttrCmd{f.ino, proto::kSetMode, 0, 0, 0640})).ok());
+  EXPECT_EQ(stored(f.ino, acl::kAccessXattr)->entries[3], (Entry{acl::kMask, 4}));
+  EXPECT_EQ(stored(f.ino, acl::kAccessXattr)->entries[1], (Entry{acl::kUser, 7, 1000}));
+  // An ACL the mode says all of is not kept; a malformed one is refused and changes nothing.
+  ASSERT_TRUE(set(f.ino, acl::kAccessXattr, acl::Acl{{{acl::kUserObj, 7}, {acl::kGroupObj, 0}, {acl::kOther, 4}}}).ok());
+  EXPECT_EQ(s.GetAttr(f.ino)->mode & 0777, 0704u);
+  EXPECT_FALSE(stored(f.ino, acl::kAccessXattr));
+  auto bad = s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, acl::kAccessXattr, "\x02\x00\x00\x00\x01"}));
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(s.GetAttr(f.ino)->mode & 0777, 0704u);
+  // Removing an ACL that is not there is no error (setfacl -b); a default ACL needs a directory.
+  EXPECT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, acl::kAccessXattr, "", 0, true})).ok());
+  EXPECT_EQ(set(f.ino, acl::kDefaultXattr, named).status().code(), Code::kNotDir);
+
+  // Without a default ACL the umask applies; with one it does not, and the new node takes it.
+  auto mk = [&](InodeId parent, const std::string& name, proto::NodeType t, uint32_t mode) {
+    CreateNodeCmd c{parent, name, t, mode, "", true};
+    c.umask = 027;
+    auto r = s.Apply(Cmd(CommandType::kCreateNode, c));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r->attr;
+  };
+  auto d = mk(kRootInode, "d", proto::NodeType::kDir, 0777);
+  EXPECT_EQ(d.mode & 0777, 0750u);
+  // default: user::rwx user:1000:rwx group::r-x mask::rwx other::r-x
+  acl::Acl dflt{{{acl::kUserObj, 7}, {acl::kUser, 7, 1000}, {acl::kGroupObj, 5}, {acl::kMask, 7}, {acl::kOther, 5}}};
+  ASSERT_TRUE(set(d.ino, acl::kDefaultXattr, dflt).ok());
+  EXPECT_EQ(s.GetAttr(d.ino)->mode & 0777, 0750u);  // a default ACL leaves the mode alone
+  auto g = mk(d.ino, "g", proto::NodeType::kFile, 0666);
+  EXPECT_EQ(g.mode & 0777, 0664u);  // narrowed by the ACL, not by the umask
+  EXPECT_EQ(stored(g.ino, acl::kAccessXattr),
+            (acl::Acl{{{acl::kUserObj, 6}, {acl::kUser, 7, 1000}, {acl::kGroupObj, 5}, {acl::kMask, 6}, {acl::kOther, 4}}}));
+  EXPECT_FALSE(stored(g.ino, acl::kDefaultXattr));
+  auto sub = mk(d.ino, "sub", proto::NodeType::kDir, 0777);
+  EXPECT_EQ(sub.mode & 0777, 0775u);
+  EXPECT_EQ(stored(sub.ino, acl::kDefaultXattr), dflt);  // and handed further down
+  EXPECT_TRUE(stored(sub.ino, acl::kAccessXattr));
+  // Removing the default ACL brings the umask back.
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, acl::kDefaultXattr, "", 0, true})).ok());
+  EXPECT_EQ(mk(d.ino, "h", proto::NodeType::kFile, 0666).mode & 0777, 0640u);
+  // They are part of the state: a snapshot keeps them.
+  MdsState t;
+  ASSERT_TRUE(t.Decode(s.Encode()).ok());
+  EXPECT_TRUE(t == s);
+  EXPECT_EQ(t.GetXattrs(sub.ino)->at(acl::kDefaultXattr), acl::Serialize(dflt));
 }
 
 TEST_F(StateTest, RenameReplacesAndRefusesCycles) {

@@ -167,7 +167,10 @@ struct CreateReq {
   // A regular file is also opened for writing by `client` (write lease taken): the reply
   // is a CreateReply. Older MDS ignore it and answer an AttrReply.
   bool open_write = false;
-  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev, client, open_write)
+  // The creator's umask: applied by the MDS unless the parent has a default ACL. Older
+  // clients send none (their mode is already masked).
+  uint32_t umask = 0;
+  VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev, client, open_write, umask)
 };
 struct CreateReply {
   Attr attr;

@@ -1,6 +1,7 @@
 """POSIX behaviour programs rely on, beyond the guide (issue 15, part 3), on a real mount."""
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -185,6 +186,92 @@ def test_owners_and_permissions_hold_for_other_users_as_on_ext4(cluster):
     assert open(secret).read() == "root only"
 
 
+def getfacl(*args):
+    return subprocess.run(["getfacl", "-cpn", *args], check=True, capture_output=True, text=True).stdout.split()
+
+
+def setfacl(*args):
+    subprocess.run(["setfacl", *args], check=True, capture_output=True, text=True)
+
+
+def test_posix_acls_grant_deny_follow_chmod_and_are_inherited_across_mounts(cluster):
+    """setfacl/getfacl as on ext4: the kernel enforces the ACL, the MDS keeps it with the mode."""
+    import errno
+    cluster.make_mds()
+    for _ in range(3):
+        cluster.add_cs()
+    cluster.wait_cs_active(3)
+    m = cluster.mount(extra=("-o", "allow_other"))
+    m2 = cluster.mount(name="mnt2", extra=("-o", "allow_other"))
+    os.chmod(cluster.root, 0o711)
+    os.chmod(m, 0o755)
+    f = f"{m}/f"
+    with open(f, "w") as out:
+        out.write("for 65534 only")
+    os.chmod(f, 0o600)
+
+    def read(path):
+        return lambda: open(path).read()
+    assert as_user(65534, 65534, read(f)) == errno.EACCES
+    # A named user is let in; anyone else is not; the group bits show the mask.
+    setfacl("-m", "u:65534:r", f)
+    assert "user:65534:r--" in getfacl(f) and "mask::r--" in getfacl(f)
+    assert os.stat(f).st_mode & 0o777 == 0o640
+    assert "system.posix_acl_access" in os.listxattr(f)
+    assert as_user(65534, 65534, read(f)) == 0
+    assert as_user(65533, 65533, read(f)) == errno.EACCES
+    assert as_user(65534, 65534, lambda: open(f, "a")) == errno.EACCES  # r only
+    # chmod narrows the mask: the entry stays but grants nothing until the mask is back.
+    os.chmod(f, 0o600)
+    assert "user:65534:r--" in getfacl(f) and "mask::---" in getfacl(f)
+    assert as_user(65534, 65534, read(f)) == errno.EACCES
+    os.chmod(f, 0o640)
+    assert as_user(65534, 65534, read(f)) == 0
+    # The other mount sees it, and a change made here reaches its kernel's ACL cache.
+    assert as_user(65534, 65534, read(f"{m2}/f")) == 0
+    setfacl("-x", "u:65534", f)
+    wait_for(lambda: as_user(65534, 65534, read(f"{m2}/f")) == errno.EACCES, 10, "the other mount to refuse")
+    setfacl("-m", "u:65534:rw", f)
+    wait_for(lambda: as_user(65534, 65534, read(f"{m2}/f")) == 0, 10, "the other mount to allow")
+    # Only the owner sets an ACL; setfacl -b leaves the mode alone.
+    assert as_user(65534, 65534, lambda: os.setxattr(f, "system.posix_acl_access",
+                                                      os.getxattr(f, "system.posix_acl_access"))) == errno.EPERM
+    setfacl("-b", f)
+    assert "system.posix_acl_access" not in os.listxattr(f)
+    assert os.stat(f).st_mode & 0o777 == 0o600
+    assert as_user(65534, 65534, read(f)) == errno.EACCES
+
+    # A default ACL: new nodes take it (the umask does not apply), subdirectories hand it on.
+    d = f"{m}/d"
+    os.mkdir(d, 0o755)
+    setfacl("-m", "u:65534:rwx", "-d", "-m", "u:65534:rwx", d)
+    old = os.umask(0o077)
+    try:
+        with open(f"{d}/g", "w") as out:
+            out.write("shared")
+        os.mkdir(f"{d}/sub")
+        with open(f"{m}/h", "w") as out:  # no default ACL here: the umask applies
+            out.write("private")
+    finally:
+        os.umask(old)
+    assert os.stat(f"{m}/h").st_mode & 0o777 == 0o600
+    assert os.stat(f"{d}/g").st_mode & 0o777 == 0o664
+    assert "user:65534:rwx" in getfacl(f"{d}/g") and "mask::rw-" in getfacl(f"{d}/g")
+    assert "default:user:65534:rwx" in getfacl(f"{d}/sub")
+    assert as_user(65534, 65534, lambda: open(f"{d}/g", "a").write("+")) == 0
+    assert as_user(65534, 65534, lambda: open(f"{d}/sub/theirs", "w").write("x")) == 0
+    assert "user:65534:rwx" in getfacl(f"{d}/sub/theirs")
+    with pytest.raises(subprocess.CalledProcessError):  # a default ACL needs a directory
+        setfacl("-d", "-m", "u:65534:r", f"{d}/g")
+    # They are metadata like any other: kept across an MDS restart.
+    cluster.kill("mds")
+    cluster.restart("mds")
+    cluster.wait_mds()
+    drop_caches()
+    assert "default:user:65534:rwx" in getfacl(d)
+    assert open(f"{d}/g").read() == "shared+"
+
+
 def test_extended_attributes_in_user_trusted_and_security_namespaces_as_on_ext4(cluster3):
     import errno
     m = cluster3.mnt
@@ -217,7 +304,7 @@ def test_extended_attributes_in_user_trusted_and_security_namespaces_as_on_ext4(
         os.setxattr(p, "user.big", b"v" * 65537)
     assert e.value.errno == errno.E2BIG
     with pytest.raises(OSError) as e:
-        os.setxattr(p, "system.posix_acl_access", b"\x02\x00\x00\x00")
+        os.setxattr(p, "system.nope", b"v")
     assert e.value.errno == errno.EOPNOTSUPP
     os.setxattr(p, "user.comment", b"replaced", os.XATTR_REPLACE)
     os.removexattr(p, "user.comment")
