@@ -69,12 +69,19 @@ Status Check(const Acl& acl) {
   return Status::Ok();
 }
 
-Entry* Find(Acl* acl, uint16_t tag) {
-  for (Entry& e : acl->entries)
+template <typename A>  // Acl or const Acl
+auto* Find(A& acl, uint16_t tag) {
+  for (auto& e : acl.entries)
     if (e.tag == tag) return &e;
-  return nullptr;
+  return static_cast<decltype(&acl.entries[0])>(nullptr);
 }
-const Entry* Find(const Acl& acl, uint16_t tag) { return Find(const_cast<Acl*>(&acl), tag); }
+
+// The entry behind the mode's group bits: the mask, or the owning group without one.
+template <typename A>
+auto* GroupClass(A& acl) {
+  auto* e = Find(acl, kMask);
+  return e ? e : Find(acl, kGroupObj);
+}
 
 }  // namespace
 
@@ -119,8 +126,7 @@ bool IsMinimal(const Acl& acl) {
 
 uint32_t ModeOf(const Acl& acl, uint32_t mode) {
   const Entry* owner = Find(acl, kUserObj);
-  const Entry* group = Find(acl, kMask);
-  if (!group) group = Find(acl, kGroupObj);
+  const Entry* group = GroupClass(acl);
   const Entry* other = Find(acl, kOther);
   mode &= ~0777u;
   if (owner) mode |= (owner->perm & 7u) << 6;
@@ -130,27 +136,23 @@ uint32_t ModeOf(const Acl& acl, uint32_t mode) {
 }
 
 void Chmod(Acl* acl, uint32_t mode) {
-  if (Entry* e = Find(acl, kUserObj)) e->perm = (mode >> 6) & 7;
-  Entry* group = Find(acl, kMask);
-  if (!group) group = Find(acl, kGroupObj);
-  if (group) group->perm = (mode >> 3) & 7;
-  if (Entry* e = Find(acl, kOther)) e->perm = mode & 7;
+  if (Entry* e = Find(*acl, kUserObj)) e->perm = (mode >> 6) & 7;
+  if (Entry* e = GroupClass(*acl)) e->perm = (mode >> 3) & 7;
+  if (Entry* e = Find(*acl, kOther)) e->perm = mode & 7;
 }
 
 Acl Inherit(const Acl& dflt, uint32_t* mode) {
   Acl a = dflt;
   uint32_t m = *mode & 0777;
-  if (Entry* e = Find(&a, kUserObj)) {
+  if (Entry* e = Find(a, kUserObj)) {
     e->perm &= (m >> 6) & 7;
     m &= (e->perm << 6) | ~0700u;
   }
-  if (Entry* e = Find(&a, kOther)) {
+  if (Entry* e = Find(a, kOther)) {
     e->perm &= m & 7;
     m &= e->perm | ~07u;
   }
-  Entry* group = Find(&a, kMask);
-  if (!group) group = Find(&a, kGroupObj);
-  if (group) {
+  if (Entry* group = GroupClass(a)) {
     group->perm &= (m >> 3) & 7;
     m &= (group->perm << 3) | ~070u;
   }

@@ -70,7 +70,7 @@ struct Mount {
   std::atomic<bool> watching{false};
   // The kernel agreed to POSIX ACLs (FUSE_CAP_POSIX_ACL): it checks them on access, we keep
   // system.posix_acl_* and the MDS applies the umask (FUSE_CAP_DONT_MASK). Set in OpInit.
-  bool acls = false;
+  std::atomic<bool> acls{false};
   std::atomic<uint64_t> epoch{0};
   std::atomic<bool> readdir_plus{true};  // the MDS answers kReaddirPlus
   std::atomic<bool> stop_watch{false};

@@ -789,12 +789,12 @@ void MdsState::ChmodAcl(Inode& n) {
 // with) as its access ACL, and a new directory takes it as its default too; without one
 // the creator's umask applies (the kernel leaves it to us: FUSE_CAP_DONT_MASK).
 void MdsState::InheritAcl(const Inode& dir, const CreateNodeCmd& c, Inode* n) {
+  if (c.type == proto::NodeType::kSymlink) return;  // always 0777, never an ACL
   const std::string* dflt = nullptr;
   if (dir.extra) {
     auto it = dir.extra->xattrs.find(acl::kDefaultXattr);
     if (it != dir.extra->xattrs.end()) dflt = &it->second;
   }
-  if (c.type == proto::NodeType::kSymlink) return;
   if (!dflt) {
     n->mode &= ~(c.umask & 0777);
     return;
@@ -806,6 +806,19 @@ void MdsState::InheritAcl(const Inode& dir, const CreateNodeCmd& c, Inode* n) {
   n->mode = mode;
   if (!access.entries.empty()) n->extra.GetOrCreate().xattrs[acl::kAccessXattr] = acl::Serialize(access);
   if (c.type == proto::NodeType::kDir) n->extra.GetOrCreate().xattrs[acl::kDefaultXattr] = *dflt;
+}
+
+// kNoSpace when setting `name` to `value` would take the inode's attributes (names and
+// values, ACLs included) past kMaxXattrBytesPerInode.
+Status MdsState::CheckXattrSpace(const Inode& n, const std::string& name, const std::string& value) {
+  size_t total = name.size() + value.size();
+  if (n.extra)
+    for (const auto& [k, v] : n.extra->xattrs)
+      if (k != name) total += k.size() + v.size();
+  if (total > kMaxXattrBytesPerInode)
+    return Err(Code::kNoSpace,
+               "the extended attributes of this inode would exceed " + std::to_string(kMaxXattrBytesPerInode) + " bytes");
+  return Status::Ok();
 }
 
 static bool IsNamespacedXattr(const std::string& name) {
@@ -828,14 +841,17 @@ Result<ApplyResult> MdsState::SetAcl(const SetXattrCmd& c, int64_t now) {
     if (a->entries.empty()) a.reset();  // the kernel's way of saying "remove"
   }
   Inode& n = At(c.ino);
-  if (a && access) {
+  if (a && access && acl::IsMinimal(*a)) {
     n.mode = acl::ModeOf(*a, n.mode);
-    if (acl::IsMinimal(*a)) a.reset();
+    a.reset();
   }
   if (!a) {
     if (n.extra) n.extra->xattrs.erase(c.name);
   } else {
-    n.extra.GetOrCreate().xattrs[c.name] = acl::Serialize(*a);
+    std::string v = acl::Serialize(*a);
+    RETURN_IF_ERROR(CheckXattrSpace(n, c.name, v));
+    if (access) n.mode = acl::ModeOf(*a, n.mode);
+    n.extra.GetOrCreate().xattrs[c.name] = std::move(v);
   }
   n.ctime_ns = now;
   return ApplyResult{};
@@ -861,12 +877,7 @@ Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
       return Err(Code::kTooBig, "attribute value larger than " + std::to_string(kMaxXattrValueBytes) + " bytes");
     if ((c.flags & 1) && it != xattrs.end()) return Err(Code::kExists, "attribute " + c.name + " exists");
     if ((c.flags & 2) && it == xattrs.end()) return Err(Code::kNoData, "no attribute " + c.name);
-    size_t total = c.name.size() + c.value.size();
-    for (const auto& [k, v] : xattrs)
-      if (k != c.name) total += k.size() + v.size();
-    if (total > kMaxXattrBytesPerInode)
-      return Err(Code::kNoSpace, "the extended attributes of this inode would exceed " +
-                                     std::to_string(kMaxXattrBytesPerInode) + " bytes");
+    RETURN_IF_ERROR(CheckXattrSpace(n, c.name, c.value));
     n.extra.GetOrCreate().xattrs[c.name] = c.value;
     n.ctime_ns = now;
     return ApplyResult{};

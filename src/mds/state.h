@@ -190,6 +190,7 @@ class MdsState {
   Result<ApplyResult> SetXattr(const SetXattrCmd& c, int64_t now);
   Result<ApplyResult> SetAcl(const SetXattrCmd& c, int64_t now);
   static void ChmodAcl(Inode& n);  // after n.mode changed: its access ACL follows
+  static Status CheckXattrSpace(const Inode& n, const std::string& name, const std::string& value);
   static void InheritAcl(const Inode& dir, const CreateNodeCmd& c, Inode* n);
   Result<ApplyResult> AllocChunk(const AllocChunkCmd& c);
   Result<ApplyResult> UpdateChunk(const UpdateChunkCmd& c);

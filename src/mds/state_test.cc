@@ -352,6 +352,12 @@ TEST_F(StateTest, PosixAclsSetTheModeFollowChmodAndAreInherited) {
   // Removing an ACL that is not there is no error (setfacl -b); a default ACL needs a directory.
   EXPECT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, acl::kAccessXattr, "", 0, true})).ok());
   EXPECT_EQ(set(f.ino, acl::kDefaultXattr, named).status().code(), Code::kNotDir);
+  // An ACL counts toward the inode's attribute space like any attribute, and a refused one
+  // leaves the mode alone.
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{f.ino, "user.big", std::string(65500, 'v')})).ok());
+  EXPECT_EQ(set(f.ino, acl::kAccessXattr, named).status().code(), Code::kNoSpace);
+  EXPECT_EQ(s.GetAttr(f.ino)->mode & 0777, 0704u);
+  EXPECT_FALSE(stored(f.ino, acl::kAccessXattr));
 
   // Without a default ACL the umask applies; with one it does not, and the new node takes it.
   auto mk = [&](InodeId parent, const std::string& name, proto::NodeType t, uint32_t mode) {

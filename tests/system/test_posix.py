@@ -154,14 +154,20 @@ def as_user(uid, gid, fn):
     return os.waitstatus_to_exitcode(status)
 
 
-def test_owners_and_permissions_hold_for_other_users_as_on_ext4(cluster):
-    import errno
+def mount_for_other_users(cluster):
+    """Starts 1 MDS and 3 CS; returns a mount with -o allow_other that other users can reach."""
     cluster.make_mds()
     for _ in range(3):
         cluster.add_cs()
     cluster.wait_cs_active(3)
     m = cluster.mount(extra=("-o", "allow_other"))
     os.chmod(cluster.root, 0o711)  # mkdtemp's 0700 would stop the other user before the mount
+    return m
+
+
+def test_owners_and_permissions_hold_for_other_users_as_on_ext4(cluster):
+    import errno
+    m = mount_for_other_users(cluster)
     os.chmod(m, 0o777)
     secret = f"{m}/secret"
     with open(secret, "w") as f:
@@ -197,13 +203,8 @@ def setfacl(*args):
 def test_posix_acls_grant_deny_follow_chmod_and_are_inherited_across_mounts(cluster):
     """setfacl/getfacl as on ext4: the kernel enforces the ACL, the MDS keeps it with the mode."""
     import errno
-    cluster.make_mds()
-    for _ in range(3):
-        cluster.add_cs()
-    cluster.wait_cs_active(3)
-    m = cluster.mount(extra=("-o", "allow_other"))
+    m = mount_for_other_users(cluster)
     m2 = cluster.mount(name="mnt2", extra=("-o", "allow_other"))
-    os.chmod(cluster.root, 0o711)
     os.chmod(m, 0o755)
     f = f"{m}/f"
     with open(f, "w") as out:
