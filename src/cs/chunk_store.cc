@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <set>
 
 #include "common/crc32c.h"
 #include "common/limits.h"
@@ -80,7 +81,133 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& repo_dir
                     : "pwrite (the file system has no non-blocking buffered writes: io_uring would add a thread hop)");
   }
   RETURN_IF_ERROR(s->Scan());
+  std::set<ChunkId> found;
+  bool rebooted = false;
+  const std::string boot_id = IntentLog::ReadBootId();
+  auto log = IntentLog::Open(repo_dir, boot_id, &found, &rebooted);
+  if (!log.ok() && log.status().code() == Code::kCorrupt) {
+    // Which chunks were being written is unknown: all of them are suspect.
+    LOG_ERROR("%s; every chunk of this CS is treated as possibly torn", log.status().ToString().c_str());
+    RETURN_IF_ERROR(DiskIo::Unlink(repo_dir + "/intents", true));
+    log = IntentLog::Open(repo_dir, boot_id, &found, &rebooted);
+    if (log.ok())
+      for (const auto& [id, c] : s->chunks_) RETURN_IF_ERROR((*log)->Mark(id));
+    for (const auto& [id, c] : s->chunks_) found.insert(id);
+    rebooted = true;
+  }
+  if (!log.ok()) return log.status();
+  s->intents_ = std::move(log).value();
+  if (found.empty()) return s;
+  if (!rebooted) {
+    // Only the process died: the page cache kept every write that returned. Their chunks
+    // stay marked until the sweep has synced them.
+    LOG_INFO("chunk store %s: %zu chunks were being written when this CS stopped; the machine did not restart "
+             "since, so no write was lost", s->dir_.c_str(), found.size());
+    return s;
+  }
+  s->suspects_.assign(found.begin(), found.end());
+  LOG_WARN("chunk store %s: %zu chunks were being written when this machine lost power or crashed; the MDS "
+           "decides which of those replicas are kept", s->dir_.c_str(), found.size());
   return s;
+}
+
+Status ChunkStore::RepairSuspect(ChunkId id) {
+  if (!checksums_) return Status::Ok();  // make-cs -S: nothing to check the bytes against
+  auto chunk = Find(id);
+  if (!chunk) return Err(Code::kNotFound, "chunk " + id.str() + " is not on this CS");
+  {
+    std::unique_lock<std::shared_mutex> l(chunk->mu);
+    if (chunk->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
+    RETURN_IF_ERROR(EnsureOpen(*chunk));
+    uint64_t fixed = 0;
+    RETURN_IF_ERROR(RepairLocked(*chunk, &fixed));
+    chunk->write_gen.fetch_add(1, std::memory_order_release);
+    if (!fixed) return Status::Ok();
+  }
+  return SyncChunk(chunk);  // no fdatasync under the chunk's exclusive lock
+}
+
+Status ChunkStore::RepairLocked(Chunk& c, uint64_t* fixed_out) {
+  RETURN_IF_ERROR(LoadCrcs(c));
+  constexpr uint64_t kStep = 256;  // blocks read at once
+  std::vector<char> buf(kStep * kBlock);
+  uint64_t fixed = 0;
+  const uint64_t nblocks = c.crcs.size();
+  for (uint64_t b0 = 0; b0 < nblocks; b0 += kStep) {
+    uint64_t n = std::min(kStep, nblocks - b0);
+    size_t got = 0;
+    if (b0 * kBlock < c.data_len) {
+      Status st = PreadAll(c.fd, buf.data(), n * kBlock, c.data_off + b0 * kBlock, &got);
+      if (!st.ok()) return Count(st, "chunk " + c.id.str());
+    }
+    std::memset(buf.data() + got, 0, n * kBlock - got);
+    for (uint64_t i = 0; i < n; ++i) {
+      const char* p = buf.data() + i * kBlock;
+      uint32_t want = c.crcs[b0 + i], have = Crc32c(p, kBlock);
+      bool zero = AllZero(p, kBlock);
+      if (want == have || (want == 0 && zero)) continue;
+      // Bytes and checksum were cut apart: keep the bytes (each sector holds the old or the
+      // new data), and say so. A block of zeros is "never written", as Zero() leaves it.
+      uint32_t now = zero ? 0 : have;
+      RETURN_IF_ERROR(Count(PwriteAll(c.fd, reinterpret_cast<const char*>(&now), 4, kHeaderBytes + (b0 + i) * 4),
+                            "chunk " + c.id.str()));
+      c.crcs[b0 + i] = now;
+      ++fixed;
+    }
+  }
+  if (fixed) {
+    LOG_WARN("chunk %s: %llu blocks whose checksum disagreed with their bytes after an unclean stop now hold "
+             "the bytes on disk", c.id.str().c_str(), static_cast<unsigned long long>(fixed));
+    torn_blocks_ += fixed;
+  }
+  *fixed_out = fixed;
+  return Status::Ok();
+}
+
+std::vector<ChunkId> ChunkStore::Suspect() {
+  std::lock_guard<std::mutex> l(mu_);
+  return suspects_;
+}
+
+void ChunkStore::SuspectsReported(const std::vector<ChunkId>& ids) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (ChunkId id : ids) suspects_.erase(std::remove(suspects_.begin(), suspects_.end(), id), suspects_.end());
+}
+
+void ChunkStore::SweepIntents() {
+  std::vector<std::shared_ptr<Chunk>> flush;  // idle but unsynced: synced here, cleared next time
+  {
+    std::lock_guard<std::mutex> g(sweep_mu_);
+    std::vector<ChunkId> keep = Suspect();
+    std::map<ChunkId, uint64_t> seen;
+    for (ChunkId id : intents_->Marked()) {
+      if (std::find(keep.begin(), keep.end(), id) != keep.end()) continue;
+      auto c = Find(id);
+      if (!c) {
+        // Deleted, or marked by a write that has not created the chunk yet: that write
+        // checks the mark again under the chunk's lock and marks it anew.
+        intents_->Clear(id);
+        continue;
+      }
+      // Under the chunk's lock: a writer holding it has seen the mark and writes under it.
+      std::unique_lock<std::shared_mutex> l(c->mu, std::try_to_lock);
+      if (!l.owns_lock()) continue;
+      uint64_t gen = c->write_gen.load(std::memory_order_acquire);
+      bool synced = c->synced_gen.load(std::memory_order_acquire) >= gen && c->durable_entry.load();
+      auto prev = swept_gen_.find(id);
+      bool idle = prev != swept_gen_.end() && prev->second == gen;
+      if (c->deleted || (synced && idle)) {
+        intents_->Clear(id);
+        continue;
+      }
+      if (idle && !synced && flush.size() < kMaxSweepSyncs) flush.push_back(c);
+      seen[id] = gen;
+    }
+    swept_gen_ = std::move(seen);
+  }
+  for (const auto& c : flush)
+    if (Status st = SyncChunk(c); !st.ok()) LOG_WARN("chunk %s: %s", c->id.str().c_str(), st.ToString().c_str());
+  if (Status st = intents_->Flush(); !st.ok()) LOG_WARN("%s", st.ToString().c_str());
 }
 
 Status ChunkStore::Scan() {
@@ -275,12 +402,21 @@ Status ChunkStore::CheckRange(ChunkId id, uint64_t chunk_size, uint64_t offset, 
 Result<ChunkStore::Locked> ChunkStore::LockForWrite(ChunkId id, uint64_t version, uint64_t chunk_size,
                                                      uint64_t offset, uint64_t len, bool create) {
   RETURN_IF_ERROR(CheckRange(id, chunk_size, offset, len));
-  auto c = Find(id);
-  if (!c && !create) return Err(Code::kNotFound, "chunk " + id.str() + " vanished from this CS during the write");
-  if (!c) {
-    ASSIGN_OR_RETURN(c, Create(id, version, chunk_size));
+  // The write intent is durable before any byte of the write can reach the disk, and is
+  // checked again under the chunk's lock: the sweep clears intents under that lock only.
+  std::shared_ptr<Chunk> c;
+  std::unique_lock<std::shared_mutex> l;
+  for (;;) {
+    RETURN_IF_ERROR(Count(intents_->Mark(id), "chunk " + id.str()));
+    c = Find(id);
+    if (!c && !create) return Err(Code::kNotFound, "chunk " + id.str() + " vanished from this CS during the write");
+    if (!c) {
+      ASSIGN_OR_RETURN(c, Create(id, version, chunk_size));
+    }
+    l = std::unique_lock<std::shared_mutex>(c->mu);
+    if (intents_->Contains(id)) break;
+    l.unlock();
   }
-  std::unique_lock<std::shared_mutex> l(c->mu);
   if (c->deleted) return Err(Code::kNotFound, "chunk " + id.str() + " was deleted");
   if (c->version != version)
     return Err(Code::kStaleVersion, "chunk " + id.str() + ": write with version " + std::to_string(version) +

@@ -55,6 +55,7 @@
 #include "common/io_meter.h"
 #include "common/status.h"
 #include "cs/disk_io.h"
+#include "cs/intent_log.h"
 #include "proto/messages.h"
 
 namespace vstorage::cs {
@@ -77,6 +78,7 @@ class ChunkStore {
   static constexpr size_t kMaxSyncBatch = 32;  // requests one leader round takes
   static constexpr size_t kMaxSyncQueue = 4 * kMaxSyncBatch;  // requests waiting for a leader
   static constexpr size_t kMaxSyncLeaders = 2;  // rounds in flight at once
+  static constexpr size_t kMaxSweepSyncs = 64;  // idle dirty chunks one SweepIntents syncs
 
   // checksums=false (make-cs -S, guide 7.6.4): no CRC32C is computed, stored or verified.
   // io_mode=kPwrite: never io_uring (kAuto falls back by itself when io_uring is missing).
@@ -119,6 +121,25 @@ class ChunkStore {
   // Chunks whose file had a damaged header at start: moved to <repo>/quarantine, and refused
   // (kCorrupt) until a delete from the MDS says the replica is no longer counted.
   std::vector<ChunkId> Lost();
+  // Chunks that may have lost or torn writes: they were in the write-intent log at start
+  // (cs/intent_log.h), so the last stop may have cut writes that were not synced. The MDS
+  // decides whether such a replica is kept (docs/design/cs.md "Power cuts"); until it has
+  // been told, they stay marked.
+  std::vector<ChunkId> Suspect();
+  void SuspectsReported(const std::vector<ChunkId>& ids);
+  // For a suspect replica the MDS keeps as the chunk's content: every block whose checksum
+  // disagrees with its bytes takes the bytes on disk (after a torn write each sector holds
+  // the old or the new data), and the table is made durable. Not done at Open: on a replica
+  // that is dropped, a mismatch must stay an error (it may be a flipped bit, not a tear).
+  Status RepairSuspect(ChunkId id);
+  // Blocks whose checksum RepairSuspect had to take from the bytes on disk.
+  uint64_t torn_blocks() const { return torn_blocks_; }
+  // Forgets the write intents of chunks that are synced and were not written since the
+  // previous sweep (the CS calls it every heartbeat); never those still Suspect(). Idle
+  // chunks with unsynced writes (nobody asked for a sync) are synced, at most
+  // kMaxSweepSyncs per sweep, and forgotten by a later sweep.
+  void SweepIntents();
+  IntentLog& intents() { return *intents_; }
   // Age of the oldest disk operation still running (0: none): a hung disk (flag T).
   int64_t OldestDiskOpMs() { return disk_.OldestInFlightMs(); }
 
@@ -171,6 +192,8 @@ class ChunkStore {
   Status EnsureOpenLoadMuHeld(Chunk& c);
   Status LoadCrcs(Chunk& c);
   Status WriteHeader(Chunk& c);
+  // RepairSuspect's work, c.mu held exclusively and the file open.
+  Status RepairLocked(Chunk& c, uint64_t* fixed);
   static Status CheckRange(ChunkId id, uint64_t chunk_size, uint64_t offset, uint64_t len);
   // The chunk of a write-like call (write, zero, reserve), checked (range, version, size),
   // created if `create`, open, and locked exclusively for as long as the result lives. Its
@@ -213,6 +236,11 @@ class ChunkStore {
   std::atomic<uint64_t> csum_errors_{0}, io_errors_{0};
   IoMeter disk_;  // chunk writes, reads, syncs, version bumps, deletes
   std::map<ChunkId, std::string> lost_;  // under mu_: damaged replicas -> where the file is kept
+  std::unique_ptr<IntentLog> intents_;   // set by Open
+  std::vector<ChunkId> suspects_;        // under mu_
+  std::atomic<uint64_t> torn_blocks_{0};
+  std::mutex sweep_mu_;                  // one sweep at a time; no disk call under it
+  std::map<ChunkId, uint64_t> swept_gen_;  // under sweep_mu_: write_gen at the last sweep
   void Quarantine(ChunkId id, const std::string& path);
   static Status LostError(ChunkId id, const std::string& where);
 

@@ -653,5 +653,104 @@ TEST_F(ChunkStoreTest, ConcurrentSyncsOfManyChunksShareRounds) {
       EXPECT_TRUE(ReadAll(ChunkId{2000u + t}, 1, i * 65536, 65536) == Random(65536, t * 1000 + i));
 }
 
+// Power cuts (docs/design/cs.md): a chunk written since its last sync is in the write-intent
+// log before its bytes can reach the disk, and is reported suspect after a restart.
+// The machine's boot id as the chunk store reads it (VSTORAGE_BOOT_ID_FILE): a new one is a
+// restart of the machine, after which unsynced writes may be gone.
+void SetBootId(const std::string& dir, const std::string& id) {
+  std::string path = dir + ".boot_id";
+  std::ofstream(path) << id << "\n";
+  ::setenv("VSTORAGE_BOOT_ID_FILE", path.c_str(), 1);
+}
+
+TEST_F(ChunkStoreTest, AChunkWrittenSinceItsLastSyncIsSuspectAfterAMachineRestart) {
+  SetBootId(dir, "boot-1");
+  Reopen();
+  std::string d = Random(8192, 21);
+  ASSERT_TRUE(store->Write(ChunkId{1}, 1, kChunk, 0, d.data(), d.size()).ok());  // never synced
+  ASSERT_TRUE(store->Write(ChunkId{2}, 1, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Sync(ChunkId{2}).ok());
+  EXPECT_TRUE(store->intents().Contains(ChunkId{1}));
+  EXPECT_TRUE(store->intents().Contains(ChunkId{2}));
+  // Synced and not written between two sweeps: cleared. Unsynced: kept however often swept.
+  store->SweepIntents();
+  EXPECT_TRUE(store->intents().Contains(ChunkId{2}));
+  store->SweepIntents();
+  EXPECT_FALSE(store->intents().Contains(ChunkId{2}));
+  // Only the process dies: the page cache kept everything, nothing is suspect; but the
+  // chunk stays marked until it is synced (the sweep syncs it once it is idle).
+  Reopen();
+  EXPECT_TRUE(store->Suspect().empty());
+  EXPECT_TRUE(store->intents().Contains(ChunkId{1}));
+  store->SweepIntents();
+  store->SweepIntents();  // idle: synced
+  EXPECT_TRUE(store->intents().Contains(ChunkId{1}));
+  store->SweepIntents();  // and cleared
+  EXPECT_FALSE(store->intents().Contains(ChunkId{1}));
+  ASSERT_TRUE(store->Write(ChunkId{1}, 1, kChunk, 0, d.data(), d.size()).ok());  // written again
+  store->SweepIntents();
+  EXPECT_TRUE(store->intents().Contains(ChunkId{1}));
+  SetBootId(dir, "boot-2");
+  Reopen();
+  EXPECT_EQ(store->Suspect(), std::vector<ChunkId>{ChunkId{1}});
+  EXPECT_EQ(ReadAll(ChunkId{1}, 1, 0, 8192), d);
+  // Kept until the MDS has been told, however clean the chunk is by then.
+  ASSERT_TRUE(store->Sync(ChunkId{1}).ok());
+  for (int i = 0; i < 3; ++i) store->SweepIntents();
+  EXPECT_TRUE(store->intents().Contains(ChunkId{1}));
+  store->SuspectsReported({ChunkId{1}});
+  EXPECT_TRUE(store->Suspect().empty());
+  for (int i = 0; i < 2; ++i) store->SweepIntents();
+  EXPECT_FALSE(store->intents().Contains(ChunkId{1}));
+  Reopen();
+  EXPECT_TRUE(store->Suspect().empty());
+  // A write after the clear marks the chunk again before it returns.
+  ASSERT_TRUE(store->Write(ChunkId{2}, 1, kChunk, 4096, d.data(), 4096).ok());
+  SetBootId(dir, "boot-3");
+  Reopen();
+  EXPECT_EQ(store->Suspect(), std::vector<ChunkId>{ChunkId{2}});
+  ::unsetenv("VSTORAGE_BOOT_ID_FILE");
+  std::filesystem::remove(dir + ".boot_id");
+}
+
+// Bytes on disk whose checksum entry never made it (or the reverse): the block reads as
+// kCorrupt until the MDS keeps this replica as the chunk's content; then it takes the bytes.
+TEST_F(ChunkStoreTest, RepairSuspectMakesATornBlockReadableAndKeepsIntactBlocks) {
+  SetBootId(dir, "boot-1");
+  Reopen();
+  ChunkId id{5};
+  std::string d = Random(3 * 4096, 22);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Sync(id).ok());
+  store.reset();
+  // The second block's new bytes reached the disk, its checksum did not.
+  std::string path;
+  for (auto& e : std::filesystem::directory_iterator(dir + "/chunks")) path = e.path();
+  auto size = std::filesystem::file_size(path);
+  std::string torn = Random(4096, 23);
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_EQ(::pwrite(fd, torn.data(), 4096, static_cast<off_t>(size - 2 * 4096)), 4096);
+  // And a block past the end whose checksum landed but whose bytes did not.
+  uint32_t stray = 0x12345678;
+  ASSERT_EQ(::pwrite(fd, &stray, 4, 4096 + 10 * 4), 4);
+  ::close(fd);
+  SetBootId(dir, "boot-2");
+  Reopen();
+  ASSERT_EQ(store->Suspect(), std::vector<ChunkId>{id});
+  std::string out(4096, 0);
+  EXPECT_EQ(store->Read(id, 1, 4096, 4096, out.data()).code(), Code::kCorrupt);
+  ASSERT_TRUE(store->RepairSuspect(id).ok());
+  EXPECT_EQ(store->torn_blocks(), 2u);
+  EXPECT_EQ(ReadAll(id, 1, 0, 4096), d.substr(0, 4096));
+  EXPECT_EQ(ReadAll(id, 1, 4096, 4096), torn);
+  EXPECT_EQ(ReadAll(id, 1, 8192, 4096), d.substr(8192));
+  EXPECT_EQ(ReadAll(id, 1, 10 * 4096, 4096), std::string(4096, '\0'));
+  Reopen();  // the repaired table is durable
+  EXPECT_EQ(ReadAll(id, 1, 4096, 4096), torn);
+  ASSERT_TRUE(store->VerifyMeta(id, 1).ok());
+  ::unsetenv("VSTORAGE_BOOT_ID_FILE");
+  std::filesystem::remove(dir + ".boot_id");
+}
+
 }  // namespace
 }  // namespace vstorage::cs

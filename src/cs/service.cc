@@ -444,6 +444,7 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
   r.free_bytes = space.free_bytes;
   r.chunks = store_->List();
   r.lost = store_->Lost();
+  r.suspect = store_->Suspect();
   r.checksums = conf_.checksums;
   proto::CsRegisterReply rep;
   RETURN_IF_ERROR(c.Call(MsgType::kCsRegister, r, &rep));
@@ -456,11 +457,17 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
     LOG_INFO("deleted replica of chunk %s on MDS request: %s", id.str().c_str(), st.ToString().c_str());
   }
   for (const auto& b : rep.set_versions) {
+    if (std::find(r.suspect.begin(), r.suspect.end(), b.chunk) != r.suspect.end()) {
+      // Kept as the chunk's content although a power cut may have torn it: make it readable.
+      Status st = store_->RepairSuspect(b.chunk);
+      if (!st.ok()) LOG_WARN("chunk %s: %s", b.chunk.str().c_str(), st.ToString().c_str());
+    }
     Status st = store_->SetVersion(b.chunk, b.old_version, b.new_version);
     LOG_INFO("chunk %s: version %llu -> %llu on MDS request: %s", b.chunk.str().c_str(),
              static_cast<unsigned long long>(b.old_version), static_cast<unsigned long long>(b.new_version),
              st.ToString().c_str());
   }
+  store_->SuspectsReported(r.suspect);  // the MDS has decided about them
   registered_ = true;  // reconciled with the MDS: client I/O is served from now on
   return Status::Ok();
 }
@@ -504,6 +511,7 @@ void CsService::MdsLoop() {
       st = mds->Call(MsgType::kCsHeartbeat, hb, &rep, 10000);
       if (!st.ok()) mds.reset();
     }
+    store_->SweepIntents();
     if (!st.ok() && !warned) {
       LOG_WARN("MDS link: %s (retrying)", st.ToString().c_str());
       warned = true;

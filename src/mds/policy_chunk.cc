@@ -35,4 +35,13 @@ ChunkStateKind ClassifyChunk(const ChunkView& c) {
   return ChunkStateKind::kHealthy;
 }
 
+SuspectAction DecideSuspect(const std::vector<SuspectPeer>& others) {
+  bool uncertain = false;
+  for (const auto& p : others) {
+    if (p.active && p.heard_since) return SuspectAction::kDrop;
+    uncertain |= p.active;
+  }
+  return uncertain ? SuspectAction::kWait : SuspectAction::kAdopt;
+}
+
 }  // namespace vstorage::mds

@@ -40,4 +40,21 @@ struct ChunkView {
 // void; healthy.
 ChunkStateKind ClassifyChunk(const ChunkView& c);
 
+// A replica its CS reports as suspect when it registers after an unclean stop: it was being
+// written, so a power cut may have taken writes that were acknowledged but not synced, or
+// torn them (cs/intent_log.h). The other listed replicas of the chunk, as the MDS sees them:
+struct SuspectPeer {
+  CsId cs;
+  bool active = false;      // its CS is active
+  bool heard_since = false;  // and has been heard from after the suspect's CS fell silent
+};
+enum class SuspectAction {
+  kDrop,   // another replica is intact (its CS was up after the cut): rebuild from it
+  kWait,   // another replica's CS looks active but has not been heard from since: it may
+           // have been cut too, or may hold the only intact copy; ask again later
+  kAdopt,  // no other replica can be intact: this one becomes the chunk's content at a new
+           // version, and the other replicas are rebuilt from it
+};
+SuspectAction DecideSuspect(const std::vector<SuspectPeer>& others);
+
 }  // namespace vstorage::mds

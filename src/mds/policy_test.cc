@@ -574,5 +574,15 @@ TEST(Scrub, CsWithoutChunksOwesNothing) {
   EXPECT_EQ(ScheduleScrub(ScrubCs(1000, 5, {}), 2, 100000).next_scrub_ms, 130000);
 }
 
+TEST(SuspectPolicy, DropsWhenAnotherReplicaIsIntactWaitsWhenUnsureAndOtherwiseAdopts) {
+  auto peer = [](uint64_t cs, bool active, bool heard) { return SuspectPeer{CsId{cs}, active, heard}; };
+  EXPECT_EQ(DecideSuspect({}), SuspectAction::kAdopt);  // the only replica
+  EXPECT_EQ(DecideSuspect({peer(2, false, false), peer(3, false, false)}), SuspectAction::kAdopt);  // all cut
+  EXPECT_EQ(DecideSuspect({peer(2, true, true)}), SuspectAction::kDrop);
+  EXPECT_EQ(DecideSuspect({peer(2, true, false), peer(3, true, true)}), SuspectAction::kDrop);
+  // Looks active but silent since: maybe cut too, maybe the intact copy. Neither drop nor adopt.
+  EXPECT_EQ(DecideSuspect({peer(2, true, false), peer(3, false, false)}), SuspectAction::kWait);
+}
+
 }  // namespace
 }  // namespace vstorage::mds

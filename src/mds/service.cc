@@ -397,6 +397,36 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
   auto cs = state_.Cs(r.cs);
   if (!cs.ok()) return Err(Code::kNotFound, "CS#" + r.cs.str() + " is not registered in this cluster");
   if (cs->dropped) return Err(Code::kPermission, "CS#" + r.cs.str() + " was removed from the cluster");
+  // Suspect replicas (docs/design/cs.md "Power cuts") are decided before anything changes:
+  // one that must wait refuses the whole registration, and the CS asks again.
+  std::vector<std::pair<ChunkId, SuspectAction>> suspects;
+  std::map<ChunkId, uint64_t> have;
+  for (const auto& rc : r.chunks) have[rc.id] = rc.version;
+  {
+    int64_t silent_since = 0;  // the CS's last heartbeat before this registration; 0: none since the MDS started
+    if (auto it = cs_soft_.find(r.cs); it != cs_soft_.end()) silent_since = it->second.last_seen_ms;
+    for (ChunkId id : r.suspect) {
+      auto info = state_.ChunkById(id);
+      if (!info || std::find(info->replicas.begin(), info->replicas.end(), r.cs) == info->replicas.end()) continue;
+      if (auto hv = have.find(id); hv != have.end() && hv->second > info->version) continue;  // deleted below
+      std::vector<SuspectPeer> peers;
+      for (CsId x : info->replicas) {
+        if (x == r.cs) continue;
+        SuspectPeer p{x, CsActive(x), false};
+        auto soft = cs_soft_.find(x);
+        p.heard_since = p.active && (silent_since == 0 || (soft != cs_soft_.end() && soft->second.last_seen_ms > silent_since));
+        peers.push_back(p);
+      }
+      SuspectAction a = DecideSuspect(peers);
+      if (a == SuspectAction::kWait)
+        return Err(Code::kTryAgain, "chunk " + id.str() + " was being written when CS#" + r.cs.str() +
+                                        " stopped, and another CS holding it has not been heard from since; the CS "
+                                        "registers once that one answers or is marked inactive");
+      // A replica whose file a power cut took (its creation was never synced) cannot be adopted.
+      if (a == SuspectAction::kAdopt && !have.count(id) && info->replicas.size() > 1) a = SuspectAction::kDrop;
+      suspects.push_back({id, a});
+    }
+  }
   if (cs->addr != r.addr || cs->tier != r.tier) {
     UpdateCsCmd u{r.cs, r.addr, r.tier};
     ASSIGN_OR_RETURN(ApplyResult res, Commit(l, CommandType::kUpdateCs, u));
@@ -411,7 +441,38 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
   }
   cs_pool_->Forget(r.addr);
   proto::CsRegisterReply rep;
+  std::vector<FreedChunk> freed;
+  std::set<ChunkId> handled;
+  size_t dropped = 0, adopted = 0;
+  for (const auto& [id, action] : suspects) {
+    auto info = state_.ChunkById(id);  // Commit unlocks: read it again
+    if (!info || std::find(info->replicas.begin(), info->replicas.end(), r.cs) == info->replicas.end()) continue;
+    std::vector<CsId> others;
+    for (CsId x : info->replicas)
+      if (x != r.cs) others.push_back(x);
+    if (action == SuspectAction::kDrop || !have.count(id)) {
+      if (others.empty()) continue;  // no file and no other replica: nothing to keep or rebuild from
+      auto res = UpdateChunkFrom(l, *info, info->version, others);
+      if (!res.ok()) return Err(Code::kTryAgain, "chunk " + id.str() + " changed during the registration; retrying");
+      freed.push_back({id, {r.cs}, info->version});
+      ++dropped;
+    } else {
+      uint64_t v = info->version + 1;
+      auto res = UpdateChunkFrom(l, *info, v, {r.cs});
+      if (!res.ok()) return Err(Code::kTryAgain, "chunk " + id.str() + " changed during the registration; retrying");
+      rep.set_versions.push_back({id, have[id], v});
+      if (!others.empty()) freed.push_back({id, others, info->version});
+      ++adopted;
+    }
+    handled.insert(id);
+  }
+  if (dropped + adopted > 0)
+    AddEvent("WRN", "CS#" + r.cs.str() + " stopped uncleanly while writing " + std::to_string(dropped + adopted) +
+                        " chunks: " + std::to_string(dropped) + " of its replicas are dropped and rebuilt from intact "
+                        "copies, " + std::to_string(adopted) + " had no intact copy elsewhere and are kept as the "
+                        "chunks' content (version bumped; the other replicas are rebuilt from them)");
   for (const auto& rc : r.chunks) {
+    if (handled.count(rc.id)) continue;
     auto info = state_.ChunkById(rc.id);
     bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();
     auto copying = replicating_.find(rc.id);
@@ -426,7 +487,6 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
   // Replicas the CS found damaged when it started: dropped from their chunks (recovery
   // rebuilds them elsewhere) unless one is the last copy; the delete then tells the CS the
   // replica is no longer counted. The CS refuses I/O to them meanwhile.
-  std::vector<FreedChunk> freed;
   for (ChunkId id : r.lost) {
     auto info = state_.ChunkById(id);
     bool listed = info && std::find(info->replicas.begin(), info->replicas.end(), r.cs) != info->replicas.end();

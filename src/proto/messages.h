@@ -457,7 +457,10 @@ struct CsRegisterReq {
   std::vector<ChunkReplicaState> chunks;
   bool checksums = true;  // flag C in stat
   std::vector<ChunkId> lost;  // replicas found damaged at start (kept in <repo>/quarantine)
-  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks, checksums, lost)
+  // Replicas that may lack writes that were acknowledged but not synced, or hold torn
+  // ones: they were being written when the CS last stopped uncleanly (cs/intent_log.h).
+  std::vector<ChunkId> suspect;
+  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks, checksums, lost, suspect)
 };
 struct CsSetVersionReq {
   ChunkId chunk;
