@@ -68,6 +68,7 @@ struct Piece {
   uint64_t chunk_off = 0;  // offset within the chunk
   uint64_t buf_off = 0;    // offset within the caller's buffer
   uint64_t len = 0;
+  uint64_t since_version = 0;  // sync units: the oldest chunk version written since the last sync
 };
 std::vector<Piece> SplitRange(uint64_t offset, uint64_t len, uint64_t chunk_size, uint64_t max_piece);
 // "/a/b/" -> {"a", "b"}; rejects "..", empty paths are the root.
@@ -138,7 +139,8 @@ class File {
   // The data changed now: the mtime reported at the next flush or fsync.
   void Touched();
   Status ReadPiece(const Piece& p, char* out);
-  Status SyncChunk(uint64_t index);
+  // since_version: the oldest version written with; a reset after it is an I/O error.
+  Status SyncChunk(uint64_t index, uint64_t since_version);
   Status PersistSize();
 
   Client* c_;
@@ -155,7 +157,9 @@ class File {
     std::atomic<int64_t> write_ns{0};  // last data change not reported yet (its mtime), 0: none
     std::mutex mu;                     // guards the two below
     std::map<uint64_t, proto::ChunkMap> maps;
-    std::set<uint64_t> unsynced;
+    // Chunk index -> the oldest chunk version written with since the last fsync: a reset of
+    // the chunk after that (proto::ChunkResetEpoch) means those writes may be lost.
+    std::map<uint64_t, uint64_t> unsynced;
   };
   std::atomic<bool> read_some_{false};  // for the access time at close (relatime)
   std::shared_ptr<OpenSize> sz_;

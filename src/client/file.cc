@@ -165,7 +165,7 @@ Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
     if (local) return st.Annotate("write to inode " + ino_.str());  // our fault, not a CS's
     if (st.ok() && failed.empty()) {
       std::lock_guard<std::mutex> l(sz_->mu);
-      sz_->unsynced.insert(p.index);
+      sz_->unsynced.emplace(p.index, m->version);  // keeps the oldest
       return Status::Ok();
     }
     if (st.code() == Code::kNoSpace) return st;
@@ -253,7 +253,7 @@ struct File::AsyncOp {
   size_t remaining = 0;  // units not finished (issued or not)
   int inflight = 0;
   Status first;
-  std::vector<uint64_t> failed_syncs;  // kSync: chunks to sync again next time
+  std::vector<std::pair<uint64_t, uint64_t>> failed_syncs;  // kSync: (chunk, since version) to sync again
 };
 
 static int64_t NowUs() {
@@ -314,10 +314,10 @@ void File::SlowPath(const std::shared_ptr<AsyncOp>& op, size_t u) {
     } else if (op->kind == AsyncOp::kRead) {
       st = ReadPiece(p, op->rdata);
     } else {
-      st = SyncChunk(p.index);
-      if (!st.ok()) {
+      st = SyncChunk(p.index, p.since_version);
+      if (!st.ok() && st.code() != Code::kIoError) {  // lost writes are reported once, not retried
         std::lock_guard<std::mutex> l(op->mu);
-        op->failed_syncs.push_back(p.index);
+        op->failed_syncs.push_back({p.index, p.since_version});
       }
     }
     UnitDone(op, st);
@@ -336,13 +336,13 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
   if (op->kind == AsyncOp::kWrite) {
     proto::CsWriteReq req{m.id, m.version, p.chunk_off, m.chunk_size, chain, false, 0, false};
     ch->CallAsync(MsgType::kCsWrite, proto::EncodeToString(req), op->wdata + p.buf_off, p.len, kCsCallTimeoutMs,
-                  [this, op, u, index = p.index](Status st, rpc::Frame* f, size_t) {
+                  [this, op, u, index = p.index, version = m.version](Status st, rpc::Frame* f, size_t) {
                     proto::CsWriteReply rep;
                     if (st.ok()) st = proto::DecodeFromString(f->body, &rep, "write reply");
                     if (st.ok() && rep.failed.empty()) {
                       {
                         std::lock_guard<std::mutex> l(sz_->mu);
-                        sz_->unsynced.insert(index);
+                        sz_->unsynced.emplace(index, version);  // keeps the oldest
                       }
                       return UnitDone(op, Status::Ok());
                     }
@@ -360,6 +360,7 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
         },
         op->rdata + p.buf_off, p.len);
   } else {
+    if (proto::ChunkResetEpoch(m.version) > proto::ChunkResetEpoch(p.since_version)) return SlowPath(op, u);
     ch->CallAsync(MsgType::kCsSync, proto::EncodeToString(proto::CsSyncReq{m.id, m.version, chain}), nullptr, 0,
                   kCsCallTimeoutMs, [this, op, u](Status st, rpc::Frame* f, size_t) {
                     proto::CsWriteReply rep;
@@ -374,7 +375,7 @@ void File::Finish(const std::shared_ptr<AsyncOp>& op) {
   Status st = op->first;
   if (op->kind == AsyncOp::kSync && !op->failed_syncs.empty()) {
     std::lock_guard<std::mutex> l(sz_->mu);
-    sz_->unsynced.insert(op->failed_syncs.begin(), op->failed_syncs.end());
+    for (const auto& [idx, since] : op->failed_syncs) sz_->unsynced.emplace(idx, since);
   }
   auto end = [this, op](Status st) {
     if (st.ok()) {
@@ -447,7 +448,7 @@ void File::FsyncAsync(DoneFn done) {
   op->done = std::move(done);
   {
     std::lock_guard<std::mutex> l(sz_->mu);
-    for (uint64_t idx : sz_->unsynced) op->units.push_back(Piece{idx, 0, 0, 0});
+    for (const auto& [idx, since] : sz_->unsynced) op->units.push_back(Piece{idx, 0, 0, 0, since});
     sz_->unsynced.clear();
   }
   Start(op);
@@ -504,7 +505,7 @@ Status File::ReadPiece(const Piece& p, char* out) {
   return last.Annotate("read of inode " + ino_.str());
 }
 
-Status File::SyncChunk(uint64_t index) {
+Status File::SyncChunk(uint64_t index, uint64_t since_version) {
   int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
   Status last;
   for (int attempt = 0;; ++attempt) {
@@ -516,6 +517,10 @@ Status File::SyncChunk(uint64_t index) {
     auto m = Map(index, false, &exists);
     if (!m.ok()) return m.status();
     if (!exists) return Status::Ok();  // truncated away meanwhile
+    if (proto::ChunkResetEpoch(m->version) > proto::ChunkResetEpoch(since_version))
+      return Err(Code::kIoError, "chunk " + m->id.str() + " of inode " + ino_.str() +
+                                     ": every replica lost power and it was rebuilt from one of them; writes since "
+                                     "the last fsync may be lost");
     std::vector<proto::ReplicaLoc> chain(m->replicas.begin() + 1, m->replicas.end());
     proto::CsWriteReply rep;
     Status st = c_->cs_pool_->Call(m->replicas[0].addr, MsgType::kCsSync, proto::CsSyncReq{m->id, m->version, chain},

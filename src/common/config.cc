@@ -115,9 +115,15 @@ Status MakeDirs(const std::string& path) {
   if (!path.empty() && path[0] == '/') cur = "/";
   while (std::getline(ss, part, '/')) {
     if (part.empty()) continue;
+    std::string parent = cur.empty() ? "." : cur;
     cur += part + "/";
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+    if (::mkdir(cur.c_str(), 0755) != 0) {
+      if (errno == EEXIST) continue;
       return Err(Code::kIoError, "mkdir " + cur + ": " + std::strerror(errno));
+    }
+    // A new directory's entry is durable only once its parent is synced (a power cut
+    // would otherwise take a repository with every file fsynced inside it).
+    RETURN_IF_ERROR(FsyncDir(parent));
   }
   return Status::Ok();
 }

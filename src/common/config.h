@@ -35,6 +35,7 @@ std::string ClusterDir(const std::string& cluster);
 Result<std::string> ReadFile(const std::string& path);
 // Writes via a temp file + fsync + rename + fsync(dir): the file is either old or new.
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode = 0644);
+// mkdir -p; each directory it creates is made durable (its parent is fsynced).
 Status MakeDirs(const std::string& path);
 bool PathExists(const std::string& path);
 

@@ -463,6 +463,13 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
       if (!st.ok()) LOG_WARN("chunk %s: %s", b.chunk.str().c_str(), st.ToString().c_str());
     }
     Status st = store_->SetVersion(b.chunk, b.old_version, b.new_version);
+    if (st.code() == Code::kStaleVersion) {
+      // The MDS bumped the replica once more between our list and its answer (a write
+      // failure reported meanwhile): still the same replica, behind the version it names.
+      auto now = store_->Stat(b.chunk);
+      if (now.ok() && now->version > b.old_version && now->version < b.new_version)
+        st = store_->SetVersion(b.chunk, now->version, b.new_version);
+    }
     LOG_INFO("chunk %s: version %llu -> %llu on MDS request: %s", b.chunk.str().c_str(),
              static_cast<unsigned long long>(b.old_version), static_cast<unsigned long long>(b.new_version),
              st.ToString().c_str());

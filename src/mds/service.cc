@@ -457,7 +457,7 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
       freed.push_back({id, {r.cs}, info->version});
       ++dropped;
     } else {
-      uint64_t v = info->version + 1;
+      uint64_t v = proto::NextResetVersion(info->version);  // clients that did not sync are told
       auto res = UpdateChunkFrom(l, *info, v, {r.cs});
       if (!res.ok()) return Err(Code::kTryAgain, "chunk " + id.str() + " changed during the registration; retrying");
       rep.set_versions.push_back({id, have[id], v});

@@ -282,6 +282,15 @@ struct ReplicaLoc {
   std::string addr;  // "host:port" of the CS data service
   VS_FIELDS(cs, addr)
 };
+// A chunk version's high 32 bits count the chunk's resets: after every replica lost power,
+// the MDS keeps one of them as the chunk's content (docs/design/cs.md "Power cuts") at the
+// next reset epoch, and writes made before it that no fsync covered may be gone. A client
+// that wrote at an older epoch fails its fsync (EIO), as a disk that lost its cache would.
+inline constexpr int kChunkResetShift = 32;
+inline constexpr uint64_t ChunkResetEpoch(uint64_t version) { return version >> kChunkResetShift; }
+inline constexpr uint64_t NextResetVersion(uint64_t version) {
+  return (ChunkResetEpoch(version) + 1) << kChunkResetShift;
+}
 struct ChunkMap {
   uint64_t index = 0;  // chunk number within the file
   ChunkId id;

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pytest
 
@@ -75,6 +76,7 @@ def write_file(path, data):
     """Writes a whole file and fsyncs it."""
     with open(path, "wb") as f:
         f.write(data)
+        f.flush()
         os.fsync(f.fileno())
 
 
@@ -131,11 +133,23 @@ class Cluster:
         self.cs_repos = {}  # cs id -> (repo, host)
         self.tmpfs = []     # repositories on their own small tmpfs (out-of-space tests)
         self.disks = []     # loop-mounted ext4 file systems (can be frozen: hung-disk tests)
+        # Power-cut tests: when set, each server's repository lies on its own power-cut file
+        # system (tests/powercut), and cut() drops everything that server had not synced.
+        self.powercut = False
+        self.pc = {}        # process key -> (mount point, Popen of the file system)
 
     # ---- processes ----
     def _spawn(self, key, argv, host):
         log = open(os.path.join(self.root, key + ".log"), "ab")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=host.env())
+        env = host.env()
+        if self.powercut:
+            # Each server is its own machine: cut() gives it a new boot id (cs/intent_log.h).
+            boot = os.path.join(self.root, f"boot-{key}")
+            if not os.path.exists(boot):
+                with open(boot, "w") as f:
+                    f.write(str(uuid.uuid4()) + "\n")
+            env["VSTORAGE_BOOT_ID_FILE"] = boot
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs[key] = (p, argv, host)
         return p
 
@@ -151,6 +165,40 @@ class Cluster:
             self.kill(key)
         return self._spawn(key, argv, host)
 
+    def _pc_mount(self, name):
+        """A fresh power-cut file system for one server; returns its mount point."""
+        backing = os.path.join(self.root, "pc-backing", name)
+        mnt = os.path.join(self.root, "pc", name)
+        os.makedirs(backing)
+        os.makedirs(mnt)
+        log = open(os.path.join(self.root, f"pc-{name}.log"), "ab")
+        p = subprocess.Popen([os.path.join(BIN, "vstorage-powercut-fs"), backing, mnt],
+                             stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.ismount(mnt) or p.poll() is not None, what=f"power-cut fs {mnt}")
+        assert p.poll() is None, f"vstorage-powercut-fs exited: see {log.name}"
+        return mnt, p
+
+    def cut(self, *keys, opts="", if_dirty=False):
+        """A power cut of these servers at one instant: their file systems drop everything
+        not yet durable and refuse all I/O; then each process dies (SIGKILL) and power comes
+        back. if_dirty: only if the first server has unsynced writes (else BlockingIOError
+        and nothing happens). Returns the file systems' reports (what each cut dropped)."""
+        out = {}
+        for n, key in enumerate(keys):
+            ctl = os.path.join(self.pc[key][0], ".powercut")
+            with open(ctl, "w") as f:
+                f.write(("cut " + opts + (" if_dirty=1" if if_dirty and n == 0 else "")).strip() + "\n")
+        for key in keys:
+            self.kill(key)
+            with open(os.path.join(self.root, f"boot-{key}"), "w") as f:
+                f.write(str(uuid.uuid4()) + "\n")
+        for key in keys:
+            ctl = os.path.join(self.pc[key][0], ".powercut")
+            out[key] = open(ctl).read().strip()
+            with open(ctl, "w") as f:
+                f.write("on\n")
+        return out
+
     def host(self, name):
         if name not in self.hosts:
             self.hosts[name] = Host(self, name)
@@ -161,6 +209,9 @@ class Cluster:
         h = self.host("mds")
         self.mds_port = free_port_pair()
         repo = os.path.join(self.root, "mds")
+        if self.powercut:
+            self.pc["mds"] = self._pc_mount("mds")
+            repo = os.path.join(self.pc["mds"][0], "mds")
         h.vstorage("make-mds", "-I", "-a", f"127.0.0.1:{self.mds_port}", "-r", repo, "-p",
                    input=PASSWORD + "\n")
         self._spawn("mds", [os.path.join(BIN, "vstorage-mdsd"), "-r", repo], h)
@@ -197,6 +248,10 @@ class Cluster:
                 pytest.skip(f"cannot loop-mount an ext4 image here: {r.stderr.strip()}")
             self.disks.append(disk)
             repo = os.path.join(disk, "cs")
+        pc = None
+        if self.powercut:
+            pc = self._pc_mount(f"cs{n}")
+            repo = os.path.join(pc[0], "cs")
         args = ["make-cs", "-r", repo]
         if tier is not None:
             args += ["-t", str(tier)]
@@ -204,6 +259,8 @@ class Cluster:
         conf = dict(l.split("=", 1) for l in open(os.path.join(repo, "cs.conf")).read().split("\n") if "=" in l)
         cs_id = int(conf["id"])
         self.cs_repos[cs_id] = (repo, h)
+        if pc:
+            self.pc[f"cs{cs_id}"] = pc
         self._spawn(f"cs{cs_id}", [os.path.join(BIN, "vstorage-csd"), "-r", repo], h)
         return cs_id
 
@@ -276,6 +333,13 @@ class Cluster:
                 pass
         for d in self.tmpfs + self.disks:
             subprocess.run(["umount", "-l", d], capture_output=True)
+        for mnt, p in self.pc.values():
+            subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
+            if os.path.ismount(mnt):
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
 
 
 @pytest.fixture
