@@ -101,6 +101,7 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
   s->server_.Start(rpc::ServerAuth{s->conf_.cluster, s->key_, std::nullopt},
                    [self](rpc::ServerConn& c, rpc::Frame& f) { self->Handle(c, f); });
   s->mds_thread_ = std::thread([self] { self->MdsLoop(); });
+  s->sweep_thread_ = std::thread([self] { self->SweepLoop(); });
   LOG_INFO("CS#%s serving %s at %s", s->conf_.id.str().c_str(), repo.c_str(), s->conf_.addr.c_str());
   return s;
 }
@@ -119,6 +120,20 @@ void CsService::Stop() {
   cv_.notify_all();
   server_.Stop();
   if (mds_thread_.joinable()) mds_thread_.join();
+  if (sweep_thread_.joinable()) sweep_thread_.join();
+}
+
+// Not on the heartbeat thread: the sweep writes and syncs, and on a hung disk the
+// heartbeats must go on (they report the hang, flag T).
+void CsService::SweepLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, std::chrono::milliseconds(kCsHeartbeatIntervalMs), [this] { return stop_.load(); });
+      if (stop_) return;
+    }
+    store_->SweepIntents();
+  }
 }
 
 void CsService::Wait() {
@@ -518,7 +533,6 @@ void CsService::MdsLoop() {
       st = mds->Call(MsgType::kCsHeartbeat, hb, &rep, 10000);
       if (!st.ok()) mds.reset();
     }
-    store_->SweepIntents();
     if (!st.ok() && !warned) {
       LOG_WARN("MDS link: %s (retrying)", st.ToString().c_str());
       warned = true;

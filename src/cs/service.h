@@ -61,6 +61,7 @@ class CsService {
   bool CheckRepoLost();
   void NoteError(const Status& st);
   void MdsLoop();
+  void SweepLoop();  // ChunkStore::SweepIntents every heartbeat interval
   Status RegisterWithMds(rpc::Conn& c);
   Result<std::unique_ptr<rpc::Conn>> DialMds();
 
@@ -79,7 +80,7 @@ class CsService {
   uint64_t repo_dev_ = 0, repo_ino_ = 0;  // identity of the repository directory at start
   std::mutex err_mu_;
   std::string last_error_;
-  std::thread mds_thread_;
+  std::thread mds_thread_, sweep_thread_;
   std::mutex mu_;
   std::condition_variable cv_;
 };
