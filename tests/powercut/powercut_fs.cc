@@ -17,14 +17,18 @@
 // P, only a random suffix of the pending names is undone (a journal commits them in order),
 // and with tear=1 one restored page per file keeps a random half of its 512-byte sectors
 // new (a torn write). With if_dirty=1 the cut happens only if something would be lost
-// (EAGAIN otherwise). After a cut the power stays off: every operation waits and then fails
+// (EAGAIN otherwise); with wait_ms=N, if nothing would be lost yet, the write of the line
+// waits up to N ms for the next change and the cut happens right after it (EAGAIN if none
+// came). After a cut the power stays off: every operation waits and then fails
 // with EIO (after a short stall), until "on" is written; so a server still alive for the
 // instant before its SIGKILL cannot touch the disk. Reading .powercut reports the state and what the last cut
 // dropped.
 //
 // Not modelled: mode, owner, times and xattrs are never rolled back; directories are
-// known by path (a directory renamed while names in it are pending is not followed); hard
-// links share their data state but not their names; mmap is not supported (direct I/O).
+// known by path (a renamed directory takes its pending names along, and once the rename is
+// durable their undo uses the new path); hard links share their data state but not their
+// names; granularity is the 4 KiB page (sectors only when torn); mmap is not supported
+// (direct I/O).
 //
 // Thread-safety: the FUSE loop is multithreaded; one mutex (g.mu) covers the undo state
 // and every operation that changes the backing directory, so each change and what is
@@ -49,6 +53,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -59,6 +64,7 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kSector = 512;
 constexpr uint64_t kMaxSavedBytes = 4ull << 30;
+constexpr long kMaxWaitMs = 120000;  // the longest an armed cut (wait_ms) waits for a change
 constexpr const char* kControl = "/.powercut";
 constexpr const char* kGrave = ".powercut-graveyard";
 constexpr uint64_t kControlFh = ~0ull;
@@ -87,6 +93,14 @@ struct Globals {
   uint64_t saved_bytes = 0, seq = 0, name_seq = 0, cuts = 0, dropped_pages_last = 0, dropped_names_last = 0;
   bool powered = true;  // false from a cut until "on": the disk is gone
   std::condition_variable power_cv;
+  // "cut ... wait_ms=N" with nothing to lose yet arms the cut: the next change makes it.
+  struct Armed {
+    double keep = 0;
+    uint64_t seed = 1;
+    bool tear = false;
+  };
+  std::optional<Armed> armed;
+  std::condition_variable armed_cv;  // the armed cut happened
 } g;
 
 // While the power is off every operation stalls for kOffStallMs, then fails: a server
@@ -160,6 +174,35 @@ void RemoveAll(const std::string& p) {
 // A name change is durable: what it removed goes for real.
 void Commit(NameRec& r) {
   if (!r.grave.empty()) RemoveAll(r.grave);
+}
+
+bool Under(const std::string& p, const std::string& base) {
+  return p.compare(0, base.size(), base) == 0 && (p.size() == base.size() || p[base.size()] == '/');
+}
+void Reroot(std::string& p, const std::string& from, const std::string& to) {
+  if (Under(p, from)) p = to + p.substr(from.size());
+}
+
+// r is durable; `earlier` are the changes before it still pending. Those that touch a name
+// r removed or replaced for good can no longer be undone (the directory they were in is
+// gone), so they are durable too; the others follow a renamed directory to its new name.
+void Settle(NameRec& r, std::vector<NameRec>& earlier) {
+  Commit(r);
+  if (r.op == NameOp::kCreate) return;
+  const std::string& gone = r.op == NameOp::kRemove ? r.from : r.to;
+  std::vector<NameRec> left;
+  for (auto& e : earlier) {
+    if (Under(e.from, gone) || (e.op == NameOp::kRename && Under(e.to, gone))) {
+      Commit(e);
+      continue;
+    }
+    if (r.op == NameOp::kRename) {
+      Reroot(e.from, r.from, r.to);
+      Reroot(e.to, r.from, r.to);
+    }
+    left.push_back(std::move(e));
+  }
+  earlier = std::move(left);
 }
 
 std::string Stats() {
@@ -242,8 +285,25 @@ bool WouldDrop() {
   return false;
 }
 
+// Ends every operation that changes the backing directory (g.mu held, the change made):
+// an armed cut happens now, when there is certainly something to lose. A test that waits
+// for that moment cannot miss it, however short (the MDS is dirty only between an append
+// and its fdatasync).
+struct Change {
+  Change() = default;
+  Change(const Change&) = delete;
+  Change& operator=(const Change&) = delete;
+  ~Change() {
+    if (!g.armed || !WouldDrop()) return;
+    Cut(g.armed->keep, g.armed->seed, g.armed->tear);
+    g.powered = false;
+    g.armed.reset();
+    g.armed_cv.notify_all();
+  }
+};
+
 // g.mu held. "cut ..." drops what is not durable and turns the power off; "on" turns it on.
-int Control(const std::string& line) {
+int Control(std::unique_lock<std::mutex>& l, const std::string& line) {
   std::istringstream in(line);
   std::string word;
   if (in >> word && word == "on" && !(in >> word)) {
@@ -255,6 +315,7 @@ int Control(const std::string& line) {
   double keep = 0;
   uint64_t seed = 1;
   bool tear = false, if_dirty = false;
+  long wait_ms = -1;
   while (in >> word) {
     auto eq = word.find('=');
     if (eq == std::string::npos) return -EINVAL;
@@ -266,12 +327,24 @@ int Control(const std::string& line) {
     } else if (k == "seed") {
       seed = std::strtoull(v.c_str(), &end, 10);
       if (*end || v.empty()) return -EINVAL;
+    } else if (k == "wait_ms") {
+      wait_ms = std::strtol(v.c_str(), &end, 10);
+      if (*end || v.empty() || wait_ms < 0 || wait_ms > kMaxWaitMs) return -EINVAL;
     } else if (k == "tear" || k == "if_dirty") {
       if (v != "0" && v != "1") return -EINVAL;
       (k == "tear" ? tear : if_dirty) = v == "1";
     } else {
       return -EINVAL;
     }
+  }
+  if (g.armed) return -EBUSY;  // another cut is armed
+  if (wait_ms >= 0 && !WouldDrop()) {
+    // Armed: the next change cuts (Change), or after wait_ms nothing did (EAGAIN).
+    g.armed = Globals::Armed{keep, seed, tear};
+    bool cut = g.armed_cv.wait_for(l, std::chrono::milliseconds(wait_ms), [] { return !g.armed; });
+    if (cut) return 0;
+    g.armed.reset();
+    return -EAGAIN;
   }
   // if_dirty=1: only when something would be lost (a test waiting for that moment).
   if (if_dirty && !WouldDrop()) return -EAGAIN;
@@ -339,15 +412,37 @@ int ReadDir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, struct fus
   return 0;
 }
 
+// The size of the file behind fd becomes `size`, the pages cut away saved first. g.mu held.
+int Resize(int fd, off_t size) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Errno();
+  if (size == st.st_size) return 0;  // nothing to undo (an O_TRUNC open of an empty file)
+  FileState* s = StateOf(fd);
+  if (!s) return -EIO;
+  if (size < st.st_size) {
+    if (int rc = SaveRange(s, static_cast<uint64_t>(size), static_cast<uint64_t>(st.st_size - size))) return rc;
+  }
+  return ::ftruncate(s->fd, size) == 0 ? 0 : Errno();  // s->fd: fd may be read-only
+}
+
 int Open(const char* path, struct fuse_file_info* fi) {
   if (std::strcmp(path, kControl) == 0) {
     fi->fh = kControlFh;
     fi->direct_io = 1;
     return 0;
   }
-  if (int rc = Gate()) return rc;
-  int fd = ::open(B(path).c_str(), fi->flags & ~O_CREAT);
+  // O_TRUNC arrives here (FUSE_CAP_ATOMIC_O_TRUNC), and is a change to undo like truncate.
+  std::unique_lock<std::mutex> l(g.mu);
+  if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
+  int fd = ::open(B(path).c_str(), fi->flags & ~(O_CREAT | O_TRUNC | O_DIRECT));
   if (fd < 0) return Errno();
+  if (fi->flags & O_TRUNC) {
+    if (int rc = Resize(fd, 0)) {
+      ::close(fd);
+      return rc;
+    }
+  }
   fi->fh = static_cast<uint64_t>(fd);
   fi->direct_io = 1;
   return 0;
@@ -356,13 +451,21 @@ int Open(const char* path, struct fuse_file_info* fi) {
 int Create(const char* path, mode_t mode, struct fuse_file_info* fi) {
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   struct stat st {};
   bool existed = ::lstat(B(path).c_str(), &st) == 0;
-  int fd = ::open(B(path).c_str(), fi->flags | O_CREAT, mode);
+  // No O_DIRECT on the backing file: FUSE's buffers are not aligned for it, and direct_io
+  // keeps the kernel's cache out of the way already.
+  int fd = ::open(B(path).c_str(), (fi->flags | O_CREAT) & ~(O_TRUNC | O_DIRECT), mode);
   if (fd < 0) return Errno();
   if (!existed) {
     PendingName(NameOp::kCreate, path);
     StateOf(fd, true);
+  } else if (fi->flags & O_TRUNC) {  // it appeared since the kernel's lookup
+    if (int rc = Resize(fd, 0)) {
+      ::close(fd);
+      return rc;
+    }
   }
   fi->fh = static_cast<uint64_t>(fd);
   fi->direct_io = 1;
@@ -392,13 +495,14 @@ int Write(const char* path, const char* buf, size_t size, off_t off, struct fuse
   std::unique_lock<std::mutex> l(g.mu);
   if (fi->fh == kControlFh) {
     std::string line(buf, size);
-    int rc = Control(line);
+    int rc = Control(l, line);
     if (rc == -EINVAL)
-      std::fprintf(stderr, "powercut-fs: bad control line %s (want: cut [keep=P] [seed=S] [tear=0|1] [if_dirty=1], or on)\n",
+      std::fprintf(stderr, "powercut-fs: bad control line %s (want: cut [keep=P] [seed=S] [tear=0|1] [if_dirty=1] [wait_ms=N], or on)\n",
                    line.c_str());
     return rc != 0 ? rc : static_cast<int>(size);
   }
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   int fd = static_cast<int>(fi->fh);
   FileState* s = StateOf(fd);
   if (!s) return -EIO;
@@ -411,14 +515,10 @@ int Truncate(const char* path, off_t size, struct fuse_file_info* fi) {
   if (std::strcmp(path, kControl) == 0) return 0;
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   int fd = fi ? static_cast<int>(fi->fh) : ::open(B(path).c_str(), O_RDWR);
   if (fd < 0) return Errno();
-  int rc = 0;
-  FileState* s = StateOf(fd);
-  struct stat st {};
-  if (!s || ::fstat(fd, &st) != 0) rc = -EIO;
-  if (rc == 0 && size < st.st_size) rc = SaveRange(s, static_cast<uint64_t>(size), static_cast<uint64_t>(st.st_size - size));
-  if (rc == 0 && ::ftruncate(fd, size) != 0) rc = Errno();
+  int rc = Resize(fd, size);
   if (!fi) ::close(fd);
   return rc;
 }
@@ -427,6 +527,7 @@ int Fallocate(const char* path, int mode, off_t off, off_t len, struct fuse_file
   (void)path;
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   int fd = static_cast<int>(fi->fh);
   FileState* s = StateOf(fd);
   if (!s) return -EIO;
@@ -473,11 +574,18 @@ int FsyncDir(const char* path, int, struct fuse_file_info*) {
       r.synced1 |= r.dir1 == path;
       r.synced2 |= r.dir2 == path;
     }
-    if (r.synced1 && r.synced2) Commit(r);
+    if (r.synced1 && r.synced2) Settle(r, left);
     else left.push_back(std::move(r));
   }
   g.names = std::move(left);
   return 0;
+}
+
+off_t Lseek(const char*, off_t off, int whence, struct fuse_file_info* fi) {
+  if (fi->fh == kControlFh) return -ESPIPE;
+  if (int rc = Gate()) return rc;
+  off_t r = ::lseek(static_cast<int>(fi->fh), off, whence);
+  return r < 0 ? Errno() : r;
 }
 
 int Release(const char*, struct fuse_file_info* fi) {
@@ -490,6 +598,7 @@ int Flush(const char*, struct fuse_file_info*) { return 0; }  // no durability
 int Mkdir(const char* path, mode_t mode) {
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   if (::mkdir(B(path).c_str(), mode) != 0) return Errno();
   PendingName(NameOp::kCreate, path);
   return 0;
@@ -498,6 +607,7 @@ int Mkdir(const char* path, mode_t mode) {
 int Mknod(const char* path, mode_t mode, dev_t dev) {
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   if (::mknod(B(path).c_str(), mode, dev) != 0) return Errno();
   PendingName(NameOp::kCreate, path);
   return 0;
@@ -506,6 +616,7 @@ int Mknod(const char* path, mode_t mode, dev_t dev) {
 int Symlink(const char* target, const char* path) {
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   if (::symlink(target, B(path).c_str()) != 0) return Errno();
   PendingName(NameOp::kCreate, path);
   return 0;
@@ -514,27 +625,31 @@ int Symlink(const char* target, const char* path) {
 int Link(const char* from, const char* to) {
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   if (::link(B(from).c_str(), B(to).c_str()) != 0) return Errno();
   PendingName(NameOp::kCreate, to);
   return 0;
+}
+
+bool EmptyDir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return false;
+  bool empty = true;
+  while (struct dirent* e = ::readdir(d))
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) empty = false;
+  ::closedir(d);
+  return empty;
 }
 
 // unlink and rmdir: the inode goes to the graveyard until the removal is durable.
 int Remove(const char* path, bool dir) {
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  Change change;  // an armed cut (wait_ms) happens right after it
   struct stat st {};
   if (::lstat(B(path).c_str(), &st) != 0) return Errno();
   if (dir != S_ISDIR(st.st_mode)) return dir ? -ENOTDIR : -EISDIR;
-  if (dir) {
-    DIR* d = ::opendir(B(path).c_str());
-    if (!d) return Errno();
-    bool empty = true;
-    while (struct dirent* e = ::readdir(d))
-      if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) empty = false;
-    ::closedir(d);
-    if (!empty) return -ENOTEMPTY;
-  }
+  if (dir && !EmptyDir(B(path))) return -ENOTEMPTY;
   std::string grave = NewGrave();
   if (::rename(B(path).c_str(), grave.c_str()) != 0) return Errno();
   PendingName(NameOp::kRemove, path, "", grave);
@@ -547,11 +662,15 @@ int Rename(const char* from, const char* to, unsigned int flags) {
   if (flags & RENAME_EXCHANGE) return -EINVAL;
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
-  struct stat st {};
-  if (::lstat(B(from).c_str(), &st) != 0) return Errno();
+  Change change;  // an armed cut (wait_ms) happens right after it
+  struct stat sf {}, st {};
+  if (::lstat(B(from).c_str(), &sf) != 0) return Errno();
   std::string grave;
   if (::lstat(B(to).c_str(), &st) == 0) {
     if (flags & RENAME_NOREPLACE) return -EEXIST;
+    if (sf.st_ino == st.st_ino) return 0;  // two names of one inode: rename(2) does nothing
+    if (S_ISDIR(sf.st_mode) != S_ISDIR(st.st_mode)) return S_ISDIR(st.st_mode) ? -EISDIR : -ENOTDIR;
+    if (S_ISDIR(st.st_mode) && !EmptyDir(B(to))) return -ENOTEMPTY;
     grave = NewGrave();
     if (::rename(B(to).c_str(), grave.c_str()) != 0) return Errno();
   }
@@ -559,6 +678,10 @@ int Rename(const char* from, const char* to, unsigned int flags) {
     int e = errno;
     if (!grave.empty()) (void)::rename(grave.c_str(), B(to).c_str());
     return -e;
+  }
+  for (auto& r : g.names) {
+    Reroot(r.dir1, from, to);
+    Reroot(r.dir2, from, to);
   }
   PendingName(NameOp::kRename, from, to, grave);
   return 0;
@@ -624,6 +747,7 @@ int main(int argc, char** argv) {
   }
   g.backing = real;
   std::free(real);
+  ::umask(0);  // the kernel applied the caller's umask already
   std::error_code ec;
   std::filesystem::remove_all(g.backing + "/" + kGrave, ec);  // a previous run's leftovers
   std::filesystem::create_directory(g.backing + "/" + kGrave, ec);
@@ -644,6 +768,7 @@ int main(int argc, char** argv) {
   ops.fallocate = Fallocate;
   ops.fsync = Fsync;
   ops.fsyncdir = FsyncDir;
+  ops.lseek = Lseek;
   ops.release = Release;
   ops.flush = Flush;
   ops.mkdir = Mkdir;

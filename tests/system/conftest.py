@@ -178,16 +178,19 @@ class Cluster:
         assert p.poll() is None, f"vstorage-powercut-fs exited: see {log.name}"
         return mnt, p
 
-    def cut(self, *keys, opts="", if_dirty=False):
+    def cut(self, *keys, opts="", wait_dirty=None):
         """A power cut of these servers at one instant: their file systems drop everything
         not yet durable and refuse all I/O; then each process dies (SIGKILL) and power comes
-        back. if_dirty: only if the first server has unsynced writes (else BlockingIOError
-        and nothing happens). Returns the file systems' reports (what each cut dropped)."""
+        back. wait_dirty=S: the first server's cut waits up to S seconds for a moment it has
+        unsynced writes and happens right at it (the file system's wait_ms; else
+        BlockingIOError and nothing happens). Returns the file systems' reports (what each
+        cut dropped)."""
         out = {}
         for n, key in enumerate(keys):
             ctl = os.path.join(self.pc[key][0], ".powercut")
+            wait = f" wait_ms={int(wait_dirty * 1000)}" if wait_dirty is not None and n == 0 else ""
             with open(ctl, "w") as f:
-                f.write(("cut " + opts + (" if_dirty=1" if if_dirty and n == 0 else "")).strip() + "\n")
+                f.write(("cut " + opts + wait).strip() + "\n")
         for key in keys:
             self.kill(key)
             with open(os.path.join(self.root, f"boot-{key}"), "w") as f:

@@ -205,14 +205,9 @@ def restart(cluster, *keys):
 
 def cut_while_dirty(cluster, *keys, opts=""):
     """Cuts power at a moment the first server's file system holds unsynced writes (a cut
-    that found everything synced would prove nothing)."""
-    deadline, rep = time.time() + 60, None
-    while rep is None:  # a tight loop: the MDS is dirty only between an append and its sync
-        assert time.time() < deadline, f"no moment with unsynced writes on {keys[0]} in 60 s"
-        try:
-            rep = cluster.cut(*keys, opts=opts, if_dirty=True)
-        except BlockingIOError:
-            time.sleep(0.001)
+    that found everything synced would prove nothing): its file system makes the cut right
+    after the next change, however short the window before its sync (the MDS's)."""
+    rep = cluster.cut(*keys, opts=opts, wait_dirty=60)
     if "keep=" not in opts:  # with keep=P a dirty page may survive by chance
         assert dropped(rep[keys[0]]) > 0, rep
     return rep

@@ -226,3 +226,137 @@ def test_after_a_cut_io_waits_for_power_and_then_fails_and_if_dirty_needs_unsync
     pcfs.control("on")
     os.close(fd)
     assert open(pcfs.path("f"), "rb").read() == b"old"
+
+
+def test_an_open_with_o_trunc_of_synced_data_is_undone(pcfs):
+    old = os.urandom(3 * PAGE + 5)
+    write_synced(pcfs, "f", old)
+    with open(pcfs.path("f"), "wb") as f:  # O_TRUNC: the truncation is as volatile as a write
+        f.write(b"new")
+    assert open(pcfs.path("f"), "rb").read() == b"new"
+    rep = pcfs.cut()
+    assert int(rep["dropped_pages_last"]) >= 1, rep
+    assert open(pcfs.path("f"), "rb").read() == old
+
+
+def test_rename_keeps_posix_semantics(pcfs):
+    os.mkdir(pcfs.path("a"))
+    os.mkdir(pcfs.path("b"))
+    write_synced(pcfs, "b/x", b"x")
+    with pytest.raises(OSError) as e:
+        os.rename(pcfs.path("a"), pcfs.path("b"))
+    assert e.value.errno == errno.ENOTEMPTY
+    assert open(pcfs.path("b/x"), "rb").read() == b"x"
+    # Two names of one inode: renaming one over the other does nothing.
+    write_synced(pcfs, "f", b"f")
+    os.link(pcfs.path("f"), pcfs.path("g"))
+    os.rename(pcfs.path("f"), pcfs.path("g"))
+    assert sorted(os.listdir(pcfs.mnt)) == ["a", "b", "f", "g"]
+
+
+def test_new_files_get_the_mode_the_caller_asked_for(pcfs):
+    old = os.umask(0)
+    try:
+        fd = os.open(pcfs.path("f"), os.O_CREAT | os.O_WRONLY, 0o666)
+        os.close(fd)
+        os.mkdir(pcfs.path("d"), 0o777)
+    finally:
+        os.umask(old)
+    assert os.stat(pcfs.path("f")).st_mode & 0o777 == 0o666
+    assert os.stat(pcfs.path("d")).st_mode & 0o777 == 0o777
+
+
+def test_a_file_held_open_across_a_cut_works_after_it(pcfs):
+    write_synced(pcfs, "f", b"a" * PAGE)
+    fd = os.open(pcfs.path("f"), os.O_RDWR)
+    try:
+        os.pwrite(fd, b"b" * PAGE, PAGE)  # an unsynced append: the cut drops it
+        pcfs.cut()
+        assert os.fstat(fd).st_size == PAGE
+        assert os.pread(fd, 2 * PAGE, 0) == b"a" * PAGE
+        os.pwrite(fd, b"c" * 10, PAGE)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    pcfs.cut()
+    assert open(pcfs.path("f"), "rb").read() == b"a" * PAGE + b"c" * 10
+
+
+def test_a_renamed_directory_takes_its_pending_names_along(pcfs):
+    for d in ("d1", "d2"):
+        os.mkdir(pcfs.path(d))
+        write_synced(pcfs, d + "/x", b"x")  # x is pending in its directory
+        os.rename(pcfs.path(d), pcfs.path("e" + d[1]))
+    pcfs.sync_dir()
+    pcfs.sync_dir("e1")  # d1's names, under its new name
+    pcfs.cut()
+    assert sorted(os.listdir(pcfs.mnt)) == ["e1", "e2"]
+    assert os.listdir(pcfs.path("e1")) == ["x"]
+    assert open(pcfs.path("e1/x"), "rb").read() == b"x"
+    assert os.listdir(pcfs.path("e2")) == []  # undone under the name the rename made durable
+
+
+def test_a_durable_removal_of_a_tree_settles_what_was_pending_inside_it(pcfs):
+    os.makedirs(pcfs.path("t/u/v"))
+    write_synced(pcfs, "t/u/v/w", b"w")
+    os.rename(pcfs.path("t"), pcfs.path("t2"))
+    subprocess.run(["rm", "-r", pcfs.path("t2")], check=True)
+    pcfs.sync_dir()  # the removal of t2 is durable: nothing inside it can come back
+    rep = pcfs.cut()
+    assert rep["dropped_names_last"] == "0", rep
+    assert os.listdir(pcfs.mnt) == []
+    assert os.listdir(os.path.join(pcfs.backing, ".powercut-graveyard")) == []
+    pcfs.log.flush()
+    assert b"undo of" not in open(pcfs.log.name, "rb").read()
+
+
+def test_o_direct_io_works_and_is_undone_like_any_other(pcfs):
+    import mmap
+    write_synced(pcfs, "f", b"o" * PAGE)
+    buf = mmap.mmap(-1, PAGE)  # page-aligned, as O_DIRECT wants
+    buf.write(b"d" * PAGE)
+    for flags in (os.O_CREAT, 0):  # through create, then through open
+        name = "g" if flags else "f"
+        fd = os.open(pcfs.path(name), os.O_RDWR | os.O_DIRECT | flags, 0o644)
+        try:
+            assert os.pwrite(fd, buf, 0) == PAGE
+        finally:
+            os.close(fd)
+        assert open(pcfs.path(name), "rb").read() == b"d" * PAGE
+    pcfs.cut()
+    assert open(pcfs.path("f"), "rb").read() == b"o" * PAGE
+    assert not os.path.exists(pcfs.path("g"))
+
+
+def test_an_armed_cut_happens_right_after_the_next_change_however_short_its_window(pcfs):
+    write_synced(pcfs, "f", b"old")
+    with pytest.raises(BlockingIOError):  # nothing changes within wait_ms: no cut
+        pcfs.control("cut wait_ms=50")
+    assert pcfs.report()["cuts"] == "0" and pcfs.report()["powered"] == "1"
+    # A writer that syncs at once after each write, as the MDS journal does: a cut that
+    # polls for a dirty moment would rarely find one; the armed cut takes the first.
+    script = ("import os, sys\n"
+              "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+              "i = 0\n"
+              "while True:\n"
+              "    try:\n"
+              "        os.pwrite(fd, b'%08d' % i, 0); os.fsync(fd); i += 1\n"
+              "    except OSError:\n"
+              "        break\n")
+    w = subprocess.Popen(["/usr/bin/python3", "-c", script, pcfs.path("f")])
+    try:
+        for bad in ("cut wait_ms=x", "cut wait_ms=-1", "cut wait_ms=999999999"):
+            with pytest.raises(OSError) as e:
+                pcfs.control(bad)
+            assert e.value.errno == errno.EINVAL, bad
+        pcfs.control("cut wait_ms=30000")
+        rep = pcfs.report()
+        assert rep["powered"] == "0" and rep["cuts"] == "1", rep
+        assert int(rep["dropped_pages_last"]) >= 1, rep  # the write not yet synced (and its size)
+        w.wait(timeout=30)  # its next write failed: the power is off
+    finally:
+        if w.poll() is None:
+            w.kill()
+    pcfs.control("on")
+    data = open(pcfs.path("f"), "rb").read()
+    assert data == b"old" or data.isdigit(), data  # the last synced counter, not the torn-off one
