@@ -4,7 +4,7 @@ CLUSTER ?= stor1
 CS ?= 3
 PY := /usr/bin/python3
 
-.PHONY: deps build test unit unit-asan systest run stop clean bench
+.PHONY: deps build test unit unit-asan systest run stop clean bench fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -20,7 +20,7 @@ unit: build
 # to the socket, as the old truncate had, shows here even when the bytes look harmless.
 unit-asan: deps
 	@cmake -S . -B $(BUILD)-asan -G Ninja -DVSTORAGE_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD)-asan -j2
+	@cmake --build $(BUILD)-asan -j2 --target unit_tests
 	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j2
 
@@ -37,6 +37,18 @@ stop:
 
 bench: build
 	@bash bench/fio_bench.sh
+
+# libFuzzer harnesses of every decoder of untrusted bytes (fuzz/README.md), built with clang
+# and ASan+UBSan in $(FUZZ_BUILD), each run FUZZ_SECONDS from the seeds in fuzz/corpus; any
+# crash, leak, timeout or out-of-memory fails. FUZZ_SECONDS=5 make fuzz for a quick check.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DVSTORAGE_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j2 --target fuzz_harnesses
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -6,6 +6,7 @@ PKGS=(build-essential cmake ninja-build pkg-config libisal-dev libfuse3-dev fuse
       nlohmann-json3-dev libgtest-dev libgmock-dev python3-pytest fio psmisc procps
       e2fsprogs util-linux mount qemu-utils libasio-dev liburing-dev acl)
 if [ "${1:-}" = "--bench" ]; then PKGS+=(moosefs-master moosefs-chunkserver moosefs-client); fi
+if [ "${1:-}" = "--fuzz" ]; then PKGS+=(clang libclang-rt-14-dev); fi  # libFuzzer: make fuzz
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,9 @@
 namespace vstorage {
 inline constexpr uint32_t kMaxMessageBytes = 16u << 20;        // encoded message body
 inline constexpr uint32_t kMaxPayloadBytes = 64u << 20;        // raw data appended to a frame
+// Memory a decoder sets aside for the elements a count announces before it has read them;
+// past this it grows as they decode (a count is checked only against the bytes left).
+inline constexpr uint32_t kMaxDecodeReserveBytes = 64u << 10;
 inline constexpr uint32_t kMaxNameBytes = 255;
 inline constexpr uint32_t kMaxPathBytes = 4096;
 inline constexpr uint32_t kMaxReplicas = 15;

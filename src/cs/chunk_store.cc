@@ -225,6 +225,13 @@ Status ChunkStore::Scan() {
       std::memcpy(&crc, h + 32, 4);
       ok = Crc32c(h, 32) == crc;
     }
+    if (ok) {
+      // The chunk size sizes the CRC table (LoadCrcs): one no writer could have made
+      // (CheckRange: at most kMaxChunkBytes) is a damaged header, not an allocation.
+      uint64_t chunk_size = 0;
+      std::memcpy(&chunk_size, h + 24, 8);
+      ok = CheckRange(ChunkId{}, chunk_size, 0, 0).ok();
+    }
     uint64_t file_size = 0;
     if (ok) {
       auto size = DiskIo::FileSize(fd);

@@ -322,6 +322,36 @@ TEST_F(ChunkStoreTest, DamagedHeaderIsQuarantinedAndRefusedUntilDeleted) {
   EXPECT_EQ(ReadAll(id, 6, 0, static_cast<uint32_t>(d.size())), d);
 }
 
+// Found by fuzz/chunk_fuzz: a header whose CRC checks out but whose chunk size no writer can
+// make (here 1 TiB: a 1 GiB CRC table) was trusted, and the first read allocated the table.
+// It is damage like a failed CRC: quarantined and refused.
+TEST_F(ChunkStoreTest, HeaderWithAnImpossibleChunkSizeIsQuarantinedNotAllocated) {
+  ChunkId id{0x2b};
+  std::string d = Random(4096, 12);
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Sync(id).ok());
+  store.reset();
+  std::string path = dir + "/chunks/000000000000002b";
+  {
+    int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char h[40];
+    ASSERT_EQ(::pread(fd, h, sizeof h, 0), 40);
+    uint64_t huge = 1ull << 40;
+    std::memcpy(h + 24, &huge, 8);
+    uint32_t crc = Crc32c(h, 32);  // a consistent header: only the size is wrong
+    std::memcpy(h + 32, &crc, 4);
+    ASSERT_EQ(::pwrite(fd, h, sizeof h, 0), 40);
+    ::close(fd);
+  }
+  Reopen();
+  EXPECT_TRUE(store->List().empty());
+  EXPECT_EQ(store->Lost(), std::vector<ChunkId>{id});
+  std::string out(4096, '\0');
+  EXPECT_EQ(store->Read(id, 1, 0, 4096, out.data()).code(), Code::kCorrupt);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/quarantine/000000000000002b"));
+}
+
 // Blocks of the chunk file that hold space on disk (st_blocks, 512-byte units).
 uint64_t AllocatedBytes(const std::string& chunks_dir) {
   uint64_t n = 0;

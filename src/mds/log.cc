@@ -243,15 +243,18 @@ Status Log::Load() {
   for (size_t i = 0; i < firsts.size(); ++i)
     RETURN_IF_ERROR(LoadSegment(logdir + "/" + SegName(firsts[i]), firsts[i], i + 1 == firsts.size()));
   if (slots_.empty()) first_ = snap_.index + 1;
-  if (first_ + slots_.size() - 1 < snap_.index) {
+  // Where the log starts; an empty (tail) segment says it by its name, the index of the first
+  // record appended to it, which must follow the snapshot like any first entry.
+  const uint64_t starts = slots_.empty() && !segs_.empty() ? segs_.front()->first_index : first_;
+  if (first_ + slots_.size() - 1 < snap_.index || starts < first_) {
     // The snapshot is ahead of every entry (installed whole): the log restarts after it.
     for (const auto& seg : segs_) RETURN_IF_ERROR(fs_->Remove(seg->path));
     segs_.clear();
     slots_.clear();
     first_ = snap_.index + 1;
   }
-  if (!slots_.empty() && first_ > snap_.index + 1)
-    return Err(Code::kCorrupt, logdir + ": the log starts at index " + std::to_string(first_) +
+  if (!segs_.empty() && starts > snap_.index + 1)
+    return Err(Code::kCorrupt, logdir + ": the log starts at index " + std::to_string(starts) +
                                    " but the snapshot ends at " + std::to_string(snap_.index) +
                                    "; restore the repository from a backup");
   if (segs_.empty()) {

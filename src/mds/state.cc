@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "common/limits.h"
 #include "common/posix_acl.h"
@@ -12,6 +13,10 @@
 namespace vstorage::mds {
 
 namespace {
+
+// Milliseconds of a record written before nanoseconds were, as nanoseconds; false when they
+// do not fit (only a damaged record holds such a time).
+bool MsToNs(int64_t ms, int64_t* ns) { return !__builtin_mul_overflow(ms, int64_t{1000000}, ns); }
 
 // 2: CsRecord.releasing; 3: CsRecord.created_ms; 4: Attr in ns with uid, gid, atime.
 constexpr uint32_t kImageFormat = 4;
@@ -425,7 +430,9 @@ Result<ApplyResult> MdsState::ApplyOne(const Command& cmd) {
   // Records written before a field was appended to their command still replay.
   auto decode = [&](auto* body) { return proto::DecodeStoredRecord(cmd.body, body, "journal command"); };
   // File timestamps are nanoseconds; records written before time_ns carry milliseconds.
-  const int64_t now_ns = cmd.time_ns ? cmd.time_ns : cmd.time_ms * 1000000;
+  int64_t now_ns = cmd.time_ns;
+  if (!now_ns && !MsToNs(cmd.time_ms, &now_ns))
+    return Err(Code::kCorrupt, "command time " + std::to_string(cmd.time_ms) + " ms is out of range");
   switch (cmd.type) {
     case CommandType::kCreateNode: {
       CreateNodeCmd c;
@@ -747,6 +754,9 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
   if ((c.mask & (proto::kSetSize | proto::kGrowSize)) && cn->type != proto::NodeType::kFile)
     return Err(cn->type == proto::NodeType::kDir ? Code::kIsDir : Code::kInvalidArgument,
                "only regular files have a settable size");
+  int64_t mtime_ns = c.mtime_ns;
+  if ((c.mask & proto::kSetMtime) && !mtime_ns && !MsToNs(c.mtime_ms, &mtime_ns))
+    return Err(Code::kInvalidArgument, "mtime " + std::to_string(c.mtime_ms) + " ms is out of range");
   Inode& n = At(c.ino);
   ApplyResult res;
   if (c.mask & proto::kSetSize) {
@@ -762,7 +772,7 @@ Result<ApplyResult> MdsState::SetAttr(const SetAttrCmd& c, int64_t now) {
     n.mtime_ns = now;
     grew = true;
   }
-  if (c.mask & proto::kSetMtime) n.mtime_ns = c.mtime_ns ? c.mtime_ns : c.mtime_ms * 1000000;
+  if (c.mask & proto::kSetMtime) n.mtime_ns = mtime_ns;
   if (c.mask & proto::kSetAtime) n.atime_ns = c.atime_ns;
   if (c.mask & proto::kSetMode) {
     n.mode = c.mode & 07777;
@@ -1032,6 +1042,8 @@ Status MdsState::InsertDecodedInode(const proto::Attr& a, InodeId parent, std::s
                                     std::map<std::string, std::string> xattrs) {
   if (norm > UINT8_MAX || min > UINT8_MAX)
     return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has replicas " + std::to_string(norm));
+  if (!a.chunk_size)  // file sizes are divided by it (and new nodes inherit it)
+    return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has chunk size 0");
   Inode n;
   n.ino = a.ino.v;
   n.parent = parent;
@@ -1078,6 +1090,73 @@ Status MdsState::InsertDecodedChunk(const ChunkInfo& c, Inode** last) {
   return Status::Ok();
 }
 
+Status MdsState::CheckDecoded() {
+  if (!inodes_.Find(kRootInode.v)) return Err(Code::kCorrupt, "MDS snapshot has no root directory");
+  if (!At(kRootInode).is_dir()) return Err(Code::kCorrupt, "MDS snapshot: the root is not a directory");
+  // A new inode, chunk or CS takes the next id: one in use would be overwritten.
+  if (inodes_.Find(0) || next_ino_ <= inodes_.LastKey() || next_chunk_ <= chunks_.LastKey() ||
+      (!cs_.empty() && next_cs_ <= cs_.rbegin()->first.v))
+    return Err(Code::kCorrupt, "MDS snapshot: the next inode, chunk or CS id is one in use");
+  // Encode, Unlink and Rename look entries up with At(), Unlink frees a file at its last
+  // link, and Rename walks up the parent links of directories to the root: a dangling entry,
+  // a link count that disagrees with the names, or a cycle would crash or hang there.
+  Status bad = Status::Ok();
+  size_t dirs = 0;
+  auto for_each_entry = [&](auto&& fn) {
+    inodes_.ForEach([&](const Inode& n) {
+      if (bad.ok() && n.children())
+        n.children()->ForEach([&](std::string_view name, InodeId child) {
+          if (bad.ok()) fn(n, name, child);
+        });
+    });
+  };
+  inodes_.ForEach([&](const Inode& n) { dirs += n.is_dir(); });
+  // Every name of a file takes one off its link count (put back below): all must end at 0.
+  for_each_entry([&](const Inode& n, std::string_view name, InodeId child) {
+    Inode* c = inodes_.Find(child.v);
+    if (!n.is_dir())
+      bad = Err(Code::kCorrupt, "MDS snapshot: inode " + std::to_string(n.ino) + " has entries but is no directory");
+    else if (!c || child == kRootInode)
+      bad = Err(Code::kCorrupt, "MDS snapshot: entry '" + std::string(name) + "' of directory " +
+                                    std::to_string(n.ino) + " names inode " + child.str() + ", which it cannot");
+    else if (c->is_dir() && c->parent.v != n.ino)
+      bad = Err(Code::kCorrupt, "MDS snapshot: directory " + child.str() + " is in directory " +
+                                    std::to_string(n.ino) + " but has parent " + c->parent.str());
+    else if (!c->is_dir())
+      --c->nlink;
+  });
+  if (bad.ok())
+    inodes_.ForEach([&](const Inode& n) {
+      if (bad.ok() && !n.is_dir() && n.nlink != 0)
+        bad = Err(Code::kCorrupt, "MDS snapshot: the link count of inode " + std::to_string(n.ino) +
+                                      " disagrees with the names it has");
+    });
+  RETURN_IF_ERROR(bad);
+  for_each_entry([&](const Inode&, std::string_view, InodeId child) {
+    if (Inode* c = inodes_.Find(child.v); !c->is_dir()) ++c->nlink;
+  });
+  // Each directory's parent lists it (above); walking down from the root must then reach
+  // every directory, each once (not: a cycle of its own, or two names).
+  std::vector<InodeId> todo{kRootInode};
+  std::unordered_set<uint64_t> reached{kRootInode.v};
+  while (!todo.empty() && bad.ok()) {
+    const Inode& d = At(todo.back());
+    todo.pop_back();
+    if (d.children())
+      d.children()->ForEach([&](std::string_view, InodeId child) {
+        if (!At(child).is_dir()) return;
+        if (!reached.insert(child.v).second)
+          bad = Err(Code::kCorrupt, "MDS snapshot: directory " + child.str() + " has more than one name");
+        else todo.push_back(child);
+      });
+  }
+  RETURN_IF_ERROR(bad);
+  if (reached.size() != dirs)
+    return Err(Code::kCorrupt, "MDS snapshot: " + std::to_string(dirs) + " directories, " +
+                                   std::to_string(reached.size()) + " of them reached from the root");
+  return Status::Ok();
+}
+
 Status MdsState::DecodeFormat4(std::string_view image) {
   MdsState s;
   s.inodes_.Clear();
@@ -1115,7 +1194,7 @@ Status MdsState::DecodeFormat4(std::string_view image) {
   if (!proto::GetAll(d, cs, s.config_, events)) return Err(Code::kProtocol, "malformed MDS snapshot");
   for (auto& r : cs) s.cs_[r.id] = std::move(r);
   s.events_.assign(events.begin(), events.end());
-  if (!s.inodes_.Find(kRootInode.v)) return Err(Code::kCorrupt, "MDS snapshot has no root directory");
+  RETURN_IF_ERROR(s.CheckDecoded());
   *this = std::move(s);
   return Status::Ok();
 }
@@ -1128,27 +1207,30 @@ Status MdsState::Decode(std::string_view image) {
   }
   if (format == kImageFormat) return DecodeFormat4(image);
   StateImage im;
-  auto convert_inodes = [&](std::vector<InodeImageV3>& old) {
+  auto convert_inodes = [&](std::vector<InodeImageV3>& old) -> Status {
     for (auto& o : old) {
       const AttrV3& a = o.attr;
-      proto::Attr n{a.ino, a.type, a.mode, a.size, a.mtime_ms * 1000000, a.ctime_ms * 1000000, a.nlink, a.chunk_size,
-                    0, 0, a.mtime_ms * 1000000, 0};
+      int64_t mtime_ns = 0, ctime_ns = 0;
+      if (!MsToNs(a.mtime_ms, &mtime_ns) || !MsToNs(a.ctime_ms, &ctime_ns))
+        return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has times out of range");
+      proto::Attr n{a.ino, a.type, a.mode, a.size, mtime_ns, ctime_ns, a.nlink, a.chunk_size, 0, 0, mtime_ns, 0};
       im.inodes.push_back({n, o.parent, std::move(o.symlink), o.norm, o.min, std::move(o.children), {}});
     }
+    return Status::Ok();
   };
   if (format == 2) {
     StateImageOf<CsRecordV2, InodeImageV3> old;
     RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
     im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
           {}, std::move(old.config), std::move(old.events)};
-    convert_inodes(old.inodes);
+    RETURN_IF_ERROR(convert_inodes(old.inodes));
     for (const auto& c : old.cs) im.cs.push_back({c.id, c.host_id, c.tier, c.addr, c.dropped, c.releasing, 0});
   } else if (format == 3) {
     StateImageOf<CsRecord, InodeImageV3> old;
     RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
     im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
           std::move(old.cs), std::move(old.config), std::move(old.events)};
-    convert_inodes(old.inodes);
+    RETURN_IF_ERROR(convert_inodes(old.inodes));
   } else {
     return Err(Code::kCorrupt, "MDS snapshot format " + std::to_string(format) + " is not supported");
   }
@@ -1165,7 +1247,7 @@ Status MdsState::Decode(std::string_view image) {
   for (auto& c : im.cs) s.cs_[c.id] = c;
   s.config_ = im.config;
   s.events_.assign(im.events.begin(), im.events.end());
-  if (!s.inodes_.Find(kRootInode.v)) return Err(Code::kCorrupt, "MDS snapshot has no root directory");
+  RETURN_IF_ERROR(s.CheckDecoded());
   *this = std::move(s);
   return Status::Ok();
 }

@@ -211,6 +211,10 @@ class MdsState {
                             const std::vector<proto::DirEntry>& children, std::map<std::string, std::string> xattrs);
   Status InsertDecodedChunk(const ChunkInfo& c, Inode** last);
   Status DecodeFormat4(std::string_view image);
+  // After a decode: what the rest relies on (ids handed out next are above those in use;
+  // every entry names an inode, a file has as many names as links, every directory is
+  // reached from the root by its parent link exactly once); kCorrupt otherwise.
+  Status CheckDecoded();
 
   IdTable<Inode> inodes_;
   // Files unlinked (or replaced by a rename) while open: no name, nlink 0, data kept until

@@ -466,6 +466,83 @@ TEST_F(StateTest, SnapshotImageRoundTrips) {
 
 // Issue 9.1: the watchdog gives a CS that never registered offline_tout from its creation,
 // so the creation time must be journaled and survive a snapshot.
+// A format-2 image (times in ms, no owners) of these inodes, built field by field: how the
+// tests below make images no encoder of ours would write.
+struct V2Inode {
+  uint64_t ino = 0, parent = 1;
+  bool dir = false;
+  uint32_t nlink = 1;
+  uint64_t chunk_size = 1 << 20;
+  int64_t mtime_ms = 1000;
+  std::vector<proto::DirEntry> children;
+};
+std::string Format2Image(const std::vector<V2Inode>& inodes, uint64_t next_ino) {
+  std::string img;
+  Encoder e(&img);
+  e.U32(2);
+  e.U64(next_ino);
+  e.U64(1);               // next_chunk
+  e.U64(kFirstCsId);      // next_cs
+  e.U32(static_cast<uint32_t>(inodes.size()));
+  for (const V2Inode& n : inodes) {
+    e.U64(n.ino);
+    e.U8(static_cast<uint8_t>(n.dir ? proto::NodeType::kDir : proto::NodeType::kFile));
+    e.U32(n.dir ? 0755 : 0644);
+    e.U64(0);             // size
+    e.I64(n.mtime_ms);
+    e.I64(n.mtime_ms);    // ctime
+    e.U32(n.nlink);
+    e.U64(n.chunk_size);
+    e.U64(n.parent);
+    e.Str("");            // symlink
+    e.U32(1);             // norm
+    e.U32(1);             // min
+    e.U32(static_cast<uint32_t>(n.children.size()));
+    for (const auto& c : n.children) c.Encode(e);
+  }
+  e.U32(0);  // chunks
+  e.U32(0);  // cs
+  e.U32(0);  // config
+  e.U32(0);  // events
+  return img;
+}
+proto::DirEntry Entry(const std::string& name, uint64_t ino, bool dir) {
+  return {name, InodeId{ino}, dir ? proto::NodeType::kDir : proto::NodeType::kFile};
+}
+V2Inode Dir(uint64_t ino, uint64_t parent, std::vector<proto::DirEntry> children = {}) {
+  return {ino, parent, true, 2, 1 << 20, 1000, std::move(children)};
+}
+V2Inode File(uint64_t ino, uint64_t parent, uint32_t nlink = 1) { return {ino, parent, false, nlink}; }
+
+// Found by fuzz/snapshot_fuzz: images whose CRC is right but whose content the MDS cannot
+// live with loaded, and a later rename, unlink or create crashed, hung (a cycle of
+// directories) or overwrote an inode in use. Each is refused as corrupt, naming why.
+TEST_F(StateTest, ASnapshotThatBreaksTheTreeIsRefused) {
+  auto refused = [](const std::string& img, const std::string& why) {
+    MdsState t;
+    Status st = t.Decode(img);
+    EXPECT_EQ(st.code(), Code::kCorrupt) << why << ": " << st.ToString();
+    EXPECT_NE(st.message().find(why), std::string::npos) << st.ToString();
+  };
+  // The good one first: the harness below is right.
+  MdsState ok;
+  ASSERT_TRUE(ok.Decode(Format2Image({Dir(1, 1, {Entry("d", 2, true), Entry("f", 3, false)}), Dir(2, 1), File(3, 1)}, 4)).ok());
+  EXPECT_TRUE(ok.Lookup(kRootInode, "f").ok());
+  refused(Format2Image({Dir(1, 1, {Entry("f", 3, false)}), File(3, 1)}, 3), "next inode");
+  refused(Format2Image({Dir(1, 1, {Entry("f", 7, false)})}, 8), "names inode 7");
+  refused(Format2Image({Dir(1, 1, {Entry("f", 2, false), Entry("g", 2, false)}), File(2, 1, 1)}, 3),
+          "link count of inode 2");
+  // Two directories in each other, not reached from the root: a rename below either
+  // walked up their parents forever.
+  refused(Format2Image({Dir(1, 1), Dir(2, 3, {Entry("b", 3, true)}), Dir(3, 2, {Entry("a", 2, true)})}, 4),
+          "reached from the root");
+  refused(Format2Image({Dir(1, 1, {Entry("d", 2, true)}), Dir(2, 5)}, 3), "has parent 5");
+  refused(Format2Image({Dir(1, 1, {Entry("f", 2, false)}), {2, 1, false, 1, 0}}, 3), "chunk size 0");
+  refused(Format2Image({Dir(1, 1, {Entry("f", 2, false)}), {2, 1, false, 1, 1 << 20, INT64_MAX / 1000}}, 3),
+          "out of range");
+  refused(Format2Image({File(1, 1)}, 2), "root is not a directory");
+}
+
 TEST_F(StateTest, CsCreationTimeIsTheCommandTimeAndSurvivesSnapshot) {
   auto r = s.Apply(Cmd(CommandType::kCreateCs, CreateCsCmd{"h1", 0}, 123456));
   ASSERT_TRUE(r.ok());

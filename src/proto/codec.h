@@ -5,11 +5,13 @@
 // that use VS_FIELDS themselves. Appending a field at the end of a struct is the only
 // compatible change; anything else bumps kProtocolVersion (rpc/frame.h).
 #pragma once
+#include <algorithm>
 #include <map>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "common/limits.h"
 #include "common/serde.h"
 
 namespace vstorage::proto {
@@ -78,9 +80,11 @@ bool Get(Decoder& d, std::vector<T>* v) {
   uint32_t n;
   if (!d.Count(&n)) return false;
   v->clear();
-  v->resize(n);
-  for (auto& x : *v)
-    if (!Get(d, &x)) return false;
+  // n <= the bytes left, but an element takes more memory than its one byte on the wire:
+  // allocating n of them up front would let a 16 MiB message ask for gigabytes.
+  v->reserve(std::min<size_t>(n, kMaxDecodeReserveBytes / sizeof(T)));
+  for (uint32_t i = 0; i < n; ++i)
+    if (!Get(d, &v->emplace_back())) return false;
   return true;
 }
 inline bool Get(Decoder& d, std::map<std::string, std::string>* m) {
