@@ -19,7 +19,8 @@ unit: build
 # The unit tests again under ASan+UBSan (any finding fails): an over-read of a buffer handed
 # to the socket, as the old truncate had, shows here even when the bytes look harmless.
 unit-asan: deps
-	@cmake -S . -B $(BUILD)-asan -G Ninja -DVSTORAGE_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(BUILD)-asan -G Ninja -DVSTORAGE_SANITIZE=ON \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" >/dev/null  # -O1 as ASan advises, line tables only: a faster build
 	@cmake --build $(BUILD)-asan -j2 --target unit_tests
 	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j2

@@ -90,6 +90,10 @@ class File {
   // Reads up to len bytes at offset; short only at the end of the file; holes read as zeros.
   Result<size_t> Read(uint64_t offset, size_t len, char* out);
   // Returns once every replica of every touched chunk has the data (not yet durable).
+  // data must be readable for all len bytes: the client reads it to compute the end-to-end
+  // checksum of every 4 KiB block (a bad pointer faults in the caller, as with memcpy).
+  // Bytes damaged on the way to a CS are sent again (kBadChecksum, at most 3 more times,
+  // then EIO); a read whose bytes do not match the CS's checksums is retried elsewhere.
   Status Write(uint64_t offset, const char* data, size_t len);
   // Makes every write so far durable on every replica, and the file size on the MDS.
   Status Fsync();

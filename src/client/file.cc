@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "rpc/client.h"
 #include "rpc/worker_pool.h"
@@ -16,6 +17,8 @@ using proto::MsgType;
 
 namespace {
 constexpr uint64_t kMaxPiece = 1 << 20;     // one client request to a chunk
+// Sends of one piece that may arrive damaged (kBadChecksum) before the write fails (EIO).
+constexpr int kMaxChecksumRetries = 3;
 // Slices of a piece sent along the chain one behind the other. 256 KiB slices let the CS of
 // a chain work on one piece at once, but on the 2-core bench machine their per-message
 // cost (wakeups, syscalls) outweighed that: 1 MiB slices wrote a sequential stream with
@@ -81,6 +84,21 @@ void File::Remember(const proto::ChunkMap& m) {
   sz_->maps[m.index] = m;
 }
 
+// End-to-end checksums of a read: the reply's segment checksums (CsReadReply) must match the
+// bytes that arrived, else kBadChecksum (the bytes were damaged after the CS verified them).
+static Status CheckReadCrcs(const rpc::Frame& f, uint64_t chunk_off, const char* data, size_t len) {
+  proto::CsReadReply rep;
+  RETURN_IF_ERROR(proto::DecodeFromString(f.body, &rep, "read reply"));
+  if (rep.crcs.size() != SegmentCount(chunk_off, len))
+    return Err(Code::kProtocol, "a read reply of " + std::to_string(len) + " bytes with " +
+                                    std::to_string(rep.crcs.size()) + " checksums");
+  if (long bad = FirstBadSegment(chunk_off, data, len, rep.crcs.data()); bad >= 0)
+    return Err(Code::kBadChecksum, "read data at chunk offset " +
+                                       std::to_string(bad == 0 ? chunk_off : (chunk_off / kE2eBlockBytes + bad) * kE2eBlockBytes) +
+                                       " did not match its checksum (damaged on the network or in memory)");
+  return Status::Ok();
+}
+
 // Sends the piece down the chain as pipelined slices on parallel connections to the head,
 // so the CS along the chain work on different slices at once; data == nullptr zeroes the
 // range instead (one request, no payload), or with `reserve` reserves its space. Returns OK only if every replica has every
@@ -106,6 +124,7 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
     } else {
       s.conn = std::move(c).value();
       proto::CsWriteReq req{m.id, m.version, chunk_off + off, m.chunk_size, chain, false, data ? 0 : n, reserve};
+      if (data) req.crcs = SegmentCrcs(chunk_off + off, data + off, n);  // end-to-end: checked by every CS
       s.st = s.conn->Send(MsgType::kCsWrite, proto::EncodeToString(req), data ? data + off : nullptr,
                           data ? n : 0, &s.req_id);
       if (s.st.code() == Code::kInternal) *local = true;
@@ -139,6 +158,7 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
 Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
   const bool zero = op == PieceOp::kZero;
   bool redialled = false;
+  int bad_checksums = 0;
   int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
   Status last;
   for (int attempt = 0;; ++attempt) {
@@ -170,6 +190,16 @@ Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
     }
     if (st.code() == Code::kNoSpace) return st;
     if (st.code() == Code::kInvalidArgument) return st;
+    if (st.code() == Code::kBadChecksum) {
+      // The bytes were damaged on their way to a CS, which stored nothing: send them again.
+      // Again and again means a sick link or memory, and the data must not go anywhere.
+      if (++bad_checksums > kMaxChecksumRetries)
+        return st.Annotate("write to inode " + ino_.str() + ": " + std::to_string(kMaxChecksumRetries + 1) +
+                           " sends of the same data arrived damaged");
+      LOG_WARN("write to chunk %s: %s; sending it again", m->id.str().c_str(), st.ToString().c_str());
+      last = st;
+      continue;
+    }
     last = st.ok() ? Err(Code::kUnavailable, "a replica failed") : st;
     if (st.code() == Code::kStaleVersion || st.code() == Code::kNotFound) {
       Forget(p.index);  // the MDS changed the chunk: fetch the new map
@@ -335,6 +365,7 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
   std::vector<proto::ReplicaLoc> chain(m.replicas.begin() + 1, m.replicas.end());
   if (op->kind == AsyncOp::kWrite) {
     proto::CsWriteReq req{m.id, m.version, p.chunk_off, m.chunk_size, chain, false, 0, false};
+    req.crcs = SegmentCrcs(p.chunk_off, op->wdata + p.buf_off, p.len);
     ch->CallAsync(MsgType::kCsWrite, proto::EncodeToString(req), op->wdata + p.buf_off, p.len, kCsCallTimeoutMs,
                   [this, op, u, index = p.index, version = m.version](Status st, rpc::Frame* f, size_t) {
                     proto::CsWriteReply rep;
@@ -351,11 +382,12 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
                     SlowPath(op, u);  // retries, new maps, failure reports
                   });
   } else if (op->kind == AsyncOp::kRead) {
-    proto::CsReadReq req{m.id, m.version, p.chunk_off, static_cast<uint32_t>(p.len)};
+    proto::CsReadReq req{m.id, m.version, p.chunk_off, static_cast<uint32_t>(p.len), true};
     ch->CallAsync(
         MsgType::kCsRead, proto::EncodeToString(req), nullptr, 0, kCsCallTimeoutMs,
-        [this, op, u, len = p.len](Status st, rpc::Frame*, size_t got) {
-          if (st.ok() && got == len) return UnitDone(op, Status::Ok());
+        [this, op, u, off = p.chunk_off, buf = op->rdata + p.buf_off, len = p.len](Status st, rpc::Frame* f, size_t got) {
+          if (st.ok() && got == len) st = CheckReadCrcs(*f, off, buf, len);
+          if (st.ok()) return UnitDone(op, Status::Ok());
           SlowPath(op, u);  // another replica, a new map, a corrupt one reported
         },
         op->rdata + p.buf_off, p.len);
@@ -475,11 +507,14 @@ Status File::ReadPiece(const Piece& p, char* out) {
       }
       rpc::Frame f;
       size_t got = 0;
-      proto::CsReadReq req{m->id, m->version, p.chunk_off, static_cast<uint32_t>(p.len)};
+      proto::CsReadReq req{m->id, m->version, p.chunk_off, static_cast<uint32_t>(p.len), true};
       Status st = (*c)->CallRaw(MsgType::kCsRead, proto::EncodeToString(req), nullptr, 0, &f, kCsCallTimeoutMs,
                                 out + p.buf_off, p.len, &got);
       c_->cs_pool_->Release(std::move(c).value());
       if (st.ok() && got != p.len) st = Err(Code::kProtocol, "short read reply from CS#" + r.cs.str());
+      // Damaged on the way (not on the CS's disk: it checked those): another replica, or this
+      // one again on the next round; never a replica reported as corrupt.
+      if (st.ok()) st = CheckReadCrcs(f, p.chunk_off, out + p.buf_off, p.len).Annotate("CS#" + r.cs.str());
       if (st.ok()) {
         if (!corrupt.empty()) {
           // Served from a good replica; the MDS drops the bad ones and recovery rebuilds them.

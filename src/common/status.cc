@@ -34,6 +34,7 @@ const char* CodeName(Code c) {
     case Code::kNoData: return "no such attribute";
     case Code::kTooBig: return "too big";
     case Code::kTooManyLinks: return "too many links";
+    case Code::kBadChecksum: return "checksum mismatch in transit";
   }
   return "unknown";
 }
@@ -68,6 +69,7 @@ int CodeToErrno(Code c) {
     case Code::kNoData: return ENODATA;
     case Code::kTooBig: return E2BIG;
     case Code::kTooManyLinks: return EMLINK;
+    case Code::kBadChecksum: return EIO;
   }
   return EIO;
 }

@@ -36,7 +36,10 @@ enum class Code : uint16_t {
   kNotEnoughHosts = 23,
   kNoData = 24,        // ENODATA: no such extended attribute
   kTooBig = 25,        // E2BIG: an extended attribute value over the limit
-  kTooManyLinks = 26,  // EMLINK  // fewer failure domains (hosts) than the replicas asked for: not space
+  kTooManyLinks = 26,  // EMLINK
+  // Data arrived with an end-to-end checksum its bytes do not match: corrupted between the
+  // sender and here (wire, memory). Nothing was stored; the sender retries (EIO if it keeps).
+  kBadChecksum = 27,  // fewer failure domains (hosts) than the replicas asked for: not space
 };
 
 const char* CodeName(Code c);

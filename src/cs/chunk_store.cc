@@ -17,6 +17,7 @@ namespace {
 constexpr char kMagic[8] = {'V', 'S', 'C', 'H', 'U', 'N', 'K', '1'};
 constexpr uint64_t kHeaderBytes = 4096;
 constexpr uint64_t kBlock = kCsumBlockBytes;
+static_assert(kBlock == kE2eBlockBytes, "end-to-end checksums are cut at the blocks the store checksums");
 constexpr uint64_t kMaxChunkBytes = 1ull << 30;
 
 uint64_t DataOffset(uint64_t chunk_size) {
@@ -435,14 +436,14 @@ Result<ChunkStore::Locked> ChunkStore::LockForWrite(ChunkId id, uint64_t version
 }
 
 Status ChunkStore::Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
-                         const char* data, size_t len, bool create) {
+                         const char* data, size_t len, bool create, const uint32_t* crcs) {
   IoTimer disk_op(&disk_);
   ASSIGN_OR_RETURN(Locked k, LockForWrite(id, version, chunk_size, offset, len, create));
   if (len == 0) return Status::Ok();
-  return WriteLocked(*k.c, offset, data, len);
+  return WriteLocked(*k.c, offset, data, len, crcs);
 }
 
-Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, size_t len) {
+Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, size_t len, const uint32_t* crcs) {
   Chunk* c = &c_ref;
   const ChunkId id = c->id;
   if (!checksums_) {  // make-cs -S: the bytes only
@@ -495,13 +496,23 @@ Status ChunkStore::WriteLocked(Chunk& c_ref, uint64_t offset, const char* data, 
   }
   std::vector<uint32_t> new_crcs(b1 - b0);
   for (uint64_t b = b0; b < b1; ++b) {
-    const char* p;
-    size_t n = kBlock;
-    if (b == b0 && head_partial) p = head;
-    else if (b == b1 - 1 && tail_partial) p = tail;
-    else p = data + (b * kBlock - offset);
-    (void)n;
-    new_crcs[b - b0] = Crc32c(p, kBlock);
+    const uint64_t bstart = b * kBlock;
+    if (!crcs) {
+      const char* p;
+      if (b == b0 && head_partial) p = head;
+      else if (b == b1 - 1 && tail_partial) p = tail;
+      else p = data + (bstart - offset);
+      new_crcs[b - b0] = Crc32c(p, kBlock);
+      continue;
+    }
+    // From the writer's checksum of its segment of the block, plus those of the block's
+    // bytes around it that were on disk (checked above): never from the received bytes.
+    const uint64_t s = std::max(offset, bstart) - bstart, e = std::min(end, bstart + kBlock) - bstart;
+    const char* merged = (b == b0 && head_partial) ? head : (b == b1 - 1 && tail_partial) ? tail : nullptr;
+    uint32_t crc = crcs[b - b0];
+    if (s > 0) crc = Crc32cCombine(Crc32c(merged, s), crc, e - s);
+    if (e < kBlock) crc = Crc32cCombine(crc, Crc32c(merged + e, kBlock - e), kBlock - e);
+    new_crcs[b - b0] = crc;
   }
   // Bytes and table entries in one submission; only Sync() orders them (see the header).
   WriteSpan spans[2] = {{data, len, c->data_off + offset},
@@ -587,7 +598,7 @@ Status ChunkStore::Reserve(ChunkId id, uint64_t version, uint64_t chunk_size, ui
   return Count(st, c->path);
 }
 
-Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out) {
+Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out, uint32_t* crcs_out) {
   IoTimer disk_op(&disk_);
   auto c = Find(id);
   if (!c) {
@@ -627,13 +638,29 @@ Status ChunkStore::Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t 
   for (uint64_t b = b0; checksums_ && b < b1; ++b) {
     const char* p = buf + (b - b0) * kBlock;
     uint32_t want = c->crcs[b];
-    if (Crc32c(p, kBlock) == want) continue;
+    // The part of the block that was asked for, [s, e): its checksum goes to the reader.
+    const uint64_t s = std::max(offset, b * kBlock) - b * kBlock, e = std::min(end, (b + 1) * kBlock) - b * kBlock;
+    uint32_t part = 0, whole;
+    if (s == 0 && e == kBlock) {
+      whole = part = Crc32c(p, kBlock);
+    } else {  // one pass over the block: the part's checksum is checked by the whole's
+      part = Crc32c(p + s, e - s);
+      whole = part;
+      if (s > 0) whole = Crc32cCombine(Crc32c(p, s), whole, e - s);
+      if (e < kBlock) whole = Crc32cCombine(whole, Crc32c(p + e, kBlock - e), kBlock - e);
+    }
+    if (crcs_out) crcs_out[b - b0] = part;
+    if (whole == want) continue;
     if (want == 0 && AllZero(p, kBlock)) continue;  // never written
     ++csum_errors_;
     return Err(Code::kCorrupt, "checksum mismatch in chunk " + id.str() + " at offset " +
                                    std::to_string(b * kBlock) + " in " + repo_);
   }
   if (!aligned) std::memcpy(out, buf + (offset - aoff), len);
+  if (crcs_out && !checksums_) {
+    std::vector<uint32_t> v = SegmentCrcs(offset, out, len);
+    std::copy(v.begin(), v.end(), crcs_out);
+  }
   return Status::Ok();
 }
 

@@ -89,8 +89,12 @@ class ChunkStore {
 
   // create=false: the chunk must exist already (a copy in progress whose file vanished must
   // fail, not restart with a hole at its head).
+  // crcs: the end-to-end checksums of the data (SegmentCrcs, common/crc32c.h), which the
+  // caller checked against the bytes it received; the block checksums stored are built from
+  // them (Crc32cCombine with the rest of a partly covered block), so a byte that changes
+  // after that check reads as kCorrupt later, never as data. nullptr: computed here.
   Status Write(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset,
-               const char* data, size_t len, bool create = true);
+               const char* data, size_t len, bool create = true, const uint32_t* crcs = nullptr);
   // [offset, offset+len) reads as zeros afterwards. Whole 4 KiB blocks give their space
   // back (a hole punched in the chunk file, or the file cut when the range reaches its end)
   // and their table entries become 0; partly covered blocks are rewritten with their
@@ -100,7 +104,11 @@ class ChunkStore {
   // write there cannot fail for lack of space. The bytes and the replica's size stay.
   // kNoSpace if the disk cannot hold it.
   Status Reserve(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len);
-  Status Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out);
+  // crcs_out (SegmentCount(offset, len) values): the end-to-end checksums of what was read,
+  // derived from the stored block checksums the bytes were verified against (for a block
+  // read in part: the checksum of that part, checked to combine with the rest into the
+  // stored one). On a store without checksums: computed over the bytes read.
+  Status Read(ChunkId id, uint64_t version, uint64_t offset, uint32_t len, char* out, uint32_t* crcs_out = nullptr);
   // Every write to the chunk that returned before this call is durable (data, table, and the
   // file's directory entry) when it returns Ok. Shares its work with concurrent calls (see
   // the top of this file); blocks only on the sync itself, never on the chunk's writers.
@@ -211,7 +219,7 @@ class ChunkStore {
   Result<Locked> LockForWrite(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len,
                               bool create);
   // The write itself, c.mu held exclusively and the file open.
-  Status WriteLocked(Chunk& c, uint64_t offset, const char* data, size_t len);
+  Status WriteLocked(Chunk& c, uint64_t offset, const char* data, size_t len, const uint32_t* crcs = nullptr);
   // st annotated, and counted in io_errors_ when it is an I/O error.
   Status Count(Status st, const std::string& what);
   Result<std::shared_ptr<Chunk>> Create(ChunkId id, uint64_t version, uint64_t chunk_size);

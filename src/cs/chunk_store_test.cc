@@ -322,6 +322,48 @@ TEST_F(ChunkStoreTest, DamagedHeaderIsQuarantinedAndRefusedUntilDeleted) {
   EXPECT_EQ(ReadAll(id, 6, 0, static_cast<uint32_t>(d.size())), d);
 }
 
+// End-to-end checksums: writes that carry the client's segment checksums store block
+// checksums built from them (combined with the bytes around a partial write), reads give
+// back the checksum of each segment read, and both agree with plain CRC32C of the bytes.
+TEST_F(ChunkStoreTest, EndToEndChecksumsGoInWithWritesAndComeOutWithReads) {
+  ChunkId id{0x61};
+  std::string model(kChunk, '\0');
+  struct W { uint64_t off; size_t len; } writes[] = {{100, 5000}, {4096, 4096}, {12000, 1}, {20000, 70000}, {0, 3}, {kChunk - 10, 10}};
+  uint32_t seed = 40;
+  for (const W& w : writes) {
+    std::string d = Random(w.len, seed++);
+    auto crcs = SegmentCrcs(w.off, d.data(), d.size());
+    ASSERT_TRUE(store->Write(id, 1, kChunk, w.off, d.data(), d.size(), true, crcs.data()).ok());
+    model.replace(w.off, w.len, d);
+  }
+  struct R { uint64_t off; uint32_t len; } reads[] = {{0, kChunk}, {100, 5000}, {4095, 2}, {12000, 1}, {30000, 12345}, {kChunk - 4096, 4096}};
+  for (int pass = 0; pass < 2; ++pass) {  // from memory, then from the table on disk
+    for (const R& r : reads) {
+      std::string out(r.len, '\0');
+      std::vector<uint32_t> got(SegmentCount(r.off, r.len));
+      ASSERT_TRUE(store->Read(id, 1, r.off, r.len, out.data(), got.data()).ok()) << r.off;
+      EXPECT_EQ(out, model.substr(r.off, r.len));
+      EXPECT_EQ(got, SegmentCrcs(r.off, out.data(), out.size())) << "read at " << r.off << "+" << r.len;
+    }
+    Reopen();
+  }
+}
+
+// A byte that changes after the CS checked the client's checksums (memory, a bug) must not
+// become data: the stored checksum is the client's, so the read fails instead of serving it.
+TEST_F(ChunkStoreTest, BytesThatChangedAfterTheChecksumCheckReadAsCorrupt) {
+  ChunkId id{0x62};
+  std::string d = Random(8192 + 100, 50);
+  auto crcs = SegmentCrcs(4000, d.data(), d.size());
+  d[5000] ^= 0x04;  // flipped after the check, before the disk
+  ASSERT_TRUE(store->Write(id, 1, kChunk, 4000, d.data(), d.size(), true, crcs.data()).ok());
+  std::string out(4096, '\0');
+  EXPECT_TRUE(store->Read(id, 1, 0, 4096, out.data()).ok());  // the block before the flip
+  Status st = store->Read(id, 1, 8192, 4096, out.data());  // 4000+5000 lies in block 2
+  EXPECT_EQ(st.code(), Code::kCorrupt) << st.ToString();
+  EXPECT_EQ(store->csum_errors(), 1u);
+}
+
 // Found by fuzz/chunk_fuzz: a header whose CRC checks out but whose chunk size no writer can
 // make (here 1 TiB: a 1 GiB CRC table) was trusted, and the first read allocated the table.
 // It is damage like a failed CRC: quarantined and refused.

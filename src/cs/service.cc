@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
 #include <thread>
 
+#include "common/crc32c.h"
 #include "common/limits.h"
 #include "common/log.h"
 
@@ -74,6 +77,13 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
     ASSIGN_OR_RETURN(s->key_, ReadClusterKey(s->conf_.cluster));
   }
   ASSIGN_OR_RETURN(s->store_, ChunkStore::Open(repo, s->conf_.checksums));
+  if (const char* f = std::getenv("VSTORAGE_CS_FAULT_FLIP")) {  // tests only: see SetFlipFaults
+    unsigned recv = 0, send = 0;
+    if (std::sscanf(f, "recv=%u,send=%u", &recv, &send) != 2)
+      return Err(Code::kInvalidArgument, std::string("VSTORAGE_CS_FAULT_FLIP=") + f + ": want recv=N,send=M");
+    s->SetFlipFaults(recv, send);
+    LOG_WARN("fault injection: flipping a bit of every %u-th write received and %u-th read sent", recv, send);
+  }
   s->csum_errors_ += s->store_->Lost().size();  // damaged replicas found at start: flag h
   struct stat rs {};
   if (::stat(repo.c_str(), &rs) == 0) {
@@ -263,7 +273,9 @@ class Downstream {
       }
     }
     if (conn_) pool_->Release(std::move(conn_));
-    if (error_.code() == Code::kNoSpace) return error_;
+    // No space is the writer's ENOSPC; bytes that reached the next CS damaged are a retry
+    // of the write: neither is the next CS failing.
+    if (error_.code() == Code::kNoSpace || error_.code() == Code::kBadChecksum) return error_;
     if (!error_.ok()) {
       // The next CS failed as a whole: it and everything after it lack the data... unless
       // it answered with an application error (e.g. no space), which is its own failure.
@@ -294,7 +306,28 @@ void CsService::HandleWrite(rpc::ServerConn& c, rpc::Frame& req) {
   if (st.ok() && r.zero_len > 0 && !req.payload.empty())
     st = Err(Code::kProtocol, "a zero-range request carries no data");
   if (st.ok() && r.reserve && r.zero_len == 0) st = Err(Code::kProtocol, "a reserve request needs a length");
+  if (st.ok() && r.crcs.size() != SegmentCount(r.offset, req.payload.size()))
+    st = Err(Code::kProtocol, "a write of " + std::to_string(req.payload.size()) + " bytes at offset " +
+                                  std::to_string(r.offset) + " needs " +
+                                  std::to_string(SegmentCount(r.offset, req.payload.size())) +
+                                  " end-to-end checksums, not " + std::to_string(r.crcs.size()));
   if (!st.ok()) {
+    (void)c.ReplyError(req, st);
+    return;
+  }
+  if (uint32_t every = flip_recv_every_; every && !req.payload.empty() && ++recv_payloads_ % every == 0) {
+    uint64_t n = recv_payloads_;
+    req.payload[n % req.payload.size()] ^= static_cast<char>(1u << (n % 8));
+  }
+  // Before anything is forwarded or stored: bytes damaged on the way here go nowhere.
+  if (long bad = FirstBadSegment(r.offset, req.payload.data(), req.payload.size(), r.crcs.data()); bad >= 0) {
+    ++bad_checksums_;
+    uint64_t at = bad == 0 ? r.offset : (r.offset / kE2eBlockBytes + static_cast<uint64_t>(bad)) * kE2eBlockBytes;
+    st = Err(Code::kBadChecksum, "the data written to chunk " + r.chunk.str() + " at offset " + std::to_string(at) +
+                                     " arrived at CS#" + conf_.id.str() +
+                                     " not matching its checksum (damaged on the network or in memory on the "
+                                     "way); nothing was stored, the writer retries");
+    LOG_WARN("%s", st.message().c_str());
     (void)c.ReplyError(req, st);
     return;
   }
@@ -305,7 +338,8 @@ void CsService::HandleWrite(rpc::ServerConn& c, rpc::Frame& req) {
   down.Start(MsgType::kCsWrite, r, r.chain, req.payload.data(), req.payload.size());
   if (r.zero_len > 0 && r.reserve) st = store_->Reserve(r.chunk, r.version, r.chunk_size, r.offset, r.zero_len);
   else if (r.zero_len > 0) st = store_->Zero(r.chunk, r.version, r.chunk_size, r.offset, r.zero_len);
-  else st = store_->Write(r.chunk, r.version, r.chunk_size, r.offset, req.payload.data(), req.payload.size());
+  else st = store_->Write(r.chunk, r.version, r.chunk_size, r.offset, req.payload.data(), req.payload.size(), true,
+                          r.crcs.data());
   if (st.ok() && r.sync) st = store_->Sync(r.chunk);
   proto::CsWriteReply reply;
   Status down_st = down.Finish(&reply);
@@ -330,13 +364,19 @@ void CsService::HandleRead(rpc::ServerConn& c, rpc::Frame& req) {
   // One buffer per connection thread, reused: no allocation per read.
   thread_local std::string buf;
   if (buf.size() < r.length) buf.resize(r.length);
-  st = store_->Read(r.chunk, r.version, r.offset, r.length, buf.data());
+  proto::CsReadReply reply;
+  if (r.want_crcs) reply.crcs.resize(SegmentCount(r.offset, r.length));
+  st = store_->Read(r.chunk, r.version, r.offset, r.length, buf.data(), r.want_crcs ? reply.crcs.data() : nullptr);
   if (!st.ok()) {
     NoteError(st);
     (void)c.ReplyError(req, st.Annotate("CS#" + conf_.id.str()));
     return;
   }
-  (void)c.Reply(req, proto::Empty{}, buf.data(), r.length);
+  if (uint32_t every = flip_send_every_; every && r.length && ++sent_payloads_ % every == 0) {
+    uint64_t n = sent_payloads_;
+    buf[n % r.length] ^= static_cast<char>(1u << (n % 8));
+  }
+  (void)c.Reply(req, reply, buf.data(), r.length);
 }
 
 void CsService::HandleSync(rpc::ServerConn& c, rpc::Frame& req) {
@@ -384,9 +424,16 @@ Status CsService::Replicate(const proto::CsReplicateReq& r) {
     buf.resize(n);
     rpc::Frame f;
     size_t got = 0;
-    st = conn->CallRaw(MsgType::kCsRead, proto::EncodeToString(proto::CsReadReq{r.chunk, r.version, off, n}), nullptr, 0,
-                       &f, kChainTimeoutMs, buf.data(), n, &got);
+    st = conn->CallRaw(MsgType::kCsRead, proto::EncodeToString(proto::CsReadReq{r.chunk, r.version, off, n, true}),
+                       nullptr, 0, &f, kChainTimeoutMs, buf.data(), n, &got);
     if (st.ok() && got != n) st = Err(Code::kProtocol, "short read from the source");
+    proto::CsReadReply rr;
+    if (st.ok()) st = proto::DecodeFromString(f.body, &rr, "read reply");
+    if (st.ok() && rr.crcs.size() != SegmentCount(off, n))
+      st = Err(Code::kProtocol, "the source sent " + std::to_string(rr.crcs.size()) + " checksums for " +
+                                    std::to_string(n) + " bytes");
+    if (st.ok() && FirstBadSegment(off, buf.data(), n, rr.crcs.data()) >= 0)
+      st = Err(Code::kBadChecksum, "data from the source did not match its checksums (damaged on the way)");
     for (uint32_t b = 0; st.ok() && b < n;) {  // write the runs of blocks that are not all zeros
       auto zero_block = [&](uint32_t at) {
         uint32_t e = std::min<uint32_t>(at + kCsumBlockBytes, n);
@@ -399,7 +446,9 @@ Status CsService::Replicate(const proto::CsReplicateReq& r) {
       uint32_t e = b;
       while (e < n && !zero_block(e)) e += kCsumBlockBytes;
       e = std::min(e, n);
-      st = store_->Write(r.chunk, r.version, r.chunk_size, off + b, buf.data() + b, e - b, /*create=*/false);
+      // off and b are block-aligned: segment b / kE2eBlockBytes is the first of this run.
+      st = store_->Write(r.chunk, r.version, r.chunk_size, off + b, buf.data() + b, e - b, /*create=*/false,
+                         rr.crcs.data() + b / kE2eBlockBytes);
       b = e;
     }
   }

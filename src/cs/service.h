@@ -46,6 +46,16 @@ class CsService {
   // Blocks until Stop() (from a signal handler thread) is called.
   void Wait();
   int port() const { return server_.port(); }
+  // Fault injection for the end-to-end checksum tests: one bit of every recv_every-th write
+  // payload flips as it arrives (before the check), and of every send_every-th read reply
+  // after its checksums were taken (0: never). Also from VSTORAGE_CS_FAULT_FLIP=recv=N,send=M
+  // in the daemon's environment. Thread-safe.
+  void SetFlipFaults(uint32_t recv_every, uint32_t send_every) {
+    flip_recv_every_ = recv_every;
+    flip_send_every_ = send_every;
+  }
+  // Writes refused because their bytes did not match the checksums they came with.
+  uint64_t bad_checksums() const { return bad_checksums_; }
 
  private:
   CsService() = default;
@@ -76,6 +86,8 @@ class CsService {
   IoMeter io_;  // client reads, writes and syncs
   std::atomic<uint64_t> io_errors_{0}, csum_errors_{0};
   std::atomic<bool> repo_lost_{false};
+  std::atomic<uint32_t> flip_recv_every_{0}, flip_send_every_{0};
+  std::atomic<uint64_t> recv_payloads_{0}, sent_payloads_{0}, bad_checksums_{0};
   std::atomic<bool> registered_{false};  // reconciled with the MDS once since start
   uint64_t repo_dev_ = 0, repo_ino_ = 0;  // identity of the repository directory at start
   std::mutex err_mu_;

@@ -516,7 +516,12 @@ struct CsWriteReq {
   uint64_t zero_len = 0;
   // With zero_len: reserve the disk space of the range instead (fallocate), bytes unchanged.
   bool reserve = false;
-  VS_FIELDS(chunk, version, offset, chunk_size, chain, sync, zero_len, reserve)
+  // End-to-end checksums: the CRC32C of each segment of the payload (common/crc32c.h:
+  // SegmentCrcs, cut at 4 KiB of the chunk), from the client. Each CS checks them before it
+  // forwards or stores anything (kBadChecksum on a mismatch) and stores the checksums built
+  // from them, never ones recomputed over the bytes it received. Empty: no payload.
+  std::vector<uint32_t> crcs;
+  VS_FIELDS(chunk, version, offset, chunk_size, chain, sync, zero_len, reserve, crcs)
   // payload: the data
 };
 // Reply to CsWrite and CsSync. The receiving CS has the data (or synced) when the reply is
@@ -532,8 +537,16 @@ struct CsReadReq {
   uint64_t version = 0;
   uint64_t offset = 0;
   uint32_t length = 0;
-  VS_FIELDS(chunk, version, offset, length)
-  // reply payload: exactly `length` bytes (zeros past the written end)
+  bool want_crcs = false;  // reply with CsReadReply.crcs (end-to-end checksums)
+  VS_FIELDS(chunk, version, offset, length, want_crcs)
+  // reply: CsReadReply, payload exactly `length` bytes (zeros past the written end)
+};
+struct CsReadReply {
+  // With want_crcs: the CRC32C of each segment of the payload (SegmentCrcs), derived from
+  // the checksums stored with the chunk after the CS verified the bytes against them; the
+  // reader checks the bytes it got against these.
+  std::vector<uint32_t> crcs;
+  VS_FIELDS(crcs)
 };
 struct CsSyncReq {
   ChunkId chunk;

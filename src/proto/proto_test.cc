@@ -26,12 +26,14 @@ TEST(Proto, GoldenCsReadReq) {
   r.version = 2;
   r.offset = 3;
   r.length = 4;
+  r.want_crcs = true;
   std::string bytes = EncodeToString(r);
   EXPECT_EQ(bytes, std::string("\x01\0\0\0\0\0\0\0"
                                "\x02\0\0\0\0\0\0\0"
                                "\x03\0\0\0\0\0\0\0"
-                               "\x04\0\0\0",
-                               28));
+                               "\x04\0\0\0"
+                               "\x01",  // want_crcs, appended for end-to-end checksums
+                               29));
 }
 
 TEST(Proto, TruncatedMessagesRejected) {

@@ -137,6 +137,7 @@ class Cluster:
         # system (tests/powercut), and cut() drops everything that server had not synced.
         self.powercut = False
         self.pc = {}        # process key -> (mount point, Popen of the file system)
+        self.cs_env = {}    # extra environment of every CS daemon (fault injection)
 
     # ---- processes ----
     def _spawn(self, key, argv, host):
@@ -149,6 +150,8 @@ class Cluster:
                 with open(boot, "w") as f:
                     f.write(str(uuid.uuid4()) + "\n")
             env["VSTORAGE_BOOT_ID_FILE"] = boot
+        if key.startswith("cs"):
+            env.update(self.cs_env)
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs[key] = (p, argv, host)
         return p
