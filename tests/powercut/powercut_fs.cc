@@ -19,7 +19,9 @@
 // new (a torn write). With if_dirty=1 the cut happens only if something would be lost
 // (EAGAIN otherwise); with wait_ms=N, if nothing would be lost yet, the write of the line
 // waits up to N ms for the next change and the cut happens right after it (EAGAIN if none
-// came). After a cut the power stays off: every operation waits and then fails
+// came). "flush lie" makes fsync and fdatasync succeed without making anything durable (a
+// device with a volatile cache that ignores flushes: what vstorage-hwflush-check must
+// catch); "flush ok" ends that. After a cut the power stays off: every operation waits and then fails
 // with EIO (after a short stall), until "on" is written; so a server still alive for the
 // instant before its SIGKILL cannot touch the disk. Reading .powercut reports the state and what the last cut
 // dropped.
@@ -92,6 +94,7 @@ struct Globals {
   std::vector<NameRec> names;
   uint64_t saved_bytes = 0, seq = 0, name_seq = 0, cuts = 0, dropped_pages_last = 0, dropped_names_last = 0;
   bool powered = true;  // false from a cut until "on": the disk is gone
+  bool lying = false;   // "flush lie": fsync succeeds without making anything durable
   std::condition_variable power_cv;
   // "cut ... wait_ms=N" with nothing to lose yet arms the cut: the next change makes it.
   struct Armed {
@@ -311,6 +314,12 @@ int Control(std::unique_lock<std::mutex>& l, const std::string& line) {
     g.power_cv.notify_all();
     return 0;
   }
+  if (word == "flush") {  // "flush lie" / "flush ok": a device whose cache ignores flushes
+    std::string how;
+    if (!(in >> how) || (how != "lie" && how != "ok") || (in >> word)) return -EINVAL;
+    g.lying = how == "lie";
+    return 0;
+  }
   if (word != "cut") return -EINVAL;
   double keep = 0;
   uint64_t seed = 1;
@@ -497,7 +506,7 @@ int Write(const char* path, const char* buf, size_t size, off_t off, struct fuse
     std::string line(buf, size);
     int rc = Control(l, line);
     if (rc == -EINVAL)
-      std::fprintf(stderr, "powercut-fs: bad control line %s (want: cut [keep=P] [seed=S] [tear=0|1] [if_dirty=1] [wait_ms=N], or on)\n",
+      std::fprintf(stderr, "powercut-fs: bad control line %s (want: cut [keep=P] [seed=S] [tear=0|1] [if_dirty=1] [wait_ms=N], on, or flush lie|ok)\n",
                    line.c_str());
     return rc != 0 ? rc : static_cast<int>(size);
   }
@@ -543,6 +552,7 @@ int Fsync(const char* path, int datasync, struct fuse_file_info* fi) {
   if (fi->fh == kControlFh) return 0;
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  if (g.lying) return 0;  // "flush lie": acknowledged, not done
   const uint64_t cuts = g.cuts;
   int fd = static_cast<int>(fi->fh);
   l.unlock();
@@ -559,6 +569,7 @@ int Fsync(const char* path, int datasync, struct fuse_file_info* fi) {
 int FsyncDir(const char* path, int, struct fuse_file_info*) {
   std::unique_lock<std::mutex> l(g.mu);
   if (int rc = Off(l)) return rc;
+  if (g.lying) return 0;
   const uint64_t cuts = g.cuts, upto = g.name_seq;  // names changed before the sync began
   l.unlock();
   int fd = ::open(B(path).c_str(), O_RDONLY | O_DIRECTORY);
