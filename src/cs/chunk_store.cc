@@ -710,8 +710,15 @@ Status ChunkStore::Sync(ChunkId id) {
   return SyncChunk(c);
 }
 
+Status ChunkStore::SyncFailedError(const Chunk& c) {
+  return Err(Code::kIoError, "chunk " + c.id.str() + " in " + repo_ +
+                                 ": an earlier fdatasync of it failed, so writes before it may never reach the disk "
+                                 "(the kernel drops failed pages); this replica must be rebuilt from another");
+}
+
 Status ChunkStore::SyncChunk(const std::shared_ptr<Chunk>& c) {
   sync_calls_.fetch_add(1, std::memory_order_relaxed);
+  if (c->sync_failed.load(std::memory_order_acquire)) return SyncFailedError(*c);
   // The fast path: nothing written since a sync that had begun after the last write ended.
   if (c->synced_gen.load(std::memory_order_acquire) >= c->write_gen.load(std::memory_order_acquire) &&
       c->durable_entry.load(std::memory_order_acquire)) {
@@ -786,14 +793,19 @@ void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
   }
   if (sync_round_hook_) sync_round_hook_();
   io_.SyncAll(ops.data(), ops.size());
+  if (sync_result_hook_)
+    for (auto& i : items)
+      if (i.dirty)
+        if (Status st = sync_result_hook_(i.c->id); !st.ok()) ops[i.op].result = st;
   fdatasyncs_.fetch_add(ops.size() - (need_dir ? 1 : 0), std::memory_order_relaxed);
   if (need_dir) dir_fsyncs_.fetch_add(1, std::memory_order_relaxed);
   Status dir_st = need_dir ? ops[dir_op].result : Status::Ok();
   if (!dir_st.ok()) dir_st = Count(dir_st, "fsync " + dir_);
   for (auto& i : items) {
     if (i.dirty && !ops[i.op].result.ok()) {
-      // synced_gen stays: the next Sync() of this chunk tries again.
+      // No retry can make up for it (see Chunk::sync_failed): this replica is done.
       ops[i.op].result = Count(ops[i.op].result, "fdatasync " + i.c->path);
+      i.c->sync_failed.store(true, std::memory_order_release);
     } else if (i.dirty) {
       // Rounds may finish out of order: synced_gen only ever goes up.
       uint64_t seen = i.c->synced_gen.load(std::memory_order_relaxed);
@@ -807,6 +819,8 @@ void ChunkStore::RunSyncRound(const std::vector<SyncReq*>& batch) {
     auto& i = *std::find_if(items.begin(), items.end(), [&](const Item& it) { return it.c == r->c.get(); });
     if (i.dirty && !ops[i.op].result.ok()) {
       r->st = ops[i.op].result;
+    } else if (i.c->sync_failed.load(std::memory_order_acquire)) {  // failed in a round beside ours
+      r->st = SyncFailedError(*i.c);
     } else if (i.entry) {
       r->st = dir_st;
     }

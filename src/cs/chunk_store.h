@@ -162,6 +162,8 @@ class ChunkStore {
   // the chunk's lock held shared, after the table is loaded.
   void SetSyncRoundHookForTest(std::function<void()> f) { sync_round_hook_ = std::move(f); }
   void SetReadHookForTest(std::function<void()> f) { read_hook_ = std::move(f); }
+  // Replaces the result of each chunk's fdatasync in a sync round when it returns an error.
+  void SetSyncResultHookForTest(std::function<Status(ChunkId)> f) { sync_result_hook_ = std::move(f); }
 
  private:
   struct Chunk {
@@ -185,6 +187,9 @@ class ChunkStore {
     std::vector<uint32_t> crcs;  // loaded on first use; changed under mu exclusive
     std::atomic<bool> crcs_loaded{false};
     std::atomic<bool> durable_entry{false};  // the directory entry was fsynced
+    // An fdatasync of this chunk failed. Linux then marks the pages clean and a retry would
+    // succeed without writing them, so every later Sync() fails: the replica is rebuilt.
+    std::atomic<bool> sync_failed{false};
     // Bumped after every write-like call's disk calls, under mu exclusive; synced_gen is the
     // highest write_gen an fdatasync that completed had seen before it began.
     std::atomic<uint64_t> write_gen{0};
@@ -219,6 +224,7 @@ class ChunkStore {
   Result<Locked> LockForWrite(ChunkId id, uint64_t version, uint64_t chunk_size, uint64_t offset, uint64_t len,
                               bool create);
   // The write itself, c.mu held exclusively and the file open.
+  Status SyncFailedError(const Chunk& c);
   Status WriteLocked(Chunk& c, uint64_t offset, const char* data, size_t len, const uint32_t* crcs = nullptr);
   // st annotated, and counted in io_errors_ when it is an I/O error.
   Status Count(Status st, const std::string& what);
@@ -258,6 +264,7 @@ class ChunkStore {
   size_t sync_leaders_ = 0;          // under sync_mu_: rounds running, at most kMaxSyncLeaders
   std::atomic<uint64_t> sync_calls_{0}, sync_skipped_{0}, sync_rounds_{0}, fdatasyncs_{0}, dir_fsyncs_{0};
   std::function<void()> sync_round_hook_, read_hook_;
+  std::function<Status(ChunkId)> sync_result_hook_;
 };
 
 }  // namespace vstorage::cs

@@ -364,6 +364,31 @@ TEST_F(ChunkStoreTest, BytesThatChangedAfterTheChecksumCheckReadAsCorrupt) {
   EXPECT_EQ(store->csum_errors(), 1u);
 }
 
+// A failed fdatasync is final: Linux marks the pages clean after reporting the error, so a
+// retry would "succeed" without writing them. Every later Sync() of the chunk fails and the
+// replica must be rebuilt; other chunks are not affected, and a new replica syncs again.
+TEST_F(ChunkStoreTest, AFailedFdatasyncFailsEveryLaterSyncOfTheChunk) {
+  ChunkId a{0x71}, b{0x72};
+  std::string d = Random(8192, 60);
+  ASSERT_TRUE(store->Write(a, 1, kChunk, 0, d.data(), d.size()).ok());
+  ASSERT_TRUE(store->Write(b, 1, kChunk, 0, d.data(), d.size()).ok());
+  std::atomic<int> fail{1};
+  store->SetSyncResultHookForTest([&](ChunkId id) {
+    return id == a && fail-- > 0 ? Err(Code::kIoError, "injected EIO") : Status::Ok();
+  });
+  EXPECT_EQ(store->Sync(a).code(), Code::kIoError);
+  EXPECT_EQ(store->io_errors(), 1u);
+  Status again = store->Sync(a);  // the disk would say yes now: it must not be believed
+  EXPECT_EQ(again.code(), Code::kIoError);
+  EXPECT_NE(again.message().find("must be rebuilt"), std::string::npos) << again.ToString();
+  ASSERT_TRUE(store->Write(a, 1, kChunk, 8192, d.data(), 4096).ok());
+  EXPECT_EQ(store->Sync(a).code(), Code::kIoError);
+  EXPECT_TRUE(store->Sync(b).ok());
+  ASSERT_TRUE(store->Delete(a).ok());  // the MDS drops the replica; a new one starts clean
+  ASSERT_TRUE(store->Write(a, 2, kChunk, 0, d.data(), d.size()).ok());
+  EXPECT_TRUE(store->Sync(a).ok());
+}
+
 // Found by fuzz/chunk_fuzz: a header whose CRC checks out but whose chunk size no writer can
 // make (here 1 TiB: a 1 GiB CRC table) was trusted, and the first read allocated the table.
 // It is damage like a failed CRC: quarantined and refused.
