@@ -1097,6 +1097,24 @@ Status MdsState::CheckDecoded() {
   if (inodes_.Find(0) || next_ino_ <= inodes_.LastKey() || next_chunk_ <= chunks_.LastKey() ||
       (!cs_.empty() && next_cs_ <= cs_.rbegin()->first.v))
     return Err(Code::kCorrupt, "MDS snapshot: the next inode, chunk or CS id is one in use");
+  // Every chunk a file lists is there and says it belongs to that file at that index, and
+  // no chunk is listed twice or by nobody (FileChunks, truncate and unlink follow the lists).
+  size_t refs = 0;
+  Status chunk_bad = Status::Ok();
+  inodes_.ForEach([&](const Inode& n) {
+    for (const ChunkRef& r : n.chunks) {
+      if (!chunk_bad.ok()) return;
+      ++refs;
+      const Chunk* c = chunks_.Find(r.id.v);
+      if (n.type != proto::NodeType::kFile || !c || c->ino.v != n.ino || c->index != r.index)
+        chunk_bad = Err(Code::kCorrupt, "MDS snapshot: inode " + std::to_string(n.ino) + " lists chunk " + r.id.str() +
+                                            " at index " + std::to_string(r.index) + ", which is not its own");
+    }
+  });
+  RETURN_IF_ERROR(chunk_bad);
+  if (refs != chunks_.size())
+    return Err(Code::kCorrupt, "MDS snapshot: " + std::to_string(chunks_.size()) + " chunks, " +
+                                   std::to_string(refs) + " of them listed by their files");
   // Encode, Unlink and Rename look entries up with At(), Unlink frees a file at its last
   // link, and Rename walks up the parent links of directories to the root: a dangling entry,
   // a link count that disagrees with the names, or a cycle would crash or hang there.

@@ -476,12 +476,12 @@ struct V2Inode {
   int64_t mtime_ms = 1000;
   std::vector<proto::DirEntry> children;
 };
-std::string Format2Image(const std::vector<V2Inode>& inodes, uint64_t next_ino) {
+std::string Format2Image(const std::vector<V2Inode>& inodes, uint64_t next_ino, const std::vector<ChunkInfo>& chunks = {}) {
   std::string img;
   Encoder e(&img);
   e.U32(2);
   e.U64(next_ino);
-  e.U64(1);               // next_chunk
+  e.U64(100);             // next_chunk
   e.U64(kFirstCsId);      // next_cs
   e.U32(static_cast<uint32_t>(inodes.size()));
   for (const V2Inode& n : inodes) {
@@ -500,7 +500,8 @@ std::string Format2Image(const std::vector<V2Inode>& inodes, uint64_t next_ino) 
     e.U32(static_cast<uint32_t>(n.children.size()));
     for (const auto& c : n.children) c.Encode(e);
   }
-  e.U32(0);  // chunks
+  e.U32(static_cast<uint32_t>(chunks.size()));
+  for (const auto& c : chunks) c.Encode(e);
   e.U32(0);  // cs
   e.U32(0);  // config
   e.U32(0);  // events
@@ -541,6 +542,20 @@ TEST_F(StateTest, ASnapshotThatBreaksTheTreeIsRefused) {
   refused(Format2Image({Dir(1, 1, {Entry("f", 2, false)}), {2, 1, false, 1, 1 << 20, INT64_MAX / 1000}}, 3),
           "out of range");
   refused(Format2Image({File(1, 1)}, 2), "root is not a directory");
+  // Chunks (found by snapshot_fuzz in CI: FileChunks followed a list to a chunk that was not
+  // there). One id twice: the second replaced the first, whose file still listed it.
+  auto chunk = [](uint64_t id, uint64_t ino, uint64_t index) { return ChunkInfo{ChunkId{id}, InodeId{ino}, index, 1, {}}; };
+  auto two_files = [](std::vector<proto::DirEntry> more = {}) {
+    std::vector<proto::DirEntry> e{Entry("f", 2, false), Entry("g", 3, false)};
+    e.insert(e.end(), more.begin(), more.end());
+    return std::vector<V2Inode>{Dir(1, 1, e), File(2, 1), File(3, 1)};
+  };
+  MdsState good;
+  ASSERT_TRUE(good.Decode(Format2Image(two_files(), 4, {chunk(5, 2, 0), chunk(6, 3, 0), chunk(7, 2, 1)})).ok());
+  EXPECT_EQ(good.FileChunks(InodeId{2}).size(), 2u);
+  refused(Format2Image(two_files(), 4, {chunk(5, 2, 0), chunk(5, 3, 0)}), "which is not its own");
+  refused(Format2Image({Dir(1, 1, {Entry("d", 2, true)}), Dir(2, 1)}, 3, {chunk(5, 2, 0)}), "which is not its own");
+  refused(Format2Image(two_files(), 4, {chunk(5, 2, 0), chunk(6, 2, 0)}), "listed by their files");
 }
 
 TEST_F(StateTest, CsCreationTimeIsTheCommandTimeAndSurvivesSnapshot) {
