@@ -54,6 +54,11 @@ class WorkerPool;
 inline constexpr int kMaxAsyncOps = 512;         // outstanding async requests per Client
 inline constexpr int kAsyncOpWindow = 16;        // RPCs in flight per request (a write streams)
 inline constexpr size_t kMaxSlowPathWorkers = 16;
+// Bytes of acknowledged but not yet fsynced writes a Client keeps, all files together, to
+// send again when every replica of their chunk lost them in a power cut (File::Replay). A
+// write that would go past it first syncs its own file; past it still, the write is not kept
+// and a lost copy of it is reported by the next fsync (EIO), as before.
+inline constexpr int64_t kMaxReplayBytes = 64ll << 20;
 
 struct ClientOptions {
   std::string cluster;
@@ -69,6 +74,7 @@ struct Piece {
   uint64_t buf_off = 0;    // offset within the caller's buffer
   uint64_t len = 0;
   uint64_t since_version = 0;  // sync units: the oldest chunk version written since the last sync
+  uint64_t seq_upto = 0;       // sync units: the newest kept write (OpenSize::next_seq) the sync covers
 };
 std::vector<Piece> SplitRange(uint64_t offset, uint64_t len, uint64_t chunk_size, uint64_t max_piece);
 // "/a/b/" -> {"a", "b"}; rejects "..", empty paths are the root.
@@ -95,7 +101,10 @@ class File {
   // Bytes damaged on the way to a CS are sent again (kBadChecksum, at most 3 more times,
   // then EIO); a read whose bytes do not match the CS's checksums is retried elsewhere.
   Status Write(uint64_t offset, const char* data, size_t len);
-  // Makes every write so far durable on every replica, and the file size on the MDS.
+  // Makes every write so far durable on every replica, and the file size on the MDS. Writes
+  // that every replica of a chunk lost to a power cut since they were acknowledged are sent
+  // again first (the client keeps them, up to kMaxReplayBytes): EIO only for one it could
+  // not keep.
   Status Fsync();
   Status Truncate(uint64_t size);
   // fallocate(2) mode 0 / FALLOC_FL_KEEP_SIZE: disk space for [offset, offset+len) is
@@ -127,6 +136,9 @@ class File {
   void Pump(const std::shared_ptr<AsyncOp>& op);
   void Finish(const std::shared_ptr<AsyncOp>& op);
   void Start(const std::shared_ptr<AsyncOp>& op);
+  // An fsync of every chunk with unsynced writes; `internal`: to let kept writes go
+  // (kMaxReplayBytes), neither counted as the caller's fsync nor persisting the size.
+  void StartSync(bool internal, DoneFn done);
   // The cached map of chunk `index`, if any (never asks the MDS).
   bool Cached(uint64_t index, proto::ChunkMap* m);
   Result<proto::ChunkMap> Map(uint64_t index, bool allocate, bool* exists);
@@ -134,8 +146,23 @@ class File {
   void Remember(const proto::ChunkMap& m);
   enum class PieceOp { kData, kZero, kReserve };
   // kZero: the piece is zeroed on every replica (its space given back); kReserve: its
-  // space is reserved. Both carry no data (data is ignored).
-  Status WritePiece(const Piece& p, const char* data, PieceOp op = PieceOp::kData);
+  // space is reserved. Both carry no data (data is ignored). `replaying`: the piece is a
+  // kept write sent again (Replay): it is not kept twice, and *wrote_version says with
+  // which chunk version it went.
+  Status WritePiece(const Piece& p, const char* data, PieceOp op = PieceOp::kData, bool replaying = false,
+                    uint64_t* wrote_version = nullptr);
+  // An acknowledged write of chunk `index` at `version`: kept for Replay until an fsync
+  // covers it (the data is copied while the Client's kMaxReplayBytes allow it).
+  void Keep(uint64_t index, uint64_t version, const Piece& p, const char* data, PieceOp op);
+  // Whether chunk `index`, now at `map_version`, was reset since some kept write of it.
+  bool NeedsReplay(uint64_t index, uint64_t map_version);
+  // Sends again, in their order, the kept writes of chunk `index` that a reset of the chunk
+  // (every replica lost power) may have lost; serialized per inode.
+  Status Replay(uint64_t index);
+  // A sync of chunk `index` covered the kept writes up to seq_upto: they are let go.
+  void Synced(uint64_t index, uint64_t seq_upto);
+  // Truncate: the kept writes of chunks from `first_index` on are let go (the chunks are).
+  void DropKeptFrom(uint64_t first_index);
   // [offset, offset+len) reads as zeros afterwards; chunks that do not exist stay so.
   Status Zero(uint64_t offset, uint64_t len);
   // The size becomes at least `end` (reported to the MDS at the next flush or fsync).
@@ -143,8 +170,9 @@ class File {
   // The data changed now: the mtime reported at the next flush or fsync.
   void Touched();
   Status ReadPiece(const Piece& p, char* out);
-  // since_version: the oldest version written with; a reset after it is an I/O error.
-  Status SyncChunk(uint64_t index, uint64_t since_version);
+  // Syncs every replica; a reset of the chunk since a kept write first replays them; a
+  // reset since a write that could not be kept is an I/O error.
+  Status SyncChunk(uint64_t index);
   Status PersistSize();
 
   Client* c_;
@@ -155,15 +183,36 @@ class File {
   // this client knows it (a write through one handle is seen by a read, punch or truncate
   // through another at once; `dirty`: grown past what the MDS was told), the chunk-map
   // cache and the chunks written since the last fsync (an fsync on any handle syncs them).
+  // An acknowledged write not yet covered by an fsync, kept to be sent again (Replay).
+  struct Kept {
+    uint64_t seq = 0;      // OpenSize::next_seq when it was acknowledged
+    uint64_t version = 0;  // the chunk version it was written with (the newest replay's)
+    uint64_t chunk_off = 0, len = 0;
+    PieceOp op = PieceOp::kData;
+    std::shared_ptr<const std::string> data;  // kData; shared so Replay copies no bytes
+  };
+  struct Unsynced {
+    std::vector<Kept> writes;  // in the order they were acknowledged
+    // A write too many for kMaxReplayBytes: the oldest chunk version of such writes
+    // (UINT64_MAX: none) and the newest seq. A reset after it is an I/O error at fsync.
+    uint64_t lost_version = UINT64_MAX, lost_seq = 0;
+    uint64_t oldest = UINT64_MAX;  // the oldest version of `writes`
+    void Reckon();                 // `oldest` again, after versions changed or writes went
+  };
   struct OpenSize {
+    ~OpenSize();  // gives the kept bytes back to the Client's budget
     std::atomic<uint64_t> size{0};
     std::atomic<bool> dirty{false};
     std::atomic<int64_t> write_ns{0};  // last data change not reported yet (its mtime), 0: none
-    std::mutex mu;                     // guards the two below
+    std::atomic<int64_t>* budget = nullptr;  // Client::replay_bytes_
+    std::mutex mu;                     // guards what follows
     std::map<uint64_t, proto::ChunkMap> maps;
-    // Chunk index -> the oldest chunk version written with since the last fsync: a reset of
-    // the chunk after that (proto::ChunkResetEpoch) means those writes may be lost.
-    std::map<uint64_t, uint64_t> unsynced;
+    // Chunk index -> the writes since the last fsync: a reset of the chunk after them
+    // (proto::ChunkResetEpoch) means every replica may have lost them.
+    std::map<uint64_t, Unsynced> unsynced;
+    uint64_t next_seq = 0;
+    int64_t kept_bytes = 0;  // data bytes in `unsynced`
+    std::mutex replay_mu;    // one Replay at a time (held across its writes; mu is not)
   };
   std::atomic<bool> read_some_{false};  // for the access time at close (relatime)
   std::shared_ptr<OpenSize> sz_;
@@ -181,6 +230,9 @@ class Client {
   // pending WatchChanges returns. The object may only be destroyed afterwards. Once.
   void Goodbye();
   ClientId id() const { return id_; }
+  // Bytes of acknowledged writes not yet covered by an fsync that this client keeps to send
+  // again after a power cut (at most kMaxReplayBytes).
+  int64_t KeptWriteBytes() const { return replay_bytes_.load(); }
   const ClientOptions& options() const { return opts_; }
 
   Result<proto::Attr> Lookup(InodeId parent, const std::string& name);
@@ -274,6 +326,7 @@ class Client {
   std::mutex async_mu_;
   std::condition_variable async_cv_;
   int async_ops_ = 0;
+  std::atomic<int64_t> replay_bytes_{0};  // kept write bytes of every File (kMaxReplayBytes)
 
   std::mutex files_mu_;
   std::multimap<InodeId, File*> files_;

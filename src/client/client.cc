@@ -370,6 +370,7 @@ Result<proto::Attr> Client::SetAttr(InodeId ino, uint32_t mask, uint64_t size, i
           auto& maps = f->sz_->maps;
           maps.erase(maps.lower_bound((size + f->chunk_size_ - 1) / f->chunk_size_), maps.end());
         }
+        f->DropKeptFrom((size + f->chunk_size_ - 1) / f->chunk_size_);  // those chunks are gone
         any = f;
       }
     }

@@ -392,6 +392,96 @@ TEST_F(LiveCluster, WritesContinueWhenAChunkServerStops) {
   EXPECT_GT(fi.chunks[0].version, 1u);
 }
 
+// A power cut of every server: each replica of the chunk loses the writes it had not
+// synced, and the MDS makes one of them the chunk's content (a reset: the version's epoch
+// moves). The client still holds those acknowledged writes and sends them again, in their
+// order, before a read or the fsync: nothing is lost and the fsync succeeds (no EIO).
+TEST_F(LiveCluster, WritesEveryReplicaLostInAPowerCutAreSentAgain) {
+  auto a = client_->Create(kRootInode, "pc", 0644, true);
+  ASSERT_TRUE(a.ok());
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  std::string d1 = Random(1 << 20, 7), d2 = Random(300000, 8), d3 = Random(5000, 9);
+  ASSERT_TRUE((*f)->Write(0, d1.data(), d1.size()).ok());
+  ASSERT_TRUE((*f)->Fsync().ok());
+  EXPECT_EQ(client_->KeptWriteBytes(), 0);
+  std::map<std::string, std::string> durable;  // chunk file -> what the power cut leaves of it
+  for (int i = 0; i < 3; ++i)
+    for (const auto& e : std::filesystem::directory_iterator(dir_ + "/cs" + std::to_string(i) + "/chunks"))
+      durable[e.path()] = *ReadFile(e.path());
+  ASSERT_EQ(durable.size(), 3u);
+  ASSERT_TRUE((*f)->Write(100000, d2.data(), d2.size()).ok());  // on every replica, not synced
+  ASSERT_TRUE((*f)->Write(200000, d3.data(), d3.size()).ok());  // over part of it: order matters
+  EXPECT_EQ(client_->KeptWriteBytes(), static_cast<int64_t>(d2.size() + d3.size()));
+
+  mds_->Stop();
+  mds_.reset();
+  for (auto& c : cs_) c->Stop();
+  cs_.clear();
+  for (const auto& [path, bytes] : durable) ASSERT_TRUE(WriteFileAtomic(path, bytes).ok());
+  // The servers come back on a new boot: the CS find the chunk in their write-intent logs.
+  std::string boot = dir_ + "/boot_id";
+  ASSERT_TRUE(WriteFileAtomic(boot, "after-the-power-cut\n").ok());
+  setenv("VSTORAGE_BOOT_ID_FILE", boot.c_str(), 1);
+  for (int attempt = 0; attempt < 50 && !mds_; ++attempt) {
+    auto m = mds::MdsService::Start(dir_ + "/mds");
+    if (!m.ok() && m.status().code() == Code::kBusy) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    mds_ = std::move(m).value();
+  }
+  ASSERT_TRUE(mds_);
+  for (int i = 0; i < 3; ++i) {
+    auto s = cs::CsService::Start(dir_ + "/cs" + std::to_string(i));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    cs_.push_back(std::move(s).value());
+  }
+  unsetenv("VSTORAGE_BOOT_ID_FILE");
+  proto::FileInfoReply fi;
+  for (int i = 0; i < 400; ++i) {
+    fi = {};
+    ASSERT_TRUE(client_->MdsCall(proto::MsgType::kFileInfo, proto::InodeReq{a->ino}, &fi).ok());
+    if (fi.chunks.size() == 1 && proto::ChunkResetEpoch(fi.chunks[0].version) > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(fi.chunks.size(), 1u);
+  ASSERT_GT(proto::ChunkResetEpoch(fi.chunks[0].version), 0u) << "the chunk was not reset";
+
+  std::string want = d1;
+  want.replace(100000, d2.size(), d2);
+  want.replace(200000, d3.size(), d3);
+  std::string got(want.size(), '\0');
+  auto n = (*f)->Read(0, got.size(), got.data());  // read your writes, before any fsync
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_TRUE(got == want) << "the read did not see the writes the reset lost";
+  Status st = (*f)->Fsync();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(client_->KeptWriteBytes(), 0);
+  ASSERT_TRUE((*f)->Close().ok());
+  EXPECT_TRUE(ReadAll(a->ino, want.size()) == want);
+}
+
+// Acknowledged writes are kept up to kMaxReplayBytes: a write that would pass it syncs the
+// file's first, so a stream that never fsyncs keeps at most that much.
+TEST_F(LiveCluster, KeptWritesStayWithinTheirBudget) {
+  auto a = client_->Create(kRootInode, "big", 0644, true);
+  auto f = client_->Open(a->ino, true);
+  ASSERT_TRUE(f.ok());
+  std::string d = Random(4 << 20, 11);
+  int64_t most = 0;
+  for (uint64_t off = 0; off < static_cast<uint64_t>(kMaxReplayBytes) + (16 << 20); off += d.size()) {
+    ASSERT_TRUE((*f)->Write(off, d.data(), d.size()).ok());
+    most = std::max(most, client_->KeptWriteBytes());
+  }
+  EXPECT_LE(most, kMaxReplayBytes);
+  EXPECT_GT(most, kMaxReplayBytes / 2);
+  ASSERT_TRUE((*f)->Fsync().ok());
+  EXPECT_EQ(client_->KeptWriteBytes(), 0);
+  ASSERT_TRUE((*f)->Close().ok());
+}
+
 }  // namespace
 }  // namespace vstorage
 

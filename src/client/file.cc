@@ -26,6 +26,8 @@ constexpr int kMaxChecksumRetries = 3;
 // Pieces of one large write are still in flight together (kAsyncOpWindow).
 constexpr uint64_t kSubPiece = kMaxPiece;
 constexpr int kCsCallTimeoutMs = 30000;
+// Resets of one chunk while its kept writes are being sent again before Replay gives up.
+constexpr int kMaxReplayRounds = 5;
 
 bool Transport(const Status& st) { return st.code() == Code::kUnavailable || st.code() == Code::kTimeout; }
 }  // namespace
@@ -34,6 +36,16 @@ File::File(Client* c, proto::Attr attr, bool write)
     : c_(c), ino_(attr.ino), write_(write), chunk_size_(attr.chunk_size ? attr.chunk_size : (256ull << 20)),
       sz_(std::make_shared<OpenSize>()) {
   sz_->size = attr.size;
+  sz_->budget = &c->replay_bytes_;
+}
+
+File::OpenSize::~OpenSize() {
+  if (budget && kept_bytes) budget->fetch_sub(kept_bytes);
+}
+
+void File::Unsynced::Reckon() {
+  oldest = UINT64_MAX;
+  for (const Kept& w : writes) oldest = std::min(oldest, w.version);
 }
 
 File::~File() {
@@ -155,7 +167,7 @@ static Status ChainWrite(rpc::ConnPool* pool, const proto::ChunkMap& m, uint64_t
   return Status::Ok();
 }
 
-Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
+Status File::WritePiece(const Piece& p, const char* data, PieceOp op, bool replaying, uint64_t* wrote_version) {
   const bool zero = op == PieceOp::kZero;
   bool redialled = false;
   int bad_checksums = 0;
@@ -178,14 +190,20 @@ Status File::WritePiece(const Piece& p, const char* data, PieceOp op) {
       return m.status();
     }
     if (!exists) return Status::Ok();
+    if (!replaying && NeedsReplay(p.index, m->version)) {
+      // The chunk was reset: this client's earlier writes to it go again first, or they
+      // would land over this one.
+      RETURN_IF_ERROR(Replay(p.index).Annotate("write to inode " + ino_.str()));
+      continue;  // with the map the replay left
+    }
     std::vector<CsId> failed;
     bool local = false;
     Status st = ChainWrite(c_->cs_pool_.get(), *m, p.chunk_off, op == PieceOp::kData ? data + p.buf_off : nullptr,
                            p.len, op == PieceOp::kReserve, &failed, &local);
     if (local) return st.Annotate("write to inode " + ino_.str());  // our fault, not a CS's
     if (st.ok() && failed.empty()) {
-      std::lock_guard<std::mutex> l(sz_->mu);
-      sz_->unsynced.emplace(p.index, m->version);  // keeps the oldest
+      if (wrote_version) *wrote_version = m->version;
+      if (!replaying) Keep(p.index, m->version, p, op == PieceOp::kData ? data + p.buf_off : nullptr, op);
       return Status::Ok();
     }
     if (st.code() == Code::kNoSpace) return st;
@@ -283,7 +301,7 @@ struct File::AsyncOp {
   size_t remaining = 0;  // units not finished (issued or not)
   int inflight = 0;
   Status first;
-  std::vector<std::pair<uint64_t, uint64_t>> failed_syncs;  // kSync: (chunk, since version) to sync again
+  bool internal = false;  // kSync: to let kept writes go (kMaxReplayBytes), not the caller's fsync
 };
 
 static int64_t NowUs() {
@@ -344,11 +362,10 @@ void File::SlowPath(const std::shared_ptr<AsyncOp>& op, size_t u) {
     } else if (op->kind == AsyncOp::kRead) {
       st = ReadPiece(p, op->rdata);
     } else {
-      st = SyncChunk(p.index, p.since_version);
-      if (!st.ok() && st.code() != Code::kIoError) {  // lost writes are reported once, not retried
-        std::lock_guard<std::mutex> l(op->mu);
-        op->failed_syncs.push_back({p.index, p.since_version});
-      }
+      st = SyncChunk(p.index);
+      // kIoError: synced, but writes that could not be kept were lost (reported once). Any
+      // other failure leaves the writes to the next fsync.
+      if (st.ok() || st.code() == Code::kIoError) Synced(p.index, p.seq_upto);
     }
     UnitDone(op, st);
   };
@@ -359,6 +376,8 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
   const Piece& p = op->units[u];
   proto::ChunkMap m;
   if (!Cached(p.index, &m) || m.replicas.empty()) return SlowPath(op, u);
+  // A reset chunk with kept writes of ours: they go again first (Replay, on the slow path).
+  if (op->kind != AsyncOp::kSync && NeedsReplay(p.index, m.version)) return SlowPath(op, u);
   const std::string& head = m.replicas[0].addr;
   auto ch = c_->cs_pool_->Existing(head);
   if (!ch) return SlowPath(op, u);
@@ -367,14 +386,12 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
     proto::CsWriteReq req{m.id, m.version, p.chunk_off, m.chunk_size, chain, false, 0, false};
     req.crcs = SegmentCrcs(p.chunk_off, op->wdata + p.buf_off, p.len);
     ch->CallAsync(MsgType::kCsWrite, proto::EncodeToString(req), op->wdata + p.buf_off, p.len, kCsCallTimeoutMs,
-                  [this, op, u, index = p.index, version = m.version](Status st, rpc::Frame* f, size_t) {
+                  [this, op, u, version = m.version](Status st, rpc::Frame* f, size_t) {
                     proto::CsWriteReply rep;
                     if (st.ok()) st = proto::DecodeFromString(f->body, &rep, "write reply");
                     if (st.ok() && rep.failed.empty()) {
-                      {
-                        std::lock_guard<std::mutex> l(sz_->mu);
-                        sz_->unsynced.emplace(index, version);  // keeps the oldest
-                      }
+                      const Piece& p = op->units[u];
+                      Keep(p.index, version, p, op->wdata + p.buf_off, PieceOp::kData);
                       return UnitDone(op, Status::Ok());
                     }
                     // Our own buffer (EFAULT): no CS is to blame and a retry fails alike.
@@ -397,7 +414,10 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
                   kCsCallTimeoutMs, [this, op, u](Status st, rpc::Frame* f, size_t) {
                     proto::CsWriteReply rep;
                     if (st.ok()) st = proto::DecodeFromString(f->body, &rep, "sync reply");
-                    if (st.ok() && rep.failed.empty()) return UnitDone(op, Status::Ok());
+                    if (st.ok() && rep.failed.empty()) {
+                      Synced(op->units[u].index, op->units[u].seq_upto);
+                      return UnitDone(op, Status::Ok());
+                    }
                     SlowPath(op, u);
                   });
   }
@@ -405,10 +425,6 @@ void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
 
 void File::Finish(const std::shared_ptr<AsyncOp>& op) {
   Status st = op->first;
-  if (op->kind == AsyncOp::kSync && !op->failed_syncs.empty()) {
-    std::lock_guard<std::mutex> l(sz_->mu);
-    for (const auto& [idx, since] : op->failed_syncs) sz_->unsynced.emplace(idx, since);
-  }
   auto end = [this, op](Status st) {
     if (st.ok()) {
       if (op->kind == AsyncOp::kWrite) {
@@ -428,7 +444,7 @@ void File::Finish(const std::shared_ptr<AsyncOp>& op) {
     std::lock_guard<std::mutex> l(ops_mu_);  // last: Close may return (and the File go) now
     if (--ops_ == 0) ops_cv_.notify_all();
   };
-  if (op->kind == AsyncOp::kSync && st.ok()) {
+  if (op->kind == AsyncOp::kSync && st.ok() && !op->internal) {
     ++c_->fsyncs_;
     if (sz_->dirty.load() || sz_->write_ns.load() != 0) {  // the size and mtime go to the MDS: slow path
       if (!c_->slow_->Submit([this, end] { end(PersistSize()); }))
@@ -452,6 +468,16 @@ void File::WriteAsync(uint64_t offset, const char* data, size_t len, DoneFn done
   for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece))
     for (uint64_t o = 0; o < p.len; o += kSubPiece)
       op->units.push_back(Piece{p.index, p.chunk_off + o, p.buf_off + o, std::min(kSubPiece, p.len - o)});
+  bool have_kept;
+  {
+    std::lock_guard<std::mutex> l(sz_->mu);
+    have_kept = sz_->kept_bytes > 0;
+  }
+  if (have_kept && c_->replay_bytes_.load() + static_cast<int64_t>(len) > kMaxReplayBytes) {
+    // The kept writes would pass the budget: sync this file's first so they can go (if the
+    // sync fails, this write is simply not kept).
+    return StartSync(true, [this, op](Status) { Start(op); });
+  }
   Start(op);
 }
 
@@ -474,14 +500,17 @@ void File::ReadAsync(uint64_t offset, size_t len, char* out, ReadDoneFn done) {
   Start(op);
 }
 
-void File::FsyncAsync(DoneFn done) {
+void File::FsyncAsync(DoneFn done) { StartSync(false, std::move(done)); }
+
+void File::StartSync(bool internal, DoneFn done) {
   auto op = std::make_shared<AsyncOp>();
   op->kind = AsyncOp::kSync;
+  op->internal = internal;
   op->done = std::move(done);
   {
     std::lock_guard<std::mutex> l(sz_->mu);
-    for (const auto& [idx, since] : sz_->unsynced) op->units.push_back(Piece{idx, 0, 0, 0, since});
-    sz_->unsynced.clear();
+    // The writes stay kept until their chunk's sync succeeds (Synced).
+    for (const auto& [idx, u] : sz_->unsynced) op->units.push_back(Piece{idx, 0, 0, 0, std::min(u.oldest, u.lost_version), sz_->next_seq});
   }
   Start(op);
 }
@@ -496,6 +525,10 @@ Status File::ReadPiece(const Piece& p, char* out) {
     if (!exists) {
       std::memset(out + p.buf_off, 0, p.len);
       return Status::Ok();
+    }
+    if (NeedsReplay(p.index, m->version)) {  // read what this client wrote, not what the reset left
+      RETURN_IF_ERROR(Replay(p.index).Annotate("read of inode " + ino_.str()));
+      continue;
     }
     bool stale = false;
     std::vector<CsId> corrupt;
@@ -540,9 +573,10 @@ Status File::ReadPiece(const Piece& p, char* out) {
   return last.Annotate("read of inode " + ino_.str());
 }
 
-Status File::SyncChunk(uint64_t index, uint64_t since_version) {
+Status File::SyncChunk(uint64_t index) {
   int64_t deadline = RealClock()->NowMs() + c_->opts_.io_timeout_ms;
   Status last;
+  std::string lost;  // writes the reset lost that were not kept: said once the rest is synced
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) {
       if (RealClock()->NowMs() >= deadline) break;
@@ -552,16 +586,28 @@ Status File::SyncChunk(uint64_t index, uint64_t since_version) {
     auto m = Map(index, false, &exists);
     if (!m.ok()) return m.status();
     if (!exists) return Status::Ok();  // truncated away meanwhile
-    if (proto::ChunkResetEpoch(m->version) > proto::ChunkResetEpoch(since_version))
-      return Err(Code::kIoError, "chunk " + m->id.str() + " of inode " + ino_.str() +
-                                     ": every replica lost power and it was rebuilt from one of them; writes since "
-                                     "the last fsync may be lost");
+    if (NeedsReplay(index, m->version)) {
+      RETURN_IF_ERROR(Replay(index).Annotate("fsync of inode " + ino_.str()));
+      continue;  // with the map the replay left
+    }
+    {
+      std::lock_guard<std::mutex> l(sz_->mu);
+      auto it = sz_->unsynced.find(index);
+      if (it != sz_->unsynced.end() && it->second.lost_version != UINT64_MAX &&
+          proto::ChunkResetEpoch(it->second.lost_version) < proto::ChunkResetEpoch(m->version)) {
+        it->second.lost_version = UINT64_MAX;
+        lost = "chunk " + m->id.str() + " of inode " + ino_.str() +
+               ": every replica lost power and it was rebuilt from one of them; writes since the last fsync "
+               "that this client could not keep to send again (more than " +
+               std::to_string(kMaxReplayBytes >> 20) + " MiB unsynced) may be lost";
+      }
+    }
     std::vector<proto::ReplicaLoc> chain(m->replicas.begin() + 1, m->replicas.end());
     proto::CsWriteReply rep;
     Status st = c_->cs_pool_->Call(m->replicas[0].addr, MsgType::kCsSync, proto::CsSyncReq{m->id, m->version, chain},
                                    &rep, kCsCallTimeoutMs);
     std::vector<CsId> failed = rep.failed;
-    if (st.ok() && failed.empty()) return Status::Ok();
+    if (st.ok() && failed.empty()) return lost.empty() ? Status::Ok() : Err(Code::kIoError, lost);
     if (st.code() == Code::kStaleVersion) {
       Forget(index);
       continue;
@@ -584,6 +630,114 @@ Status File::SyncChunk(uint64_t index, uint64_t since_version) {
   }
   return Err(Code::kUnavailable, "fsync of inode " + ino_.str() + " gave up after " +
                                      std::to_string(c_->opts_.io_timeout_ms / 1000) + " s: " + last.message());
+}
+
+void File::Keep(uint64_t index, uint64_t version, const Piece& p, const char* data, PieceOp op) {
+  std::shared_ptr<const std::string> copy;
+  bool kept = true;
+  if (op == PieceOp::kData) {
+    const auto n = static_cast<int64_t>(p.len);
+    if (c_->replay_bytes_.fetch_add(n) + n <= kMaxReplayBytes) {
+      copy = std::make_shared<const std::string>(data, p.len);  // outside the lock
+    } else {
+      c_->replay_bytes_.fetch_sub(n);
+      kept = false;
+    }
+  }
+  std::lock_guard<std::mutex> l(sz_->mu);
+  Unsynced& u = sz_->unsynced[index];
+  uint64_t seq = ++sz_->next_seq;
+  if (!kept) {
+    u.lost_version = std::min(u.lost_version, version);
+    u.lost_seq = seq;
+    return;
+  }
+  if (copy) sz_->kept_bytes += static_cast<int64_t>(p.len);
+  u.writes.push_back(Kept{seq, version, p.chunk_off, p.len, op, std::move(copy)});
+  u.oldest = std::min(u.oldest, version);
+}
+
+bool File::NeedsReplay(uint64_t index, uint64_t map_version) {
+  std::lock_guard<std::mutex> l(sz_->mu);
+  auto it = sz_->unsynced.find(index);
+  return it != sz_->unsynced.end() && it->second.oldest != UINT64_MAX &&
+         proto::ChunkResetEpoch(it->second.oldest) < proto::ChunkResetEpoch(map_version);
+}
+
+Status File::Replay(uint64_t index) {
+  std::lock_guard<std::mutex> rl(sz_->replay_mu);
+  for (int round = 0;; ++round) {
+    bool exists = false;
+    auto m = Map(index, false, &exists);
+    if (!m.ok()) return m.status();
+    if (!exists) return Status::Ok();  // truncated away: nothing to put back
+    const uint64_t epoch = proto::ChunkResetEpoch(m->version);
+    std::vector<Kept> todo;  // copies: the data is shared, and `mu` is not held while sending
+    {
+      std::lock_guard<std::mutex> l(sz_->mu);
+      auto it = sz_->unsynced.find(index);
+      if (it != sz_->unsynced.end())
+        for (const Kept& w : it->second.writes)
+          if (proto::ChunkResetEpoch(w.version) < epoch) todo.push_back(w);
+    }
+    if (todo.empty()) return Status::Ok();
+    if (round == kMaxReplayRounds)
+      return Err(Code::kUnavailable, "chunk " + m->id.str() + " was reset " + std::to_string(round) +
+                                         " times while its unsynced writes were being sent again");
+    LOG_WARN("chunk %s of inode %s was reset (every replica lost power): sending its %zu unsynced writes again",
+             m->id.str().c_str(), ino_.str().c_str(), todo.size());
+    std::vector<uint64_t> versions;
+    for (const Kept& w : todo) {
+      uint64_t v = 0;
+      RETURN_IF_ERROR(WritePiece(Piece{index, w.chunk_off, 0, w.len}, w.data ? w.data->data() : nullptr, w.op,
+                                 /*replaying=*/true, &v));
+      versions.push_back(v);
+    }
+    // The writes now stand at the versions they went with: if the chunk was reset again
+    // meanwhile, those before the reset go once more (the next round).
+    std::lock_guard<std::mutex> l(sz_->mu);
+    auto it = sz_->unsynced.find(index);
+    if (it == sz_->unsynced.end()) return Status::Ok();  // truncated meanwhile
+    size_t j = 0;  // both in seq order
+    for (Kept& w : it->second.writes) {
+      while (j < todo.size() && todo[j].seq < w.seq) ++j;
+      if (j < todo.size() && todo[j].seq == w.seq) w.version = versions[j];
+    }
+    it->second.Reckon();
+  }
+}
+
+void File::Synced(uint64_t index, uint64_t seq_upto) {
+  int64_t freed = 0;
+  {
+    std::lock_guard<std::mutex> l(sz_->mu);
+    auto it = sz_->unsynced.find(index);
+    if (it == sz_->unsynced.end()) return;
+    Unsynced& u = it->second;
+    auto end = std::find_if(u.writes.begin(), u.writes.end(), [&](const Kept& w) { return w.seq > seq_upto; });
+    for (auto w = u.writes.begin(); w != end; ++w)
+      if (w->data) freed += static_cast<int64_t>(w->len);
+    u.writes.erase(u.writes.begin(), end);
+    if (u.lost_seq <= seq_upto) u.lost_version = UINT64_MAX;
+    u.Reckon();
+    if (u.writes.empty() && u.lost_version == UINT64_MAX) sz_->unsynced.erase(it);
+    sz_->kept_bytes -= freed;
+  }
+  if (freed) c_->replay_bytes_.fetch_sub(freed);
+}
+
+void File::DropKeptFrom(uint64_t first_index) {
+  int64_t freed = 0;
+  {
+    std::lock_guard<std::mutex> l(sz_->mu);
+    for (auto it = sz_->unsynced.lower_bound(first_index); it != sz_->unsynced.end();) {
+      for (const Kept& w : it->second.writes)
+        if (w.data) freed += static_cast<int64_t>(w.len);
+      it = sz_->unsynced.erase(it);
+    }
+    sz_->kept_bytes -= freed;
+  }
+  if (freed) c_->replay_bytes_.fetch_sub(freed);
 }
 
 Status File::PersistSize() {
