@@ -4,8 +4,10 @@
 // DecodeFrameHeader (a header that decodes re-encodes to the same bytes, its reserved word
 // aside); then the whole input is fed through a socket pair to Socket::Recv, the blocking
 // reader of clients and tools, frame after frame, and each frame to
-// ServerHandshaker::OnFrame, as a server does with the first frame of a connection (with a
-// password digest, as on an MDS). Error frames are decoded as ErrorReply, as Channel does.
+// ServerHandshaker::OnFrame, as a server does with the frames of a handshake (with a
+// password verifier, as on an MDS: SrpStart then SrpProof go to one handshaker; a step that
+// ends it starts a new one for the next frame). Error frames are decoded as ErrorReply, as
+// Channel does.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,8 +15,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "common/limits.h"
+#include "common/srp.h"
 #include "fuzz_util.h"
 #include "proto/messages.h"
 #include "rpc/auth.h"
@@ -27,7 +31,6 @@ using namespace vstorage;
 using namespace vstorage::rpc;
 
 const ServerAuth* g_auth = nullptr;
-const ServerHandshaker* g_hs = nullptr;
 
 void HeaderCase(const uint8_t* data, size_t size) {
   if (size < kFrameHeaderBytes) return;
@@ -61,6 +64,8 @@ void StreamCase(const uint8_t* data, size_t size) {
   }
   ::close(sv[1]);  // end of stream after the input
   Socket s(sv[0]);
+  std::optional<ServerHandshaker> hs;
+  hs.emplace(*g_auth);
   char payload[4096];
   for (int i = 0; i < 16; ++i) {
     Frame f;
@@ -76,8 +81,9 @@ void StreamCase(const uint8_t* data, size_t size) {
     }
     ServerHandshaker::Step step = [&] {
       vsfuzz::AllocGuard g(f.body.size());
-      return g_hs->OnFrame(f);
+      return hs->OnFrame(f);
     }();
+    VSFUZZ_CHECK(!step.more || step.outcome.ok(), "a failed handshake step asks for more");
     if (step.reply) {
       // What the server sends back must itself be a frame a client can read.
       char out[kFrameHeaderBytes];
@@ -89,6 +95,7 @@ void StreamCase(const uint8_t* data, size_t size) {
       }
     }
     VSFUZZ_CHECK(!step.outcome.ok() || step.reply, "a handshake accepted without a reply");
+    if (!step.more) hs.emplace(*g_auth);  // closed or serving: the next frame starts again
   }
 }
 
@@ -102,10 +109,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   PasswordDigest d;
   d.salt = "0123456789abcdef";
   d.iterations = 1000;
-  d.hash = std::string(32, 'h');
+  d.verifier = srp::ComputeVerifier(std::string(32, 'h'));
   auth->password = d;
   g_auth = auth;
-  g_hs = new ServerHandshaker(*g_auth);
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/auth.h"
+#include "common/srp.h"
 #include "common/config.h"
 #include "common/posix_acl.h"
 #include "cs/chunk_store.h"
@@ -180,6 +181,12 @@ void FrameSeeds() {
   Seed("frame_fuzz", "challenge_response", FrameBytes(proto::MsgType::kChallengeResponse, 0, Enc(cr)));
   Seed("frame_fuzz", "password_auth",
        FrameBytes(proto::MsgType::kPasswordAuth, 0, Enc(proto::PasswordAuth{std::string(32, 'p')})));
+  // auth-node by SRP: A (= g^2 here), then a proof, one handshake.
+  std::string a_pub(srp::kSrpGroupBytes, '\0');
+  a_pub.back() = 4;
+  Seed("frame_fuzz", "srp_start_then_proof",
+       FrameBytes(proto::MsgType::kSrpStart, 0, Enc(proto::SrpStart{a_pub})) +
+           FrameBytes(proto::MsgType::kSrpProof, 0, Enc(proto::SrpProof{std::string(32, 'm')})));
   Seed("frame_fuzz", "error_reply",
        FrameBytes(proto::MsgType::kHandshakeResult, rpc::kFlagResponse | rpc::kFlagError,
                   Enc(proto::ErrorReply{static_cast<uint16_t>(Code::kAuthFailed), "no"})));
@@ -449,8 +456,9 @@ void ConfigSeeds() {
   PasswordDigest d;
   d.salt = std::string(16, 's');
   d.iterations = 200000;
-  d.hash = std::string(32, 'h');
+  d.verifier = srp::ComputeVerifier(std::string(32, 'h'));
   c(3, "digest", d.Serialize() + "\n");
+  c(3, "digest_pbkdf2", "pbkdf2-sha256$200000$" + HexEncode(d.salt) + "$" + HexEncode(std::string(32, 'h')) + "\n");
   c(4, "cs_conf", "# cs.conf\nid=1025\ncluster=stor1\nrepo=/vstorage/stor1-cs1\nchecksums=1\n");
   c(5, "bs_list", "# MDS\n127.0.0.1:2510\n  mds2:2512  \n\nmds3\n");
   c(6, "services", "stor1 mds 1 /vstorage/stor1-mds\nstor1 cs 1025 /vstorage/stor1-cs1\n");

@@ -1,6 +1,7 @@
 // vstorage -c NAME auth-node [-P]   (guide 2.5.1 step 5, 2.6.1 step 5)
-// Proves the password to an MDS (rpc::PasswordHandshake) and stores the cluster key it
-// hands back; the password itself never crosses the wire.
+// Proves the password to an MDS by SRP-6a (rpc::PasswordHandshake, docs/design/auth.md) and
+// stores the cluster key it hands back once the MDS proved itself; the password itself never
+// crosses the wire.
 #include "cli/commands.h"
 #include "cli/password.h"
 #include "common/config.h"

@@ -15,6 +15,7 @@
 #include "cli/format.h"
 #include "cli/password.h"
 #include "common/auth.h"
+#include "common/srp.h"
 #include "common/config.h"
 #include "rpc/server.h"
 
@@ -161,10 +162,13 @@ TEST_F(CliTest, MakeMdsCreatesRepositoryAndHostConfig) {
 
   std::string digest_text = Slurp(repo + "/auth_digest.key");
   EXPECT_EQ(digest_text, Slurp(ClusterDir("stor1") + "/auth_digest.key"));
-  EXPECT_EQ(digest_text.rfind("pbkdf2-sha256$", 0), 0u);
+  EXPECT_EQ(digest_text.rfind("srp6a-3072-sha256$", 0), 0u);
   auto digest = PasswordDigest::Parse(digest_text.substr(0, digest_text.size() - 1));
   ASSERT_TRUE(digest.ok()) << digest.status().message();
-  EXPECT_EQ(Pbkdf2("s3cret", digest->salt, digest->iterations), digest->hash);
+  // Only the verifier is stored, never the password hash itself (it would prove the password).
+  std::string x = Pbkdf2("s3cret", digest->salt, digest->iterations);
+  EXPECT_EQ(srp::ComputeVerifier(x), digest->verifier);
+  EXPECT_EQ(digest_text.find(HexEncode(x)), std::string::npos);
 
   auto bs = ReadBsList("stor1");
   ASSERT_TRUE(bs.ok());

@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include "common/config.h"
+#include "common/srp.h"
 
 namespace vstorage {
 
@@ -33,13 +34,13 @@ bool SecretEquals(const std::string& a, const std::string& b) {
 PasswordDigest MakePasswordDigest(const std::string& password) {
   PasswordDigest d;
   d.salt = RandomBytes(16);
-  d.hash = Pbkdf2(password, d.salt, d.iterations);
+  d.verifier = srp::ComputeVerifier(Pbkdf2(password, d.salt, d.iterations));
   return d;
 }
 
 std::string PasswordDigest::Serialize() const {
-  return "pbkdf2-sha256$" + std::to_string(iterations) + "$" + HexEncode(salt) + "$" +
-         HexEncode(hash);
+  return "srp6a-3072-sha256$" + std::to_string(iterations) + "$" + HexEncode(salt) + "$" +
+         HexEncode(verifier);
 }
 
 Result<PasswordDigest> PasswordDigest::Parse(const std::string& text_in) {
@@ -53,14 +54,26 @@ Result<PasswordDigest> PasswordDigest::Parse(const std::string& text_in) {
     if (p == std::string::npos) break;
     start = p + 1;
   }
-  if (parts.size() != 4 || parts[0] != "pbkdf2-sha256")
-    return Err(Code::kCorrupt, "unrecognised password digest format");
+  const bool srp = parts.size() == 4 && parts[0] == "srp6a-3072-sha256";
+  const bool old = parts.size() == 4 && parts[0] == "pbkdf2-sha256";
+  if (!srp && !old) return Err(Code::kCorrupt, "unrecognised password digest format");
   PasswordDigest d;
   d.iterations = std::atoi(parts[1].c_str());
-  if (d.iterations < 1000) return Err(Code::kCorrupt, "password digest iteration count too low");
+  if (d.iterations < kMinPasswordIterations || d.iterations > kMaxPasswordIterations)
+    return Err(Code::kCorrupt, "password digest iteration count out of range");
   ASSIGN_OR_RETURN(d.salt, HexDecode(parts[2]));
-  ASSIGN_OR_RETURN(d.hash, HexDecode(parts[3]));
-  if (d.hash.size() != 32) return Err(Code::kCorrupt, "password digest has wrong length");
+  ASSIGN_OR_RETURN(std::string value, HexDecode(parts[3]));
+  if (d.salt.empty()) return Err(Code::kCorrupt, "password digest has no salt");
+  if (old) {
+    if (value.size() != 32) return Err(Code::kCorrupt, "password digest has wrong length");
+    d.verifier = srp::ComputeVerifier(value);
+    OPENSSL_cleanse(value.data(), value.size());
+    d.upgraded = true;
+    return d;
+  }
+  if (value.size() != srp::kSrpGroupBytes) return Err(Code::kCorrupt, "password verifier has wrong length");
+  if (!srp::Server::Create(value).ok()) return Err(Code::kCorrupt, "password verifier out of range");
+  d.verifier = std::move(value);
   return d;
 }
 

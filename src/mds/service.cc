@@ -56,6 +56,17 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo, c
   ASSIGN_OR_RETURN(s->key_, HexDecode(key_hex));
   ASSIGN_OR_RETURN(std::string digest, ReadTrimmed(repo + "/auth_digest.key"));
   ASSIGN_OR_RETURN(s->digest_, PasswordDigest::Parse(digest));
+  if (s->digest_.upgraded) {
+    // The older form stored x itself, which proves the password as well as the password
+    // does: keep only the verifier (docs/design/auth.md), here and in the cluster's copy.
+    std::string text = s->digest_.Serialize() + "\n";
+    RETURN_IF_ERROR(WriteFileAtomic(repo + "/auth_digest.key", text, 0600)
+                        .Annotate("cannot replace the old password digest with its SRP verifier"));
+    std::string copy = ClusterDir(s->conf_.cluster) + "/auth_digest.key";
+    if (auto c = ReadTrimmed(copy); c.ok() && *c == digest)  // the same old digest
+      if (Status st = WriteFileAtomic(copy, text, 0600); !st.ok()) LOG_WARN("%s: %s", copy.c_str(), st.ToString().c_str());
+    LOG_INFO("the password digest in %s/auth_digest.key is now an SRP verifier", repo.c_str());
+  }
   ASSIGN_OR_RETURN(s->journal_, Journal::Open(s->env_.fs, repo));
   ASSIGN_OR_RETURN(s->state_, s->journal_->Recover());
   s->start_ms_ = s->env_.clock->NowMs();

@@ -18,7 +18,9 @@ enum class MsgType : uint16_t {
   kChallenge = 1,
   kChallengeResponse = 2,
   kHandshakeResult = 3,
-  kPasswordAuth = 4,
+  kPasswordAuth = 4,  // the old auth-node proof (an offline password oracle): refused
+  kSrpStart = 5,      // auth-node -> MDS: SrpStart{A}; MDS -> auth-node: SrpChallenge{B}
+  kSrpProof = 6,      // auth-node -> MDS: SrpProof{M1}; MDS -> auth-node: SrpProofReply
 
   // Client -> MDS.
   kRegisterClient = 100,
@@ -101,6 +103,24 @@ struct PasswordAuth {
 struct PasswordAuthReply {
   std::string wrapped_key;  // K xor HMAC(PBKDF2(pw), "wrap" | server_nonce)
   VS_FIELDS(wrapped_key)
+};
+// auth-node by SRP-6a (rpc/auth.h, common/srp.h): x = PBKDF2(pw, Challenge.pw_salt, ...).
+struct SrpStart {
+  std::string a_pub;  // PAD(A), 384 bytes
+  VS_FIELDS(a_pub)
+};
+struct SrpChallenge {
+  std::string b_pub;  // PAD(B), 384 bytes
+  VS_FIELDS(b_pub)
+};
+struct SrpProof {
+  std::string m1;  // the client's proof, 32 bytes
+  VS_FIELDS(m1)
+};
+struct SrpProofReply {
+  std::string m2;          // the server's proof, 32 bytes
+  std::string sealed_key;  // srp::Seal(session key, "cluster key", K, cluster name)
+  VS_FIELDS(m2, sealed_key)
 };
 
 // ---------- Namespace ----------

@@ -46,12 +46,20 @@ ServerHandshaker::Step Refuse(Code c, const std::string& msg) {
   return ServerHandshaker::Step{std::move(f), Err(c, msg)};
 }
 
-std::string WrapKey(const std::string& pw_hash, const std::string& nonce_s,
-                    const std::string& key) {
-  std::string pad = HmacSha256(pw_hash, "wrap" + nonce_s);
-  std::string out = key;
-  for (size_t i = 0; i < out.size() && i < pad.size(); ++i) out[i] ^= pad[i];
-  return out;
+constexpr const char* kSealLabel = "cluster key";
+
+// What both SRP proofs are bound to: this cluster, this challenge's nonce and the salt and
+// iterations it named (a man in the middle changing any of them makes the proofs fail).
+std::string SrpContext(const std::string& cluster, const std::string& nonce_s, const std::string& salt,
+                       uint32_t iterations) {
+  std::string c = "vstorage auth-node";
+  c += '\0';
+  c += cluster;
+  c += '\0';
+  c += nonce_s;  // 16 bytes
+  for (int i = 0; i < 4; ++i) c += static_cast<char>(iterations >> (8 * i));
+  c += salt;  // last: its length needs no marker
+  return c;
 }
 
 }  // namespace
@@ -67,19 +75,25 @@ ServerHandshaker::ServerHandshaker(const ServerAuth& auth) : auth_(auth), nonce_
   challenge_ = MakeFrame(MsgType::kChallenge, ch);
 }
 
-ServerHandshaker::Step ServerHandshaker::OnFrame(const Frame& f) const {
+ServerHandshaker::Step ServerHandshaker::OnFrame(const Frame& f) {
   HandshakeOutcome out;
-  if (f.type == static_cast<uint16_t>(MsgType::kPasswordAuth)) {
-    proto::PasswordAuth pa;
-    if (Status st = proto::DecodeFromString(f.body, &pa, "password auth"); !st.ok()) return Step{std::nullopt, st};
+  if (srp_) return OnSrpProof(f);
+  if (f.type == static_cast<uint16_t>(MsgType::kPasswordAuth))
+    return Refuse(Code::kAuthFailed,
+                  "this auth-node sent the old password proof, which let anyone posing as an MDS test "
+                  "passwords offline; the MDS accepts only SRP now: update vstorage on the host running "
+                  "auth-node");
+  if (f.type == static_cast<uint16_t>(MsgType::kSrpStart)) {
+    proto::SrpStart st;
+    if (Status d = proto::DecodeFromString(f.body, &st, "SRP start"); !d.ok()) return Step{std::nullopt, d};
     if (!auth_.password) return Refuse(Code::kAuthFailed, "this server does not accept passwords; use an MDS");
-    std::string expect = HmacSha256(auth_.password->hash, "password" + nonce_);
-    if (!SecretEquals(expect, pa.proof))
-      return Refuse(Code::kAuthFailed, "wrong password for cluster '" + auth_.cluster + "'");
-    proto::PasswordAuthReply rep;
-    rep.wrapped_key = WrapKey(auth_.password->hash, nonce_, auth_.key);
-    out.password_auth = true;
-    return Step{MakeFrame(MsgType::kPasswordAuth, rep), out};
+    if (st.a_pub.size() != srp::kSrpGroupBytes)
+      return Refuse(Code::kProtocol, "SRP value of " + std::to_string(st.a_pub.size()) + " bytes");
+    auto server = srp::Server::Create(auth_.password->verifier);
+    if (!server.ok()) return Refuse(Code::kInternal, "the MDS's password verifier is unusable: " + server.status().message());
+    srp_.emplace(std::move(server).value());
+    a_pub_ = st.a_pub;
+    return Step{MakeFrame(MsgType::kSrpStart, proto::SrpChallenge{srp_->B()}), out, true};
   }
   if (f.type != static_cast<uint16_t>(MsgType::kChallengeResponse))
     return Refuse(Code::kProtocol, "expected a handshake response");
@@ -96,6 +110,24 @@ ServerHandshaker::Step ServerHandshaker::OnFrame(const Frame& f) const {
   hr.mac = HmacSha256(auth_.key, "server" + cr.nonce + nonce_);
   out.kind = cr.kind;
   return Step{MakeFrame(MsgType::kHandshakeResult, hr), out};
+}
+
+ServerHandshaker::Step ServerHandshaker::OnSrpProof(const Frame& f) {
+  if (f.type != static_cast<uint16_t>(MsgType::kSrpProof)) return Refuse(Code::kProtocol, "expected the SRP proof");
+  proto::SrpProof p;
+  if (Status d = proto::DecodeFromString(f.body, &p, "SRP proof"); !d.ok()) return Step{std::nullopt, d};
+  auto m2 = srp_->Verify(a_pub_, p.m1,
+                         SrpContext(auth_.cluster, nonce_, auth_.password->salt,
+                                    static_cast<uint32_t>(auth_.password->iterations)));
+  if (!m2.ok()) {
+    if (m2.status().code() == Code::kAuthFailed)
+      return Refuse(Code::kAuthFailed, "wrong password for cluster '" + auth_.cluster + "'");
+    return Refuse(m2.status().code(), m2.status().message());
+  }
+  proto::SrpProofReply rep{*m2, srp::Seal(srp_->session_key(), kSealLabel, auth_.key, auth_.cluster)};
+  HandshakeOutcome out;
+  out.password_auth = true;
+  return Step{MakeFrame(MsgType::kSrpProof, rep), out};
 }
 
 Status ClientHandshake(Socket& s, const std::string& cluster, const std::string& key,
@@ -136,13 +168,29 @@ Result<std::string> PasswordHandshake(Socket& s, const std::string& cluster,
                                       cluster + "'");
   if (ch.pw_iterations == 0 || ch.pw_salt.empty())
     return Err(Code::kAuthFailed, "server does not accept password authentication");
-  std::string hash = Pbkdf2(password, ch.pw_salt, static_cast<int>(ch.pw_iterations));
-  proto::PasswordAuth pa;
-  pa.proof = HmacSha256(hash, "password" + ch.nonce);
-  RETURN_IF_ERROR(SendMsg(s, MsgType::kPasswordAuth, pa));
-  proto::PasswordAuthReply rep;
-  RETURN_IF_ERROR(RecvMsg(s, MsgType::kPasswordAuth, &rep));
-  return WrapKey(hash, ch.nonce, rep.wrapped_key);
+  if (ch.pw_iterations < static_cast<uint32_t>(kMinPasswordIterations) ||
+      ch.pw_iterations > static_cast<uint32_t>(kMaxPasswordIterations))
+    return Err(Code::kProtocol, "the server asked for " + std::to_string(ch.pw_iterations) +
+                                    " password hash iterations (" + std::to_string(kMinPasswordIterations) + " to " +
+                                    std::to_string(kMaxPasswordIterations) + " allowed): it is not an MDS of cluster '" +
+                                    cluster + "'");
+  srp::Client c(Pbkdf2(password, ch.pw_salt, static_cast<int>(ch.pw_iterations)));
+  RETURN_IF_ERROR(SendMsg(s, MsgType::kSrpStart, proto::SrpStart{c.A()}));
+  proto::SrpChallenge sc;
+  RETURN_IF_ERROR(RecvMsg(s, MsgType::kSrpStart, &sc));
+  auto m1 = c.Respond(sc.b_pub, SrpContext(cluster, ch.nonce, ch.pw_salt, ch.pw_iterations));
+  if (!m1.ok()) return m1.status().Annotate("the server is not a proper MDS of cluster '" + cluster + "'");
+  RETURN_IF_ERROR(SendMsg(s, MsgType::kSrpProof, proto::SrpProof{*m1}));
+  proto::SrpProofReply rep;
+  RETURN_IF_ERROR(RecvMsg(s, MsgType::kSrpProof, &rep));  // a wrong password: the server's error
+  if (!c.VerifyServer(rep.m2).ok())
+    return Err(Code::kAuthFailed, "the server accepted the password without proving that it holds the "
+                                  "cluster's password verifier: it is not the MDS of cluster '" + cluster +
+                                  "' (check bs.list); nothing was taken from it");
+  auto key = srp::Open(c.session_key(), kSealLabel, rep.sealed_key, cluster);
+  if (!key.ok()) return Err(Code::kAuthFailed, "the cluster key from the MDS failed its integrity check: " +
+                                                   key.status().message());
+  return key;
 }
 
 }  // namespace vstorage::rpc

@@ -2,15 +2,20 @@
 // challenge-response on the cluster key K, mutual:
 //   server -> Challenge{cluster, nonce_s, [pw_salt, pw_iterations on the MDS]}
 //   client -> ChallengeResponse{cluster, nonce_c, HMAC(K, "client"|nonce_s|nonce_c), kind}
-//          or PasswordAuth{HMAC(PBKDF2(pw), "password"|nonce_s)}   (auth-node, MDS only)
 //   server -> HandshakeResult{HMAC(K, "server"|nonce_c|nonce_s)}
-//          or PasswordAuthReply{K xor HMAC(PBKDF2(pw), "wrap"|nonce_s)}
-// A peer without K can neither join nor read; the password never crosses the wire.
+// A peer without K can neither join nor read. auth-node (MDS only) gets K by SRP-6a
+// (common/srp.h) on x = PBKDF2(pw, pw_salt, pw_iterations), the MDS holding only v = g^x:
+//   client -> SrpStart{A}          server -> SrpChallenge{B}
+//   client -> SrpProof{M1}         server -> SrpProofReply{M2, Seal(session key, K)}
+// Nothing a client sends lets an impostor MDS test passwords offline (one guess per
+// connection at most), the server's M2 proves it holds v before the client takes K, and
+// neither the password nor anything password-equivalent crosses the wire or is stored.
 #pragma once
 #include <optional>
 #include <string>
 
 #include "common/auth.h"
+#include "common/srp.h"
 #include "proto/messages.h"
 #include "rpc/socket.h"
 
@@ -37,22 +42,27 @@ struct HandshakeOutcome {
 };
 
 // The server's side as a state machine, so a blocking socket and the event loop drive the
-// same code: send Challenge(), feed the peer's one frame to OnFrame(), send the frame it
-// returns (if any), then the connection is authenticated or must be closed.
+// same code: send challenge(), feed the peer's frames to OnFrame() one by one, sending the
+// frame each returns (if any), until a step has `more` false: then the connection is
+// authenticated or must be closed. One handshake per object; not thread-safe.
 class ServerHandshaker {
  public:
   explicit ServerHandshaker(const ServerAuth& auth);
   const Frame& challenge() const { return challenge_; }
   struct Step {
-    std::optional<Frame> reply;       // to send before acting on `outcome`
+    std::optional<Frame> reply;        // to send before acting on `outcome`
     Result<HandshakeOutcome> outcome;  // an error: close after sending `reply`
+    bool more = false;                 // the handshake goes on with the peer's next frame
   };
-  Step OnFrame(const Frame& f) const;
+  Step OnFrame(const Frame& f);
 
  private:
+  Step OnSrpProof(const Frame& f);
   const ServerAuth& auth_;
   std::string nonce_;
   Frame challenge_;
+  std::optional<srp::Server> srp_;  // after SrpStart
+  std::string a_pub_;
 };
 
 Status ClientHandshake(Socket& s, const std::string& cluster, const std::string& key,

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "common/config.h"
+#include "common/srp.h"
 #include "rpc/channel.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -45,7 +46,7 @@ class RpcTest : public ::testing::Test {
     PasswordDigest d;
     d.salt = "0123456789abcdef";
     d.iterations = 1000;
-    d.hash = Pbkdf2(pw, d.salt, d.iterations);
+    d.verifier = srp::ComputeVerifier(Pbkdf2(pw, d.salt, d.iterations));
     return d;
   }
   std::string key_;
@@ -109,6 +110,88 @@ TEST_F(RpcTest, PasswordHandshakeReturnsKeyOnlyForRightPassword) {
   ASSERT_FALSE(k2.ok());
   EXPECT_EQ(k2.status().code(), Code::kAuthFailed);
   EXPECT_NE(k2.status().message().find("wrong password"), std::string::npos);
+}
+
+template <typename T>
+Frame HsFrame(MsgType t, const T& m) {
+  Frame f;
+  f.type = static_cast<uint16_t>(t);
+  f.body = proto::EncodeToString(m);
+  return f;
+}
+
+// The old auth-node proof (HMAC under the password hash, which a fake MDS could test
+// guesses against offline) is refused, with the fix in the message.
+TEST_F(RpcTest, TheOldPasswordProofIsRefused) {
+  auto s = Socket::Connect(HostPort{"127.0.0.1", server_.port()}, 1000);
+  ASSERT_TRUE(s.ok());
+  Frame f;
+  ASSERT_TRUE(s->Recv(&f, 1000).ok());
+  ASSERT_TRUE(s->Send(HsFrame(MsgType::kPasswordAuth, proto::PasswordAuth{std::string(32, 'p')})).ok());
+  ASSERT_TRUE(s->Recv(&f, 1000).ok());
+  ASSERT_TRUE(f.flags & kFlagError);
+  proto::ErrorReply er;
+  ASSERT_TRUE(proto::DecodeFromString(f.body, &er, "refusal").ok());
+  EXPECT_EQ(er.code, static_cast<uint16_t>(Code::kAuthFailed));
+  EXPECT_NE(er.message.find("update vstorage"), std::string::npos) << er.message;
+}
+
+// auth-node against something posing as the MDS, which knows the salt (public) but not the
+// verifier: with a B it cannot back it gets A and one proof (one online guess, nothing to
+// test offline against without b and v), cannot forge the server's proof, and the client
+// takes no key from it; a degenerate B (which would fix the session secret) gets no proof.
+TEST(PasswordHandshakeTest, AnImpostorMdsCannotProveItselfAndIsGivenNoProofForADegenerateB) {
+  for (bool degenerate : {false, true}) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    bool got_proof = false;
+    std::thread impostor([fd = sv[1], degenerate, &got_proof] {
+      Socket s(fd);
+      proto::Challenge ch{"c1", std::string(16, 'n'), "0123456789abcdef", 1000};
+      if (!s.Send(HsFrame(MsgType::kChallenge, ch)).ok()) return;
+      Frame f;
+      if (!s.Recv(&f, 5000).ok() || f.type != static_cast<uint16_t>(MsgType::kSrpStart)) return;
+      std::string b = degenerate ? std::string(srp::kSrpGroupBytes, '\0') : srp::ComputeVerifier("a guess");
+      if (!s.Send(HsFrame(MsgType::kSrpStart, proto::SrpChallenge{b})).ok()) return;
+      if (!s.Recv(&f, 5000).ok() || f.type != static_cast<uint16_t>(MsgType::kSrpProof)) return;
+      proto::SrpProof p;
+      got_proof = proto::DecodeFromString(f.body, &p, "proof").ok() && p.m1.size() == srp::kSrpProofBytes;
+      (void)s.Send(HsFrame(MsgType::kSrpProof, proto::SrpProofReply{std::string(32, 'x'), std::string(60, 'y')}));
+    });
+    Status st;
+    {
+      Socket c(sv[0]);
+      auto k = PasswordHandshake(c, "c1", "secret");
+      st = k.status();
+    }  // closed: the impostor's wait for a proof ends
+    impostor.join();
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), Code::kAuthFailed);
+    EXPECT_EQ(got_proof, !degenerate);
+    EXPECT_NE(st.message().find(degenerate ? "not a proper MDS" : "it is not the MDS"), std::string::npos)
+        << st.ToString();
+  }
+}
+
+// The older digest form (x itself, password-equivalent) still works: it becomes a verifier.
+TEST(PasswordDigestTest, TheOldFormIsReadAsAVerifierAndSerializedAsOne) {
+  std::string salt = "0123456789abcdef";
+  std::string hash = Pbkdf2("secret", salt, 1000);
+  auto d = PasswordDigest::Parse("pbkdf2-sha256$1000$" + HexEncode(salt) + "$" + HexEncode(hash) + "\n");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->upgraded);
+  EXPECT_EQ(d->verifier, srp::ComputeVerifier(hash));
+  std::string text = d->Serialize();
+  EXPECT_EQ(text.rfind("srp6a-3072-sha256$1000$", 0), 0u);
+  EXPECT_EQ(text.find(HexEncode(hash)), std::string::npos);
+  auto again = PasswordDigest::Parse(text);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->upgraded);
+  EXPECT_EQ(again->verifier, d->verifier);
+  EXPECT_FALSE(PasswordDigest::Parse("srp6a-3072-sha256$1000$" + HexEncode(salt) + "$00").ok());
+  EXPECT_FALSE(PasswordDigest::Parse("srp6a-3072-sha256$1000$" + HexEncode(salt) + "$" +
+                                     HexEncode(std::string(srp::kSrpGroupBytes, '\xff'))).ok());  // >= N
+  EXPECT_FALSE(PasswordDigest::Parse("srp6a-3072-sha256$999999999$" + HexEncode(salt) + "$" + HexEncode(d->verifier)).ok());
 }
 
 TEST_F(RpcTest, PoolReusesConnections) {

@@ -264,16 +264,23 @@ asio::awaitable<bool> Connection::Handshake(proto::PeerKind* kind) {
   Status st = Status::Ok();
   if (auto ec = co_await send(hs.challenge())) st = Err(Code::kUnavailable, ec.message());
   if (st.ok()) st = co_await ReadFrame(&f, kMaxHandshakeFrameBytes);
-  if (st.ok()) {
+  while (st.ok()) {
     auto step = hs.OnFrame(f);
-    if (step.reply) (void)co_await send(*step.reply);
+    if (step.reply) {
+      if (auto ec = co_await send(*step.reply); ec && step.outcome.ok()) step.outcome = Err(Code::kUnavailable, ec.message());
+    }
     st = step.outcome.status();
+    if (st.ok() && step.more) {  // auth-node's next message, within the same deadline
+      st = co_await ReadFrame(&f, kMaxHandshakeFrameBytes);
+      continue;
+    }
     if (step.outcome.ok() && step.outcome->password_auth) {
       if (core_->hook) core_->workers.Submit([core = core_, peer = peer_] { core->hook(peer); });
     } else if (step.outcome.ok()) {
       *kind = step.outcome->kind;
       ok = !closed_;
     }
+    break;
   }
   deadline_.cancel();
   if (!st.ok()) {

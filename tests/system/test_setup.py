@@ -1,4 +1,5 @@
 """Cluster set-up as in guide chapter 2, and the errors a wrong step must give."""
+import hashlib
 import json
 import os
 
@@ -9,7 +10,7 @@ def test_make_mds_auth_node_make_cs_and_stat(cluster):
     mds_host = cluster.make_mds()
     conf = os.path.join(mds_host.conf, "clusters", cluster.name)
     digest = open(os.path.join(conf, "auth_digest.key")).read()
-    assert digest.startswith("pbkdf2-sha256$")
+    assert digest.startswith("srp6a-3072-sha256$")  # a verifier: not a key to the cluster
     assert PASSWORD not in digest
     ids = [cluster.add_cs() for _ in range(3)]
     assert ids == [1025, 1026, 1027]
@@ -39,6 +40,30 @@ def test_wrong_password_is_refused_and_writes_nothing(cluster):
     assert r.returncode != 0
     assert "wrong password" in r.stderr
     assert not os.path.exists(os.path.join(h.conf, "clusters", cluster.name, "cluster.key"))
+
+
+def test_an_old_password_digest_becomes_a_verifier_and_still_admits_the_password(cluster):
+    """A repository made before SRP stored PBKDF2(password) itself, which proves the password
+    as well as the password does. The MDS replaces it with the SRP verifier at start, and
+    auth-node goes on working with the same password (and only with it)."""
+    cluster.make_mds()
+    repo = os.path.join(cluster.root, "mds")
+    salt = bytes(range(16))
+    x = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), salt, 200000)
+    cluster.kill("mds")
+    with open(os.path.join(repo, "auth_digest.key"), "w") as f:
+        f.write(f"pbkdf2-sha256$200000${salt.hex()}${x.hex()}\n")
+    cluster.restart("mds")
+    cluster.wait_mds()
+    digest = open(os.path.join(repo, "auth_digest.key")).read()
+    assert digest.startswith(f"srp6a-3072-sha256$200000${salt.hex()}$"), digest[:60]
+    assert x.hex() not in digest
+    h = cluster.host("newcomer")
+    h.copy_bs_list_from(cluster.host("mds"))
+    r = h.auth_node(password="not-the-password", check=False)
+    assert r.returncode != 0 and "wrong password" in r.stderr, r.stderr
+    h.auth_node()
+    assert h.vstorage("stat").returncode == 0
 
 
 def test_make_cs_on_unauthenticated_host_says_run_auth_node(cluster):
