@@ -57,6 +57,8 @@ vs_start() {  # 1 MDS + 3 CS on $W/tmpfs, mounted at $W/vsmnt with replicas=3
   echo benchpw | "$BIN/vstorage" -c bench make-mds -I -a 127.0.0.1:$port -r "$W/tmpfs/mds" -p >/dev/null
   "$BIN/vstorage-mdsd" -r "$W/tmpfs/mds" >"$W/mds.log" 2>&1 & PIDS="$PIDS $!"
   sleep 0.5
+  # VS_ENCRYPTION=0: plaintext connections (set before any CS or mount registers)
+  if [ "${VS_ENCRYPTION:-1}" = 0 ]; then "$BIN/vstorage" -c bench set-config gen.encryption=0 >/dev/null; fi
   for i in 1 2 3; do
     c=$W/host$i; mkdir -p "$c/clusters/bench"; cp "$VSTORAGE_CONF_DIR/clusters/bench/bs.list" "$c/clusters/bench/"
     echo benchpw | VSTORAGE_CONF_DIR=$c "$BIN/vstorage" -c bench auth-node >/dev/null

@@ -12,8 +12,10 @@
 # Plus a "ceiling" for the write jobs (the same bytes through 3 chained loopback TCP hops,
 # bench/loopback_ceiling.py) and CPU-seconds per GiB written by jobs 1+2 (utime+stime of all
 # daemons and the FUSE mount process, from /proc/PID/stat).
-#   bench/fio_bench.sh [--with-moosefs] [--size 2G] [--randsize 1G] [--runtime 20] [--json PATH]
+#   bench/fio_bench.sh [--with-moosefs] [--with-plaintext] [--size 2G] [--randsize 1G] [--runtime 20] [--json PATH]
 # --size is job 1's file (job 2 writes 4 x size/4); VSTORAGE_BUILD=build-x picks the build.
+# --with-plaintext: vstorage a second time with gen.encryption=0 (column vstorage-plain), and
+# the cost of TLS as the ratio vstorage/vstorage-plain (issue 13 item 5).
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
@@ -21,11 +23,13 @@ SIZE=2G
 RANDSIZE=1G
 RUNTIME=20
 MOOSE=0
+PLAIN=0
 JSON=""
-usage() { echo "usage: $0 [--with-moosefs] [--size 2G] [--randsize 1G] [--runtime 20] [--json PATH]" >&2; exit 2; }
+usage() { echo "usage: $0 [--with-moosefs] [--with-plaintext] [--size 2G] [--randsize 1G] [--runtime 20] [--json PATH]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-moosefs) MOOSE=1 ;;
+    --with-plaintext) PLAIN=1 ;;
     --size) SIZE=${2:?}; shift ;;
     --randsize) RANDSIZE=${2:?}; shift ;;
     --runtime) RUNTIME=${2:?}; shift ;;
@@ -140,6 +144,16 @@ run_suite "$W/vsmnt" vstorage "vstorage-mdsd vstorage-csd vstorage-mount"
 cl_stop_daemons
 rm -rf "$W"/tmpfs/cs? "$W/tmpfs/mds"
 
+if [ $PLAIN = 1 ]; then
+  log "starting vstorage with gen.encryption=0"
+  rm -rf "$W/conf" "$W"/host?
+  VS_ENCRYPTION=0 vs_start
+  run_suite "$W/vsmnt" vstorage-plain "vstorage-mdsd vstorage-csd vstorage-mount"
+  COLS="$COLS vstorage-plain"
+  cl_stop_daemons
+  rm -rf "$W"/tmpfs/cs? "$W/tmpfs/mds"
+fi
+
 if [ $MOOSE = 1 ]; then
   log "starting MooseFS"
   mfs_start
@@ -179,6 +193,7 @@ for name, unit, get, k in rows:
     row = {"job": name, "unit": unit, **{fs: v[fs] for fs in fss},
            "ceiling": ceil.get(k) if get is mibs else None}
     row["ratio_vstorage_moosefs"] = (v["vstorage"] / v["moosefs"]) if "moosefs" in v and v["moosefs"] else None
+    row["ratio_tls_plain"] = (v["vstorage"] / v["vstorage-plain"]) if v.get("vstorage-plain") else None
     table.append(row)
 gib = (size + 4 * part) / 2**30
 cpu = {}
@@ -190,15 +205,19 @@ for k, label in (("job1", "CPU-s/GiB written, job 1"), ("job2", "CPU-s/GiB writt
                  ("jobs1+2", "CPU-s/GiB written, jobs 1+2")):
     row = {"job": label, "unit": "s/GiB", **{fs: cpu[fs][k] for fs in cols}, "tmpfs": None, "ceiling": None}
     row["ratio_vstorage_moosefs"] = (cpu["vstorage"][k] / cpu["moosefs"][k]) if "moosefs" in cpu and cpu["moosefs"][k] else None
+    row["ratio_tls_plain"] = (cpu["vstorage"][k] / cpu["vstorage-plain"][k]) if cpu.get("vstorage-plain", {}).get(k) else None
     table.append(row)
 nodirect = open(f"{r}/nodirect").read().split() if os.path.exists(f"{r}/nodirect") else []
 def f(x): return "-" if x is None else ("%.0f" % x if x >= 1000 else "%.3g" % x if x < 10 else "%.1f" % x)
 hdr = ["job", "unit"] + fss + ["ceiling", "vstorage/MooseFS" if "moosefs" in fss else ""]
 w0 = max(len(t["job"]) for t in table)
-print(f"{hdr[0]:<{w0}} {hdr[1]:>6}" + "".join(f"{h:>10}" for h in hdr[2:-1]) + f"{hdr[-1]:>18}")
+plain = "vstorage-plain" in fss
+print(f"{hdr[0]:<{w0}} {hdr[1]:>6}" + "".join(f"{h:>{15 if h == 'vstorage-plain' else 10}}" for h in hdr[2:-1])
+      + f"{hdr[-1]:>18}" + (f"{'tls/plain':>11}" if plain else ""))
 for t in table:
-    print(f"{t['job']:<{w0}} {t['unit']:>6}" + "".join(f"{f(t.get(fs)):>10}" for fs in fss)
-          + f"{f(t['ceiling']):>10}" + (f"{f(t['ratio_vstorage_moosefs']):>18}" if "moosefs" in fss else ""))
+    print(f"{t['job']:<{w0}} {t['unit']:>6}" + "".join(f"{f(t.get(fs)):>{15 if fs == 'vstorage-plain' else 10}}" for fs in fss)
+          + f"{f(t['ceiling']):>10}" + (f"{f(t['ratio_vstorage_moosefs']):>18}" if "moosefs" in fss else f"{'':>18}")
+          + (f"{f(t['ratio_tls_plain']):>11}" if plain else ""))
 if nodirect:
     print("O_DIRECT refused on: %s (its random jobs ran with direct=0)" % " ".join(nodirect))
 print("ratio rows in ms (latency) are latency vstorage/MooseFS; ceiling = client MiB/s of the same bytes through 3 loopback TCP hops")

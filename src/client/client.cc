@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "rpc/tls.h"
 #include "rpc/client.h"
 #include "rpc/worker_pool.h"
 #include "vstorage/client.h"
@@ -141,6 +142,7 @@ Status Client::Register(ClientId reclaim) {
   proto::RegisterClientReply rep;
   RETURN_IF_ERROR(MdsCall(MsgType::kRegisterClient, proto::RegisterClientReq{opts_.hostname, reclaim}, &rep));
   id_ = rep.client_id;
+  rpc::SetEncryption(rep.encryption != 0);  // for the connections to chunk servers from now on
   return Status::Ok();
 }
 
@@ -201,9 +203,10 @@ void Client::Heartbeat() {
       std::lock_guard<std::mutex> l(files_mu_);
       for (auto& [ino, f] : files_) (f->writable() ? hb.open_write : hb.open_read)++;
     }
-    proto::Empty e;
+    proto::HeartbeatReply e;
     Status st = MdsCall(MsgType::kClientHeartbeat, hb, &e);
     if (!st.ok()) LOG_DEBUG("heartbeat: %s", st.ToString().c_str());
+    else rpc::SetEncryption(e.encryption != 0);
   }
 }
 

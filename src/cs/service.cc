@@ -15,6 +15,7 @@
 #include "common/crc32c.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "rpc/tls.h"
 
 namespace vstorage::cs {
 
@@ -512,6 +513,7 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
   r.checksums = conf_.checksums;
   proto::CsRegisterReply rep;
   RETURN_IF_ERROR(c.Call(MsgType::kCsRegister, r, &rep));
+  rpc::SetEncryption(rep.encryption != 0);  // what this CS dials, and what its server refuses
   std::map<ChunkId, uint64_t> reported;
   for (const auto& rc : r.chunks) reported[rc.id] = rc.version;
   for (ChunkId id : rep.delete_chunks) {
@@ -578,9 +580,10 @@ void CsService::MdsLoop() {
         std::lock_guard<std::mutex> l(err_mu_);
         hb.last_error = last_error_;
       }
-      proto::Empty rep;
+      proto::HeartbeatReply rep;
       st = mds->Call(MsgType::kCsHeartbeat, hb, &rep, 10000);
       if (!st.ok()) mds.reset();
+      else rpc::SetEncryption(rep.encryption != 0);
     }
     if (!st.ok() && !warned) {
       LOG_WARN("MDS link: %s (retrying)", st.ToString().c_str());

@@ -12,6 +12,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "mds/placement.h"
+#include "rpc/tls.h"
 
 namespace vstorage::mds {
 
@@ -69,6 +70,7 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo, c
   }
   ASSIGN_OR_RETURN(s->journal_, Journal::Open(s->env_.fs, repo));
   ASSIGN_OR_RETURN(s->state_, s->journal_->Recover());
+  rpc::SetEncryption(s->Encryption());  // this process's own connections follow the cluster's
   s->start_ms_ = s->env_.clock->NowMs();
   MdsService* me = s.get();
   s->pipeline_ = std::make_unique<CommitPipeline>(
@@ -1450,7 +1452,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         std::string host = r.hostname.empty() ? c.peer() : r.hostname;
         ClientId id = leases_.Register(r.reclaim_id, host, now);
-        reply(proto::RegisterClientReply{id});
+        reply(proto::RegisterClientReply{id, Encryption()});
         return;
       }
       case MsgType::kClientHeartbeat: {
@@ -1473,7 +1475,8 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         s.open_write = r.open_write;
         s.lat_avg_ms = r.lat_avg_ms;
         s.lat_max_ms = r.lat_max_ms;
-        return reply_status(Status::Ok());
+        reply(proto::HeartbeatReply{0, Encryption()});
+        return;
       }
       case MsgType::kLookup: {
         proto::LookupReq r;
@@ -1724,6 +1727,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto res = Commit(l, CommandType::kSetConfig, SetConfigCmd{r.key, r.value});
         if (res.ok()) AddEvent("INF", "Global configuration updated by request from " + c.peer() + ": " + r.key + "=" + r.value);
+        rpc::SetEncryption(Encryption());
         return reply_status(res.status());
       }
       case MsgType::kSetConfigMany: {
@@ -1752,6 +1756,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         auto rep = RegisterCs(l, r);
         if (!rep.ok()) return reply_status(rep.status());
+        rep->encryption = Encryption();
         reply(rep.value());
         return;
       }
@@ -1760,7 +1765,9 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         Status st;
         HandleHeartbeat(r, now, &st);
-        return reply_status(st);
+        if (!st.ok()) return reply_status(st);
+        reply(proto::HeartbeatReply{0, Encryption()});
+        return;
       }
       case MsgType::kRmCs: {
         proto::RmCsReq r;
@@ -1785,6 +1792,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
 Status MdsService::SetConfigMany(Lock& l, const proto::SetConfigManyReq& r, const std::string& peer) {
   auto res = Commit(l, CommandType::kSetConfigMany, SetConfigManyCmd{r.values});
   if (!res.ok()) return res.status();
+  rpc::SetEncryption(Encryption());
   std::string list;
   for (const auto& [k, v] : r.values) list += (list.empty() ? "" : ", ") + k + "=" + v;
   AddEvent("INF", "Global configuration updated by request from " + peer + ": " + list);

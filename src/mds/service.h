@@ -135,6 +135,8 @@ class MdsService {
   void FreeClosedOrphans(Lock& l, int64_t now);
   // set-config: every pair of r is checked, then all are applied as one command, or none.
   Status SetConfigMany(Lock& l, const proto::SetConfigManyReq& r, const std::string& peer);
+  // gen.encryption (rpc/tls.h), told to clients and CS with every heartbeat.
+  uint8_t Encryption() const { return state_.ConfigValue("gen.encryption") != 0 ? 1 : 0; }
   proto::FileInfoReply FileInfo(InodeId ino, Status* st);
   // Guide table 5.3.2.1, by ClassifyChunk (policy_chunk.h) over the chunk's view.
   std::string ChunkState(const ChunkInfo& c, uint32_t norm, uint32_t min) const;

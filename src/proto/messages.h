@@ -21,6 +21,7 @@ enum class MsgType : uint16_t {
   kPasswordAuth = 4,  // the old auth-node proof (an offline password oracle): refused
   kSrpStart = 5,      // auth-node -> MDS: SrpStart{A}; MDS -> auth-node: SrpChallenge{B}
   kSrpProof = 6,      // auth-node -> MDS: SrpProof{M1}; MDS -> auth-node: SrpProofReply
+  kHello = 7,         // a plaintext client's first frame (Empty): the server then challenges
 
   // Client -> MDS.
   kRegisterClient = 100,
@@ -148,7 +149,14 @@ struct RegisterClientReq {
 };
 struct RegisterClientReply {
   ClientId client_id;
-  VS_FIELDS(client_id)
+  uint8_t encryption = 1;  // gen.encryption: connections made from now on use TLS (rpc/tls.h)
+  VS_FIELDS(client_id, encryption)
+};
+// The MDS's answer to a client's or a CS's heartbeat (an Empty, plus what peers must follow).
+struct HeartbeatReply {
+  uint8_t reserved = 0;
+  uint8_t encryption = 1;  // gen.encryption
+  VS_FIELDS(reserved, encryption)
 };
 
 struct LookupReq {
@@ -501,7 +509,8 @@ struct CsRegisterReply {
   std::vector<ChunkId> delete_chunks;  // stale or unknown replicas to drop
   // Listed replicas that missed only version bumps: applied before the CS serves I/O.
   std::vector<CsSetVersionReq> set_versions;
-  VS_FIELDS(delete_chunks, set_versions)
+  uint8_t encryption = 1;  // gen.encryption
+  VS_FIELDS(delete_chunks, set_versions, encryption)
 };
 struct CsHeartbeat {
   CsId cs;

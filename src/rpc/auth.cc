@@ -17,9 +17,7 @@ Status SendMsg(Socket& s, MsgType t, const T& m) {
 }
 
 template <typename T>
-Status RecvMsg(Socket& s, MsgType want, T* m) {
-  Frame f;
-  RETURN_IF_ERROR(s.Recv(&f, kHandshakeTimeoutMs));
+Status ExpectMsg(const Frame& f, MsgType want, T* m) {
   if (f.flags & kFlagError) {
     proto::ErrorReply er;
     RETURN_IF_ERROR(proto::DecodeFromString(f.body, &er, "error reply"));
@@ -28,6 +26,13 @@ Status RecvMsg(Socket& s, MsgType want, T* m) {
   if (f.type != static_cast<uint16_t>(want))
     return Err(Code::kProtocol, "unexpected message " + std::to_string(f.type) + " in handshake");
   return proto::DecodeFromString(f.body, m, "handshake message");
+}
+
+template <typename T>
+Status RecvMsg(Socket& s, MsgType want, T* m) {
+  Frame f;
+  RETURN_IF_ERROR(s.Recv(&f, kHandshakeTimeoutMs));
+  return ExpectMsg(f, want, m);
 }
 
 template <typename T>
@@ -64,7 +69,8 @@ std::string SrpContext(const std::string& cluster, const std::string& nonce_s, c
 
 }  // namespace
 
-ServerHandshaker::ServerHandshaker(const ServerAuth& auth) : auth_(auth), nonce_(RandomBytes(16)) {
+ServerHandshaker::ServerHandshaker(const ServerAuth& auth, bool plaintext_refused)
+    : auth_(auth), nonce_(RandomBytes(16)), plaintext_refused_(plaintext_refused) {
   proto::Challenge ch;
   ch.cluster = auth.cluster;
   ch.nonce = nonce_;
@@ -97,6 +103,11 @@ ServerHandshaker::Step ServerHandshaker::OnFrame(const Frame& f) {
   }
   if (f.type != static_cast<uint16_t>(MsgType::kChallengeResponse))
     return Refuse(Code::kProtocol, "expected a handshake response");
+  if (plaintext_refused_)
+    return Refuse(Code::kPermission,
+                  "this cluster encrypts its connections (gen.encryption=1) and the peer spoke plaintext: "
+                  "update vstorage on that host, or turn encryption off with `vstorage set-config "
+                  "gen.encryption=0` if the network is trusted");
   proto::ChallengeResponse cr;
   if (Status st = proto::DecodeFromString(f.body, &cr, "handshake response"); !st.ok()) return Step{std::nullopt, st};
   if (cr.cluster != auth_.cluster)
@@ -130,37 +141,56 @@ ServerHandshaker::Step ServerHandshaker::OnSrpProof(const Frame& f) {
   return Step{MakeFrame(MsgType::kSrpProof, rep), out};
 }
 
-Status ClientHandshake(Socket& s, const std::string& cluster, const std::string& key,
-                       proto::PeerKind kind) {
+Frame HelloFrame() { return MakeFrame(MsgType::kHello, proto::Empty{}); }
+
+Result<Frame> ClientHandshaker::OnChallenge(const Frame& f) {
   proto::Challenge ch;
-  RETURN_IF_ERROR(RecvMsg(s, MsgType::kChallenge, &ch));
-  if (ch.cluster != cluster)
-    return Err(Code::kAuthFailed, "server belongs to cluster '" + ch.cluster + "', not '" +
-                                      cluster + "': check bs.list");
+  RETURN_IF_ERROR(ExpectMsg(f, MsgType::kChallenge, &ch));
+  if (ch.cluster != cluster_)
+    return Err(Code::kAuthFailed, "server belongs to cluster '" + ch.cluster + "', not '" + cluster_ +
+                                      "': check bs.list");
+  server_nonce_ = ch.nonce;
+  nonce_ = RandomBytes(16);
   proto::ChallengeResponse cr;
-  cr.cluster = cluster;
-  cr.nonce = RandomBytes(16);
-  cr.mac = HmacSha256(key, "client" + ch.nonce + cr.nonce);
-  cr.kind = kind;
-  RETURN_IF_ERROR(SendMsg(s, MsgType::kChallengeResponse, cr));
+  cr.cluster = cluster_;
+  cr.nonce = nonce_;
+  cr.mac = HmacSha256(key_, "client" + ch.nonce + cr.nonce);
+  cr.kind = kind_;
+  return MakeFrame(MsgType::kChallengeResponse, cr);
+}
+
+Status ClientHandshaker::OnResult(const Frame& f) const {
   proto::HandshakeResult hr;
-  Status st = RecvMsg(s, MsgType::kHandshakeResult, &hr);
+  Status st = ExpectMsg(f, MsgType::kHandshakeResult, &hr);
   // The server's reason is written for its own log ("run auth-node on that host"); seen
   // from here the stale key is this host's.
   if (st.code() == Code::kAuthFailed)
     return Err(Code::kAuthFailed,
                "the server refused the cluster key of this host: the key this host keeps for "
-               "cluster '" + cluster + "' does not match the cluster's (the fault is on this "
-               "host, not on the server); run 'vstorage -c " + cluster + " auth-node' on this "
+               "cluster '" + cluster_ + "' does not match the cluster's (the fault is on this "
+               "host, not on the server); run 'vstorage -c " + cluster_ + " auth-node' on this "
                "host to fetch the key again");
   RETURN_IF_ERROR(st);
-  if (!SecretEquals(hr.mac, HmacSha256(key, "server" + cr.nonce + ch.nonce)))
+  if (!SecretEquals(hr.mac, HmacSha256(key_, "server" + nonce_ + server_nonce_)))
     return Err(Code::kAuthFailed, "server failed to prove the cluster key");
   return Status::Ok();
 }
 
+Status ClientHandshake(Socket& s, const std::string& cluster, const std::string& key,
+                       proto::PeerKind kind) {
+  ClientHandshaker hs(cluster, key, kind);
+  RETURN_IF_ERROR(s.Send(HelloFrame()));
+  Frame f;
+  RETURN_IF_ERROR(s.Recv(&f, kHandshakeTimeoutMs));
+  ASSIGN_OR_RETURN(Frame resp, hs.OnChallenge(f));
+  RETURN_IF_ERROR(s.Send(resp));
+  RETURN_IF_ERROR(s.Recv(&f, kHandshakeTimeoutMs));
+  return hs.OnResult(f);
+}
+
 Result<std::string> PasswordHandshake(Socket& s, const std::string& cluster,
                                       const std::string& password) {
+  RETURN_IF_ERROR(s.Send(HelloFrame()));  // plaintext: SRP needs no protection of the channel
   proto::Challenge ch;
   RETURN_IF_ERROR(RecvMsg(s, MsgType::kChallenge, &ch));
   if (ch.cluster != cluster)

@@ -17,6 +17,7 @@
 #include "common/auth.h"
 #include "common/srp.h"
 #include "proto/messages.h"
+#include "rpc/frame.h"
 #include "rpc/socket.h"
 
 namespace vstorage::rpc {
@@ -47,7 +48,9 @@ struct HandshakeOutcome {
 // authenticated or must be closed. One handshake per object; not thread-safe.
 class ServerHandshaker {
  public:
-  explicit ServerHandshaker(const ServerAuth& auth);
+  // plaintext_refused: the peer spoke plaintext while encryption is on (rpc/tls.h): only
+  // auth-node may go on.
+  explicit ServerHandshaker(const ServerAuth& auth, bool plaintext_refused = false);
   const Frame& challenge() const { return challenge_; }
   struct Step {
     std::optional<Frame> reply;        // to send before acting on `outcome`
@@ -61,9 +64,28 @@ class ServerHandshaker {
   const ServerAuth& auth_;
   std::string nonce_;
   Frame challenge_;
+  bool plaintext_refused_;
   std::optional<srp::Server> srp_;  // after SrpStart
   std::string a_pub_;
 };
+
+// The client's side as steps, for the blocking socket and the event loop alike: the
+// response to the server's Challenge frame, then the check of its HandshakeResult frame.
+class ClientHandshaker {
+ public:
+  ClientHandshaker(std::string cluster, std::string key, proto::PeerKind kind)
+      : cluster_(std::move(cluster)), key_(std::move(key)), kind_(kind) {}
+  Result<Frame> OnChallenge(const Frame& f);
+  Status OnResult(const Frame& f) const;
+
+ private:
+  std::string cluster_, key_;
+  proto::PeerKind kind_;
+  std::string server_nonce_, nonce_;
+};
+
+// A plaintext client's first frame (rpc/tls.h: the client speaks first).
+Frame HelloFrame();
 
 Status ClientHandshake(Socket& s, const std::string& cluster, const std::string& key,
                        proto::PeerKind kind);

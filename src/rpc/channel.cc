@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <future>
 #include <optional>
 
 #include <poll.h>
@@ -17,7 +18,9 @@
 
 #include "common/config.h"
 #include "common/limits.h"
+#include "rpc/server.h"
 #include "rpc/socket.h"
+#include "rpc/tls.h"
 
 namespace vstorage::rpc {
 
@@ -59,13 +62,13 @@ using PendingCall = Channel::Ticket;
 struct Channel::Impl : std::enable_shared_from_this<Impl> {
   Impl(IoLoop& loop, tcp::socket s, std::string a, int max_inflight)
       : strand(asio::make_strand(loop.impl()->io)),
-        sock(std::move(s)),
-        fd(sock.native_handle()),
+        stream(std::move(s)),
+        fd(stream.socket().native_handle()),
         addr(std::move(a)),
         max_inflight(max_inflight) {}
 
   asio::strand<asio::io_context::executor_type> strand;
-  tcp::socket sock;  // touched on the strand only
+  Stream stream;     // the socket or TLS over it (rpc/tls.h); touched on the strand only
   const int fd;      // for IdleButStale's poll
   const std::string addr;
   const int max_inflight;
@@ -113,6 +116,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
   std::deque<Out*> out_queue;  // strand only; bounded by max_inflight (a caller waits for its write)
   bool writing = false;        // strand only
   std::array<char, kFrameHeaderBytes> hdr;  // the reader's
+  std::string scratch;                      // the writer's, over TLS (CoalesceForTls)
 
   static int64_t NowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -198,8 +202,8 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
       broken_st = st;
       asio::post(strand, [self = shared_from_this()] {
         asio::error_code ec;
-        self->sock.shutdown(tcp::socket::shutdown_both, ec);
-        self->sock.close(ec);
+        self->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->stream.socket().close(ec);
       });
     }
     for (auto it = pending.begin(); it != pending.end();) {
@@ -253,7 +257,10 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
         if (o->payload_len) bufs.emplace_back(o->payload, o->payload_len);
       }
       asio::error_code ec;
-      co_await asio::async_write(sock, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      if (stream.tls())
+        co_await asio::async_write(stream, CoalesceForTls(bufs, &scratch), asio::redirect_error(asio::use_awaitable, ec));
+      else
+        co_await asio::async_write(stream, bufs, asio::redirect_error(asio::use_awaitable, ec));
       Status st = Status::Ok();
       // EFAULT and EINVAL name this process's own buffers, not the peer; part of a frame may
       // have gone out, so the connection is unusable either way.
@@ -297,11 +304,75 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
     return o->st;
   }
 
+  // The connection's opening (rpc/tls.h, rpc/auth.h), within kHandshakeTimeoutMs.
+  asio::awaitable<void> Open(Credentials cred, bool tls, std::shared_ptr<std::promise<Status>> done) {
+    auto self = shared_from_this();
+    asio::steady_timer deadline(strand);
+    deadline.expires_after(std::chrono::milliseconds(kHandshakeTimeoutMs));
+    deadline.async_wait([self](asio::error_code ec) {
+      if (ec) return;
+      asio::error_code e;
+      self->stream.socket().close(e);  // the step in progress fails
+    });
+    Status st = co_await OpenSteps(cred, tls);
+    deadline.cancel();
+    done->set_value(st);
+  }
+
+  asio::awaitable<Status> WriteFrame(const Frame& f) {
+    std::array<char, kFrameHeaderBytes> h;
+    EncodeFrameHeader(f, f.body.size(), 0, h.data());
+    std::string bytes = std::string(h.data(), h.size()) + f.body;
+    asio::error_code ec;
+    co_await asio::async_write(stream, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+    co_return ec ? Err(Code::kUnavailable, addr + ": " + ec.message()) : Status::Ok();
+  }
+
+  asio::awaitable<Status> ReadFrame(Frame* f) {
+    asio::error_code ec;
+    co_await asio::async_read(stream, asio::buffer(hdr), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return Err(Code::kUnavailable, addr + ": " + (ec == asio::error::eof ? "connection closed by the peer" : ec.message()));
+    auto h = DecodeFrameHeader(hdr.data());
+    if (!h.ok()) co_return h.status();
+    if (static_cast<size_t>(h->body_len) + h->payload_len > kMaxHandshakeFrameBytes)
+      co_return Err(Code::kProtocol, addr + ": a handshake frame of " + std::to_string(h->body_len) + " bytes");
+    f->type = h->type;
+    f->flags = h->flags;
+    f->req_id = h->req_id;
+    f->body.resize(h->body_len);
+    f->payload.resize(h->payload_len);
+    std::array<asio::mutable_buffer, 2> bufs{asio::buffer(f->body), asio::buffer(f->payload)};
+    co_await asio::async_read(stream, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    co_return ec ? Err(Code::kUnavailable, addr + ": " + ec.message()) : Status::Ok();
+  }
+
+  asio::awaitable<Status> OpenSteps(const Credentials& cred, bool tls) {
+    if (tls) {
+      asio::error_code ec;
+      stream.UseTls(TlsContext(cred.cluster, cred.key, false));
+      co_await stream.tls()->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return Err(Code::kAuthFailed, "TLS handshake: " + ec.message());
+    } else {
+      Status st = co_await WriteFrame(HelloFrame());
+      if (!st.ok()) co_return st;
+    }
+    ClientHandshaker hs(cred.cluster, cred.key, cred.kind);
+    Frame f;
+    Status st = co_await ReadFrame(&f);
+    if (!st.ok()) co_return st;
+    auto resp = hs.OnChallenge(f);
+    if (!resp.ok()) co_return resp.status();
+    st = co_await WriteFrame(*resp);
+    if (st.ok()) st = co_await ReadFrame(&f);
+    if (!st.ok()) co_return st;
+    co_return hs.OnResult(f);
+  }
+
   asio::awaitable<void> ReadLoop() {
     auto self = shared_from_this();
     for (;;) {
       asio::error_code ec;
-      co_await asio::async_read(sock, asio::buffer(hdr), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_read(stream, asio::buffer(hdr), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         Break(Err(Code::kUnavailable, addr + ": " + (ec == asio::error::eof ? "connection closed by the peer" : ec.message())));
         co_return;
@@ -333,7 +404,7 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
       if (!direct) f->payload.resize(h->payload_len);
       std::array<asio::mutable_buffer, 2> bufs{
           asio::buffer(f->body), direct ? asio::buffer(p->payload_out, h->payload_len) : asio::buffer(f->payload)};
-      co_await asio::async_read(sock, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_read(stream, bufs, asio::redirect_error(asio::use_awaitable, ec));
       std::lock_guard<std::mutex> l(mu);
       if (p) {
         p->reading = false;
@@ -381,29 +452,68 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
+namespace {
+
+// A TLS handshake that failed: the server does not know this host's key, or is another
+// cluster's. Its plaintext challenge names its cluster, which tells the two apart.
+Status ExplainTlsRefusal(const HostPort& hp, const Credentials& cred, const Status& st) {
+  std::string why = "the server refused this host's key for cluster '" + cred.cluster +
+                    "' (TLS: " + st.message() + "): the key this host keeps does not match the cluster's (the fault "
+                    "is on this host, not on the server); run 'vstorage -c " + cred.cluster +
+                    " auth-node' on this host to fetch the key again";
+  auto s = Socket::Connect(hp, kHandshakeTimeoutMs);
+  if (!s.ok() || !s->Send(HelloFrame()).ok()) return Err(Code::kAuthFailed, why);
+  Frame f;
+  proto::Challenge ch;
+  if (s->Recv(&f, kHandshakeTimeoutMs).ok() && !(f.flags & kFlagError) &&
+      f.type == static_cast<uint16_t>(proto::MsgType::kChallenge) &&
+      proto::DecodeFromString(f.body, &ch, "challenge").ok() && ch.cluster != cred.cluster)
+    return Err(Code::kAuthFailed, "server belongs to cluster '" + ch.cluster + "', not '" + cred.cluster +
+                                      "': check bs.list");
+  return Err(Code::kAuthFailed, why);
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Channel>> Channel::Dial(IoLoop& loop, const std::string& addr, const Credentials& cred,
                                                int timeout_ms, int max_inflight) {
   ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(addr, 0));
-  ASSIGN_OR_RETURN(Socket s, Socket::Connect(hp, timeout_ms));
-  Status st = ClientHandshake(s, cred.cluster, cred.key, cred.kind);
-  if (!st.ok()) return st.Annotate(addr);
-  // The handshake is a few blocking round trips; from here on the loop owns the socket.
-  asio::error_code ec;
-  int fd = ::dup(s.fd());
-  if (fd < 0) return Err(Code::kIoError, std::string("dup: ") + std::strerror(errno));
-  s.Close();
-  tcp::socket sock(loop.impl()->io);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  sock.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    return Err(Code::kIoError, "cannot use the connection to " + addr + ": " + ec.message());
+  bool tls = EncryptionOn();
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(Socket s, Socket::Connect(hp, timeout_ms));
+    // The loop owns the socket from here on.
+    asio::error_code ec;
+    int fd = ::dup(s.fd());
+    if (fd < 0) return Err(Code::kIoError, std::string("dup: ") + std::strerror(errno));
+    s.Close();
+    tcp::socket sock(loop.impl()->io);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    sock.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return Err(Code::kIoError, "cannot use the connection to " + addr + ": " + ec.message());
+    }
+    auto impl = std::make_shared<Impl>(loop, std::move(sock), addr, max_inflight > 0 ? max_inflight : 1);
+    auto done = std::make_shared<std::promise<Status>>();
+    auto opened = done->get_future();
+    asio::co_spawn(impl->strand, impl->Open(cred, tls, done), asio::detached);
+    Status st = opened.get();
+    if (st.ok()) {
+      asio::co_spawn(impl->strand, impl->ReadLoop(), asio::detached);
+      return std::shared_ptr<Channel>(new Channel(impl));
+    }
+    impl->Break(st);
+    // A server that has not heard of gen.encryption=0 yet still wants TLS: use it.
+    if (!tls && attempt == 0 && st.code() == Code::kPermission) {
+      tls = true;
+      continue;
+    }
+    if (tls && st.code() == Code::kAuthFailed && st.message().rfind("TLS handshake", 0) == 0)
+      st = ExplainTlsRefusal(hp, cred, st);
+    return st.Annotate(addr);
   }
-  auto impl = std::make_shared<Impl>(loop, std::move(sock), addr, max_inflight > 0 ? max_inflight : 1);
-  asio::co_spawn(impl->strand, impl->ReadLoop(), asio::detached);
-  return std::shared_ptr<Channel>(new Channel(impl));
 }
 
 Channel::~Channel() { Close(); }

@@ -1,4 +1,11 @@
 #include "rpc/server.h"
+#include "rpc/tls.h"
+
+// GCC 12 flags asio's coroutine frame allocator as mismatched new/delete (a false positive:
+// awaitable_frame_base defines both operators); clang does not.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 #include <sys/resource.h>
 
@@ -84,13 +91,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(std::shared_ptr<ServerCore> core, tcp::socket s, std::string source)
       : core_(std::move(core)),
         strand_(asio::make_strand(core_->io)),
-        sock_(std::move(s)),
+        stream_(std::move(s)),
         source_(std::move(source)),
         deadline_(strand_),
         resume_(strand_),
         write_timer_(strand_) {
     asio::error_code ec;
-    auto ep = sock_.remote_endpoint(ec);
+    auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   const Strand& strand() const { return strand_; }
@@ -126,13 +133,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<ServerCore> core_;
   Strand strand_;
-  tcp::socket sock_;
+  Stream stream_;  // the socket, or TLS over it (rpc/tls.h)
   std::string source_, peer_;
   asio::steady_timer deadline_;     // the handshake's
   asio::steady_timer resume_;       // the reader waits here while the connection is at its limit
   asio::steady_timer write_timer_;  // a reply the peer does not take
   uint64_t write_gen_ = 0;
   std::array<char, kFrameHeaderBytes> hdr_;
+  std::string scratch_;  // the writer's, over TLS (CoalesceForTls)
   // Requests handed to workers and not finished. Atomic so that a finishing handler need not
   // post to the strand (a wakeup of the I/O thread per request) unless the reader waits.
   std::atomic<int> inflight_{0};
@@ -150,8 +158,8 @@ void Connection::CloseNow() {
   if (closed_) return;
   closed_ = true;
   asio::error_code ec;
-  sock_.shutdown(tcp::socket::shutdown_both, ec);
-  sock_.close(ec);
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.socket().close(ec);
   deadline_.cancel();
   resume_.cancel();
   write_timer_.cancel();
@@ -210,7 +218,10 @@ asio::awaitable<void> Connection::WriteLoop() {
       }
     });
     asio::error_code ec;
-    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    if (stream_.tls())
+      co_await asio::async_write(stream_, CoalesceForTls(bufs, &scratch_), asio::redirect_error(asio::use_awaitable, ec));
+    else
+      co_await asio::async_write(stream_, bufs, asio::redirect_error(asio::use_awaitable, ec));
     ++write_gen_;
     write_timer_.cancel();
     Status st = ec ? Err(Code::kUnavailable, "write to " + peer_ + ": " + ec.message()) : Status::Ok();
@@ -224,7 +235,7 @@ asio::awaitable<void> Connection::WriteLoop() {
 
 asio::awaitable<Status> Connection::ReadFrame(Frame* f, size_t cap) {
   asio::error_code ec;
-  co_await asio::async_read(sock_, asio::buffer(hdr_), asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_read(stream_, asio::buffer(hdr_), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return Err(Code::kUnavailable, peer_ + ": " + ec.message());
   auto h = DecodeFrameHeader(hdr_.data());
   if (!h.ok()) co_return h.status();
@@ -237,7 +248,7 @@ asio::awaitable<Status> Connection::ReadFrame(Frame* f, size_t cap) {
   f->body.resize(h->body_len);
   core_->payloads.Take(&f->payload, h->payload_len);
   std::array<asio::mutable_buffer, 2> bufs{asio::buffer(f->body), asio::buffer(f->payload)};
-  co_await asio::async_read(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+  co_await asio::async_read(stream_, bufs, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return Err(Code::kUnavailable, peer_ + ": " + ec.message());
   co_return Status::Ok();
 }
@@ -250,19 +261,42 @@ asio::awaitable<bool> Connection::Handshake(proto::PeerKind* kind) {
       CloseNow();
     }
   });
-  ServerHandshaker hs(core_->auth);
   auto send = [&](const Frame& f) -> asio::awaitable<asio::error_code> {
     std::array<char, kFrameHeaderBytes> h;
     EncodeFrameHeader(f, f.body.size(), 0, h.data());
     std::array<asio::const_buffer, 2> bufs{asio::buffer(h), asio::buffer(f.body)};
     asio::error_code ec;
-    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(stream_, bufs, asio::redirect_error(asio::use_awaitable, ec));
     co_return ec;
   };
   bool ok = false;
   Frame f;
   Status st = Status::Ok();
-  if (auto ec = co_await send(hs.challenge())) st = Err(Code::kUnavailable, ec.message());
+  // The client speaks first (rpc/tls.h): a TLS ClientHello, or a plaintext Hello frame.
+  bool plaintext_refused = false;
+  {
+    unsigned char first = 0;
+    asio::error_code ec;
+    co_await stream_.socket().async_receive(asio::buffer(&first, 1), tcp::socket::message_peek,
+                                            asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      st = Err(Code::kUnavailable, peer_ + ": " + ec.message());
+    } else if (first == kTlsHandshakeRecord) {
+      stream_.UseTls(TlsContext(core_->auth.cluster, core_->auth.key, true));
+      co_await stream_.tls()->async_handshake(asio::ssl::stream_base::server,
+                                              asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) st = Err(Code::kAuthFailed, "TLS handshake with " + peer_ + " (not a host of this cluster?): " + ec.message());
+    } else {
+      Frame hello;
+      st = co_await ReadFrame(&hello, kMaxHandshakeFrameBytes);
+      if (st.ok() && hello.type != static_cast<uint16_t>(proto::MsgType::kHello))
+        st = Err(Code::kProtocol, "expected a TLS ClientHello or a Hello frame first");
+      plaintext_refused = EncryptionOn();
+    }
+  }
+  ServerHandshaker hs(core_->auth, plaintext_refused);
+  if (st.ok())
+    if (auto ec = co_await send(hs.challenge())) st = Err(Code::kUnavailable, ec.message());
   if (st.ok()) st = co_await ReadFrame(&f, kMaxHandshakeFrameBytes);
   while (st.ok()) {
     auto step = hs.OnFrame(f);
