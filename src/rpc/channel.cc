@@ -499,7 +499,12 @@ Result<std::shared_ptr<Channel>> Channel::Dial(IoLoop& loop, const std::string& 
     auto done = std::make_shared<std::promise<Status>>();
     auto opened = done->get_future();
     asio::co_spawn(impl->strand, impl->Open(cred, tls, done), asio::detached);
-    Status st = opened.get();
+    // Open ends by its own deadline; waiting longer means the loop does not run (a Dial made
+    // on that loop's own thread, which must never happen): fail rather than hang.
+    Status st = opened.wait_for(std::chrono::milliseconds(kHandshakeTimeoutMs + 5000)) == std::future_status::ready
+                    ? opened.get()
+                    : Err(Code::kInternal, "the connection's I/O loop did not run its handshake (dialled from the "
+                                           "loop's own thread?)");
     if (st.ok()) {
       asio::co_spawn(impl->strand, impl->ReadLoop(), asio::detached);
       return std::shared_ptr<Channel>(new Channel(impl));
