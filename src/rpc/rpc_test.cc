@@ -200,10 +200,12 @@ TEST(PasswordDigestTest, TheOldFormIsReadAsAVerifierAndSerializedAsOne) {
 }
 
 // A TCP relay between a client and the server that records what it carries and may flip
-// one bit of the server's bytes (an attacker on the storage network).
+// one bit of the server's bytes, or send one of the server's TLS records twice (an attacker
+// on the storage network).
 class Relay {
  public:
-  Relay(int server_port, long flip_at = -1) : server_port_(server_port), flip_at_(flip_at) {
+  Relay(int server_port, long flip_at = -1, int replay_record = -1)
+      : server_port_(server_port), flip_at_(flip_at), replay_record_(replay_record) {
     listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -253,7 +255,22 @@ class Relay {
           std::lock_guard<std::mutex> l(mu_);
           bytes_.append(buf, static_cast<size_t>(n));
         }
-        if (::send(i == 0 ? u : c, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) closed = true;
+        std::string out(buf, static_cast<size_t>(n));
+        if (i == 1 && replay_record_ >= 0) {
+          // Whole TLS records only (5-byte header: type, version, length), one of them twice.
+          pending_.append(out);
+          out.clear();
+          while (pending_.size() >= 5) {
+            size_t len = 5 + (static_cast<unsigned char>(pending_[3]) << 8 | static_cast<unsigned char>(pending_[4]));
+            if (pending_.size() < len) break;
+            std::string record = pending_.substr(0, len);
+            pending_.erase(0, len);
+            out += record;
+            if (records_++ == replay_record_) out += record;
+          }
+        }
+        if (!out.empty() && ::send(i == 0 ? u : c, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
+          closed = true;
       }
       if (closed) break;
     }
@@ -261,6 +278,9 @@ class Relay {
   }
   int server_port_;
   long flip_at_;
+  int replay_record_;
+  std::string pending_;  // server bytes short of a whole record
+  int records_ = 0;
   int listen_ = -1, port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -320,6 +340,23 @@ TEST_F(RpcTest, ATamperedRecordEndsTheConnection) {
   Status st = (*c)->CallRaw(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "t"}), data.data(),
                             data.size(), &rep, 5000);
   ASSERT_FALSE(st.ok()) << "an altered reply was accepted";
+  EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
+  EXPECT_TRUE((*c)->broken());
+}
+
+// A record sent again (a replay) fails TLS's record check too (its sequence number is past):
+// the connection ends and the call fails.
+TEST_F(RpcTest, AReplayedRecordEndsTheConnection) {
+  const std::string data(200000, 'R');
+  // The server's records: ServerHello, the encrypted handshake, the frame handshake, then
+  // the reply of about 13 records of 16 KiB: record 12 lies inside the reply.
+  Relay relay(server_.port(), -1, 12);
+  auto c = Conn::Dial(relay.addr(), Credentials{"c1", key_});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Frame rep;
+  Status st = (*c)->CallRaw(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "r"}), data.data(),
+                            data.size(), &rep, 5000);
+  ASSERT_FALSE(st.ok()) << "a replayed record was accepted";
   EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
   EXPECT_TRUE((*c)->broken());
 }
