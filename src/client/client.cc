@@ -484,13 +484,22 @@ void Client::FileOpened(File* f) {
 }
 
 void Client::FileClosed(File* f) {
-  std::lock_guard<std::mutex> l(files_mu_);
-  auto range = files_.equal_range(f->ino());
-  for (auto it = range.first; it != range.second; ++it)
-    if (it->second == f) {
-      files_.erase(it);
-      break;
+  bool writer_left = false;
+  {
+    std::lock_guard<std::mutex> l(files_mu_);
+    auto range = files_.equal_range(f->ino());
+    for (auto it = range.first; it != range.second;) {
+      if (it->second == f) {
+        it = files_.erase(it);
+        continue;
+      }
+      writer_left |= it->second->writable();
+      ++it;
     }
+  }
+  // The last writer is gone: its kept writes go with it (close does not sync), so a reader
+  // left behind never sends them again over what another writer wrote since.
+  if (f->writable() && !writer_left) f->DropKeptFrom(0);
 }
 
 }  // namespace vstorage

@@ -463,6 +463,28 @@ TEST_F(LiveCluster, WritesEveryReplicaLostInAPowerCutAreSentAgain) {
   EXPECT_TRUE(ReadAll(a->ino, want.size()) == want);
 }
 
+// Kept writes belong to the writers: when the last writable handle of the inode closes they
+// go, though a reader still has it open.
+TEST_F(LiveCluster, KeptWritesGoWithTheLastWriter) {
+  auto a = client_->Create(kRootInode, "kw", 0644, true);
+  auto w1 = client_->Open(a->ino, true);
+  auto w2 = client_->Open(a->ino, true);
+  auto r = client_->Open(a->ino, false);
+  ASSERT_TRUE(w1.ok() && w2.ok() && r.ok());
+  std::string d = Random(100000, 12);
+  ASSERT_TRUE((*w1)->Write(0, d.data(), d.size()).ok());
+  EXPECT_EQ(client_->KeptWriteBytes(), static_cast<int64_t>(d.size()));
+  ASSERT_TRUE((*w1)->Close().ok());
+  EXPECT_EQ(client_->KeptWriteBytes(), static_cast<int64_t>(d.size()));  // w2 may still fsync them
+  ASSERT_TRUE((*w2)->Close().ok());
+  EXPECT_EQ(client_->KeptWriteBytes(), 0);
+  std::string got(d.size(), '\0');
+  auto n = (*r)->Read(0, got.size(), got.data());
+  ASSERT_TRUE(n.ok());
+  EXPECT_TRUE(got == d);
+  ASSERT_TRUE((*r)->Close().ok());
+}
+
 // Acknowledged writes are kept up to kMaxReplayBytes: a write that would pass it syncs the
 // file's first, so a stream that never fsyncs keeps at most that much.
 TEST_F(LiveCluster, KeptWritesStayWithinTheirBudget) {
