@@ -18,7 +18,7 @@ const std::vector<CommandDef>& Commands() {
       MakeMdsCommand(),  AuthNodeCommand(),  MakeCsCommand(),   ListServicesCommand(),
       StatCommand(),     TopCommand(),       SetAttrCommand(),  GetAttrCommand(),
       FileInfoCommand(), SetConfigCommand(), GetConfigCommand(), GetEventCommand(),
-      RmCsCommand(),
+      RmCsCommand(),     MakeReportCommand(),
   };
   return kCommands;
 }

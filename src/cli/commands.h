@@ -25,6 +25,7 @@ CommandDef SetConfigCommand();
 CommandDef GetConfigCommand();
 CommandDef GetEventCommand();
 CommandDef RmCsCommand();
+CommandDef MakeReportCommand();
 
 inline constexpr size_t kStatEvents = 20;  // events shown by `stat`
 

@@ -3,7 +3,7 @@ import hashlib
 import json
 import os
 
-from conftest import PASSWORD
+from conftest import BIN, PASSWORD
 
 
 def test_make_mds_auth_node_make_cs_and_stat(cluster):
@@ -116,3 +116,46 @@ def test_stat_json_has_clients_after_mount(cluster3):
     s = cluster3.stat_json()
     assert len(s["clients"]) >= 1
     assert json.dumps(s)
+
+
+def test_make_report_packs_the_cluster_and_this_host_without_secrets(cluster):
+    """Guide 8.1.1: `vstorage -c NAME make-report -f FILE.tgz` prints where it saved the report;
+    the report holds stat, events, config and this host's configuration, never the cluster key
+    or the password verifier."""
+    import subprocess
+    import tarfile
+    ids, m, h = cluster.start(3, replicas=3)
+    path = os.path.join(cluster.root, "reportSTOR1.tgz")
+    r = h.vstorage("make-report", "-f", path)
+    assert r.stdout.strip() == f"The report is created and saved to {path}"
+    key_hex = open(os.path.join(h.conf, "clusters", cluster.name, "cluster.key")).read().strip()
+    verifier = open(os.path.join(cluster.root, "mds", "auth_digest.key")).read().strip().split("$")[-1]
+    with tarfile.open(path) as t:
+        members = {os.path.relpath(x.name, x.name.split("/")[0]): t.extractfile(x).read()
+                   for x in t.getmembers() if x.isfile()}
+    for name in ["cluster/stat.txt", "cluster/stat.json", "cluster/events.txt", "cluster/config.txt",
+                 "host.txt", "conf/host_id", f"conf/clusters/{cluster.name}/bs.list", "services/mds-1/mds.conf"]:
+        assert name in members, sorted(members)
+    assert f"Cluster '{cluster.name}': healthy" in members["cluster/stat.txt"].decode()
+    assert "gen.encryption" in members["cluster/config.txt"].decode()
+    # Each host reports its own services: a CS host's report has its CS.
+    cs_path = os.path.join(cluster.root, "report-cs.tgz")
+    cluster.host("cs1").vstorage("make-report", "-f", cs_path)
+    with tarfile.open(cs_path) as t:
+        cs_names = [os.path.relpath(x.name, x.name.split("/")[0]) for x in t.getmembers() if x.isfile()]
+    assert f"services/cs-{ids[0]}/cs.conf" in cs_names, cs_names
+    for name, data in members.items():
+        assert key_hex.encode() not in data, f"{name} holds the cluster key"
+        assert verifier.encode() not in data, f"{name} holds the password verifier"
+    assert b"cluster.key" in members["left-out.txt"]
+    # The guide's extension is required; nothing is written otherwise.
+    bad = h.vstorage("make-report", "-f", os.path.join(cluster.root, "report.zip"), check=False)
+    assert bad.returncode != 0 and ".tgz" in bad.stderr
+    assert not os.path.exists(os.path.join(cluster.root, "report.zip"))
+    # Without -f: vstorage-report-DATE-TIME.tgz in the current directory.
+    r = subprocess.run([os.path.abspath(os.path.join(BIN, "vstorage")), "-c", cluster.name, "make-report"], cwd=cluster.root,
+                       capture_output=True, text=True, env=h.env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    name = r.stdout.strip().rsplit(" ", 1)[-1]
+    assert name.startswith("vstorage-report-") and name.endswith(".tgz")
+    assert tarfile.is_tarfile(os.path.join(cluster.root, name))
