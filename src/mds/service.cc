@@ -34,6 +34,14 @@ Result<MdsConfig> LoadMdsConfig(const std::string& repo) {
   c.id = MdsId{std::strtoull((*kv)["id"].c_str(), nullptr, 10)};
   ASSIGN_OR_RETURN(c.addr, ParseHostPort((*kv)["addr"], kDefaultMdsPort));
   if (c.cluster.empty() || c.id.v == 0) return Err(Code::kCorrupt, repo + "/mds.conf lacks cluster or id");
+  const std::string m = (*kv)["metrics"];
+  if (m.empty()) c.metrics = HostPort{c.addr.host, c.addr.port + 2};
+  else if (m != "off") {
+    auto hp = ParseHostPort(m, 0);
+    if (!hp.ok() || hp->port == 0)
+      return Err(Code::kCorrupt, repo + "/mds.conf: metrics=" + m + " is neither HOST:PORT nor off");
+    c.metrics = *hp;
+  }
   return c;
 }
 
@@ -112,6 +120,15 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo, c
   s->recovery_ = std::thread([self] { self->RecoveryLoop(); });
   s->scrub_ = std::thread([self] { self->ScrubLoop(); });
   s->snapshot_ = std::thread([self] { self->SnapshotLoop(); });
+  if (s->conf_.metrics) {
+    auto m = MetricsServer::Start(*s->conf_.metrics, [self] { return self->Metrics(); });
+    if (m.ok()) {
+      s->metrics_ = std::move(m).value();
+      LOG_INFO("Prometheus metrics at http://%s/metrics", s->conf_.metrics->str().c_str());
+    } else {
+      LOG_WARN("%s", m.status().ToString().c_str());  // the MDS serves without them
+    }
+  }
   LOG_INFO("MDS#%s of cluster '%s' serving %s at %s", s->conf_.id.str().c_str(),
            s->conf_.cluster.c_str(), repo.c_str(), listen_at.str().c_str());
   return s;
@@ -124,6 +141,7 @@ MdsService::~MdsService() {
 
 void MdsService::Stop() {
   if (stop_.exchange(true)) return;
+  if (metrics_) metrics_->Stop();
   bg_cv_.notify_all();
   hub_.Stop();  // long polls answer now, so that the server's threads end
   server_.Stop();
@@ -626,6 +644,15 @@ uint32_t MdsService::CpuX10(int64_t now) {
   int64_t wall = now - cpu_marks_[0].wall_ms;
   if (wall <= 0) return 0;
   return static_cast<uint32_t>(std::max<int64_t>(0, (cpu - cpu_marks_[0].cpu_ms) * 1000 / wall));
+}
+
+std::string MdsService::Metrics() {
+  proto::ClusterStatReply st;
+  {
+    Lock l(mu_);
+    st = ClusterStat();
+  }
+  return RenderMetrics(st);
 }
 
 proto::ClusterStatReply MdsService::ClusterStat() {

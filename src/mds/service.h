@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -28,6 +29,7 @@
 #include "mds/invalidation.h"
 #include "mds/journal.h"
 #include "mds/leases.h"
+#include "mds/metrics.h"
 #include "mds/pipeline.h"
 #include "mds/placement.h"
 #include "mds/policy_chunk.h"
@@ -74,6 +76,9 @@ struct MdsConfig {
   std::string cluster;
   MdsId id{1};
   HostPort addr;  // base address; clients and CS use port + 1
+  // Prometheus metrics (mds/metrics.h): mds.conf `metrics=HOST:PORT`, default the base port
+  // + 2 on the same address; `metrics=off`: none.
+  std::optional<HostPort> metrics;
 };
 Result<MdsConfig> LoadMdsConfig(const std::string& repo);
 
@@ -130,6 +135,7 @@ class MdsService {
   Result<proto::GetChunkReply> ReportFailure(Lock& l, const proto::ReportCsFailureReq& r);
   Result<proto::CsRegisterReply> RegisterCs(Lock& l, const proto::CsRegisterReq& r);
   proto::ClusterStatReply ClusterStat();
+  std::string Metrics();  // RenderMetrics of ClusterStat(), for the metrics endpoint
   // Unlinked files whose openers are all gone (closed, expired, or never came back after an
   // MDS restart within the lease timeout) are freed. Under mu_.
   void FreeClosedOrphans(Lock& l, int64_t now);
@@ -237,6 +243,7 @@ class MdsService {
   std::thread recovery_;
   std::thread scrub_;
   std::thread snapshot_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::atomic<bool> snapshot_running_{false};
   std::atomic<uint64_t> replica_cmds_{0};  // applied commands for which MayNeedRecovery
   // The recovery thread's: what the last scan saw, and whether it found nothing to do.
