@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -192,7 +193,11 @@ void MetricsServer::Serve(int fd) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   std::string head;
   char buf[1024];
+  // The whole request head within the timeout, not each piece: a peer trickling a byte at a
+  // time cannot hold the only thread.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kMetricsIoTimeoutMs);
   while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxMetricsRequestBytes) {
+    if (std::chrono::steady_clock::now() > deadline) return;
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) return;  // gone, or silent past the timeout
     head.append(buf, static_cast<size_t>(n));

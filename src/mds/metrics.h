@@ -7,7 +7,8 @@
 // space, iowait, queue depth, latency, flags), every client's I/O rates, the MDS's commits.
 //
 // Thread-safety: RenderMetrics is pure. MetricsServer serves one request at a time on a
-// thread of its own (a scrape is small and rare), each within kMetricsIoTimeoutMs; Stop()
+// thread of its own (a scrape is small and rare), each request head within
+// kMetricsIoTimeoutMs in all; Stop()
 // from any thread, once.
 #pragma once
 #include <atomic>

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include <gtest/gtest.h>
 
 namespace vstorage::mds {
@@ -119,6 +121,22 @@ TEST(Metrics, TheServerAnswersMetricsOnlyAndDropsASilentPeer) {
   EXPECT_EQ(Http(port, "GET /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
   ::close(silent);
   EXPECT_EQ(renders, 2);
+  // A peer trickling its request a byte at a time is dropped by the head's deadline too.
+  int slow = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(slow, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  timeval tv{0, 300000};
+  ::setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  auto t0 = std::chrono::steady_clock::now();
+  bool dropped = false;
+  while (!dropped && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+    (void)::send(slow, "G", 1, MSG_NOSIGNAL);
+    char c;
+    dropped = ::recv(slow, &c, 1, 0) == 0;  // EOF: the server closed it (else a 300 ms timeout)
+  }
+  ::close(slow);
+  EXPECT_TRUE(dropped);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(kMetricsIoTimeoutMs / 1000 + 2));
+  EXPECT_EQ(Http(port, "GET /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
   (*s)->Stop();
 }
 
