@@ -139,8 +139,9 @@ class File {
   // An fsync of every chunk with unsynced writes; `internal`: to let kept writes go
   // (kMaxReplayBytes), neither counted as the caller's fsync nor persisting the size.
   void StartSync(bool internal, DoneFn done);
-  // The cached map of chunk `index`, if any (never asks the MDS).
-  bool Cached(uint64_t index, proto::ChunkMap* m);
+  // The cached map of chunk `index`, if any (never asks the MDS). unless_reset: also false
+  // when the chunk was reset since a kept write of it (NeedsReplay; one lock for both).
+  bool Cached(uint64_t index, proto::ChunkMap* m, bool unless_reset = false);
   Result<proto::ChunkMap> Map(uint64_t index, bool allocate, bool* exists);
   void Forget(uint64_t index);
   void Remember(const proto::ChunkMap& m);
@@ -156,8 +157,10 @@ class File {
   void Keep(uint64_t index, uint64_t version, const Piece& p, const char* data, PieceOp op);
   // Whether chunk `index`, now at `map_version`, was reset since some kept write of it.
   bool NeedsReplay(uint64_t index, uint64_t map_version);
+  bool NeedsReplayLocked(uint64_t index, uint64_t map_version);  // under sz_->mu
   // Sends again, in their order, the kept writes of chunk `index` that a reset of the chunk
-  // (every replica lost power) may have lost; serialized per inode.
+  // (every replica lost power) may have lost; one Replay per chunk at a time (a second one
+  // waits for the first, then finds nothing left to send).
   Status Replay(uint64_t index);
   // A sync of chunk `index` covered the kept writes up to seq_upto: they are let go.
   void Synced(uint64_t index, uint64_t seq_upto);
@@ -212,7 +215,8 @@ class File {
     std::map<uint64_t, Unsynced> unsynced;
     uint64_t next_seq = 0;
     int64_t kept_bytes = 0;  // data bytes in `unsynced`
-    std::mutex replay_mu;    // one Replay at a time (held across its writes; mu is not)
+    std::set<uint64_t> replaying;        // chunks a Replay is sending again (no lock held meanwhile)
+    std::condition_variable replay_cv;   // a Replay ended
   };
   std::atomic<bool> read_some_{false};  // for the access time at close (relatime)
   std::shared_ptr<OpenSize> sz_;

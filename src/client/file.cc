@@ -78,12 +78,12 @@ Result<proto::ChunkMap> File::Map(uint64_t index, bool allocate, bool* exists) {
   return r.map;
 }
 
-bool File::Cached(uint64_t index, proto::ChunkMap* m) {
+bool File::Cached(uint64_t index, proto::ChunkMap* m, bool unless_reset) {
   std::lock_guard<std::mutex> l(sz_->mu);
   auto it = sz_->maps.find(index);
   if (it == sz_->maps.end()) return false;
   *m = it->second;
-  return true;
+  return !unless_reset || !NeedsReplayLocked(index, m->version);
 }
 
 void File::Forget(uint64_t index) {
@@ -375,9 +375,8 @@ void File::SlowPath(const std::shared_ptr<AsyncOp>& op, size_t u) {
 void File::Issue(const std::shared_ptr<AsyncOp>& op, size_t u) {
   const Piece& p = op->units[u];
   proto::ChunkMap m;
-  if (!Cached(p.index, &m) || m.replicas.empty()) return SlowPath(op, u);
   // A reset chunk with kept writes of ours: they go again first (Replay, on the slow path).
-  if (op->kind != AsyncOp::kSync && NeedsReplay(p.index, m.version)) return SlowPath(op, u);
+  if (!Cached(p.index, &m, op->kind != AsyncOp::kSync) || m.replicas.empty()) return SlowPath(op, u);
   const std::string& head = m.replicas[0].addr;
   auto ch = c_->cs_pool_->Existing(head);
   if (!ch) return SlowPath(op, u);
@@ -468,15 +467,15 @@ void File::WriteAsync(uint64_t offset, const char* data, size_t len, DoneFn done
   for (const Piece& p : SplitRange(offset, len, chunk_size_, kMaxPiece))
     for (uint64_t o = 0; o < p.len; o += kSubPiece)
       op->units.push_back(Piece{p.index, p.chunk_off + o, p.buf_off + o, std::min(kSubPiece, p.len - o)});
-  bool have_kept;
-  {
-    std::lock_guard<std::mutex> l(sz_->mu);
-    have_kept = sz_->kept_bytes > 0;
-  }
-  if (have_kept && c_->replay_bytes_.load() + static_cast<int64_t>(len) > kMaxReplayBytes) {
+  if (c_->replay_bytes_.load() + static_cast<int64_t>(len) > kMaxReplayBytes) {  // rare: the lock only then
+    bool have_kept;
+    {
+      std::lock_guard<std::mutex> l(sz_->mu);
+      have_kept = sz_->kept_bytes > 0;
+    }
     // The kept writes would pass the budget: sync this file's first so they can go (if the
     // sync fails, this write is simply not kept).
-    return StartSync(true, [this, op](Status) { Start(op); });
+    if (have_kept) return StartSync(true, [this, op](Status) { Start(op); });
   }
   Start(op);
 }
@@ -659,13 +658,39 @@ void File::Keep(uint64_t index, uint64_t version, const Piece& p, const char* da
 
 bool File::NeedsReplay(uint64_t index, uint64_t map_version) {
   std::lock_guard<std::mutex> l(sz_->mu);
+  return NeedsReplayLocked(index, map_version);
+}
+
+bool File::NeedsReplayLocked(uint64_t index, uint64_t map_version) {
   auto it = sz_->unsynced.find(index);
   return it != sz_->unsynced.end() && it->second.oldest != UINT64_MAX &&
          proto::ChunkResetEpoch(it->second.oldest) < proto::ChunkResetEpoch(map_version);
 }
 
+// Data bytes of the kept writes [b, e) (what they hold of the Client's budget).
+template <typename It>
+static int64_t DataBytes(It b, It e) {
+  int64_t n = 0;
+  for (; b != e; ++b)
+    if (b->data) n += static_cast<int64_t>(b->len);
+  return n;
+}
+
 Status File::Replay(uint64_t index) {
-  std::lock_guard<std::mutex> rl(sz_->replay_mu);
+  {
+    std::unique_lock<std::mutex> l(sz_->mu);
+    sz_->replay_cv.wait(l, [&] { return !sz_->replaying.count(index); });
+    sz_->replaying.insert(index);
+  }
+  struct Ended {
+    OpenSize* sz;
+    uint64_t index;
+    ~Ended() {
+      std::lock_guard<std::mutex> l(sz->mu);
+      sz->replaying.erase(index);
+      sz->replay_cv.notify_all();
+    }
+  } ended{sz_.get(), index};
   for (int round = 0;; ++round) {
     bool exists = false;
     auto m = Map(index, false, &exists);
@@ -715,8 +740,7 @@ void File::Synced(uint64_t index, uint64_t seq_upto) {
     if (it == sz_->unsynced.end()) return;
     Unsynced& u = it->second;
     auto end = std::find_if(u.writes.begin(), u.writes.end(), [&](const Kept& w) { return w.seq > seq_upto; });
-    for (auto w = u.writes.begin(); w != end; ++w)
-      if (w->data) freed += static_cast<int64_t>(w->len);
+    freed = DataBytes(u.writes.begin(), end);
     u.writes.erase(u.writes.begin(), end);
     if (u.lost_seq <= seq_upto) u.lost_version = UINT64_MAX;
     u.Reckon();
@@ -731,8 +755,7 @@ void File::DropKeptFrom(uint64_t first_index) {
   {
     std::lock_guard<std::mutex> l(sz_->mu);
     for (auto it = sz_->unsynced.lower_bound(first_index); it != sz_->unsynced.end();) {
-      for (const Kept& w : it->second.writes)
-        if (w.data) freed += static_cast<int64_t>(w.len);
+      freed += DataBytes(it->second.writes.begin(), it->second.writes.end());
       it = sz_->unsynced.erase(it);
     }
     sz_->kept_bytes -= freed;
