@@ -72,7 +72,7 @@ Result<PasswordDigest> PasswordDigest::Parse(const std::string& text_in) {
     return d;
   }
   if (value.size() != srp::kSrpGroupBytes) return Err(Code::kCorrupt, "password verifier has wrong length");
-  if (!srp::Server::Create(value).ok()) return Err(Code::kCorrupt, "password verifier out of range");
+  if (!srp::CheckVerifier(value).ok()) return Err(Code::kCorrupt, "password verifier out of range");
   d.verifier = std::move(value);
   return d;
 }

@@ -277,16 +277,20 @@ Status Client::VerifyServer(const std::string& M2) const {
   return Status::Ok();
 }
 
-Result<Server> Server::Create(std::string v) {
+Status CheckVerifier(const std::string& v) {
   const detail::Group& G = detail::DefaultGroup();
   if (v.size() != G.N.size())
     return Err(Code::kInvalidArgument, "SRP verifier of " + std::to_string(v.size()) +
                                            " bytes, expected " + std::to_string(G.N.size()));
-  {
-    Bn vb = FromBytes(v), N = FromBytes(G.N);
-    if (BN_is_zero(vb.get()) || BN_cmp(vb.get(), N.get()) >= 0)
-      return Err(Code::kInvalidArgument, "SRP verifier out of range");
-  }
+  Bn vb = FromBytes(v), N = FromBytes(G.N);
+  if (BN_is_zero(vb.get()) || BN_cmp(vb.get(), N.get()) >= 0)
+    return Err(Code::kInvalidArgument, "SRP verifier out of range");
+  return Status::Ok();
+}
+
+Result<Server> Server::Create(std::string v) {
+  const detail::Group& G = detail::DefaultGroup();
+  RETURN_IF_ERROR(CheckVerifier(v));
   Server s;
   s.v_ = std::move(v);
   s.b_ = RandomBytes(kSecretExponentBytes);

@@ -25,6 +25,8 @@ inline constexpr size_t kSrpProofBytes = 32;   // M1, M2 and the session key K (
 
 // v = PAD(g^x mod N). x: raw big-endian bytes, not empty.
 std::string ComputeVerifier(const std::string& x);
+// kInvalidArgument unless v is kSrpGroupBytes long and 0 < v < N (no exponentiation).
+Status CheckVerifier(const std::string& v);
 
 // The client: Respond once to the server's B, then check the server's M2 with VerifyServer.
 class Client {
