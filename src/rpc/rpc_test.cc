@@ -328,37 +328,35 @@ TEST(TlsCoalesce, SmallBuffersGoTogetherInOrderLargeOnesAsTheyAre) {
   EXPECT_EQ(joined, a + b + big + c + d);
 }
 
-// A bit flipped on the way (after the handshake) fails TLS's record check: the connection
-// ends, the call fails, and no altered reply is ever handed to the caller.
-TEST_F(RpcTest, ATamperedRecordEndsTheConnection) {
+// A 200 KB echo through a relay that attacks the server's bytes: the call must fail as a
+// dead connection would, and no altered reply may reach the caller.
+void ExpectTheAttackEndsTheConnection(Relay& relay, const std::string& key, const char* what) {
   const std::string data(200000, 'D');
-  // Past the server's handshake bytes (a few hundred), inside the echoed payload.
-  Relay relay(server_.port(), 100000);
-  auto c = Conn::Dial(relay.addr(), Credentials{"c1", key_});
+  auto c = Conn::Dial(relay.addr(), Credentials{"c1", key});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   Frame rep;
   Status st = (*c)->CallRaw(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "t"}), data.data(),
                             data.size(), &rep, 5000);
-  ASSERT_FALSE(st.ok()) << "an altered reply was accepted";
+  ASSERT_FALSE(st.ok()) << what << " was accepted";
   EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
   EXPECT_TRUE((*c)->broken());
+}
+
+// A bit flipped on the way (after the handshake) fails TLS's record check: the connection
+// ends, the call fails, and no altered reply is ever handed to the caller.
+TEST_F(RpcTest, ATamperedRecordEndsTheConnection) {
+  // Past the server's handshake bytes (a few hundred), inside the echoed payload.
+  Relay relay(server_.port(), 100000);
+  ExpectTheAttackEndsTheConnection(relay, key_, "an altered reply");
 }
 
 // A record sent again (a replay) fails TLS's record check too (its sequence number is past):
 // the connection ends and the call fails.
 TEST_F(RpcTest, AReplayedRecordEndsTheConnection) {
-  const std::string data(200000, 'R');
   // The server's records: ServerHello, the encrypted handshake, the frame handshake, then
   // the reply of about 13 records of 16 KiB: record 12 lies inside the reply.
   Relay relay(server_.port(), -1, 12);
-  auto c = Conn::Dial(relay.addr(), Credentials{"c1", key_});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  Frame rep;
-  Status st = (*c)->CallRaw(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "r"}), data.data(),
-                            data.size(), &rep, 5000);
-  ASSERT_FALSE(st.ok()) << "a replayed record was accepted";
-  EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
-  EXPECT_TRUE((*c)->broken());
+  ExpectTheAttackEndsTheConnection(relay, key_, "a replayed record");
 }
 
 // While encryption is on, a peer that speaks plaintext gets nothing but auth-node.
