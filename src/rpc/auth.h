@@ -23,6 +23,7 @@
 namespace vstorage::rpc {
 
 inline constexpr int kHandshakeTimeoutMs = 10000;
+inline constexpr size_t kMaxHandshakeFrameBytes = 4096;  // body + payload of a frame before auth
 
 // What a client proves itself with.
 struct Credentials {

@@ -18,7 +18,6 @@
 
 #include "common/config.h"
 #include "common/limits.h"
-#include "rpc/server.h"
 #include "rpc/socket.h"
 #include "rpc/tls.h"
 

@@ -28,7 +28,6 @@ inline constexpr int kMaxServerConnections = 2048;
 inline constexpr int kServerIoThreads = 1;  // see kDefaultIoThreads (rpc/channel.h)
 inline constexpr size_t kMaxServerWorkers = 128;
 inline constexpr int kMaxInflightPerConn = 64;
-inline constexpr size_t kMaxHandshakeFrameBytes = 4096;  // body + payload before auth
 inline constexpr int kMaxPendingHandshakes = 256;
 inline constexpr int kMaxPendingHandshakesPerSource = 16;
 // A reply the peer does not take within this long closes the connection: a peer that

@@ -71,6 +71,8 @@ class Stream {
 // Over TLS every buffer of a gathered write becomes a record of its own (and a send): the
 // small ones (frame headers, bodies, small payloads) are copied into *scratch so that a
 // 4 KiB write goes out as one record. Buffers of kTlsCoalesceBytes and more pass as they are.
+// *scratch holds at most a batch's small buffers: kMaxWritesPerBatch (64) frames of up to
+// 3 buffers each under kTlsCoalesceBytes, so under 3 MiB, and is reused batch after batch.
 inline constexpr size_t kTlsCoalesceBytes = 16 << 10;
 std::vector<asio::const_buffer> CoalesceForTls(const std::vector<asio::const_buffer>& in, std::string* scratch);
 
