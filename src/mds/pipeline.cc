@@ -52,6 +52,28 @@ void CommitPipeline::Post(CommandType type, std::string body) {
   if (!leading_ && queue_.front() == w) flusher_cv_.notify_one();
 }
 
+void CommitPipeline::CommitAsync(CommandType type, std::string body, Then then) {
+  auto* w = new Waiter;
+  w->async = true;
+  w->then = std::move(then);
+  w->cmd.type = type;
+  w->cmd.body = std::move(body);
+  std::lock_guard<std::mutex> l(mu_);
+  queue_.push_back(w);
+  ++proposed_;
+  if (!leading_ && queue_.front() == w) flusher_cv_.notify_one();
+}
+
+bool CommitPipeline::HasRoom() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return queue_.size() < kMaxQueuedCommands;
+}
+
+void CommitPipeline::WaitForRoom() {
+  std::unique_lock<std::mutex> l(mu_);
+  space_cv_.wait(l, [&] { return queue_.size() < kMaxQueuedCommands; });
+}
+
 void CommitPipeline::Drain() {
   std::unique_lock<std::mutex> l(mu_);
   uint64_t target = proposed_;
@@ -105,15 +127,25 @@ void CommitPipeline::Lead(std::unique_lock<std::mutex>& l) {
   }
   VS_CHECK(results.size() == batch.size());
 
+  // Continuations run before the batch counts as finished (Drain waits for them too),
+  // without the pipeline's lock. The queue's head entries are this batch's: nobody else
+  // removes them while leading_ is set.
+  l.lock();
+  std::vector<Waiter*> mine(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(batch.size()));
+  l.unlock();
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (mine[i]->then) mine[i]->then(std::move(results[i]));
   l.lock();
   for (size_t i = 0; i < batch.size(); ++i) {
     Waiter* w = queue_.front();
     queue_.pop_front();
     ++finished_;
     if (w->async) {
-      --posted_;
-      if (!results[i].ok() && st.ok())
-        LOG_WARN("posted command %d: %s", static_cast<int>(w->cmd.type), results[i].status().ToString().c_str());
+      if (!w->then) {
+        --posted_;
+        if (!results[i].ok() && st.ok())
+          LOG_WARN("posted command %d: %s", static_cast<int>(w->cmd.type), results[i].status().ToString().c_str());
+      }
       delete w;
       continue;
     }

@@ -3,16 +3,19 @@
 // in that order. Group commit: commands proposed while a batch is being made durable form
 // the next batch, so one fdatasync covers many commands. The proposer at the head of the
 // queue leads a batch (no dedicated thread, no hand-off when the MDS is idle); the others
-// wait and wake with their result. Asynchronous proposals (events) are led by whichever
-// proposer comes next, or by the pipeline's own flusher thread.
+// wait and wake with their result. Asynchronous proposals (events, and CommitAsync: requests
+// answered from a continuation, with no thread waiting for them) are led by whichever
+// synchronous proposer comes next, or by the pipeline's own flusher thread, which then
+// commits every queued command in one batch: one hand-off per batch, not per command.
 //
 // Ordering: batches are appended and applied one at a time, in queue order, so apply order
 // is log order. The append and apply callbacks run without any pipeline lock held; the
 // apply callback takes the service's state lock itself. Nothing here holds a lock across
 // the append (disk I/O).
 //
-// Thread-safe: Commit, Post, Drain and Stats may be called from any thread, but never with
-// a lock held that the apply callback takes (the caller would wait for its own apply).
+// Thread-safe: Commit, Post, Drain, WaitForRoom and Stats may be called from any thread, but
+// never with a lock held that the apply callback takes (the caller would wait for its own
+// apply). CommitAsync never blocks and may be called with such a lock held.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -56,6 +59,16 @@ class CommitPipeline {
   // Proposes without waiting (events: nobody is acknowledged). Dropped, with a count in
   // Stats, when kMaxPostedCommands are already waiting.
   void Post(CommandType type, std::string body);
+  // Proposes without waiting; then(result) runs once the command is durable and applied
+  // (or its append failed), on the thread that led its batch, with no pipeline lock held
+  // and in log order. It must not block on the pipeline (no Commit, Drain or WaitForRoom).
+  // Never blocks and never drops: the queue may pass kMaxQueuedCommands by as many
+  // commands as callers propose concurrently, so callers that can wait call WaitForRoom
+  // first (an event-loop thread checks HasRoom instead).
+  using Then = std::function<void(Result<ApplyResult>)>;
+  void CommitAsync(CommandType type, std::string body, Then then);
+  bool HasRoom() const;
+  void WaitForRoom();
   // Returns when everything proposed before the call is applied.
   void Drain();
 
@@ -72,7 +85,8 @@ class CommitPipeline {
  private:
   struct Waiter {
     Command cmd;
-    bool async = false;
+    bool async = false;  // no thread waits: a Post (then empty) or a CommitAsync
+    Then then;
     bool done = false;
     Result<ApplyResult> result{ApplyResult{}};
     std::condition_variable cv;

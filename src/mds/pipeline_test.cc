@@ -124,6 +124,50 @@ TEST(CommitPipeline, PostedCommandsAreCommittedWithoutAProposer) {
   EXPECT_FALSE(f.saw_undurable_apply);
 }
 
+TEST(CommitPipeline, AsyncCommitsRunTheirContinuationAfterApplyInLogOrder) {
+  Fake f;
+  CommitPipeline p(f.Append(), f.Apply(), FixedClock);
+  std::mutex mu;
+  std::vector<std::string> seen;  // continuation order
+  std::vector<Code> codes;
+  bool undurable_then = false;
+  constexpr int kCommands = 200;
+  for (int i = 0; i < kCommands; ++i) {
+    std::string body = (i % 50 == 7 ? "bad" : "c") + std::to_string(i);
+    p.CommitAsync(CommandType::kAddEvent, body, [&, body](Result<ApplyResult> r) {
+      std::lock_guard<std::mutex> fl(f.mu);
+      // Applied (hence durable) before its continuation runs.
+      if (std::find(f.applied.begin(), f.applied.end(), body) == f.applied.end()) undurable_then = true;
+      std::lock_guard<std::mutex> l(mu);
+      seen.push_back(body);
+      codes.push_back(r.ok() ? Code::kOk : r.status().code());
+    });
+  }
+  p.Drain();  // continuations included
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kCommands));
+  EXPECT_EQ(seen, f.applied);  // log order
+  EXPECT_FALSE(undurable_then);
+  EXPECT_FALSE(f.saw_undurable_apply);
+  for (int i = 0; i < kCommands; ++i) EXPECT_EQ(codes[i], i % 50 == 7 ? Code::kExists : Code::kOk) << i;
+  // Nobody waits, so the flusher takes what queued behind a 2 ms sync as one batch.
+  EXPECT_LT(f.appends.load(), kCommands / 4) << "no group commit of asynchronous proposals";
+}
+
+TEST(CommitPipeline, AsyncCommitSeesAnAppendFailure) {
+  Fake f;
+  CommitPipeline p(f.Append(), f.Apply(), FixedClock);
+  f.fail_next = true;
+  std::atomic<int> failed{0}, ok{0};
+  p.CommitAsync(CommandType::kAddEvent, "x", [&](Result<ApplyResult> r) { (r.ok() ? ok : failed)++; });
+  p.Drain();
+  EXPECT_EQ(failed.load(), 1);
+  EXPECT_TRUE(f.applied.empty());
+  p.CommitAsync(CommandType::kAddEvent, "y", [&](Result<ApplyResult> r) { (r.ok() ? ok : failed)++; });
+  p.Drain();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(f.applied, std::vector<std::string>{"y"});
+}
+
 TEST(CommitPipeline, TimesIncreaseAlongTheLog) {
   std::vector<int64_t> times;
   std::mutex mu;

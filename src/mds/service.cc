@@ -115,7 +115,8 @@ Result<std::unique_ptr<MdsService>> MdsService::Start(const std::string& repo, c
       [self](const std::string& peer) {
         std::lock_guard<std::mutex> l(self->mu_);
         self->AddEvent("INF", "Node " + peer + " authenticated by password");
-      });
+      },
+      [self](const rpc::Frame& f) { return self->RunsInline(static_cast<proto::MsgType>(f.type)); });
   s->bg_ = std::thread([self] { self->Background(); });
   s->recovery_ = std::thread([self] { self->RecoveryLoop(); });
   s->scrub_ = std::thread([self] { self->ScrubLoop(); });
@@ -1451,10 +1452,65 @@ proto::Invalidation EntryChange(InodeId parent, const std::string& name) {
   return proto::Invalidation{proto::InvalKind::kEntry, parent, name};
 }
 proto::Invalidation InodeChange(InodeId ino) { return proto::Invalidation{proto::InvalKind::kInode, ino, ""}; }
+template <typename T>
+ReplyOutcome Body(const T& msg) {
+  ReplyOutcome o;
+  o.body = proto::EncodeToString(msg);
+  o.has_body = true;
+  return o;
+}
+ReplyOutcome Failed(const Status& st) {
+  ReplyOutcome o;
+  o.st = st;
+  return o;
+}
+ReplyOutcome AttrOutcome(const Result<proto::Attr>& a) {
+  return a.ok() ? Body(proto::AttrReply{a.value()}) : Failed(a.status());
+}
 }  // namespace
+
+bool MdsService::CommitsAsync(MsgType t) {
+  switch (t) {
+    case MsgType::kCreate: case MsgType::kUnlink: case MsgType::kRename: case MsgType::kLink:
+    case MsgType::kSetAttr:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool MdsService::RunsInline(MsgType t) const {
+  switch (t) {
+    case MsgType::kLookup: case MsgType::kGetAttr: case MsgType::kReaddir: case MsgType::kReaddirPlus:
+    case MsgType::kReadlink: case MsgType::kClientHeartbeat:
+      return true;
+    default:
+      return CommitsAsync(t) && pipeline_->HasRoom();
+  }
+}
+
+void MdsService::CommitThenReply(rpc::ServerConn c, const rpc::Frame& req, CommandType type, std::string body,
+                                 Then then) {
+  VS_CHECK(pipeline_);
+  rpc::Frame to;
+  to.type = req.type;
+  to.req_id = req.req_id;
+  pipeline_->CommitAsync(type, std::move(body), [this, c, to, then = std::move(then)](Result<ApplyResult> r) mutable {
+    Lock l(mu_);
+    Outcome o = then(l, r);
+    l.unlock();
+    if (!o.st.ok()) (void)c.ReplyError(to, o.st);
+    else if (o.has_body) (void)c.ReplyEncoded(to, std::move(o.body));
+    else (void)c.Reply(to, proto::Empty{});
+    if (!o.freed.empty()) QueueDeletes(o.freed);
+  });
+}
 
 void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
   auto type = static_cast<MsgType>(req.type);
+  // A worker may wait for room in the pipeline (the I/O thread only comes here when there
+  // is some): then the proposal under mu_ below never blocks.
+  if (CommitsAsync(type) && !rpc::Server::OnIoThread()) pipeline_->WaitForRoom();
   // The reply is made under the lock and written to the socket after it is released.
   Status out_st;
   std::string out_body;
@@ -1535,17 +1591,21 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         proto::CreateReq r;
         if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
         CreateNodeCmd cmd{r.parent, r.name, r.type, r.mode, r.symlink_target, r.exclusive, r.uid, r.gid, r.rdev, r.umask};
-        auto res = Commit(l, CommandType::kCreateNode, cmd);
-        if (!res.ok()) return reply_status(res.status());
-        hub_.Publish(r.client, {EntryChange(r.parent, r.name), InodeChange(r.parent)}, now);
-        if (!r.open_write) return reply_attr(res->attr);
-        // create(2) with its open in one round trip. Not when an unlink that frees the node
-        // is being committed (the client then opens it as usual, and finds it gone).
-        proto::CreateReply rep{res->attr, false};
-        if (res->attr.type == proto::NodeType::kFile && !freeing_.count(res->attr.ino) &&
-            state_.GetAttr(res->attr.ino).ok())
-          rep.opened = leases_.Acquire(res->attr.ino, r.client, true, now).ok();
-        reply(rep);
+        deferred = true;
+        CommitThenReply(c, req, CommandType::kCreateNode, proto::EncodeToString(cmd),
+                        [this, r](Lock&, Result<ApplyResult>& res) -> Outcome {
+          if (!res.ok()) return Failed(res.status());
+          int64_t now = env_.clock->NowMs();
+          hub_.Publish(r.client, {EntryChange(r.parent, r.name), InodeChange(r.parent)}, now);
+          if (!r.open_write) return AttrOutcome(res->attr);
+          // create(2) with its open in one round trip. Not when an unlink that frees the node
+          // is being committed (the client then opens it as usual, and finds it gone).
+          proto::CreateReply rep{res->attr, false};
+          if (res->attr.type == proto::NodeType::kFile && !freeing_.count(res->attr.ino) &&
+              state_.GetAttr(res->attr.ino).ok())
+            rep.opened = leases_.Acquire(res->attr.ino, r.client, true, now).ok();
+          return Body(rep);
+        });
         return;
       }
       case MsgType::kUnlink: {
@@ -1554,27 +1614,40 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         // A file open somewhere keeps its data until its last close (POSIX): only the name goes.
         auto target = state_.Lookup(r.parent, r.name);
         bool open = target.ok() && target->type == proto::NodeType::kFile && leases_.IsOpen(target->ino);
-        auto body = proto::EncodeToString(UnlinkCmd{r.parent, r.name, r.dir, open});
-        auto res = target.ok() && !open ? CommitFreeing(l, target->ino, CommandType::kUnlink, body)
-                                        : Commit(l, CommandType::kUnlink, body);
-        if (!res.ok()) return reply_status(res.status());
-        freed = res->freed;
-        {
-          std::vector<proto::Invalidation> ch{EntryChange(r.parent, r.name), InodeChange(r.parent)};
-          if (target.ok()) ch.push_back(InodeChange(target->ino));  // nlink, ctime
-          hub_.Publish(r.client, ch, now);
+        // An unlink that frees the inode holds back opens of it until it is applied (Open).
+        std::optional<InodeId> frees;
+        if (target.ok() && !open) {
+          freeing_.insert(target->ino);
+          frees = target->ino;
         }
-        reply_status(Status::Ok());
-        break;
+        std::optional<InodeId> changed;
+        if (target.ok()) changed = target->ino;
+        deferred = true;
+        CommitThenReply(c, req, CommandType::kUnlink, proto::EncodeToString(UnlinkCmd{r.parent, r.name, r.dir, open}),
+                        [this, r, frees, changed](Lock&, Result<ApplyResult>& res) -> Outcome {
+          if (frees) freeing_.erase(freeing_.find(*frees));
+          if (!res.ok()) return Failed(res.status());
+          std::vector<proto::Invalidation> ch{EntryChange(r.parent, r.name), InodeChange(r.parent)};
+          if (changed) ch.push_back(InodeChange(*changed));  // nlink, ctime
+          hub_.Publish(r.client, ch, env_.clock->NowMs());
+          Outcome o;
+          o.freed = std::move(res->freed);
+          return o;
+        });
+        return;
       }
       case MsgType::kLink: {
         proto::LinkReq r;
         if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(l, CommandType::kLink, LinkCmd{r.ino, r.new_parent, r.new_name});
-        if (!res.ok()) return reply_status(res.status());
-        hub_.Publish(r.client, {EntryChange(r.new_parent, r.new_name), InodeChange(r.new_parent), InodeChange(r.ino)},
-                     now);
-        return reply_attr(res->attr);
+        deferred = true;
+        CommitThenReply(c, req, CommandType::kLink, proto::EncodeToString(LinkCmd{r.ino, r.new_parent, r.new_name}),
+                        [this, r](Lock&, Result<ApplyResult>& res) -> Outcome {
+          if (!res.ok()) return Failed(res.status());
+          hub_.Publish(r.client, {EntryChange(r.new_parent, r.new_name), InodeChange(r.new_parent), InodeChange(r.ino)},
+                       env_.clock->NowMs());
+          return AttrOutcome(res->attr);
+        });
+        return;
       }
       case MsgType::kRename: {
         proto::RenameReq r;
@@ -1582,31 +1655,44 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         auto moved = state_.Lookup(r.parent, r.name);
         auto replaced = state_.Lookup(r.new_parent, r.new_name);
         bool open = replaced.ok() && replaced->type == proto::NodeType::kFile && leases_.IsOpen(replaced->ino);
-        auto body = proto::EncodeToString(RenameCmd{r.parent, r.name, r.new_parent, r.new_name, open});
-        auto res = replaced.ok() && !open ? CommitFreeing(l, replaced->ino, CommandType::kRename, body)
-                                          : Commit(l, CommandType::kRename, body);
-        if (!res.ok()) return reply_status(res.status());
-        freed = res->freed;
-        {
-          std::vector<proto::Invalidation> ch{EntryChange(r.parent, r.name), EntryChange(r.new_parent, r.new_name),
-                                              InodeChange(r.parent)};
-          if (r.new_parent != r.parent) ch.push_back(InodeChange(r.new_parent));
-          if (moved.ok()) ch.push_back(InodeChange(moved->ino));
-          if (replaced.ok()) ch.push_back(InodeChange(replaced->ino));
-          hub_.Publish(r.client, ch, now);
+        std::optional<InodeId> frees;
+        if (replaced.ok() && !open) {
+          freeing_.insert(replaced->ino);
+          frees = replaced->ino;
         }
-        reply_status(Status::Ok());
-        break;
+        std::vector<proto::Invalidation> ch{EntryChange(r.parent, r.name), EntryChange(r.new_parent, r.new_name),
+                                            InodeChange(r.parent)};
+        if (r.new_parent != r.parent) ch.push_back(InodeChange(r.new_parent));
+        if (moved.ok()) ch.push_back(InodeChange(moved->ino));
+        if (replaced.ok()) ch.push_back(InodeChange(replaced->ino));
+        deferred = true;
+        CommitThenReply(c, req, CommandType::kRename,
+                        proto::EncodeToString(RenameCmd{r.parent, r.name, r.new_parent, r.new_name, open}),
+                        [this, client = r.client, frees, ch](Lock&, Result<ApplyResult>& res) -> Outcome {
+          if (frees) freeing_.erase(freeing_.find(*frees));
+          if (!res.ok()) return Failed(res.status());
+          hub_.Publish(client, ch, env_.clock->NowMs());
+          Outcome o;
+          o.freed = std::move(res->freed);
+          return o;
+        });
+        return;
       }
       case MsgType::kSetAttr: {
         proto::SetAttrReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
-        auto res = Commit(l, CommandType::kSetAttr, SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ns / 1000000, r.mode, r.mtime_ns, r.atime_ns, r.uid, r.gid});
-        if (!res.ok()) return reply_status(res.status());
-        freed = res->freed;
-        hub_.Publish(r.client, {InodeChange(r.ino)}, now);
-        reply_attr(state_.GetAttr(r.ino));
-        break;
+        deferred = true;
+        CommitThenReply(c, req, CommandType::kSetAttr,
+                        proto::EncodeToString(SetAttrCmd{r.ino, r.mask, r.size, r.mtime_ns / 1000000, r.mode,
+                                                         r.mtime_ns, r.atime_ns, r.uid, r.gid}),
+                        [this, ino = r.ino, client = r.client](Lock&, Result<ApplyResult>& res) -> Outcome {
+          if (!res.ok()) return Failed(res.status());
+          hub_.Publish(client, {InodeChange(ino)}, env_.clock->NowMs());
+          Outcome o = AttrOutcome(state_.GetAttr(ino));
+          o.freed = std::move(res->freed);
+          return o;
+        });
+        return;
       }
       case MsgType::kOpen: {
         proto::OpenReq r;

@@ -71,6 +71,15 @@ struct MdsStats {
   uint64_t recovery_scans_skipped = 0;  // passes skipped: nothing had changed since an idle one
 };
 
+// What a commit's continuation answers (MdsService::CommitThenReply): an error, or a body
+// (none: Empty), and the chunks the command freed, to delete.
+struct ReplyOutcome {
+  Status st = Status::Ok();
+  std::string body;
+  bool has_body = false;
+  std::vector<FreedChunk> freed;
+};
+
 struct MdsConfig {
   std::string repo;
   std::string cluster;
@@ -117,6 +126,20 @@ class MdsService {
   using Lock = std::unique_lock<std::mutex>;  // on mu_
   MdsService() = default;
   void Handle(rpc::ServerConn& c, rpc::Frame& req);
+  // Requests Handle answers from a commit's continuation (CommitThenReply): no thread waits
+  // for their sync.
+  static bool CommitsAsync(proto::MsgType t);
+  // Requests Handle may serve on the server's I/O thread (rpc::Server::InlineFilter): the
+  // asynchronous commits while the pipeline has room, and reads that need only mu_.
+  bool RunsInline(proto::MsgType t) const;
+  using Outcome = ReplyOutcome;
+  using Then = std::function<Outcome(Lock& l, Result<ApplyResult>& res)>;
+  // Proposes a command and returns at once (never blocks: the caller made room, see
+  // CommitsAsync). Once the command is durable and applied, then(l, res) runs under mu_ on
+  // the pipeline's leading thread, and its Outcome is sent to the requester after mu_ is
+  // released. Called with mu_ held, so nothing slips between what the caller checked and
+  // the proposal's place in the log.
+  void CommitThenReply(rpc::ServerConn c, const rpc::Frame& req, CommandType type, std::string body, Then then);
   // Commits one command (journal, then state) and returns Apply's result; the state is
   // unchanged when Apply fails. l (on mu_) is released while the command is made durable
   // and held again on return.

@@ -92,6 +92,9 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
     bool done = false;
     Status st;
     AsyncCall* owner = nullptr;  // set for a CallAsync's frame
+    // Set for Call's frame: its caller waits once, on the ticket's cv, for the write and
+    // the reply together (one wake-up per call instead of two).
+    Ticket* joint = nullptr;
     std::condition_variable cv;  // done (a synchronous caller waits in Write)
   };
   // A CallAsync's state. It ends (done runs, then it is deleted) once its reply came or it
@@ -275,6 +278,8 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
         if (AsyncCall* a = o->owner) {  // o belongs to a; a may end now
           a->written = true;
           FireIfOverLocked(a);
+        } else if (Ticket* t = o->joint) {
+          if (t->done) t->cv.notify_all();  // the reply came first; else its arrival wakes the caller
         } else {
           o->cv.notify_one();
         }
@@ -539,14 +544,17 @@ bool Channel::IdleButStale() const {
   return ::poll(&pf, 1, 0) != 0;  // readable (EOF or a stray byte), hung up, or an error
 }
 
-Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, const std::string& body,
-                                                        const char* payload, size_t payload_len, Frame* reply,
-                                                        int timeout_ms, char* payload_out, size_t payload_cap,
-                                                        size_t* payload_len_out) {
+namespace {
+
+// Registers a call and queues its frame (out, which the caller keeps alive until it is
+// written). joint: the caller waits for the write and the reply together (Call).
+Result<std::unique_ptr<Channel::Ticket>> Begin(Channel::Impl& m, proto::MsgType type, const std::string& body,
+                                               const char* payload, size_t payload_len, Frame* reply, int timeout_ms,
+                                               char* payload_out, size_t payload_cap, size_t* payload_len_out,
+                                               Channel::Impl::Out* out, bool joint) {
   if (body.size() > kMaxMessageBytes || payload_len > kMaxPayloadBytes)
     return Err(Code::kInternal, "request too large for a frame");
-  Impl& m = *impl_;
-  auto t = std::make_unique<Ticket>();
+  auto t = std::make_unique<Channel::Ticket>();
   t->reply = reply;
   t->payload_out = payload_out;
   t->payload_cap = payload_cap;
@@ -561,22 +569,36 @@ Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, con
     t->id = m.next_id++;
     m.pending[t->id] = t.get();
   }
-  Impl::Out out;
   Frame h;
   h.type = static_cast<uint16_t>(type);
   h.req_id = t->id;
-  EncodeFrameHeader(h, body.size(), payload_len, out.header.data());
-  out.body = &body;
-  out.payload = payload;
-  out.payload_len = payload_len;
-  Status wst = m.Write(&out);
-  if (!wst.ok()) {
-    std::unique_lock<std::mutex> l(m.mu);
-    m.BreakLocked(wst);
+  EncodeFrameHeader(h, body.size(), payload_len, out->header.data());
+  out->body = &body;
+  out->payload = payload;
+  out->payload_len = payload_len;
+  if (joint) out->joint = t.get();
+  m.Enqueue(out);
+  return t;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, const std::string& body,
+                                                        const char* payload, size_t payload_len, Frame* reply,
+                                                        int timeout_ms, char* payload_out, size_t payload_cap,
+                                                        size_t* payload_len_out) {
+  Impl& m = *impl_;
+  Impl::Out out;
+  ASSIGN_OR_RETURN(auto t, Begin(m, type, body, payload, payload_len, reply, timeout_ms, payload_out, payload_cap,
+                                 payload_len_out, &out, /*joint=*/false));
+  std::unique_lock<std::mutex> l(m.mu);
+  out.cv.wait(l, [&] { return out.done; });
+  if (!out.st.ok()) {
+    m.BreakLocked(out.st);
     t->cv.wait(l, [&] { return t->done; });
     m.pending.erase(t->id);
     m.ReleaseSlotLocked();
-    return wst;
+    return out.st;
   }
   return t;
 }
@@ -641,9 +663,25 @@ void Channel::CallAsync(proto::MsgType type, std::string body, const char* paylo
 
 Status Channel::Call(proto::MsgType type, const std::string& body, const char* payload, size_t payload_len,
                      Frame* reply, int timeout_ms, char* payload_out, size_t payload_cap, size_t* payload_len_out) {
-  ASSIGN_OR_RETURN(auto t, Start(type, body, payload, payload_len, reply, timeout_ms, payload_out, payload_cap,
-                                 payload_len_out));
-  return Finish(std::move(t), timeout_ms);
+  // Start + Finish with one wait: the caller sleeps until both its frame is written and its
+  // reply came (or the channel broke), and is woken once.
+  Impl& m = *impl_;
+  Impl::Out out;
+  ASSIGN_OR_RETURN(auto t, Begin(m, type, body, payload, payload_len, reply, timeout_ms, payload_out, payload_cap,
+                                 payload_len_out, &out, /*joint=*/true));
+  std::unique_lock<std::mutex> l(m.mu);
+  if (!t->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return t->done && out.done; })) {
+    // As in Finish; a write still queued fails once the socket is closed.
+    m.BreakLocked(Err(Code::kTimeout, m.addr + ": no reply within " + std::to_string(timeout_ms) + " ms"));
+    t->cv.wait(l, [&] { return t->done && out.done; });
+  }
+  m.pending.erase(t->id);
+  m.ReleaseSlotLocked();
+  if (!out.st.ok()) {
+    m.BreakLocked(out.st);
+    return out.st;
+  }
+  return t->st;
 }
 
 }  // namespace vstorage::rpc

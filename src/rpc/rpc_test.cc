@@ -911,5 +911,48 @@ TEST(EventServer, RequestPayloadBuffersAreReusedNotReallocated) {
   for (size_t i = 1; i < seen.size(); ++i) EXPECT_EQ(seen[i], seen[0]) << "request " << i << " got a new buffer";
 }
 
+TEST(EventServer, RequestsTheFilterPicksRunOnTheIoThreadTheOthersOnWorkers) {
+  std::string key = RandomBytes(32);
+  Server server;
+  ASSERT_TRUE(server.Listen(HostPort{"127.0.0.1", 0}).ok());
+  std::mutex mu;
+  std::map<uint16_t, std::vector<bool>> on_io;  // request type -> Server::OnIoThread() per call
+  std::atomic<int> deferred{0};
+  server.Start(
+      ServerAuth{"c1", key, std::nullopt},
+      [&](ServerConn& c, Frame& req) {
+        {
+          std::lock_guard<std::mutex> l(mu);
+          on_io[req.type].push_back(Server::OnIoThread());
+        }
+        if (req.type != static_cast<uint16_t>(MsgType::kCreate)) {
+          (void)c.Reply(req, proto::Empty{});
+          return;
+        }
+        // An inline handler that answers later, from another thread (as the MDS does once
+        // a command is durable).
+        ++deferred;
+        Frame to;
+        to.type = req.type;
+        to.req_id = req.req_id;
+        std::thread([c, to]() mutable { c.PostEncoded(to, proto::EncodeToString(proto::Empty{})); }).detach();
+      },
+      nullptr,
+      [](const Frame& f) { return f.type != static_cast<uint16_t>(MsgType::kLookup); });
+  auto ch = Conn::Dial("127.0.0.1:" + std::to_string(server.port()), Credentials{"c1", key});
+  ASSERT_TRUE(ch.ok());
+  for (int i = 0; i < 3; ++i) {
+    Frame rep;
+    ASSERT_TRUE((*ch)->CallRaw(MsgType::kLookup, "", nullptr, 0, &rep).ok());
+    ASSERT_TRUE((*ch)->CallRaw(MsgType::kGetAttr, "", nullptr, 0, &rep).ok());
+    ASSERT_TRUE((*ch)->CallRaw(MsgType::kCreate, "", nullptr, 0, &rep).ok());
+  }
+  server.Stop();
+  EXPECT_EQ(deferred.load(), 3);
+  EXPECT_EQ(on_io[static_cast<uint16_t>(MsgType::kLookup)], std::vector<bool>(3, false));
+  EXPECT_EQ(on_io[static_cast<uint16_t>(MsgType::kGetAttr)], std::vector<bool>(3, true));
+  EXPECT_EQ(on_io[static_cast<uint16_t>(MsgType::kCreate)], std::vector<bool>(3, true));
+}
+
 }  // namespace
 }  // namespace vstorage::rpc

@@ -49,6 +49,7 @@ struct ServerCore {
   ServerAuth auth;
   Server::Handler handler;
   Server::AuthNodeHook hook;
+  Server::InlineFilter run_inline;
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> refused{0}, failed{0}, paused{0};
   PayloadPool payloads;
@@ -330,8 +331,14 @@ asio::awaitable<bool> Connection::Handshake(proto::PeerKind* kind) {
 }
 
 void Connection::Dispatch(Frame f, proto::PeerKind kind) {
-  ++inflight_;
   auto self = shared_from_this();
+  if (core_->run_inline && core_->run_inline(f)) {
+    ServerConn conn(self, kind);
+    core_->handler(conn, f);
+    core_->payloads.Give(std::move(f.payload));
+    return;
+  }
+  ++inflight_;
   bool queued = core_->workers.Submit([self, kind, f = std::move(f)]() mutable {
     ServerConn conn(self, kind);
     self->core_->handler(conn, f);
@@ -509,10 +516,13 @@ static asio::awaitable<void> AcceptLoop(std::shared_ptr<ServerCore> core) {
   }
 }
 
-void Server::Start(ServerAuth auth, Handler handler, AuthNodeHook hook) {
+bool Server::OnIoThread() { return detail::tls_server_io_thread; }
+
+void Server::Start(ServerAuth auth, Handler handler, AuthNodeHook hook, InlineFilter run_inline) {
   core_->auth = std::move(auth);
   core_->handler = std::move(handler);
   core_->hook = std::move(hook);
+  core_->run_inline = std::move(run_inline);
   core_->work.emplace(core_->io.get_executor());
   asio::co_spawn(core_->io, AcceptLoop(core_), asio::detached);
   for (int i = 0; i < kServerIoThreads; ++i)
