@@ -28,6 +28,7 @@
 // (kMaxSlowPathWorkers) that run the retrying synchronous logic.
 #pragma once
 #include <atomic>
+#include <optional>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -247,13 +248,15 @@ class Client {
   // the new node then inherits instead (acl(5)).
   Result<proto::Attr> Create(InodeId parent, const std::string& name, uint32_t mode, bool exclusive,
                              uint32_t uid = 0, uint32_t gid = 0, uint32_t umask = 0);
+  // parent_after (optional): set to the parent directory's attributes once the change is
+  // made, when the MDS gives them (Mkdir, Unlink, Rmdir, CreateOpen).
   Result<proto::Attr> Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0,
-                            uint32_t umask = 0);
+                            uint32_t umask = 0, std::optional<proto::Attr>* parent_after = nullptr);
   Result<proto::Attr> Symlink(InodeId parent, const std::string& name, const std::string& target, uint32_t uid = 0,
                               uint32_t gid = 0);
   Result<std::string> Readlink(InodeId ino);
-  Status Unlink(InodeId parent, const std::string& name);
-  Status Rmdir(InodeId parent, const std::string& name);
+  Status Unlink(InodeId parent, const std::string& name, std::optional<proto::Attr>* parent_after = nullptr);
+  Status Rmdir(InodeId parent, const std::string& name, std::optional<proto::Attr>* parent_after = nullptr);
   // link(2): one more name for a file.
   Result<proto::Attr> Link(InodeId ino, InodeId new_parent, const std::string& new_name);
   Status Rename(InodeId parent, const std::string& name, InodeId new_parent, const std::string& new_name);
@@ -282,7 +285,8 @@ class Client {
   // MDS). Returns the attributes with the open file.
   Result<std::pair<proto::Attr, std::unique_ptr<File>>> CreateOpen(InodeId parent, const std::string& name,
                                                                    uint32_t mode, bool exclusive, uint32_t uid = 0,
-                                                                   uint32_t gid = 0, uint32_t umask = 0);
+                                                                   uint32_t gid = 0, uint32_t umask = 0,
+                                                                   std::optional<proto::Attr>* parent_after = nullptr);
   // The entries of a directory with the attributes of each (sizes as GetAttr gives them).
   Result<std::vector<proto::DirEntryPlus>> ReaddirPlus(InodeId ino);
   // Long poll for what other clients changed since after_seq (mds/invalidation.h): waits up
@@ -305,6 +309,7 @@ class Client {
   friend class File;
   explicit Client(ClientOptions o);
   Status MdsCallRaw(proto::MsgType type, const std::string& body, std::string* reply_body);
+  Status RemoveName(InodeId parent, const std::string& name, bool dir, std::optional<proto::Attr>* parent_after);
   // Async admission: a slot among kMaxAsyncOps (waits for one unless InCallback()).
   void AdmitAsync();
   // On a thread that runs completion callbacks (an I/O thread or a slow-path worker).

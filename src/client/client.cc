@@ -279,13 +279,15 @@ Result<proto::WatchChangesReply> Client::WatchChanges(uint64_t after_seq, uint32
 
 Result<std::pair<proto::Attr, std::unique_ptr<File>>> Client::CreateOpen(InodeId parent, const std::string& name,
                                                                           uint32_t mode, bool exclusive, uint32_t uid,
-                                                                          uint32_t gid, uint32_t umask) {
+                                                                          uint32_t gid, uint32_t umask,
+                                                                          std::optional<proto::Attr>* parent_after) {
   proto::CreateReq req{parent, name, proto::NodeType::kFile, mode, "", exclusive, uid, gid, 0, id_, true, umask};
   std::string body;
   RETURN_IF_ERROR(MdsCallRaw(MsgType::kCreate, proto::EncodeToString(req), &body));
   // An MDS from before create-and-open answers an AttrReply: `opened` stays false.
   proto::CreateReply r;
   RETURN_IF_ERROR(proto::DecodeStoredRecord(body, &r, "MDS reply"));
+  if (parent_after && r.has_parent) *parent_after = r.parent;
   if (!r.opened) {
     ASSIGN_OR_RETURN(auto f, Open(r.attr.ino, true));
     return std::make_pair(r.attr, std::move(f));
@@ -311,11 +313,15 @@ Result<proto::Attr> Client::Create(InodeId parent, const std::string& name, uint
 }
 
 Result<proto::Attr> Client::Mkdir(InodeId parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid,
-                                  uint32_t umask) {
-  proto::AttrReply r;
-  RETURN_IF_ERROR(MdsCall(
-      MsgType::kCreate, proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true, uid, gid, 0, id_, false, umask},
-      &r));
+                                  uint32_t umask, std::optional<proto::Attr>* parent_after) {
+  std::string body;
+  RETURN_IF_ERROR(MdsCallRaw(
+      MsgType::kCreate,
+      proto::EncodeToString(proto::CreateReq{parent, name, proto::NodeType::kDir, mode, "", true, uid, gid, 0, id_, false, umask}),
+      &body));
+  proto::CreateReply r;  // an older MDS's AttrReply reads as one without the parent
+  RETURN_IF_ERROR(proto::DecodeStoredRecord(body, &r, "MDS reply"));
+  if (parent_after && r.has_parent) *parent_after = r.parent;
   return r.attr;
 }
 
@@ -333,14 +339,21 @@ Result<std::string> Client::Readlink(InodeId ino) {
   return r.target;
 }
 
-Status Client::Unlink(InodeId parent, const std::string& name) {
-  proto::Empty e;
-  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, false, id_}, &e);
+Status Client::Unlink(InodeId parent, const std::string& name, std::optional<proto::Attr>* parent_after) {
+  return RemoveName(parent, name, false, parent_after);
 }
 
-Status Client::Rmdir(InodeId parent, const std::string& name) {
-  proto::Empty e;
-  return MdsCall(MsgType::kUnlink, proto::UnlinkReq{parent, name, true, id_}, &e);
+Status Client::Rmdir(InodeId parent, const std::string& name, std::optional<proto::Attr>* parent_after) {
+  return RemoveName(parent, name, true, parent_after);
+}
+
+Status Client::RemoveName(InodeId parent, const std::string& name, bool dir, std::optional<proto::Attr>* parent_after) {
+  std::string body;
+  RETURN_IF_ERROR(MdsCallRaw(MsgType::kUnlink, proto::EncodeToString(proto::UnlinkReq{parent, name, dir, id_}), &body));
+  proto::UnlinkReply r;  // an older MDS answers Empty: no parent
+  RETURN_IF_ERROR(proto::DecodeStoredRecord(body, &r, "MDS reply"));
+  if (parent_after && r.has_parent) *parent_after = r.parent;
+  return Status::Ok();
 }
 
 Result<proto::Attr> Client::Link(InodeId ino, InodeId new_parent, const std::string& new_name) {

@@ -52,6 +52,7 @@ constexpr size_t kMaxNamesPerInode = 8;   // names remembered per inode, for a r
 constexpr size_t kMaxListedDirs = 1024;   // directories whose every name this mount knows
 constexpr size_t kMaxNamesPerListedDir = 100000;
 constexpr size_t kMaxXattrInodes = 4096;  // inodes whose extended attributes are cached
+constexpr size_t kMaxDirAttrs = 4096;     // directories whose attributes are cached
 constexpr unsigned kMaxWrite = 1u << 20;
 constexpr unsigned kReadAheadKb = 8192;
 const char* kXattrReplicas = "vstorage.replicas";
@@ -159,6 +160,42 @@ struct Mount {
     xattr_epoch.fetch_add(1);
     if (all) xattrs.clear();
     else xattrs.erase(ino);
+  }
+
+  // Attributes of directories as the MDS last gave them, kept only while watching. The
+  // kernel asks for a directory's attributes after every create or unlink in it (it drops
+  // them on each change, and default_permissions needs the mode for the next one): an MDS
+  // round trip per create. The MDS returns the parent's attributes with a create or an
+  // unlink (CreateReply, UnlinkReply), and the kernel's next getattr is answered from here.
+  // Of two answers for one directory the one with the later ctime stays (the master's
+  // command times only grow). An entry goes with an invalidation of its inode (another
+  // client's change), a resync, and before and after each of our own changes of it that
+  // does not return its new attributes; dattr_epoch moves with every drop, and an answer to
+  // a request that started before a drop is not kept.
+  std::mutex dattr_mu;  // guards dir_attrs
+  std::unordered_map<fuse_ino_t, proto::Attr> dir_attrs;
+  std::atomic<uint64_t> dattr_epoch{0};
+
+  std::optional<proto::Attr> CachedDirAttr(fuse_ino_t ino) {
+    if (!watching.load()) return std::nullopt;
+    std::lock_guard<std::mutex> l(dattr_mu);
+    auto it = dir_attrs.find(ino);
+    if (it == dir_attrs.end()) return std::nullopt;
+    return it->second;
+  }
+  void DirAttrRead(const proto::Attr& a, uint64_t since) {
+    if (a.type != proto::NodeType::kDir) return;
+    std::lock_guard<std::mutex> l(dattr_mu);
+    if (!watching.load() || dattr_epoch.load() != since) return;
+    if (dir_attrs.size() >= kMaxDirAttrs) dir_attrs.clear();
+    auto [it, fresh] = dir_attrs.try_emplace(a.ino.v, a);
+    if (!fresh && it->second.ctime_ns <= a.ctime_ns) it->second = a;
+  }
+  void DropDirAttr(fuse_ino_t ino, bool all) {
+    std::lock_guard<std::mutex> l(dattr_mu);
+    dattr_epoch.fetch_add(1);
+    if (all) dir_attrs.clear();
+    else dir_attrs.erase(ino);
   }
 
   void Remember(fuse_ino_t ino, fuse_ino_t parent, const char* name) {
@@ -310,8 +347,18 @@ void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Mount* m = M(req);
+  if (auto a = m->CachedDirAttr(ino)) {
+    struct stat st;
+    FillStat(*a, &st);
+    fuse_reply_attr(req, &st, kWatchedTimeoutS);
+    return;
+  }
   uint64_t since = Epoch(req);
-  ReplyAttr(req, Cl(req)->GetAttr(Ino(ino)), since);
+  uint64_t dattr_since = m->dattr_epoch.load();
+  auto a = Cl(req)->GetAttr(Ino(ino));
+  if (a.ok()) m->DirAttrRead(*a, dattr_since);
+  ReplyAttr(req, a, since);
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
@@ -363,9 +410,11 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   // A mode change rewrites the access ACL, if any (the MDS keeps them in step).
   bool acl_change = (mask & proto::kSetMode) != 0;
   if (acl_change) M(req)->DropXattrs(ino, false);
+  M(req)->DropDirAttr(ino, false);
   auto r = c->SetAttr(Ino(ino), mask, static_cast<uint64_t>(attr->st_size), mtime, attr->st_mode & 07777, atime,
                       attr->st_uid, attr->st_gid);
   if (acl_change) M(req)->DropXattrs(ino, false);
+  M(req)->DropDirAttr(ino, false);
   if (!r.ok()) {
     fuse_reply_err(req, Errno(r.status()));
     return;
@@ -387,11 +436,13 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   const fuse_ctx* ctx = fuse_req_ctx(req);
   uint64_t since = Epoch(req);
   M(req)->MayExist(parent, name);
+  M(req)->DropDirAttr(parent, false);  // its attributes are not in the reply
   proto::NodeType t;
   switch (mode & S_IFMT) {
     case S_IFREG:
     case 0: {
       auto a = Cl(req)->Create(Ino(parent), name, mode & 07777, true, ctx->uid, ctx->gid, ctx->umask);
+      M(req)->DropDirAttr(parent, false);
       M(req)->MayExist(parent, name);
       ReplyEntry(req, parent, name, a, since);
       return;
@@ -403,6 +454,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
     default: fuse_reply_err(req, EINVAL); return;
   }
   auto a = Cl(req)->Mknod(Ino(parent), name, t, mode & 07777, rdev, ctx->uid, ctx->gid, ctx->umask);
+  M(req)->DropDirAttr(parent, false);
   M(req)->MayExist(parent, name);
   ReplyEntry(req, parent, name, a, since);
 }
@@ -413,20 +465,33 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Mount* m = M(req);
   m->MayExist(parent, name);
   uint64_t dir_since = m->dir_epoch.load();
-  auto a = Cl(req)->Mkdir(Ino(parent), name, mode & 07777, ctx->uid, ctx->gid, ctx->umask);
+  uint64_t dattr_since = m->dattr_epoch.load();
+  std::optional<proto::Attr> parent_after;
+  auto a = Cl(req)->Mkdir(Ino(parent), name, mode & 07777, ctx->uid, ctx->gid, ctx->umask, &parent_after);
   if (a.ok()) m->Listed(a->ino.v, {}, dir_since);  // a new directory is empty
+  if (a.ok()) m->DirAttrRead(*a, dattr_since);
+  if (parent_after) m->DirAttrRead(*parent_after, dattr_since);
   m->MayExist(parent, name);
   ReplyEntry(req, parent, name, a, since);
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Status st = Cl(req)->Unlink(Ino(parent), name);
-  if (st.ok()) M(req)->Removed(parent, name);
+  Mount* m = M(req);
+  uint64_t dattr_since = m->dattr_epoch.load();
+  std::optional<proto::Attr> parent_after;
+  Status st = Cl(req)->Unlink(Ino(parent), name, &parent_after);
+  if (st.ok()) m->Removed(parent, name);
+  if (parent_after) m->DirAttrRead(*parent_after, dattr_since);
   ReplyStatus(req, st);
 }
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Mount* m = M(req);
+  // The removed directory's own attributes change too (nlink 0), and the reply does not
+  // say which inode it was: forget every directory's.
+  m->DropDirAttr(0, true);
   Status st = Cl(req)->Rmdir(Ino(parent), name);
-  if (st.ok()) M(req)->Removed(parent, name);
+  if (st.ok()) m->Removed(parent, name);
+  m->DropDirAttr(0, true);
   ReplyStatus(req, st);
 }
 
@@ -434,7 +499,9 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
   const fuse_ctx* ctx = fuse_req_ctx(req);
   uint64_t since = Epoch(req);
   M(req)->MayExist(parent, name);
+  M(req)->DropDirAttr(parent, false);  // its attributes are not in the reply
   auto a = Cl(req)->Symlink(Ino(parent), name, link, ctx->uid, ctx->gid);
+  M(req)->DropDirAttr(parent, false);
   M(req)->MayExist(parent, name);
   ReplyEntry(req, parent, name, a, since);
 }
@@ -454,7 +521,11 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
     }
   }
   M(req)->MayExist(newparent, newname);
+  // Both parents change, and a moved directory too (its ctime): forget every directory's
+  // attributes.
+  M(req)->DropDirAttr(0, true);
   Status st = c->Rename(Ino(parent), name, Ino(newparent), newname);
+  M(req)->DropDirAttr(0, true);
   M(req)->MayExist(newparent, newname);
   if (st.ok()) M(req)->Removed(parent, name);
   ReplyStatus(req, st);
@@ -464,7 +535,9 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   uint64_t since = Epoch(req);
   M(req)->MayExist(newparent, newname);
+  M(req)->DropDirAttr(newparent, false);  // its attributes are not in the reply
   auto a = Cl(req)->Link(Ino(ino), Ino(newparent), newname);
+  M(req)->DropDirAttr(newparent, false);
   M(req)->MayExist(newparent, newname);
   ReplyEntry(req, newparent, newname, a, since);
 }
@@ -495,7 +568,11 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   uint64_t since = Epoch(req);
   Mount* m = M(req);
   m->MayExist(parent, name);
-  auto r = c->CreateOpen(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0, ctx->uid, ctx->gid, ctx->umask);
+  uint64_t dattr_since = m->dattr_epoch.load();
+  std::optional<proto::Attr> parent_after;
+  auto r = c->CreateOpen(Ino(parent), name, mode & 07777, (fi->flags & O_EXCL) != 0, ctx->uid, ctx->gid, ctx->umask,
+                         &parent_after);
+  if (parent_after) m->DirAttrRead(*parent_after, dattr_since);
   m->MayExist(parent, name);
   if (!r.ok()) {
     fuse_reply_err(req, Errno(r.status()));
@@ -745,7 +822,10 @@ bool MaySeeTrusted(fuse_req_t req) { return fuse_req_ctx(req)->uid == 0; }
 
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   if (const char* a = AttrName(name)) {
-    ReplyStatus(req, Cl(req)->SetXattr(Ino(ino), a, std::string(value, size)));
+    M(req)->DropDirAttr(ino, false);
+    Status st = Cl(req)->SetXattr(Ino(ino), a, std::string(value, size));
+    M(req)->DropDirAttr(ino, false);
+    ReplyStatus(req, st);
     return;
   }
   if (!Namespaced(req, name)) {
@@ -753,8 +833,10 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
     return;
   }
   M(req)->DropXattrs(ino, false);
+  M(req)->DropDirAttr(ino, false);  // an ACL changes the mode, any xattr the ctime
   Status st = Cl(req)->SetXattr(Ino(ino), name, std::string(value, size), static_cast<uint32_t>(flags) & 3);
   M(req)->DropXattrs(ino, false);
+  M(req)->DropDirAttr(ino, false);
   ReplyStatus(req, st);
 }
 
@@ -818,8 +900,10 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     return;
   }
   M(req)->DropXattrs(ino, false);
+  M(req)->DropDirAttr(ino, false);
   Status st = Cl(req)->RemoveXattr(Ino(ino), name);
   M(req)->DropXattrs(ino, false);
+  M(req)->DropDirAttr(ino, false);
   ReplyStatus(req, st);
 }
 
@@ -871,8 +955,12 @@ void Invalidate(Mount* m, const std::vector<proto::Invalidation>& changes, bool 
       if (c.kind == proto::InvalKind::kEntry) m->MayExistLocked(c.ino.v, c.name);
   }
   if (all) m->DropXattrs(0, true);
+  if (all) m->DropDirAttr(0, true);
   for (const auto& c : changes)
-    if (c.kind == proto::InvalKind::kInode) m->DropXattrs(c.ino.v, false);
+    if (c.kind == proto::InvalKind::kInode) {
+      m->DropXattrs(c.ino.v, false);
+      m->DropDirAttr(c.ino.v, false);
+    }
   std::set<std::pair<fuse_ino_t, std::string>> entries;
   std::set<fuse_ino_t> inodes;
   if (all) {

@@ -52,7 +52,7 @@ void CommitPipeline::Post(CommandType type, std::string body) {
   if (!leading_ && queue_.front() == w) flusher_cv_.notify_one();
 }
 
-void CommitPipeline::CommitAsync(CommandType type, std::string body, Then then) {
+void CommitPipeline::CommitAsync(CommandType type, std::string body, Then then, bool defer_lead) {
   auto* w = new Waiter;
   w->async = true;
   w->then = std::move(then);
@@ -61,7 +61,23 @@ void CommitPipeline::CommitAsync(CommandType type, std::string body, Then then) 
   std::lock_guard<std::mutex> l(mu_);
   queue_.push_back(w);
   ++proposed_;
-  if (!leading_ && queue_.front() == w) flusher_cv_.notify_one();
+  if (!defer_lead && !leading_ && queue_.front() == w) flusher_cv_.notify_one();
+}
+
+bool CommitPipeline::RecentAppendsFast() const {
+  for (int64_t ns : append_ns_)
+    if (ns > kInlineLeadMaxAppendNs) return false;
+  return true;
+}
+
+void CommitPipeline::LeadOrKick(bool only_if_fast) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (leading_ || queue_.empty() || !queue_.front()->async) return;  // led, or its leader is awake
+  if (only_if_fast && !RecentAppendsFast()) {
+    flusher_cv_.notify_one();
+    return;
+  }
+  Lead(l);
 }
 
 bool CommitPipeline::HasRoom() const {
@@ -112,11 +128,14 @@ void CommitPipeline::Lead(std::unique_lock<std::mutex>& l) {
   std::vector<Result<ApplyResult>> results;
   results.reserve(batch.size());
   Status st;
+  int64_t append_ns = 0;
   if (apply_first_) {
     apply_(batch, &results);
     st = append_(batch);
   } else {
+    int64_t t0 = clock_();
     st = append_(batch);
+    append_ns = clock_() - t0;
     if (st.ok()) apply_(batch, &results);
   }
   if (!st.ok()) {
@@ -131,6 +150,7 @@ void CommitPipeline::Lead(std::unique_lock<std::mutex>& l) {
   // without the pipeline's lock. The queue's head entries are this batch's: nobody else
   // removes them while leading_ is set.
   l.lock();
+  append_ns_[append_next_++ % kAppendTimesKept] = append_ns;
   std::vector<Waiter*> mine(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(batch.size()));
   l.unlock();
   for (size_t i = 0; i < batch.size(); ++i)

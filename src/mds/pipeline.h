@@ -36,6 +36,8 @@ inline constexpr size_t kMaxBatchCommands = 1024;        // commands per append 
 inline constexpr size_t kMaxBatchBytes = 4u << 20;       // encoded bytes per batch
 inline constexpr size_t kMaxQueuedCommands = 16384;      // proposers beyond this wait
 inline constexpr size_t kMaxPostedCommands = 4096;       // async proposals; more are dropped
+inline constexpr int64_t kInlineLeadMaxAppendNs = 100000;  // LeadOrKick(only_if_fast): "fast"
+inline constexpr size_t kAppendTimesKept = 8;             // appends that decide "recent"
 
 class CommitPipeline {
  public:
@@ -65,8 +67,16 @@ class CommitPipeline {
   // Never blocks and never drops: the queue may pass kMaxQueuedCommands by as many
   // commands as callers propose concurrently, so callers that can wait call WaitForRoom
   // first (an event-loop thread checks HasRoom instead).
+  // defer_lead: the flusher is not woken; the caller calls LeadOrKick once it holds no lock
+  // the apply callback takes (a thread already awake may lead the batch itself).
   using Then = std::function<void(Result<ApplyResult>)>;
-  void CommitAsync(CommandType type, std::string body, Then then);
+  void CommitAsync(CommandType type, std::string body, Then then, bool defer_lead = false);
+  // After CommitAsync(..., defer_lead): leads the waiting batch on this thread unless
+  // someone else leads already, or, when only_if_fast and the recent appends were not all
+  // fast (kInlineLeadMaxAppendNs), wakes the flusher to lead it. An event-loop thread passes
+  // only_if_fast: it may spend a fast sync (tmpfs, a disk with a write cache) but never a slow
+  // one, during which nothing else it serves would move.
+  void LeadOrKick(bool only_if_fast);
   bool HasRoom() const;
   void WaitForRoom();
   // Returns when everything proposed before the call is applied.
@@ -109,6 +119,9 @@ class CommitPipeline {
   bool leading_ = false;
   bool stop_ = false;
   int64_t last_time_ns_ = 0;
+  int64_t append_ns_[kAppendTimesKept] = {};  // durations of the last appends (ring)
+  size_t append_next_ = 0;
+  bool RecentAppendsFast() const;
   uint64_t proposed_ = 0, finished_ = 0;  // sequence numbers, for Drain
   Stats stats_;
   std::thread flusher_;

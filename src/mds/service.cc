@@ -1472,7 +1472,7 @@ ReplyOutcome AttrOutcome(const Result<proto::Attr>& a) {
 bool MdsService::CommitsAsync(MsgType t) {
   switch (t) {
     case MsgType::kCreate: case MsgType::kUnlink: case MsgType::kRename: case MsgType::kLink:
-    case MsgType::kSetAttr:
+    case MsgType::kSetAttr: case MsgType::kRelease:
       return true;
     default:
       return false;
@@ -1495,15 +1495,19 @@ void MdsService::CommitThenReply(rpc::ServerConn c, const rpc::Frame& req, Comma
   rpc::Frame to;
   to.type = req.type;
   to.req_id = req.req_id;
-  pipeline_->CommitAsync(type, std::move(body), [this, c, to, then = std::move(then)](Result<ApplyResult> r) mutable {
-    Lock l(mu_);
-    Outcome o = then(l, r);
-    l.unlock();
-    if (!o.st.ok()) (void)c.ReplyError(to, o.st);
-    else if (o.has_body) (void)c.ReplyEncoded(to, std::move(o.body));
-    else (void)c.Reply(to, proto::Empty{});
-    if (!o.freed.empty()) QueueDeletes(o.freed);
-  });
+  // Handle leads it (or wakes the flusher) once mu_ is released: LeadOrKick.
+  pipeline_->CommitAsync(
+      type, std::move(body),
+      [this, c, to, then = std::move(then)](Result<ApplyResult> r) mutable {
+        Lock l(mu_);
+        Outcome o = then(l, r);
+        l.unlock();
+        if (!o.st.ok()) (void)c.ReplyError(to, o.st);
+        else if (o.has_body) (void)c.ReplyEncoded(to, std::move(o.body));
+        else (void)c.Reply(to, proto::Empty{});
+        if (!o.freed.empty()) QueueDeletes(o.freed);
+      },
+      /*defer_lead=*/true);
 }
 
 void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
@@ -1597,11 +1601,14 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
           if (!res.ok()) return Failed(res.status());
           int64_t now = env_.clock->NowMs();
           hub_.Publish(r.client, {EntryChange(r.parent, r.name), InodeChange(r.parent)}, now);
-          if (!r.open_write) return AttrOutcome(res->attr);
+          proto::CreateReply rep{res->attr, false};
+          if (auto pa = state_.GetAttr(r.parent); pa.ok()) {
+            rep.parent = *pa;
+            rep.has_parent = true;
+          }
           // create(2) with its open in one round trip. Not when an unlink that frees the node
           // is being committed (the client then opens it as usual, and finds it gone).
-          proto::CreateReply rep{res->attr, false};
-          if (res->attr.type == proto::NodeType::kFile && !freeing_.count(res->attr.ino) &&
+          if (r.open_write && res->attr.type == proto::NodeType::kFile && !freeing_.count(res->attr.ino) &&
               state_.GetAttr(res->attr.ino).ok())
             rep.opened = leases_.Acquire(res->attr.ino, r.client, true, now).ok();
           return Body(rep);
@@ -1630,7 +1637,13 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
           std::vector<proto::Invalidation> ch{EntryChange(r.parent, r.name), InodeChange(r.parent)};
           if (changed) ch.push_back(InodeChange(*changed));  // nlink, ctime
           hub_.Publish(r.client, ch, env_.clock->NowMs());
-          Outcome o;
+          proto::UnlinkReply rep;
+          if (auto pa = state_.GetAttr(r.parent); pa.ok()) {
+            rep.parent = *pa;
+            rep.has_parent = true;
+          }
+          if (changed) rep.removed = *changed;
+          Outcome o = Body(rep);
           o.freed = std::move(res->freed);
           return o;
         });
@@ -1748,6 +1761,20 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         proto::ReleaseReq r;
         if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
         leases_.Release(r.ino, r.client, r.write);
+        if (state_.Orphans().count(r.ino) && !leases_.IsOpen(r.ino)) {
+          // The last close of an unlinked file frees it (its access time does not matter).
+          freeing_.insert(r.ino);
+          deferred = true;
+          CommitThenReply(c, req, CommandType::kFreeOrphan, proto::EncodeToString(FreeOrphanCmd{r.ino}),
+                          [this, ino = r.ino](Lock&, Result<ApplyResult>& res) -> Outcome {
+            freeing_.erase(freeing_.find(ino));
+            Outcome o;
+            if (res.ok()) o.freed = std::move(res->freed);
+            else LOG_WARN("freeing unlinked inode %s: %s", ino.str().c_str(), res.status().ToString().c_str());
+            return o;
+          });
+          return;
+        }
         if (r.read) {
           // relatime, as ext4 mounts by default: the access time moves once it is behind the
           // last change or a day old; at a close, never per read.
@@ -1756,19 +1783,19 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
           if (a.ok() && (a->atime_ns <= a->mtime_ns || a->atime_ns <= a->ctime_ns ||
                          now_ns - a->atime_ns > kRelatimeMaxAgeNs)) {
             SetAttrCmd at{r.ino, proto::kSetAtime, 0, 0, 0, 0, now_ns, 0, 0};
-            auto res = Commit(l, CommandType::kSetAttr, at);
-            if (!res.ok()) LOG_WARN("access time of inode %s: %s", r.ino.str().c_str(), res.status().ToString().c_str());
-            else hub_.Publish(ClientId{}, {InodeChange(r.ino)}, now);
+            deferred = true;
+            CommitThenReply(c, req, CommandType::kSetAttr, proto::EncodeToString(at),
+                            [this, ino = r.ino](Lock&, Result<ApplyResult>& res) -> Outcome {
+              if (!res.ok())
+                LOG_WARN("access time of inode %s: %s", ino.str().c_str(), res.status().ToString().c_str());
+              else
+                hub_.Publish(ClientId{}, {InodeChange(ino)}, env_.clock->NowMs());
+              return Outcome{};
+            });
+            return;
           }
         }
-        if (state_.Orphans().count(r.ino) && !leases_.IsOpen(r.ino)) {
-          auto res = CommitFreeing(l, r.ino, CommandType::kFreeOrphan,
-                                   proto::EncodeToString(FreeOrphanCmd{r.ino}));  // the last close
-          if (res.ok()) freed = res->freed;
-          else LOG_WARN("freeing unlinked inode %s: %s", r.ino.str().c_str(), res.status().ToString().c_str());
-        }
-        reply_status(Status::Ok());
-        break;
+        return reply_status(Status::Ok());
       }
       case MsgType::kGetChunk: {
         proto::GetChunkReq r;
@@ -1899,6 +1926,10 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
     else (void)c.Reply(req, proto::Empty{});
   }
   if (!freed.empty()) QueueDeletes(freed);
+  // A proposal of CommitThenReply waits for a leader: this thread, if it may spend the sync
+  // (a worker always; the I/O thread while syncs are fast), saves waking the flusher and
+  // the flusher waking the I/O thread back with the replies.
+  if (CommitsAsync(type)) pipeline_->LeadOrKick(/*only_if_fast=*/rpc::Server::OnIoThread());
 }
 
 // One journaled command for every pair, so a bad pair leaves the configuration untouched.

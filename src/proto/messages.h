@@ -200,10 +200,23 @@ struct CreateReq {
   uint32_t umask = 0;
   VS_FIELDS(parent, name, type, mode, symlink_target, exclusive, uid, gid, rdev, client, open_write, umask)
 };
+// The reply to every kCreate (an AttrReply with more after it, so older clients read it as
+// one).
 struct CreateReply {
   Attr attr;
   bool opened = false;  // the write lease was taken (else: open the file as usual)
-  VS_FIELDS(attr, opened)
+  // The parent directory's attributes once the create is applied (none from older MDS):
+  // a mount answers the kernel's next getattr of the directory with them.
+  Attr parent;
+  bool has_parent = false;
+  VS_FIELDS(attr, opened, parent, has_parent)
+};
+// The reply to kUnlink (older MDS answer Empty: has_parent false).
+struct UnlinkReply {
+  Attr parent;  // the directory's attributes once the unlink is applied
+  bool has_parent = false;
+  InodeId removed;  // the node whose name went
+  VS_FIELDS(parent, has_parent, removed)
 };
 struct UnlinkReq {
   InodeId parent;

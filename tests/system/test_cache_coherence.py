@@ -174,3 +174,50 @@ def test_extended_attributes_cached_by_a_mount_follow_the_other_mounts_changes(t
     wait_for(lambda: xattr_of(f"{a}/x", "user.mine") == b"again", timeout=SEEN_WITHIN_S,
              what="B's setxattr on A")
     assert open(f"{a}/x", "rb").read() == b"datamore"
+
+
+def dir_view(p):
+    s = os.stat(p)
+    return (s.st_mtime_ns, s.st_ctime_ns, s.st_nlink, st_mod.S_IMODE(s.st_mode))
+
+
+def test_a_directorys_attributes_follow_changes_of_both_mounts(two_mounts):
+    # A mount answers the kernel's getattr of a directory it just changed from what the
+    # MDS returned with the change (no round trip); these checks fail if that copy is
+    # stale or outlives another mount's change.
+    a, b = two_mounts
+    os.mkdir(f"{a}/d", 0o755)
+    wait_for(lambda: exists(f"{b}/d"), timeout=SEEN_WITHIN_S, what="the directory on B")
+    before = dir_view(f"{a}/d")
+    assert dir_view(f"{b}/d") == before
+    for i in range(3):
+        write(f"{a}/d/f{i}", b"x")
+        now = dir_view(f"{a}/d")
+        assert now[0] > before[0] and now[1] > before[1], (before, now)  # mtime, ctime moved on A
+        assert now[2] == before[2]  # a file adds no link to its directory
+        wait_for(lambda: dir_view(f"{b}/d") == now, timeout=SEEN_WITHIN_S, what=f"create {i} in d on B")
+        before = now
+    os.mkdir(f"{a}/d/sub")
+    now = dir_view(f"{a}/d")
+    assert now[2] == before[2] + 1 and now[0] > before[0], (before, now)
+    wait_for(lambda: dir_view(f"{b}/d") == now, timeout=SEEN_WITHIN_S, what="the subdirectory on B")
+    before = now
+    os.unlink(f"{a}/d/f0")
+    now = dir_view(f"{a}/d")
+    assert now[0] > before[0] and now[2] == before[2], (before, now)
+    wait_for(lambda: dir_view(f"{b}/d") == now, timeout=SEEN_WITHIN_S, what="the unlink in d on B")
+    # Changes made on B reach what A answers, although A holds its own copy.
+    before = now
+    write(f"{b}/d/from_b", b"y")
+    wait_for(lambda: dir_view(f"{a}/d")[0] > before[0], timeout=SEEN_WITHIN_S, what="B's create in d on A")
+    assert dir_view(f"{a}/d") == dir_view(f"{b}/d")
+    os.chmod(f"{b}/d", 0o700)
+    wait_for(lambda: dir_view(f"{a}/d")[3] == 0o700, timeout=SEEN_WITHIN_S, what="B's chmod of d on A")
+    # A's own chmod, then a create: the mode stays the new one.
+    os.chmod(f"{a}/d", 0o750)
+    write(f"{a}/d/f9", b"z")
+    assert dir_view(f"{a}/d")[3] == 0o750
+    wait_for(lambda: dir_view(f"{b}/d") == dir_view(f"{a}/d"), timeout=SEEN_WITHIN_S, what="the same d on both")
+    os.rmdir(f"{a}/d/sub")
+    assert dir_view(f"{a}/d")[2] == before[2] - 1
+    wait_for(lambda: dir_view(f"{b}/d") == dir_view(f"{a}/d"), timeout=SEEN_WITHIN_S, what="the rmdir on B")
