@@ -631,6 +631,36 @@ TEST(Top, ScreenFitsTheTerminalAndTruncatesInsteadOfWrapping) {
   EXPECT_TRUE(RenderTopLines(f, &v, 80, 0).empty());
 }
 
+TEST(Top, TheNewestEventsFitOnTheScreen) {
+  auto st = SampleStat();
+  for (int i = 0; i < 30; ++i) {
+    proto::EventInfo e;
+    e.time_ms = 1392998120000 + i * 1000;
+    e.sys = "MDS";
+    e.sev = "INF";
+    e.message = "event " + std::to_string(i);
+    st.events.push_back(e);
+  }
+  TopFrame f{&st, "connected to MDS#1", "", 2};
+  TopView v;
+  auto l = RenderTopLines(f, &v, 80, 24);
+  // The newest event is on the row above the status line; older ones above it.
+  EXPECT_NE(l[22].find("event 29"), std::string::npos) << l[22];
+  EXPECT_NE(l[21].find("event 28"), std::string::npos) << l[21];
+  EXPECT_EQ(l[1 + 6 + 1 + 3 + 3 + 1 + 2 + 1], "TIME               SYS  SEV  MESSAGE");
+  // A tall screen shows kStatEvents of them, no more.
+  l = RenderTopLines(f, &v, 80, 100);
+  size_t shown = 0;
+  for (const auto& x : l) shown += x.find("  event ") != std::string::npos;
+  EXPECT_EQ(shown, kStatEvents);
+  // A short one still shows 3 (the rest of the screen is a scroll away).
+  v.scroll = 1000;
+  l = RenderTopLines(f, &v, 80, 10);
+  EXPECT_NE(l[8].find("event 29"), std::string::npos) << l[8];
+  EXPECT_NE(l[6].find("event 27"), std::string::npos) << l[6];
+  EXPECT_EQ(l[5].rfind("TIME", 0), 0u) << l[5];
+}
+
 TEST(Top, FitToWidthCountsCodePointsAndBlanksControls) {
   EXPECT_EQ(FitToWidth("abc", 2), "ab");
   EXPECT_EQ(FitToWidth("a\tb\x01", 10), "a b ");

@@ -82,7 +82,11 @@ void HelpBody(std::ostream& os) {
         "  RMW/JRMW counters and BUILD_VERSION (n/a); S.M.A.R.T. disk data (n/a).\n";
 }
 
-void Body(const TopFrame& f, const TopView& v, std::vector<std::string>* out) {
+// Events the main screen shows: the latest that fit below the tables on `rows` lines (the
+// newest stays in sight), from kMinTopEvents (more are a scroll away) to kStatEvents.
+inline constexpr size_t kMinTopEvents = 3;
+
+void Body(const TopFrame& f, const TopView& v, size_t rows, std::vector<std::string>* out) {
   if (v.screen == TopView::Screen::kHelp) {
     std::ostringstream os;
     HelpBody(os);
@@ -106,7 +110,12 @@ void Body(const TopFrame& f, const TopView& v, std::vector<std::string>* out) {
       os << "\n";
       RenderClientTable(st, os);
       os << "\n";
-      RenderEventTable(st, kStatEvents, os);
+      {
+        std::vector<std::string> above;
+        SplitLines(os.str(), &above);
+        size_t room = rows > above.size() + 1 ? rows - above.size() - 1 : 0;
+        RenderEventTable(st, std::clamp(room, kMinTopEvents, kStatEvents), os);
+      }
       break;
     case TopView::Screen::kTopology:
       TopologyBody(st, os);
@@ -213,9 +222,9 @@ std::vector<std::string> RenderTopLines(const TopFrame& frame, TopView* view, si
                                         size_t height) {
   std::vector<std::string> lines;
   if (height == 0) return lines;
-  std::vector<std::string> body;
-  Body(frame, *view, &body);
   size_t rows = height - 1;  // the last line is the status line
+  std::vector<std::string> body;
+  Body(frame, *view, rows, &body);
   size_t max_scroll = body.size() > rows ? body.size() - rows : 0;
   view->scroll = std::min(view->scroll, max_scroll);
   for (size_t i = 0; i < rows; ++i) {

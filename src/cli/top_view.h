@@ -53,7 +53,8 @@ struct TopFrame {
 // Exactly `height` lines, none longer than `width` characters (UTF-8 code points; tabs and
 // control characters become blanks), so nothing wraps: the body of view->screen from line
 // view->scroll, then one status line (the error while the MDS cannot be reached, else the
-// key hints). Clamps view->scroll to the body's length.
+// key hints). The main screen's event table holds the latest events that fit (3 to
+// kStatEvents). Clamps view->scroll to the body's length.
 std::vector<std::string> RenderTopLines(const TopFrame& frame, TopView* view, size_t width,
                                         size_t height);
 
