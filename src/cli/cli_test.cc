@@ -667,6 +667,7 @@ TEST(Top, FitToWidthCountsCodePointsAndBlanksControls) {
   // "é" is two bytes: four of them fit in 4 columns and are not cut in the middle.
   EXPECT_EQ(FitToWidth("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 4), "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
   EXPECT_EQ(FitToWidth("\xc3", 4), " ");  // a truncated sequence is no character
+  EXPECT_EQ(AsciiOnly("a\xc3\xa9" "b \xe2\x80\x94 c"), "a?b ? c");
 }
 
 TEST(Top, VerboseToggles) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <clocale>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -135,12 +136,13 @@ void Draw(const TopFrame& frame, TopView* view) {
   getmaxyx(stdscr, h, w);
   if (h <= 0 || w <= 0) return;
   auto lines = RenderTopLines(frame, view, static_cast<size_t>(w), static_cast<size_t>(h));
+  const bool utf8 = MB_CUR_MAX > 1;
   erase();
   for (size_t i = 0; i < lines.size(); ++i) {
     bool status = i + 1 == lines.size();
     if (status) attron(A_REVERSE);
     // The bottom-right cell cannot be written without scrolling: ERR there is expected.
-    (void)mvaddstr(static_cast<int>(i), 0, lines[i].c_str());
+    (void)mvaddstr(static_cast<int>(i), 0, utf8 ? lines[i].c_str() : AsciiOnly(lines[i]).c_str());
     if (status) attroff(A_REVERSE);
   }
   refresh();

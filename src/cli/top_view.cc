@@ -162,6 +162,17 @@ std::string FitToWidth(const std::string& s, size_t width) {
   return out;
 }
 
+std::string AsciiOnly(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x80)
+      out += static_cast<char>(c);
+    else if ((c & 0xC0) != 0x80)
+      out += '?';  // a lead byte; its continuation bytes add nothing
+  }
+  return out;
+}
+
 TopAction HandleTopKey(int key, size_t page_lines, TopView* v) {
   page_lines = std::max<size_t>(1, page_lines);
   switch (key) {

@@ -60,5 +60,8 @@ std::vector<std::string> RenderTopLines(const TopFrame& frame, TopView* view, si
 
 // s cut to at most width code points, tabs and control characters replaced by blanks.
 std::string FitToWidth(const std::string& s, size_t width);
+// Each UTF-8 sequence of s as one '?' (same width): for a terminal whose locale is not
+// UTF-8, where ncurses would print the bytes as several-column escapes.
+std::string AsciiOnly(const std::string& s);
 
 }  // namespace vstorage::cli

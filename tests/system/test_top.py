@@ -177,3 +177,34 @@ def test_top_without_a_terminal_and_batch_print_once(cluster):
     assert r.stdout.startswith("{") and '"cluster":"test1"' in r.stdout
     r = h.vstorage("top", "-d", "0", check=False)
     assert r.returncode == 1 and "invalid -d '0'" in r.stderr
+
+
+def test_top_waits_for_an_absent_mds_and_ctrl_c_restores_the_terminal(cluster):
+    h = cluster.make_mds()
+    cs = cluster.add_cs()
+    cluster.wait_cs_active(1)
+    cluster.kill("mds")
+    t = Tmux(h.env())
+    top = os.path.join(BIN, "vstorage")
+    # C-c reaches the shell too: its trap keeps it going (top gets the default disposition).
+    t.start(f"trap : INT; S0=$(stty -g); {top} -c {cluster.name} top -d 1; echo TOP-EXIT=$?; "
+            f"if [ \"$(stty -g)\" = \"$S0\" ]; then echo TTY-RESTORED; else echo TTY-CHANGED; fi; "
+            f"sleep 600")
+    try:
+        s = t.wait(lambda s: s.split("\n")[ROWS - 1].startswith("ERROR: cannot reach any MDS"),
+                   "the error status line with no MDS")
+        assert s.split("\n")[0] == "no cluster status yet", s
+        t.keys("v", "i")  # keys still work while nothing answers
+        t.keys("h")
+        t.wait_text("vstorage top keys:")
+        t.keys("h")
+        cluster.restart("mds")
+        cluster.wait_mds()
+        t.wait(lambda s: cs_row(s, cs) is not None and "Chunks:" in s and "FLAGS" in cs_header(s),
+               "the cluster once the MDS is up, in the view the keys chose", timeout=60)
+        t.keys("C-c")
+        s = t.wait_text("TOP-EXIT=", timeout=20)
+        assert "TOP-EXIT=0" in s, s
+        assert "TTY-RESTORED" in t.wait(lambda s: "TTY-" in s, "the stty comparison")
+    finally:
+        t.kill()
