@@ -19,8 +19,9 @@ class Tmux:
         self.env = env
 
     def run(self, *args, check=True):
-        return subprocess.run(["tmux", "-L", self.sock, *args], env=self.env, check=check,
-                              capture_output=True, text=True, timeout=30)
+        # -f /dev/null: no user configuration changes the terminal tmux gives top.
+        return subprocess.run(["tmux", "-L", self.sock, "-f", "/dev/null", *args], env=self.env,
+                              check=check, capture_output=True, text=True, timeout=30)
 
     def start(self, shell_cmd):
         self.run("new-session", "-d", "-x", str(COLS), "-y", str(ROWS), "-s", "top",
