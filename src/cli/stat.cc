@@ -167,7 +167,9 @@ const char* CsColumnsName(CsColumns cols) {
 void RenderCsTable(const proto::ClusterStatReply& st, CsColumns cols, std::ostream& os) {
   // Column sets of the guide: 5.3 (default), 5.3/7.x FLAGS, 7.7 RMW/JRMW, 3.5.5.2
   // BUILD_VERSION. The CS do not report RMW counters or their build: those cells say n/a.
-  auto live = [](const proto::CsInfo& x) { return x.status == "active" || x.status == "releasing"; };
+  auto live = [](const proto::CsInfo& x) {
+    return x.status == "active" || x.status == "releasing";
+  };
   auto id = [](const proto::CsInfo& x) { return x.id.str(); };
   auto status = [](const proto::CsInfo& x) { return x.status; };
   auto space = [](const proto::CsInfo& x) { return FormatSize(x.total_bytes); };
@@ -202,7 +204,8 @@ void RenderCsTable(const proto::ClusterStatReply& st, CsColumns cols, std::ostre
       add({"IOLAT(ms)", true}, iolat);
       add({"QDEPTH", true}, qdepth);
       add({"HOST", false}, host);
-      if (cols == CsColumns::kStat) add({"FLAGS", false}, [](const proto::CsInfo& x) { return x.flags; });
+      if (cols == CsColumns::kStat)
+        add({"FLAGS", false}, [](const proto::CsInfo& x) { return x.flags; });
       break;
     case CsColumns::kFlags:
       add({"SPACE", true}, space);

@@ -149,7 +149,11 @@ std::string FitToWidth(const std::string& s, size_t width) {
   size_t points = 0;
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+    size_t len = c < 0x80            ? 1
+                 : (c >> 5) == 0x6   ? 2
+                 : (c >> 4) == 0xE   ? 3
+                 : (c >> 3) == 0x1E  ? 4
+                                     : 1;
     if (i + len > s.size()) len = 1;
     if (points == width) break;
     if (len == 1 && (c < 0x20 || c == 0x7f || c >= 0x80))
@@ -186,7 +190,8 @@ TopAction HandleTopKey(int key, size_t page_lines, TopView* v) {
     case 'i':
     case 'I': {
       int next = static_cast<int>(v->cs_columns) + 1;
-      if (next > static_cast<int>(CsColumns::kVersion)) next = static_cast<int>(CsColumns::kDefault);
+      if (next > static_cast<int>(CsColumns::kVersion))
+        next = static_cast<int>(CsColumns::kDefault);
       v->cs_columns = static_cast<CsColumns>(next);
       v->screen = TopView::Screen::kMain;
       return TopAction::kRedraw;
