@@ -67,7 +67,7 @@ def test_top_is_interactive_and_refreshes(cluster):
     env = h.env()
     env["TERM"] = "xterm"  # the client's; inside tmux top sees tmux's own (screen)
     t = Tmux(env)
-    top = os.path.join(BIN, "vstorage")
+    top = os.path.abspath(os.path.join(BIN, "vstorage"))
     # The shell records the terminal modes before top and compares them after it.
     t.start(f"S0=$(stty -g); {top} -c {cluster.name} top -d 1; echo TOP-EXIT=$?; "
             f"if [ \"$(stty -g)\" = \"$S0\" ]; then echo TTY-RESTORED; else echo TTY-CHANGED; fi; "
@@ -186,7 +186,7 @@ def test_top_waits_for_an_absent_mds_and_ctrl_c_restores_the_terminal(cluster):
     cluster.wait_cs_active(1)
     cluster.kill("mds")
     t = Tmux(h.env())
-    top = os.path.join(BIN, "vstorage")
+    top = os.path.abspath(os.path.join(BIN, "vstorage"))
     # C-c reaches the shell too: its trap keeps it going (top gets the default disposition).
     t.start(f"trap : INT; S0=$(stty -g); {top} -c {cluster.name} top -d 1; echo TOP-EXIT=$?; "
             f"if [ \"$(stty -g)\" = \"$S0\" ]; then echo TTY-RESTORED; else echo TTY-CHANGED; fi; "
