@@ -2,6 +2,7 @@
 // (chapter 5). On a terminal it redraws every interval with ncurses and takes the guide's
 // keys (top_view.h); with -b, --json or without a terminal it prints once, like `stat`.
 #include <curses.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -142,7 +144,8 @@ void Draw(const TopFrame& frame, TopView* view) {
     bool status = i + 1 == lines.size();
     if (status) attron(A_REVERSE);
     // The bottom-right cell cannot be written without scrolling: ERR there is expected.
-    (void)mvaddstr(static_cast<int>(i), 0, utf8 ? lines[i].c_str() : AsciiOnly(lines[i]).c_str());
+    const std::string text = utf8 ? lines[i] : AsciiOnly(lines[i]);
+    (void)mvaddstr(static_cast<int>(i), 0, text.c_str());
     if (status) attroff(A_REVERSE);
   }
   refresh();
@@ -165,8 +168,15 @@ int RunInteractive(Context& ctx, std::unique_ptr<MdsSession> session, int interv
   curs_set(0);
   timeout(kKeyPollMs);
 
+  // The fetch thread starts with every signal blocked: SIGINT, SIGTERM, SIGHUP and
+  // ncurses' SIGWINCH are this thread's to take.
+  sigset_t all, old_mask;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old_mask);
+  auto fetcher_ptr = std::make_unique<Fetcher>(ctx.cluster, std::move(session), interval_s);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   {
-    Fetcher fetcher(ctx.cluster, std::move(session), interval_s);
+    Fetcher& fetcher = *fetcher_ptr;
     TopView view;
     TopFrame frame;
     frame.interval_s = interval_s;
@@ -195,6 +205,7 @@ int RunInteractive(Context& ctx, std::unique_ptr<MdsSession> session, int interv
     // The terminal first: the fetcher may still wait out a request to a hung MDS.
     endwin();
   }
+  fetcher_ptr.reset();
   delscreen(screen);
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
