@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config libisal-dev libfuse3-dev fuse3 libssl-dev
       nlohmann-json3-dev libgtest-dev libgmock-dev python3-pytest fio psmisc procps
-      e2fsprogs util-linux mount qemu-utils libasio-dev liburing-dev acl tshark prometheus)
+      e2fsprogs util-linux mount qemu-utils libasio-dev liburing-dev acl tshark prometheus
+      libncurses-dev tmux)
 if [ "${1:-}" = "--bench" ]; then PKGS+=(moosefs-master moosefs-chunkserver moosefs-client); fi
 if [ "${1:-}" = "--fuzz" ]; then PKGS+=(clang libclang-rt-14-dev); fi  # libFuzzer: make fuzz
 missing=()

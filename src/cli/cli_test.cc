@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/password.h"
+#include "cli/top_view.h"
 #include "common/auth.h"
 #include "common/srp.h"
 #include "common/config.h"
@@ -570,6 +571,221 @@ TEST(Stat, DegradedChunksAndConnectedMds) {
   EXPECT_EQ(ConnectedMdsId(st, HostPort{"other", 1}), 1u);  // falls back to the master
   st.mds[0].master = false;
   EXPECT_EQ(ConnectedMdsId(st, HostPort{"other", 1}), 0u);
+}
+
+// ---------- top ----------
+
+size_t CodePoints(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+bool AnyLineHas(const std::vector<std::string>& lines, const std::string& text) {
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const std::string& l) { return l.find(text) != std::string::npos; });
+}
+
+std::string LineWith(const std::vector<std::string>& lines, const std::string& text) {
+  for (const auto& l : lines)
+    if (l.find(text) != std::string::npos) return l;
+  return "";
+}
+
+TEST(Top, ScreenFitsTheTerminalAndTruncatesInsteadOfWrapping) {
+  auto st = SampleStat();
+  proto::EventInfo e;
+  e.time_ms = 1392998120000;
+  e.sys = "MDS";
+  e.sev = "WRN";
+  e.message = "long\tmessage " + std::string(100, 'x') + "END";
+  st.events.push_back(e);
+  TopFrame f{&st, "connected to MDS#1", "", 2};
+  TopView v;
+  auto l = RenderTopLines(f, &v, 80, 24);
+  ASSERT_EQ(l.size(), 24u);
+  for (const auto& x : l) EXPECT_LE(CodePoints(x), 80u) << x;
+  EXPECT_EQ(l[0], "connected to MDS#1");
+  EXPECT_EQ(l[1], "Cluster 'stor1': healthy");
+  EXPECT_EQ(l[5], "Replication: 1 norm, 1 limit");
+  // The guide's default top header (5.1) has no Chunks and FS lines: those are verbose.
+  EXPECT_EQ(l[6].rfind("IO:      read", 0), 0u) << l[6];
+  EXPECT_FALSE(AnyLineHas(l, "Chunks:"));
+  std::string cs_head = LineWith(l, "CSID");
+  EXPECT_EQ(cs_head.rfind("CSID  STATUS  SPACE  AVAIL  REPLICAS  UNIQUE  IOWAIT", 0), 0u);
+  EXPECT_EQ(cs_head.find("FLAGS"), std::string::npos) << cs_head;
+  // The long event is cut at 80 columns; its tab became a blank; "END" is beyond the edge.
+  std::string ev = LineWith(l, "WRN");
+  EXPECT_EQ(CodePoints(ev), 80u) << ev;
+  EXPECT_NE(ev.find("long message xxx"), std::string::npos) << ev;
+  EXPECT_EQ(ev.find("END"), std::string::npos);
+  // The wide one shows it all.
+  auto wide = RenderTopLines(f, &v, 200, 24);
+  EXPECT_NE(LineWith(wide, "WRN").find("xEND"), std::string::npos);
+  // The last line is the key hint, shortened to the width too.
+  EXPECT_EQ(l[23].rfind("q quit  v verbose  i columns(default)  w topology  d disks", 0), 0u)
+      << l[23];
+  auto narrow = RenderTopLines(f, &v, 20, 1);
+  ASSERT_EQ(narrow.size(), 1u);
+  EXPECT_EQ(narrow[0], "q quit  v verbose  i");
+  EXPECT_TRUE(RenderTopLines(f, &v, 80, 0).empty());
+}
+
+TEST(Top, TheNewestEventsFitOnTheScreen) {
+  auto st = SampleStat();
+  for (int i = 0; i < 30; ++i) {
+    proto::EventInfo e;
+    e.time_ms = 1392998120000 + i * 1000;
+    e.sys = "MDS";
+    e.sev = "INF";
+    e.message = "event " + std::to_string(i);
+    st.events.push_back(e);
+  }
+  TopFrame f{&st, "connected to MDS#1", "", 2};
+  TopView v;
+  auto l = RenderTopLines(f, &v, 80, 24);
+  // The newest event is on the row above the status line; older ones above it.
+  EXPECT_NE(l[22].find("event 29"), std::string::npos) << l[22];
+  EXPECT_NE(l[21].find("event 28"), std::string::npos) << l[21];
+  EXPECT_EQ(l[1 + 6 + 1 + 3 + 3 + 1 + 2 + 1], "TIME               SYS  SEV  MESSAGE");
+  // A tall screen shows kStatEvents of them, no more.
+  l = RenderTopLines(f, &v, 80, 100);
+  size_t shown = 0;
+  for (const auto& x : l) shown += x.find("  event ") != std::string::npos;
+  EXPECT_EQ(shown, kStatEvents);
+  // A short one still shows 3 (the rest of the screen is a scroll away).
+  v.scroll = 1000;
+  l = RenderTopLines(f, &v, 80, 10);
+  EXPECT_NE(l[8].find("event 29"), std::string::npos) << l[8];
+  EXPECT_NE(l[6].find("event 27"), std::string::npos) << l[6];
+  EXPECT_EQ(l[5].rfind("TIME", 0), 0u) << l[5];
+}
+
+TEST(Top, FitToWidthCountsCodePointsAndBlanksControls) {
+  EXPECT_EQ(FitToWidth("abc", 2), "ab");
+  EXPECT_EQ(FitToWidth("a\tb\x01", 10), "a b ");
+  // "é" is two bytes: four of them fit in 4 columns and are not cut in the middle.
+  EXPECT_EQ(FitToWidth("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 4), "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+  EXPECT_EQ(FitToWidth("\xc3", 4), " ");  // a truncated sequence is no character
+  EXPECT_EQ(AsciiOnly("a\xc3\xa9" "b \xe2\x80\x94 c"), "a?b ? c");
+}
+
+TEST(Top, VerboseToggles) {
+  auto st = SampleStat();
+  st.cs[1].tier = 1;
+  TopFrame f{&st, "connected to MDS#1", "", 2};
+  TopView v;
+  EXPECT_EQ(HandleTopKey('v', 22, &v), TopAction::kRedraw);
+  EXPECT_TRUE(v.verbose);
+  auto l = RenderTopLines(f, &v, 80, 40);
+  EXPECT_EQ(l[3], "tier 0: 125GB total, 119GB free, 1 CS");
+  EXPECT_EQ(l[4], "tier 1: 125GB total, 119GB free, 1 CS");
+  EXPECT_TRUE(AnyLineHas(l, "Chunks: [OK] 38 (100%) healthy")) << l[8];
+  EXPECT_TRUE(AnyLineHas(l, "FS: 1GB in 51 files, 51 inodes, 38 chunks, 76 chunk replicas"));
+  EXPECT_TRUE(AnyLineHas(l, "IO QDEPTH: 0.7 aver, 1.4 max"));
+  EXPECT_TRUE(AnyLineHas(l, "Sync rate: 0ops/s"));
+  EXPECT_NE(l.back().find("verbose(on)"), std::string::npos) << l.back();
+  EXPECT_EQ(HandleTopKey('V', 22, &v), TopAction::kRedraw);  // the guide says "the V key"
+  EXPECT_FALSE(v.verbose);
+  l = RenderTopLines(f, &v, 80, 40);
+  EXPECT_FALSE(AnyLineHas(l, "Chunks:"));
+  EXPECT_FALSE(AnyLineHas(l, "tier 0:"));
+}
+
+TEST(Top, IKeyCyclesTheCsColumnSets) {
+  auto st = SampleStat();
+  st.cs[0].flags = "JCc";
+  TopFrame f{&st, "", "", 2};
+  TopView v;
+  auto cs_header = [&] { return LineWith(RenderTopLines(f, &v, 200, 40), "CSID"); };
+  auto cs_row = [&] { return LineWith(RenderTopLines(f, &v, 200, 40), "1025 "); };
+  EXPECT_EQ(cs_header().find("FLAGS"), std::string::npos);
+  HandleTopKey('i', 22, &v);
+  EXPECT_EQ(v.cs_columns, CsColumns::kFlags);
+  EXPECT_NE(cs_header().find("FLAGS"), std::string::npos) << cs_header();
+  EXPECT_NE(cs_row().find("JCc"), std::string::npos) << cs_row();
+  HandleTopKey('i', 22, &v);
+  EXPECT_NE(cs_header().find("RMW  JRMW"), std::string::npos) << cs_header();
+  EXPECT_NE(cs_row().find("n/a   n/a"), std::string::npos) << cs_row();  // not reported
+  EXPECT_EQ(cs_header().find("FLAGS"), std::string::npos);
+  HandleTopKey('i', 22, &v);
+  EXPECT_NE(cs_header().find("BUILD_VERSION"), std::string::npos) << cs_header();
+  HandleTopKey('i', 22, &v);
+  EXPECT_EQ(v.cs_columns, CsColumns::kDefault);
+  EXPECT_EQ(cs_header().rfind("CSID  STATUS  SPACE  AVAIL  REPLICAS  UNIQUE  IOWAIT", 0), 0u);
+}
+
+TEST(Top, TopologyDisksHelpAndOtherKeys) {
+  auto st = SampleStat();
+  st.cs[0].host_id = "h0";
+  st.cs[1].host_id = "h0";
+  TopFrame f{&st, "", "", 2};
+  TopView v;
+  EXPECT_EQ(HandleTopKey('w', 22, &v), TopAction::kRedraw);
+  auto l = RenderTopLines(f, &v, 80, 24);
+  EXPECT_TRUE(AnyLineHas(l, "Services topology (host_ID.cs_ID) and space per location:"));
+  EXPECT_EQ(LineWith(l, "LOCATION").rfind("LOCATION", 0), 0u);
+  EXPECT_EQ(LineWith(l, "2 CS").rfind("h0         2 CS          250GB  238GB", 0), 0u)
+      << LineWith(l, "2 CS");
+  EXPECT_NE(LineWith(l, "h0.1026").find("active     0  125GB  119GB  10.30.24.73"),
+            std::string::npos) << LineWith(l, "h0.1026");
+  EXPECT_FALSE(AnyLineHas(l, "CSID"));
+  HandleTopKey('w', 22, &v);  // back
+  EXPECT_EQ(v.screen, TopView::Screen::kMain);
+  HandleTopKey('d', 22, &v);
+  l = RenderTopLines(f, &v, 80, 24);
+  EXPECT_EQ(LineWith(l, "DISK").rfind("DISK  SMART  TEMP  CAPACITY  SERIAL  MODEL  HOST", 0), 0u)
+      << LineWith(l, "DISK");
+  EXPECT_EQ(LineWith(l, "1026").rfind("n/a   n/a     n/a     125GB  n/a     n/a    10.30.24.73  1026", 0), 0u)
+      << LineWith(l, "1026");
+  HandleTopKey('h', 22, &v);
+  l = RenderTopLines(f, &v, 80, 24);
+  EXPECT_EQ(l[0], "vstorage top keys:");
+  HandleTopKey('?', 22, &v);
+  EXPECT_EQ(v.screen, TopView::Screen::kMain);
+  TopView before = v;
+  EXPECT_EQ(HandleTopKey('x', 22, &v), TopAction::kIgnored);
+  EXPECT_EQ(HandleTopKey(0x1b, 22, &v), TopAction::kIgnored);
+  EXPECT_EQ(v.screen, before.screen);
+  EXPECT_EQ(v.verbose, before.verbose);
+  EXPECT_EQ(v.cs_columns, before.cs_columns);
+  EXPECT_EQ(HandleTopKey(' ', 22, &v), TopAction::kRefresh);
+  EXPECT_EQ(HandleTopKey('q', 22, &v), TopAction::kQuit);
+}
+
+TEST(Top, ScrollsWithinTheBody) {
+  auto st = SampleStat();
+  TopFrame f{&st, "connected to MDS#1", "", 2};
+  TopView v;
+  auto full = RenderTopLines(f, &v, 80, 100);
+  size_t body = 0;  // non-blank body lines end with the last event
+  for (size_t i = 0; i + 1 < full.size(); ++i)
+    if (!full[i].empty()) body = i + 1;
+  ASSERT_GT(body, 10u);
+  HandleTopKey(kTopKeyDown, 9, &v);
+  auto l = RenderTopLines(f, &v, 80, 10);
+  EXPECT_EQ(l[0], full[1]);
+  HandleTopKey(kTopKeyPageDown, 9, &v);
+  HandleTopKey(kTopKeyPageDown, 9, &v);
+  HandleTopKey(kTopKeyPageDown, 9, &v);
+  l = RenderTopLines(f, &v, 80, 10);
+  EXPECT_EQ(v.scroll, body - 9);  // clamped: the last body line is on the last row
+  EXPECT_EQ(l[8], full[body - 1]);
+  HandleTopKey(kTopKeyHome, 9, &v);
+  EXPECT_EQ(RenderTopLines(f, &v, 80, 10)[0], "connected to MDS#1");
+}
+
+TEST(Top, UnreachableMdsShowsInTheStatusLineOverTheLastReply) {
+  auto st = SampleStat();
+  TopFrame f{&st, "connected to MDS#1", "cannot reach any MDS of cluster 'stor1'", 3};
+  TopView v;
+  auto l = RenderTopLines(f, &v, 80, 24);
+  EXPECT_EQ(l[1], "Cluster 'stor1': healthy");  // the last reply stays on screen
+  EXPECT_EQ(l[23], "ERROR: cannot reach any MDS of cluster 'stor1' (retrying every 3s)");
+  TopFrame none{nullptr, "", "cannot reach any MDS", 2};
+  l = RenderTopLines(none, &v, 80, 24);
+  EXPECT_EQ(l[0], "no cluster status yet");
+  EXPECT_EQ(l[23].rfind("ERROR: cannot reach any MDS", 0), 0u);
 }
 
 TEST(Stat, JsonCarriesTheSameData) {

@@ -19,11 +19,13 @@ class MdsSession {
 
   // One request. A kNotMaster reply makes the session move on to the next MDS of bs.list
   // and resend (the request was not executed); other errors are returned as they are.
+  // Each attempt waits at most timeout_ms for its reply.
   template <typename Req, typename Rep>
-  Status Call(proto::MsgType type, const Req& req, Rep* rep) {
+  Status Call(proto::MsgType type, const Req& req, Rep* rep,
+              int timeout_ms = rpc::kDefaultCallTimeoutMs) {
     Status st;
     for (size_t attempt = 0; attempt < bs_list_.size(); ++attempt) {
-      st = conn_->Call(type, req, rep);
+      st = conn_->Call(type, req, rep, timeout_ms);
       if (st.code() != Code::kNotMaster) return st;
       Status next = ConnectFrom(index_ + 1);
       if (!next.ok()) return st.Annotate("MDS " + mds_addr().str() + " is not the master");

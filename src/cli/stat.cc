@@ -1,5 +1,7 @@
-// vstorage -c NAME stat [--json]   (and `top`, printed once): the guide's 5.1-5.4 layout.
+// vstorage -c NAME stat [--json]: the guide's 5.1-5.4 layout, printed once (`top -b` too).
 #include <cstdio>
+#include <functional>
+#include <map>
 
 #include "cli/commands.h"
 #include "cli/format.h"
@@ -69,12 +71,27 @@ uint64_t ConnectedMdsId(const proto::ClusterStatReply& st, const HostPort& addr)
   return 0;
 }
 
-void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
+void RenderStatHeader(const proto::ClusterStatReply& st, StatHeader level, std::ostream& os) {
   os << "Cluster '" << st.cluster << "': " << st.status << "\n";
   uint64_t logical_total = st.total_bytes / std::max<uint32_t>(1, st.replicas_norm);
   os << "Space: " << SpaceTag(st) << " allocatable " << FormatSize(st.allocatable_bytes)
      << " of " << FormatSize(logical_total) << ", free " << FormatSize(st.free_bytes) << " of "
      << FormatSize(st.total_bytes) << "\n";
+  if (level == StatHeader::kVerbose) {
+    // Per tier only what the CS report (their space); the MDS does not report a per-tier
+    // allocatable figure, so none is printed.
+    std::map<uint32_t, std::pair<uint64_t, uint64_t>> tiers;  // tier -> (total, free)
+    std::map<uint32_t, size_t> tier_cs;
+    for (const auto& c : st.cs) {
+      if (c.status == "dropped") continue;
+      tiers[c.tier].first += c.total_bytes;
+      tiers[c.tier].second += c.free_bytes;
+      ++tier_cs[c.tier];
+    }
+    for (const auto& [tier, space] : tiers)
+      os << "tier " << tier << ": " << FormatSize(space.first) << " total, "
+         << FormatSize(space.second) << " free, " << tier_cs[tier] << " CS\n";
+  }
 
   size_t mds_avail = 0;
   for (const auto& m : st.mds) mds_avail += IsAvailMds(m);
@@ -92,45 +109,141 @@ void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
   os << "CS nodes: " << active << " of " << cs_total << " (" << active << " avail, " << inactive
      << " inactive, " << offline << " offline)\n";
   os << "Replication: " << st.replicas_norm << " norm, " << st.replicas_min << " limit\n";
-  RenderChunksLine(st, os);
-  os << "FS: " << FormatSize(st.fs_bytes) << " in " << st.files << " files, " << st.inodes
-     << " inodes, " << st.chunks << " chunks, " << st.chunk_replicas << " chunk replicas\n";
+  if (level != StatHeader::kTop) {
+    RenderChunksLine(st, os);
+    os << "FS: " << FormatSize(st.fs_bytes) << " in " << st.files << " files, " << st.inodes
+       << " inodes, " << st.chunks << " chunks, " << st.chunk_replicas << " chunk replicas\n";
+  }
 
-  uint64_t rbps = 0, wbps = 0, rops = 0, wops = 0;
+  uint64_t rbps = 0, wbps = 0, rops = 0, wops = 0, fsyncs = 0;
   for (const auto& c : st.clients) {
     rbps += c.read_bps;
     wbps += c.write_bps;
     rops += c.read_ops;
     wops += c.write_ops;
+    fsyncs += c.fsyncs;
   }
   os << "IO:      read " << PadLeft(FormatSize(rbps), 7) << "/s ("
      << PadLeft(std::to_string(rops), 2) << "ops/s), write " << PadLeft(FormatSize(wbps), 7)
      << "/s (" << PadLeft(std::to_string(wops), 2) << "ops/s)\n";
+  if (level == StatHeader::kVerbose) {
+    // 3.5.5.2's line from the CS' current queue depths (the guide's is a 60 s figure).
+    uint32_t sum = 0, max = 0;
+    size_t n = 0;
+    for (const auto& c : st.cs) {
+      if (c.status != "active") continue;
+      sum += c.qdepth_x10;
+      max = std::max(max, c.qdepth_x10);
+      ++n;
+    }
+    os << "IO QDEPTH: " << Tenths(n ? static_cast<uint32_t>(sum / n) : 0) << " aver, "
+       << Tenths(max) << " max\n";
+    os << "Sync rate: " << fsyncs << "ops/s\n";
+  }
+}
 
-  os << "\n";
+void RenderMdsTable(const proto::ClusterStatReply& st, std::ostream& os) {
   Table mds({{"MDSID", true}, {"STATUS", false}, {"%CTIME", true}, {"COMMITS", true},
              {"%CPU", true}, {"MEM", true}, {"UPTIME", true}, {"HOST", false}});
   for (const auto& m : st.mds)
     mds.AddRow({(m.master ? "M " : "") + m.id.str(), m.status, Tenths(m.ctime_x10) + "%",
-                std::to_string(m.commits_per_s) + "/s", Tenths(m.cpu_x10) + "%", m.mem_bytes ? FormatSize(m.mem_bytes) : "-", FormatDuration(m.uptime_ms),
+                std::to_string(m.commits_per_s) + "/s", Tenths(m.cpu_x10) + "%",
+                m.mem_bytes ? FormatSize(m.mem_bytes) : "-", FormatDuration(m.uptime_ms),
                 m.addr});
   mds.Render(os);
+}
 
-  os << "\n";
-  Table cs({{"CSID", true}, {"STATUS", false}, {"SPACE", true}, {"AVAIL", true},
-            {"REPLICAS", true}, {"UNIQUE", true}, {"IOWAIT", true}, {"IOLAT(ms)", true},
-            {"QDEPTH", true}, {"HOST", false}, {"FLAGS", false}});
-  for (const auto& c : st.cs) {
-    bool live = c.status == "active" || c.status == "releasing";
-    cs.AddRow({c.id.str(), c.status, FormatSize(c.total_bytes), FormatSize(c.free_bytes),
-               std::to_string(c.replicas), std::to_string(c.unique),
-               live ? std::to_string(c.iowait_pct) + "%" : "-",
-               live ? std::to_string(c.lat_avg_ms) + "/" + std::to_string(c.lat_max_ms) : "-", Tenths(c.qdepth_x10),
-               c.addr.empty() ? "-" : c.addr, c.flags});
+const char* CsColumnsName(CsColumns cols) {
+  switch (cols) {
+    case CsColumns::kStat: return "stat";
+    case CsColumns::kDefault: return "default";
+    case CsColumns::kFlags: return "flags";
+    case CsColumns::kRmw: return "rmw";
+    case CsColumns::kVersion: return "version";
   }
-  cs.Render(os);
+  return "?";
+}
 
-  os << "\n";
+void RenderCsTable(const proto::ClusterStatReply& st, CsColumns cols, std::ostream& os) {
+  // Column sets of the guide: 5.3 (default), 5.3/7.x FLAGS, 7.7 RMW/JRMW, 3.5.5.2
+  // BUILD_VERSION. The CS do not report RMW counters or their build: those cells say n/a.
+  auto live = [](const proto::CsInfo& x) {
+    return x.status == "active" || x.status == "releasing";
+  };
+  auto id = [](const proto::CsInfo& x) { return x.id.str(); };
+  auto status = [](const proto::CsInfo& x) { return x.status; };
+  auto space = [](const proto::CsInfo& x) { return FormatSize(x.total_bytes); };
+  auto avail = [](const proto::CsInfo& x) { return FormatSize(x.free_bytes); };
+  auto replicas = [](const proto::CsInfo& x) { return std::to_string(x.replicas); };
+  auto unique = [](const proto::CsInfo& x) { return std::to_string(x.unique); };
+  auto iowait = [live](const proto::CsInfo& x) {
+    return live(x) ? std::to_string(x.iowait_pct) + "%" : "-";
+  };
+  auto iolat = [live](const proto::CsInfo& x) {
+    return live(x) ? std::to_string(x.lat_avg_ms) + "/" + std::to_string(x.lat_max_ms) : "-";
+  };
+  auto qdepth = [](const proto::CsInfo& x) { return Tenths(x.qdepth_x10); };
+  auto host = [](const proto::CsInfo& x) { return x.addr.empty() ? "-" : x.addr; };
+  auto flags = [](const proto::CsInfo& x) { return x.flags.empty() ? "-" : x.flags; };
+  auto na = [](const proto::CsInfo&) { return std::string("n/a"); };
+  auto tier = [](const proto::CsInfo& x) { return std::to_string(x.tier); };
+  using Col = Table::Column;
+  std::vector<std::pair<Col, std::function<std::string(const proto::CsInfo&)>>> c = {
+      {{"CSID", true}, id}, {{"STATUS", false}, status}};
+  auto add = [&c](Col col, std::function<std::string(const proto::CsInfo&)> f) {
+    c.push_back({std::move(col), std::move(f)});
+  };
+  switch (cols) {
+    case CsColumns::kStat:
+    case CsColumns::kDefault:
+      add({"SPACE", true}, space);
+      add({"AVAIL", true}, avail);
+      add({"REPLICAS", true}, replicas);
+      add({"UNIQUE", true}, unique);
+      add({"IOWAIT", true}, iowait);
+      add({"IOLAT(ms)", true}, iolat);
+      add({"QDEPTH", true}, qdepth);
+      add({"HOST", false}, host);
+      if (cols == CsColumns::kStat)
+        add({"FLAGS", false}, [](const proto::CsInfo& x) { return x.flags; });
+      break;
+    case CsColumns::kFlags:
+      add({"SPACE", true}, space);
+      add({"AVAIL", true}, avail);
+      add({"REPLICAS", true}, replicas);
+      add({"TIER", true}, tier);
+      add({"FLAGS", false}, flags);
+      add({"HOST", false}, host);
+      break;
+    case CsColumns::kRmw:
+      add({"IOWAIT", true}, iowait);
+      add({"IOLAT(ms)", true}, iolat);
+      add({"QDEPTH", true}, qdepth);
+      add({"RMW", true}, na);
+      add({"JRMW", true}, na);
+      add({"HOST", false}, host);
+      break;
+    case CsColumns::kVersion:
+      add({"SPACE", true}, space);
+      add({"AVAIL", true}, avail);
+      add({"REPLICAS", true}, replicas);
+      add({"UNIQUE", true}, unique);
+      add({"HOST", false}, host);
+      add({"BUILD_VERSION", false}, na);
+      break;
+  }
+  std::vector<Col> header;
+  for (const auto& [col, f] : c) header.push_back(col);
+  Table t(header);
+  for (const auto& x : st.cs) {
+    std::vector<std::string> row;
+    for (const auto& [col, f] : c) row.push_back(f(x));
+    t.AddRow(std::move(row));
+  }
+  t.Render(os);
+}
+
+void RenderClientTable(const proto::ClusterStatReply& st, std::ostream& os) {
   Table cl({{"CLID", true}, {"LEASES", true}, {"READ", true}, {"WRITE", true},
             {"RD_OPS", true}, {"WR_OPS", true}, {"FSYNCS", true}, {"IOLAT(ms)", true},
             {"HOST", false}});
@@ -141,16 +254,29 @@ void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
                std::to_string(c.lat_avg_ms) + "/" + std::to_string(c.lat_max_ms),
                c.host});
   cl.Render(os);
+}
 
-  os << "\n";
+void RenderEventTable(const proto::ClusterStatReply& st, size_t max_events, std::ostream& os) {
   Table ev({{"TIME", false}, {"SYS", false}, {"SEV", false}, {"MESSAGE", false}});
-  // The latest events, as top shows them; `get-event` lists them all.
-  size_t first = st.events.size() > kStatEvents ? st.events.size() - kStatEvents : 0;
+  size_t first = st.events.size() > max_events ? st.events.size() - max_events : 0;
   for (size_t i = first; i < st.events.size(); ++i) {
     const auto& e = st.events[i];
     ev.AddRow({FormatEventTime(e.time_ms), e.sys, e.sev, e.message});
   }
   ev.Render(os);
+}
+
+void RenderStatText(const proto::ClusterStatReply& st, std::ostream& os) {
+  RenderStatHeader(st, StatHeader::kStat, os);
+  os << "\n";
+  RenderMdsTable(st, os);
+  os << "\n";
+  RenderCsTable(st, CsColumns::kStat, os);
+  os << "\n";
+  RenderClientTable(st, os);
+  os << "\n";
+  // The latest events, as top shows them; `get-event` lists them all.
+  RenderEventTable(st, kStatEvents, os);
 }
 
 nlohmann::json StatToJson(const proto::ClusterStatReply& st) {
@@ -244,15 +370,13 @@ std::string DumpJson(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-namespace {
-
-int Run(Context& ctx, const ParsedArgs& pa) {
+int RunStatOnce(Context& ctx, bool json) {
   auto session = MdsSession::Open(ctx.cluster);
   if (!session.ok()) return Fail(ctx, session.status());
   proto::ClusterStatReply st;
   Status s = session.value()->Call(proto::MsgType::kClusterStat, proto::Empty{}, &st);
   if (!s.ok()) return Fail(ctx, s.Annotate("cluster status request failed"));
-  if (pa.Has("json")) {
+  if (json) {
     ctx.out << DumpJson(StatToJson(st)) << "\n";
     return kExitOk;
   }
@@ -265,24 +389,14 @@ int Run(Context& ctx, const ParsedArgs& pa) {
   return kExitOk;
 }
 
-CommandDef Def(const std::string& name, const std::string& description) {
-  CommandDef c;
-  c.name = name;
-  c.synopsis = "[--json]";
-  c.description = description;
-  c.options = {{0, "json", false, "", "print one JSON object instead of the text layout"}};
-  c.run = Run;
-  return c;
-}
-
-}  // namespace
-
 CommandDef StatCommand() {
-  return Def("stat", "show cluster status: space, MDS, CS, clients, events");
-}
-
-CommandDef TopCommand() {
-  return Def("top", "same as stat (printed once; the interactive top is not implemented)");
+  CommandDef c;
+  c.name = "stat";
+  c.synopsis = "[--json]";
+  c.description = "show cluster status: space, MDS, CS, clients, events";
+  c.options = {{0, "json", false, "", "print one JSON object instead of the text layout"}};
+  c.run = [](Context& ctx, const ParsedArgs& pa) { return RunStatOnce(ctx, pa.Has("json")); };
+  return c;
 }
 
 }  // namespace vstorage::cli
