@@ -122,7 +122,11 @@ class File {
   // Tells the MDS the size this client wrote (cheap; what close(2) does, without fsync).
   Status Flush() { return PersistSize(); }
   // Waits for outstanding async requests, persists the size and releases the lease.
-  Status Close();
+  // wait_release false: the release is sent and not waited for (a failure is logged); for
+  // callers whose close is already asynchronous to their users, like the FUSE mount, where
+  // the kernel sends RELEASE after close(2) returned. Later requests of this client reach
+  // the MDS after it (one connection, in order).
+  Status Close(bool wait_release = true);
   uint64_t size() const { return sz_->size.load(); }
   InodeId ino() const { return ino_; }
   bool writable() const { return write_; }

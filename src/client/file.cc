@@ -836,7 +836,7 @@ Status File::Truncate(uint64_t size) {
   return c_->SetAttr(ino_, proto::kSetSize, size, 0, 0).status();
 }
 
-Status File::Close() {
+Status File::Close(bool wait_release) {
   {
     std::unique_lock<std::mutex> l(ops_mu_);
     ops_cv_.wait(l, [&] { return ops_ == 0; });
@@ -844,8 +844,15 @@ Status File::Close() {
   if (closed_.exchange(true)) return Status::Ok();
   Status st = write_ ? PersistSize() : Status::Ok();
   c_->FileClosed(this);
+  proto::ReleaseReq req{ino_, c_->id_, write_, read_some_.load()};
+  if (!wait_release) {
+    c_->MdsCallRawAsync(MsgType::kRelease, proto::EncodeToString(req), [ino = ino_](Status rel, std::string) {
+      if (!rel.ok()) LOG_WARN("release of inode %s: %s", ino.str().c_str(), rel.ToString().c_str());
+    });
+    return st;
+  }
   proto::Empty e;
-  Status rel = c_->MdsCall(MsgType::kRelease, proto::ReleaseReq{ino_, c_->id_, write_, read_some_.load()}, &e);
+  Status rel = c_->MdsCall(MsgType::kRelease, req, &e);
   return st.ok() ? rel : st;
 }
 

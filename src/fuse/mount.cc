@@ -668,7 +668,8 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   File* f = Fh(fi);
-  Status st = f->Close();
+  // The kernel sends RELEASE after close(2) returned: nobody waits for the lease to go.
+  Status st = f->Close(/*wait_release=*/false);
   delete f;
   if (!st.ok()) LOG_WARN("release: %s", st.ToString().c_str());
   fuse_reply_err(req, 0);
