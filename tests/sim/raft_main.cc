@@ -57,11 +57,11 @@ int main(int argc, char** argv) {
     vstorage::sim::RaftSimResult r = vstorage::sim::RunRaftSim(o);
     acked += r.acked;
     if (!quiet || !r.ok) {
-      std::printf("seed %llu: %s proposals %llu acked %llu leaders %llu crashes %llu transfers %llu snapshots %llu "
+      std::printf("seed %llu: %s proposals %llu acked %llu leaders %llu crashes %llu transfers %llu config-changes %llu snapshots %llu "
                   "messages %llu dropped %llu duplicated %llu trace %016llx\n",
                   (unsigned long long)s, r.ok ? "ok" : "VIOLATION", (unsigned long long)r.proposals,
                   (unsigned long long)r.acked, (unsigned long long)r.leaders, (unsigned long long)r.crashes,
-                  (unsigned long long)r.transfers, (unsigned long long)r.snapshots_sent,
+                  (unsigned long long)r.transfers, (unsigned long long)r.config_changes, (unsigned long long)r.snapshots_sent,
                   (unsigned long long)r.messages, (unsigned long long)r.dropped, (unsigned long long)r.duplicated,
                   (unsigned long long)r.trace_hash);
     }

@@ -372,6 +372,15 @@ class World {
   }
 
   void CheckLiveness() {
+    int l = Leader();
+    if (!l) {
+      Fail("liveness: no leader after healing");
+      return;
+    }
+    if (nodes_[l].raft->config().voters.size() != static_cast<size_t>(o_.nodes)) {
+      Fail("liveness: removed nodes were not added back after healing");
+      return;
+    }
     for (int k = 1; k <= o_.nodes; ++k) {
       Node& n = nodes_[k];
       if (!n.up) continue;
@@ -482,7 +491,7 @@ class World {
     if (!faulty_) return;
     At(now_ + Between(kFaultEveryUs / 2, kFaultEveryUs * 3 / 2), [this] { Fault(); });
     int k = 1 + static_cast<int>(Rand(o_.nodes));
-    switch (Rand(6)) {
+    switch (Rand(7)) {
       case 0: {  // crash, restart later
         if (!nodes_[k].up) return;
         Crash(k);
@@ -524,8 +533,42 @@ class World {
         }
         return;
       }
+      case 5: {  // membership: remove a voter, or add back one that was removed
+        int l = Leader();
+        if (!l) return;
+        Raft& r = *nodes_[l].raft;
+        consensus::ConfigChange ch{consensus::ConfigOp::kAddVoter, MdsId(k)};
+        if (r.config().Contains(MdsId(k))) {
+          if (k == l || r.config().voters.size() <= 2) return;
+          ch.op = consensus::ConfigOp::kRemoveVoter;
+        }
+        if (r.ProposeConfigChange(ch).ok()) {
+          ++r_.config_changes;
+          Say("node %d proposes %s %d", l, ch.op == consensus::ConfigOp::kAddVoter ? "add" : "remove", k);
+          Trace(16, l, k * 2 + (ch.op == consensus::ConfigOp::kAddVoter));
+          Drain(l);
+        }
+        return;
+      }
       default:
         return;  // quiet
+    }
+  }
+
+  // After the faults: the leader adds back every node that was removed.
+  void Rejoin() {
+    At(now_ + 20 * kUs, [this] { Rejoin(); });
+    int l = Leader();
+    if (!l) return;
+    Raft& r = *nodes_[l].raft;
+    for (int k = 1; k <= o_.nodes; ++k) {
+      if (r.config().Contains(MdsId(k))) continue;
+      if (r.ProposeConfigChange({consensus::ConfigOp::kAddVoter, MdsId(k)}).ok()) {
+        Say("node %d proposes add %d", l, k);
+        Trace(17, l, k);
+        Drain(l);
+      }
+      return;
     }
   }
 
@@ -537,6 +580,7 @@ class World {
     }
     Say("faults stop");
     Trace(15);
+    Rejoin();
   }
 
   struct Seen {

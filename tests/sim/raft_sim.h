@@ -6,7 +6,8 @@
 // writes in order after a delay; a node crashes at random and restarts from what its disk
 // holds (any suffix of the writes not yet reported durable may be lost). Nodes tick at
 // different rates (clock skew). A client proposes entries to whoever is leader; the leader
-// occasionally hands leadership over; nodes take snapshots and compact their logs, so
+// occasionally hands leadership over and removes or adds back a voter (one at a time; after
+// the faults every node is added back); nodes take snapshots and compact their logs, so
 // restarted or partitioned nodes catch up from snapshots.
 //
 // Checked continuously:
@@ -41,7 +42,7 @@ struct RaftSimResult {
   std::string violation;  // the first broken property, with the simulated time
   uint64_t trace_hash = 0;
   uint64_t proposals = 0, acked = 0, leaders = 0, crashes = 0, dropped = 0, duplicated = 0,
-           snapshots_sent = 0, transfers = 0, messages = 0;
+           snapshots_sent = 0, transfers = 0, config_changes = 0, messages = 0;
 };
 
 RaftSimResult RunRaftSim(const RaftSimOptions& options);
