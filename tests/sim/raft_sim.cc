@@ -116,6 +116,8 @@ class World {
     At(kProposeEveryUs, [this] { Propose(); });
     At(kFaultEveryUs, [this] { Fault(); });
     for (int k = 1; k <= o_.nodes; ++k) At(k * 37 * kUs % kSnapshotEveryUs, [this, k] { MaybeSnapshot(k); });
+    // Besides the random faults, the leader of the moment crashes once for sure.
+    At(Between(o_.fault_ms * kUs / 4, o_.fault_ms * kUs / 2), [this] { CrashLeader(); });
     At(o_.fault_ms * kUs, [this] { Heal(); });
     int64_t end = (o_.fault_ms + o_.heal_ms) * kUs;
     while (!q_.empty() && r_.ok) {
@@ -553,6 +555,18 @@ class World {
       default:
         return;  // quiet
     }
+  }
+
+  void CrashLeader() {
+    int l = Leader();
+    if (!l) {
+      At(now_ + 10 * kUs, [this] { CrashLeader(); });
+      return;
+    }
+    Crash(l);
+    At(now_ + Between(kUs, kMaxDownUs), [this, l] {
+      if (!nodes_[l].up) Start(l);
+    });
   }
 
   // After the faults: the leader adds back every node that was removed.
