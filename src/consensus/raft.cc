@@ -144,7 +144,7 @@ void Raft::TruncateFrom(LogIndex i) {
   // Committed entries are never cut, unless a test switch broke a rule on purpose (then the
   // simulator has already reported the violation; carry on so it can).
   VS_CHECK(i > base_index_);
-  VS_CHECK(i > commit_ || opt_.test_commit_old_terms || opt_.test_skip_log_check);
+  VS_CHECK(i > commit_ || opt_.test_commit_old_terms || opt_.test_skip_log_check || opt_.test_ack_before_durable);
   if (i > last_index()) return;
   if (i <= commit_) commit_ = LogIndex(i.v - 1);
   bool config = pending_config_ >= i;
@@ -356,7 +356,7 @@ void Raft::Send(Message m) {
 void Raft::SendAfterLog(Message m, LogIndex index) {
   m.from = opt_.id;
   bool snap = install_.has_value() || installing_.has_value();
-  if (!snap && hs_durable_ >= hs_version_ && stable_ >= index) {
+  if (!snap && hs_durable_ >= hs_version_ && (stable_ >= index || opt_.test_ack_before_durable)) {
     out_.push_back(std::move(m));
     return;
   }
@@ -375,7 +375,8 @@ void Raft::ReleaseHeld() {
   size_t keep = 0;
   for (size_t k = 0; k < held_.size(); ++k) {
     Held& h = held_[k];
-    bool ready = h.need_hs <= hs_durable_ && (!h.need_snap || !snap) && (!h.need_log || stable_ >= *h.need_log);
+    bool ready = h.need_hs <= hs_durable_ && (!h.need_snap || !snap) &&
+                 (!h.need_log || stable_ >= *h.need_log || opt_.test_ack_before_durable);
     if (!ready) {
       if (keep != k) held_[keep] = std::move(h);
       ++keep;
@@ -479,7 +480,7 @@ void Raft::MaybeCommit() {
   std::vector<LogIndex> match;
   for (MdsId v : config_.voters) {
     if (v == opt_.id) {
-      match.push_back(stable_);
+      match.push_back(opt_.test_ack_before_durable ? last_index() : stable_);
     } else {
       auto it = progress_.find(v);
       match.push_back(it == progress_.end() ? LogIndex(0) : it->second.match);

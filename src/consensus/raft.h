@@ -54,7 +54,7 @@ namespace vstorage::consensus {
 // Limits (CONVENTIONS item 7).
 inline constexpr size_t kMaxVoters = 9;                        // voters in one configuration
 inline constexpr size_t kMaxInflightAppends = 64;              // unacknowledged appends per follower
-inline constexpr size_t kMaxAppendBytes = 1u << 20;            // entry data in one append message
+inline constexpr size_t kMaxAppendBytes = 1u << 20;            // entry data in one append (>= 1 entry)
 inline constexpr size_t kMaxEntryBytes = 16u << 20;            // data of one proposed entry
 inline constexpr uint64_t kMaxUncommittedEntries = 4096;       // a leader's log beyond commit
 inline constexpr size_t kMaxSnapshotChunkBytes = 256u << 10;   // snapshot bytes in one message
@@ -206,6 +206,7 @@ struct Options {
   // Test-only switches that break one rule, so the simulator can show it catches them.
   bool test_commit_old_terms = false;   // commit any entry a quorum holds (breaks §5.4.2)
   bool test_skip_log_check = false;     // grant votes without the up-to-date check
+  bool test_ack_before_durable = false; // acknowledge and count entries not yet durable
 };
 
 // The durable state a node starts from (after a restart, what its storage holds).

@@ -1,7 +1,8 @@
 // vstorage-raft-sim: runs the Raft simulation (tests/sim/raft_sim.h) over a range of seeds.
 //   vstorage-raft-sim [--seeds N] [--first S] [--seed S] [--nodes 3|5] [--fault-ms T]
 //                     [--heal-ms T] [--verbose] [--quiet]
-//                     [--break-vote-check | --break-commit-rule] [--expect-violation]
+//                     [--break-vote-check | --break-commit-rule | --break-durability]
+//                     [--expect-violation]
 // Exit 0 when every seed holds the safety and liveness properties (or, with
 // --expect-violation, when the checker catches the deliberate bug in at least one seed); a
 // failing seed prints itself and the command that reruns it. The first seed runs twice and
@@ -35,11 +36,12 @@ int main(int argc, char** argv) {
     else if (a == "--quiet") quiet = true;
     else if (a == "--break-vote-check") o.break_vote_check = true;
     else if (a == "--break-commit-rule") o.break_commit_rule = true;
+    else if (a == "--break-durability") o.break_durability = true;
     else if (a == "--expect-violation") expect_violation = true;
     else {
       std::fprintf(stderr,
                    "usage: %s [--seeds N] [--first S] [--seed S] [--nodes 3|5] [--fault-ms T] [--heal-ms T]\n"
-                   "          [--verbose] [--quiet] [--break-vote-check | --break-commit-rule] [--expect-violation]\n",
+                   "          [--verbose] [--quiet] [--break-vote-check | --break-commit-rule | --break-durability]\n          [--expect-violation]\n",
                    argv[0]);
       return 2;
     }
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   std::string flags = " --nodes " + std::to_string(o.nodes);
   if (o.break_vote_check) flags += " --break-vote-check";
   if (o.break_commit_rule) flags += " --break-commit-rule";
+  if (o.break_durability) flags += " --break-durability";
   uint64_t violations = 0, failed_seed = 0, acked = 0;
   for (uint64_t s = first; s < first + seeds; ++s) {
     o.seed = s;

@@ -182,6 +182,7 @@ class World {
     opt.random = n.rnd.get();
     opt.test_skip_log_check = o_.break_vote_check;
     opt.test_commit_old_terms = o_.break_commit_rule;
+    opt.test_ack_before_durable = o_.break_durability;
     Storage st = n.disk;
     st.applied = st.snapshot.meta.index;
     n.sm_index = st.snapshot.meta.index;

@@ -35,6 +35,7 @@ struct RaftSimOptions {
   bool verbose = false;          // print every event
   bool break_vote_check = false; // the deliberate bug: votes without the up-to-date check
   bool break_commit_rule = false;  // the deliberate bug: old-term entries committed by counting
+  bool break_durability = false;   // the deliberate bug: entries acknowledged before durable
 };
 
 struct RaftSimResult {
