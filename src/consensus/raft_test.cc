@@ -395,6 +395,67 @@ TEST(Raft, LaggingFollowerGetsSnapshotInChunks) {
   EXPECT_FALSE(HasData(c.nodes[lag].applied, "e0"));  // came with the image
 }
 
+TEST(Raft, SnapshotResumesAfterALostChunk) {
+  Cluster c({1, 2, 3});
+  uint64_t l = c.ElectOne();
+  ASSERT_NE(l, 0u);
+  uint64_t f = l == 1 ? 2 : 1;
+  c.Isolate(f);
+  for (int k = 0; k < 5; ++k) c.MustPropose(l, "e" + std::to_string(k));
+  c.Deliver();
+  Raft& L = c.R(l);
+  ASSERT_EQ(L.applied(), L.last_index());
+  auto meta = L.SnapshotMetaAt(L.applied());
+  ASSERT_TRUE(meta.ok());
+  std::string image(2 * kMaxSnapshotChunkBytes + 5, 'q');
+  ASSERT_TRUE(L.SetSnapshot(Snapshot{*meta, std::make_shared<const std::string>(image)}).ok());
+  ASSERT_TRUE(L.Compact(meta->index).ok());
+  c.Heal();
+  bool dropped = false;
+  c.filter = [&](const Message& m) {
+    if (m.type == MsgType::kSnapshot && m.snap_offset == kMaxSnapshotChunkBytes && !dropped) {
+      dropped = true;
+      return false;
+    }
+    return true;
+  };
+  c.Tick(4 * kElection);
+  EXPECT_TRUE(dropped);
+  EXPECT_EQ(c.nodes[f].snapshots_installed, 1);
+  EXPECT_EQ(*c.nodes[f].st.snapshot.image, image);
+  EXPECT_EQ(c.R(f).last_index(), L.last_index());
+  EXPECT_EQ(c.R(f).commit(), L.last_index());
+}
+
+TEST(Raft, ConvergesUnderDuplicatedAndReorderedMessages) {
+  Cluster c({1, 2, 3});
+  uint64_t l = c.ElectOne();
+  ASSERT_NE(l, 0u);
+  SeededRandom rnd(42);
+  for (int round = 0; round < 50; ++round) {
+    c.MustPropose(l, "r" + std::to_string(round));
+    // Shuffle and duplicate what is on the wire, then deliver it.
+    std::vector<Message> w(c.wire.begin(), c.wire.end());
+    c.wire.clear();
+    std::vector<Message> out;
+    for (auto& m : w) {
+      out.push_back(m);
+      if (rnd.Uniform(3) == 0) out.push_back(m);
+    }
+    for (size_t i = out.size(); i > 1; --i) std::swap(out[i - 1], out[rnd.Uniform(i)]);
+    for (auto& m : out) c.wire.push_back(m);
+    c.Deliver(out.size());
+    if (round % 5 == 0) c.Tick();
+  }
+  c.Tick(3 * kElection);
+  ASSERT_EQ(c.Leaders().size(), 1u);
+  uint64_t l2 = c.Leaders()[0];
+  for (auto& [id, n] : c.nodes) {
+    EXPECT_EQ(n.r->commit(), c.R(l2).last_index()) << id;
+    for (int round = 0; round < 50; ++round) EXPECT_TRUE(HasData(n.applied, "r" + std::to_string(round))) << id;
+  }
+}
+
 TEST(Raft, MembershipAddThenRemove) {
   Cluster c({1, 2, 3});
   uint64_t l = c.ElectOne();

@@ -7,11 +7,25 @@
 // --expect-violation, when the checker catches the deliberate bug in at least one seed); a
 // failing seed prints itself and the command that reruns it. The first seed runs twice and
 // must give the same trace hash (bit-for-bit reproduction).
+#include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <unistd.h>
 
 #include "sim/raft_sim.h"
+
+namespace {
+// A failed VS_CHECK inside the core aborts: say which seed did it before dying.
+char g_abort_note[256];
+void OnAbort(int) {
+  ssize_t n = write(2, g_abort_note, strlen(g_abort_note));
+  (void)n;
+  std::signal(SIGABRT, SIG_DFL);
+  std::abort();
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   vstorage::sim::RaftSimOptions o;
@@ -54,9 +68,12 @@ int main(int argc, char** argv) {
   if (o.break_vote_check) flags += " --break-vote-check";
   if (o.break_commit_rule) flags += " --break-commit-rule";
   if (o.break_durability) flags += " --break-durability";
+  std::signal(SIGABRT, OnAbort);
   uint64_t violations = 0, failed_seed = 0, acked = 0;
   for (uint64_t s = first; s < first + seeds; ++s) {
     o.seed = s;
+    std::snprintf(g_abort_note, sizeof g_abort_note, "aborted in seed %llu: rerun %s --seed %llu%s --verbose\n",
+                  (unsigned long long)s, argv[0], (unsigned long long)s, flags.c_str());
     vstorage::sim::RaftSimResult r = vstorage::sim::RunRaftSim(o);
     acked += r.acked;
     if (!quiet || !r.ok) {
