@@ -37,9 +37,14 @@ constexpr int64_t kMaxNetDelayUs = 12 * kUs;
 constexpr int64_t kMaxSlowNetDelayUs = 80 * kUs;  // sometimes a message is very late
 constexpr int64_t kMinDiskUs = 100;
 constexpr int64_t kMaxDiskUs = 4 * kUs;
+constexpr int64_t kMaxSlowDiskUs = 40 * kUs;  // a slow fsync now and then
+constexpr uint64_t kSlowDiskPermille = 50;
 constexpr uint64_t kDropPermille = 50;
 constexpr uint64_t kDupPermille = 30;
 constexpr uint64_t kSlowPermille = 20;
+// A crash aimed at the window where a new (term, vote) is handed to the disk but not yet
+// durable: where a vote sent too early would be forgotten (FoundationDB's BUGGIFY idea).
+constexpr uint64_t kCrashAfterVotePermille = 80;
 constexpr int64_t kProposeEveryUs = 4 * kUs;
 constexpr int64_t kFaultEveryUs = 150 * kUs;   // mean time between fault events
 constexpr int64_t kMaxDownUs = 900 * kUs;
@@ -287,10 +292,22 @@ class World {
         w.hs_version = rd.hard_state_version;
         w.truncate_from = rd.truncate_from;
         w.entries = std::move(rd.entries);
+        bool vote = w.hs && w.hs->vote.v != 0;
         n.pending.push_back(std::move(w));
-        n.disk_free_us = std::max(n.disk_free_us, now_) + Between(kMinDiskUs, kMaxDiskUs);
+        int64_t d = Between(kMinDiskUs, kMaxDiskUs);
+        if (Rand(1000) < kSlowDiskPermille) d = Between(kMaxDiskUs, kMaxSlowDiskUs);
+        n.disk_free_us = std::max(n.disk_free_us, now_) + d;
         uint64_t inc = n.inc;
         At(n.disk_free_us, [this, k, inc] { DiskDone(k, inc); });
+        if (vote && faulty_ && Rand(1000) < kCrashAfterVotePermille) {
+          At(Between(now_, n.disk_free_us), [this, k, inc] {
+            if (!nodes_[k].up || nodes_[k].inc != inc) return;
+            Crash(k);
+            At(now_ + Between(kUs, kMaxDownUs / 3), [this, k] {
+              if (!nodes_[k].up) Start(k);
+            });
+          });
+        }
       }
     }
   }

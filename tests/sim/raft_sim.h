@@ -3,7 +3,8 @@
 // One seeded event queue runs 3 or 5 real consensus::Raft nodes on a simulated clock, over a
 // simulated network that loses, duplicates, delays and reorders messages and is partitioned
 // (symmetric splits and one-way link cuts). Each node has a simulated disk that completes
-// writes in order after a delay; a node crashes at random and restarts from what its disk
+// writes in order after a delay (now and then a slow fsync); a node crashes at random, and
+// sometimes right after it hands a new vote to its disk, and restarts from what its disk
 // holds (any suffix of the writes not yet reported durable may be lost). Nodes tick at
 // different rates (clock skew). A client proposes entries to whoever is leader; the leader
 // occasionally hands leadership over and removes or adds back a voter (one at a time; after
