@@ -652,12 +652,12 @@ std::string MdsService::Metrics() {
   proto::ClusterStatReply st;
   {
     Lock l(mu_);
-    st = ClusterStat();
+    st = ClusterStat(l);
   }
   return RenderMetrics(st);
 }
 
-proto::ClusterStatReply MdsService::ClusterStat() {
+proto::ClusterStatReply MdsService::ClusterStat(Lock& l) {
   proto::ClusterStatReply s;
   int64_t now = env_.clock->NowMs();
   s.cluster = conf_.cluster;
@@ -716,30 +716,47 @@ proto::ClusterStatReply MdsService::ClusterStat() {
     }
     s.cs.push_back(ci);
   }
-  auto counts = state_.Counts();
+  // The walks over every inode and chunk let go of mu_ between slices: requests (the I/O
+  // thread's too) wait for one slice at most, not for a walk over millions of records. The
+  // figures may then mix states a few commands apart, which a monitor does not mind.
+  StateCounts counts;
+  for (uint64_t from = 1; from;) {
+    from = state_.CountFilesFrom(from, kStatRecordsPerSlice, &counts);
+    if (from) {
+      l.unlock();
+      l.lock();
+    }
+  }
+  for (uint64_t from = 1; from;) {
+    from = state_.ForEachChunkFrom(from, kStatRecordsPerSlice, [&](const ChunkInfo& c) {
+      auto rm = state_.ReplicasOf(c.ino);
+      uint32_t norm = rm.ok() ? rm->first : 1, min = rm.ok() ? rm->second : 1;
+      std::string st = ChunkState(c, norm, min);
+      auto& cnt = s.chunk_states;
+      if (st == "healthy") ++cnt.healthy;
+      else if (st == "degraded") ++cnt.degraded;
+      else if (st == "blocked") ++cnt.blocked;
+      else if (st == "offline") ++cnt.offline;
+      else if (st == "overcommitted") ++cnt.overcommitted;
+      else if (st == "replicating") ++cnt.replicating;
+      else if (st == "urgent") ++cnt.urgent;
+      else if (st == "pending") ++cnt.pending;
+      else if (st == "standby") ++cnt.standby;
+      else if (st == "void") ++cnt.void_;
+      counts.chunk_replicas += c.replicas.size();
+      for (CsId cs : c.replicas) ++replicas_on[cs];
+      if (c.replicas.size() == 1) ++unique_on[c.replicas[0]];
+    });
+    if (from) {
+      l.unlock();
+      l.lock();
+    }
+  }
   s.files = counts.files;
   s.inodes = counts.inodes;
   s.chunks = counts.chunks;
   s.chunk_replicas = counts.chunk_replicas;
   s.fs_bytes = counts.file_bytes;
-  state_.ForEachChunk([&](const ChunkInfo& c) {
-    auto rm = state_.ReplicasOf(c.ino);
-    uint32_t norm = rm.ok() ? rm->first : 1, min = rm.ok() ? rm->second : 1;
-    std::string st = ChunkState(c, norm, min);
-    auto& cnt = s.chunk_states;
-    if (st == "healthy") ++cnt.healthy;
-    else if (st == "degraded") ++cnt.degraded;
-    else if (st == "blocked") ++cnt.blocked;
-    else if (st == "offline") ++cnt.offline;
-    else if (st == "overcommitted") ++cnt.overcommitted;
-    else if (st == "replicating") ++cnt.replicating;
-    else if (st == "urgent") ++cnt.urgent;
-    else if (st == "pending") ++cnt.pending;
-    else if (st == "standby") ++cnt.standby;
-    else if (st == "void") ++cnt.void_;
-    for (CsId cs : c.replicas) ++replicas_on[cs];
-    if (c.replicas.size() == 1) ++unique_on[c.replicas[0]];
-  });
   for (auto& ci : s.cs) {
     ci.replicas = replicas_on[ci.id];
     ci.unique = unique_on[ci.id];
@@ -1849,14 +1866,14 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
         // df shows logical bytes, all three columns alike: the raw space divided by the
         // cluster's replica count (the root's norm), so Size = Used + Avail and Use% is the
         // disks' fill level.
-        auto s = ClusterStat();
+        auto s = ClusterStat(l);
         uint64_t n = std::max<uint64_t>(s.replicas_norm, 1);
         reply(proto::StatfsReply{s.total_bytes / n, s.free_bytes / n,
                                               std::min(s.allocatable_bytes, s.free_bytes / n), s.inodes});
         return;
       }
       case MsgType::kClusterStat: {
-        reply(ClusterStat());
+        reply(ClusterStat(l));
         return;
       }
       case MsgType::kFileInfo: {

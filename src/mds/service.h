@@ -60,6 +60,7 @@ constexpr bool MayNeedRecovery(CommandType t) {
   }
 }
 inline constexpr size_t kMaxPendingDeletes = 100000;
+inline constexpr size_t kStatRecordsPerSlice = 16384;  // ClusterStat walks, per hold of mu_
 
 // Counters of the commit pipeline and snapshots, for benchmarks and `stat`.
 struct MdsStats {
@@ -157,7 +158,9 @@ class MdsService {
   Result<proto::GetChunkReply> GetChunk(Lock& l, const proto::GetChunkReq& r, const std::string& peer);
   Result<proto::GetChunkReply> ReportFailure(Lock& l, const proto::ReportCsFailureReq& r);
   Result<proto::CsRegisterReply> RegisterCs(Lock& l, const proto::CsRegisterReq& r);
-  proto::ClusterStatReply ClusterStat();
+  // `vstorage stat`. l (on mu_) is released between slices of kStatRecordsPerSlice records
+  // of its walks over the inodes and chunks, and held again on return.
+  proto::ClusterStatReply ClusterStat(Lock& l);
   std::string Metrics();  // RenderMetrics of ClusterStat(), for the metrics endpoint
   // Unlinked files whose openers are all gone (closed, expired, or never came back after an
   // MDS restart within the lease timeout) are freed. Under mu_.

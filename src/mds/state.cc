@@ -368,6 +368,10 @@ void MdsState::ForEachChunk(const std::function<void(const ChunkInfo&)>& fn) con
   });
 }
 
+uint64_t MdsState::ForEachChunkFrom(uint64_t from, size_t max, const std::function<void(const ChunkInfo&)>& fn) const {
+  return chunks_.ForEachFrom(from, max, [&](const Chunk& c) { fn(InfoOf(c)); });
+}
+
 void MdsState::ForEachChunkOnCs(CsId cs, const std::function<void(const ChunkInfo&)>& fn) const {
   auto it = chunks_by_cs_.find(cs);
   if (it == chunks_by_cs_.end()) return;
@@ -419,6 +423,17 @@ StateCounts MdsState::Counts() const {
     c.chunk_replicas += ch.spilled ? spilled_replicas_.at(ch.id).size() : ch.n_replicas;
   });
   return c;
+}
+
+uint64_t MdsState::CountFilesFrom(uint64_t from, size_t max, StateCounts* c) const {
+  c->inodes = inodes_.size();
+  c->chunks = chunks_.size();
+  return inodes_.ForEachFrom(from, max, [&](const Inode& n) {
+    if (n.type == proto::NodeType::kFile) {
+      ++c->files;
+      c->file_bytes += n.size;
+    }
+  });
 }
 
 Result<ApplyResult> MdsState::Apply(const Command& cmd) {

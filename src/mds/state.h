@@ -98,6 +98,9 @@ class MdsState {
   std::vector<ChunkInfo> FileChunks(InodeId ino) const;
   // Every chunk, in chunk id order.
   void ForEachChunk(const std::function<void(const ChunkInfo&)>& fn) const;
+  // A slice of that walk, for callers that let go of the state between slices: the chunks
+  // with id >= from, at most max; returns the id to go on from, 0 at the end.
+  uint64_t ForEachChunkFrom(uint64_t from, size_t max, const std::function<void(const ChunkInfo&)>& fn) const;
   // The chunks with a replica on cs (an index kept by Apply: O(chunks on cs), not O(all
   // chunks)), in no particular order; fn must not change the state.
   void ForEachChunkOnCs(CsId cs, const std::function<void(const ChunkInfo&)>& fn) const;
@@ -117,6 +120,10 @@ class MdsState {
   const std::deque<EventRecord>& Events() const { return events_; }
   const std::set<InodeId>& Orphans() const { return orphans_; }
   StateCounts Counts() const;
+  // Counts() in slices: adds the files (and their bytes) among at most max inodes with
+  // number >= from to *c and returns the number to go on from, 0 at the end; inodes and
+  // chunks are set at once, chunk_replicas is left alone (a chunk walk counts them).
+  uint64_t CountFilesFrom(uint64_t from, size_t max, StateCounts* c) const;
 
   // Snapshot image (journal.h). Decode replaces the whole state.
   std::string Encode() const;

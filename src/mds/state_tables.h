@@ -83,6 +83,19 @@ class IdTable {
     for (const Rec& r : recs_)
       if (!r.dead) fn(r);
   }
+  // The live records with key >= from, in key order, at most max of them; returns the key
+  // to continue from, or 0 when none is left (keys are never 0).
+  template <typename Fn>
+  uint64_t ForEachFrom(uint64_t from, size_t max, Fn&& fn) const {
+    auto it = std::lower_bound(recs_.begin(), recs_.end(), from, [](const Rec& r, uint64_t k) { return r.key() < k; });
+    for (size_t n = 0; it != recs_.end(); ++it) {
+      if (it->dead) continue;
+      if (n == max) return it->key();
+      fn(*it);
+      ++n;
+    }
+    return 0;
+  }
   template <typename Fn>
   void ForEachMutable(Fn&& fn) {
     for (Rec& r : recs_)

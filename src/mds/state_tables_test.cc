@@ -319,6 +319,37 @@ void ExpectIndexMatchesScan(const MdsState& s, const std::string& where) {
   }
 }
 
+TEST(StateSlices, WalksInSlicesSeeWhatOneWalkSees) {
+  MdsState s;
+  (void)RandomTrace(11, 3000, &s);  // files, directories, chunks, unlinks (dead records)
+  StateCounts whole = s.Counts();
+  std::vector<uint64_t> all;
+  s.ForEachChunk([&](const ChunkInfo& c) { all.push_back(c.id.v); });
+  ASSERT_GT(whole.files, 10u);
+  ASSERT_GT(all.size(), 10u);
+  for (size_t slice : {size_t{1}, size_t{3}, size_t{64}, size_t{1} << 20}) {
+    StateCounts c;
+    size_t slices = 0;
+    for (uint64_t from = 1; from; ++slices) from = s.CountFilesFrom(from, slice, &c);
+    EXPECT_EQ(c.files, whole.files) << slice;
+    EXPECT_EQ(c.file_bytes, whole.file_bytes) << slice;
+    EXPECT_EQ(c.inodes, whole.inodes);
+    EXPECT_EQ(c.chunks, whole.chunks);
+    if (slice == 1) {
+      EXPECT_EQ(slices, whole.inodes);
+    }
+    std::vector<uint64_t> seen;
+    uint64_t replicas = 0;
+    for (uint64_t from = 1; from;)
+      from = s.ForEachChunkFrom(from, slice, [&](const ChunkInfo& ch) {
+        seen.push_back(ch.id.v);
+        replicas += ch.replicas.size();
+      });
+    EXPECT_EQ(seen, all) << slice;
+    EXPECT_EQ(replicas, whole.chunk_replicas) << slice;
+  }
+}
+
 TEST(StateIndex, ChunksByCsMatchABruteForceScanAfterRandomCommands) {
   for (uint32_t seed : {1u, 2u, 3u, 4u}) {
     MdsState s;
