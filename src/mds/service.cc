@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <set>
 
@@ -891,7 +892,7 @@ std::string MdsService::RecoverySignatureLocked() const {
 void MdsService::RecoveryPass() {
   RecoveryPlan plan;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    Lock l(mu_);
     if (!ReplicationAllowed(ClusterStatusLocked(env_.clock->NowMs()))) return;  // 5.6.1: replication stops
     // The scan below walks every chunk under mu_: skip it while nothing it depends on has
     // changed since a pass that found nothing to do (no chunk, CS status, replica or
@@ -917,14 +918,28 @@ void MdsService::RecoveryPass() {
     in.running = replication_running_;
     in.urgent = urgent_;
     ReplicaViews all = AllReplicaViews();
-    state_.ForEachChunk([&](const ChunkInfo& c) {
-      auto rm = state_.ReplicasOf(c.ino);
-      if (!rm.ok()) return;
-      if (auto t = RecoveryTodoOf(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) in.todo.push_back(*t);
-    });
+    // In slices, letting go of mu_ in between (the I/O thread serves requests under it): a
+    // chunk that changes meanwhile is looked at again by RecoverChunk, and the next pass
+    // sees what this one missed.
+    for (uint64_t from = 1; from;) {
+      from = state_.ForEachChunkFrom(from, kStatRecordsPerSlice, [&](const ChunkInfo& c) {
+        auto rm = state_.ReplicasOf(c.ino);
+        if (!rm.ok()) return;
+        if (auto t = RecoveryTodoOf(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) in.todo.push_back(*t);
+      });
+      if (from) {
+        l.unlock();
+        l.lock();
+      }
+    }
     plan = PlanRecovery(in);
     pending_ = plan.pending;
+    // Chunks reported urgent while the walk let go of mu_ stay urgent.
+    std::set<ChunkId> reported;
+    std::set_difference(urgent_.begin(), urgent_.end(), in.urgent.begin(), in.urgent.end(),
+                        std::inserter(reported, reported.end()));
     urgent_ = plan.urgent;
+    urgent_.insert(reported.begin(), reported.end());
     replication_running_ = plan.running;
     if (plan.started) AddEvent(plan.started->sev, plan.started->message);
   }
