@@ -279,7 +279,9 @@ struct Channel::Impl : std::enable_shared_from_this<Impl> {
           a->written = true;
           FireIfOverLocked(a);
         } else if (Ticket* t = o->joint) {
-          if (t->done) t->cv.notify_all();  // the reply came first; else its arrival wakes the caller
+          // The reply came first, or an Abandon waits for the write alone; otherwise the
+          // reply's arrival wakes the caller (once, for both).
+          if (t->done || t->abandoned) t->cv.notify_all();
         } else {
           o->cv.notify_one();
         }
@@ -551,7 +553,7 @@ namespace {
 Result<std::unique_ptr<Channel::Ticket>> Begin(Channel::Impl& m, proto::MsgType type, const std::string& body,
                                                const char* payload, size_t payload_len, Frame* reply, int timeout_ms,
                                                char* payload_out, size_t payload_cap, size_t* payload_len_out,
-                                               Channel::Impl::Out* out, bool joint) {
+                                               Channel::Impl::Out* out, bool joint, bool own_body = false) {
   if (body.size() > kMaxMessageBytes || payload_len > kMaxPayloadBytes)
     return Err(Code::kInternal, "request too large for a frame");
   auto t = std::make_unique<Channel::Ticket>();
@@ -573,7 +575,8 @@ Result<std::unique_ptr<Channel::Ticket>> Begin(Channel::Impl& m, proto::MsgType 
   h.type = static_cast<uint16_t>(type);
   h.req_id = t->id;
   EncodeFrameHeader(h, body.size(), payload_len, out->header.data());
-  out->body = &body;
+  if (own_body) t->body = body;
+  out->body = own_body ? &t->body : &body;
   out->payload = payload;
   out->payload_len = payload_len;
   if (joint) out->joint = t.get();
@@ -588,29 +591,29 @@ Result<std::unique_ptr<Channel::Ticket>> Channel::Start(proto::MsgType type, con
                                                         int timeout_ms, char* payload_out, size_t payload_cap,
                                                         size_t* payload_len_out) {
   Impl& m = *impl_;
-  Impl::Out out;
+  auto out = std::make_shared<Impl::Out>();
   ASSIGN_OR_RETURN(auto t, Begin(m, type, body, payload, payload_len, reply, timeout_ms, payload_out, payload_cap,
-                                 payload_len_out, &out, /*joint=*/false));
-  std::unique_lock<std::mutex> l(m.mu);
-  out.cv.wait(l, [&] { return out.done; });
-  if (!out.st.ok()) {
-    m.BreakLocked(out.st);
-    t->cv.wait(l, [&] { return t->done; });
-    m.pending.erase(t->id);
-    m.ReleaseSlotLocked();
-    return out.st;
-  }
+                                 payload_len_out, out.get(), /*joint=*/true, /*own_body=*/true));
+  t->frame = std::move(out);
   return t;
 }
+
+namespace {
+// Under the channel's lock: Start's frame of t (if any) is off the write queue.
+bool Written(const Channel::Ticket& t) {
+  return !t.frame || static_cast<const Channel::Impl::Out*>(t.frame.get())->done;
+}
+}  // namespace
 
 Status Channel::Finish(std::unique_ptr<Ticket> t, int timeout_ms) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> l(m.mu);
-  if (!t->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return t->done; })) {
+  if (!t->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return t->done && Written(*t); })) {
     // No answer in time: the peer is hung or gone. The connection goes (a late reply must
-    // not land in a buffer we give back now); wait until the reader has let go of ours.
+    // not land in a buffer we give back now); wait until the reader and the writer have
+    // let go of ours (a write still queued fails once the socket is closed).
     m.BreakLocked(Err(Code::kTimeout, m.addr + ": no reply within " + std::to_string(timeout_ms) + " ms"));
-    t->cv.wait(l, [&] { return t->done; });
+    t->cv.wait(l, [&] { return t->done && Written(*t); });
   }
   m.pending.erase(t->id);
   m.ReleaseSlotLocked();
@@ -620,7 +623,8 @@ Status Channel::Finish(std::unique_ptr<Ticket> t, int timeout_ms) {
 void Channel::Abandon(std::unique_ptr<Ticket> t) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> l(m.mu);
-  t->cv.wait(l, [&] { return !t->reading; });  // the reader is done with its buffers
+  t->abandoned = true;
+  t->cv.wait(l, [&] { return !t->reading && Written(*t); });  // reader and writer are done with its buffers
   m.pending.erase(t->id);
   m.ReleaseSlotLocked();
 }

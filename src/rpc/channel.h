@@ -71,9 +71,10 @@ class Channel {
               int timeout_ms, char* payload_out = nullptr, size_t payload_cap = 0,
               size_t* payload_len_out = nullptr);
   // Call in two halves, for callers that overlap their own work with the peer's: Start
-  // returns once the request is written (payload and body may go then), Finish waits for
-  // its reply (into *reply, which must live until Finish) within timeout_ms. Every
-  // successful Start must be Finished.
+  // queues the request and returns (the body is copied; the payload must live until
+  // Finish or Abandon returns), Finish waits for it to be written and for its reply (into
+  // *reply, which must live until Finish) within timeout_ms, and is woken once for both.
+  // A failed write is Finish's error. Every successful Start must be Finished or Abandoned.
   struct Ticket {  // opaque to callers; the reader touches it only under the channel's lock
     Frame* reply = nullptr;
     char* payload_out = nullptr;
@@ -82,9 +83,13 @@ class Channel {
     bool reading = false;  // the reader is filling reply/payload_out right now (without the lock)
     bool done = false;
     bool async = false;  // a CallAsync (then this is part of its state)
+    bool abandoned = false;  // Abandon waits for the frame's write
     Status st;
     uint64_t id = 0;
     std::condition_variable cv;  // with the channel's lock: done or reading changed (sync calls)
+    // Start's frame (Impl::Out) and its body, kept until written; null for Call's.
+    std::string body;
+    std::shared_ptr<void> frame;
   };
   Result<std::unique_ptr<Ticket>> Start(proto::MsgType type, const std::string& body, const char* payload,
                                         size_t payload_len, Frame* reply, int timeout_ms, char* payload_out = nullptr,

@@ -402,8 +402,12 @@ TEST_F(RpcTest, ABadBufferOfOursIsAnInternalErrorNotThePeersFault) {
   auto c = Conn::Dial(addr_, Credentials{"c1", key_});
   ASSERT_TRUE(c.ok());
   uint64_t id = 0;
-  Status st = (*c)->Send(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"}), p + page - 100,
-                         1 << 20, &id);
+  // Send only queues the frame: the failed write is the answer Receive gets.
+  ASSERT_TRUE((*c)->Send(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"}), p + page - 100,
+                         1 << 20, &id)
+                  .ok());
+  Frame rep;
+  Status st = (*c)->Receive(id, &rep, 5000);
   EXPECT_EQ(st.code(), Code::kInternal) << st.ToString();
   EXPECT_NE(st.message().find("not a fault of the peer"), std::string::npos) << st.ToString();
   EXPECT_TRUE((*c)->broken());
@@ -776,6 +780,29 @@ TEST_F(EventServerTest, ACallWithoutAnswerTimesOutAndBreaksTheChannel) {
   gate_.OpenAll();  // the late reply finds the connection gone, not our buffer
   proto::AttrReply ar;
   EXPECT_EQ((*ch)->Call(MsgType::kLookup, proto::LookupReq{InodeId{1}, "x"}, &ar, 1000).code(), Code::kUnavailable);
+}
+
+TEST_F(EventServerTest, StartReturnsBeforeTheWriteAndFinishOrAbandonWaitForIt) {
+  StartServer(ServerLimits{});  // the gate holds every reply back
+  IoLoop loop(1);
+  auto ch = Channel::Dial(loop, "127.0.0.1:" + std::to_string(server_->port()), Credentials{"c1", key_}, 1000);
+  ASSERT_TRUE(ch.ok());
+  std::string payload(256 << 10, 'p');  // must live until Finish/Abandon; the body is copied
+  Frame rep;
+  auto t = (*ch)->Start(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "x"}), payload.data(),
+                        payload.size(), &rep, 5000);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  // No reply comes: Abandon returns once the frame is off the queue, without one.
+  auto t0 = std::chrono::steady_clock::now();
+  (*ch)->Abandon(std::move(t).value());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  // A second one, answered: Finish sees the reply (and the write) through.
+  Frame rep2;
+  auto t2 = (*ch)->Start(MsgType::kLookup, proto::EncodeToString(proto::LookupReq{InodeId{1}, "y"}), payload.data(),
+                         payload.size(), &rep2, 5000);
+  ASSERT_TRUE(t2.ok());
+  gate_.OpenAll();
+  EXPECT_TRUE((*ch)->Finish(std::move(t2).value(), 5000).ok());
 }
 
 TEST_F(EventServerTest, AChannelNoticesAPeerThatWentAway) {
