@@ -8,8 +8,12 @@
 // read sees is durable (docs/design/mds.md). Functions that commit take the caller's
 // unique_lock on mu_ and release it while the command is made durable: state read before a
 // commit may have moved on after it (chunk updates say what they read: UpdateChunkCmd.cas).
-// Replies are written to sockets after mu_ is released; calls to chunk servers are made
-// without it.
+// The namespace mutations do not wait at all (CommitThenReply: they propose under mu_ and
+// are answered from a continuation once applied), and they and the plain reads run on the
+// server's I/O thread (RunsInline), which therefore only ever waits for mu_, held for
+// memory work in slices (kStatRecordsPerSlice), and for a fast journal sync it leads
+// itself (CommitPipeline::LeadOrKick). Replies are written to sockets after mu_ is
+// released; calls to chunk servers are made without it.
 #pragma once
 #include <atomic>
 #include <condition_variable>
