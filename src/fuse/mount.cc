@@ -558,6 +558,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->fh = reinterpret_cast<uint64_t>(f->release());
   fi->keep_cache = 0;
+  // A read-only handle has no size to report at close (OpFlush does nothing for it), and
+  // this mount takes no POSIX locks through FUSE: the kernel need not send FLUSH for it.
+  fi->noflush = !write;
   if (fuse_reply_open(req, fi) == -ENOENT) delete Fh(fi);  // the opener went away
 }
 
