@@ -230,10 +230,18 @@ std::vector<LinOp> Minimize(std::vector<LinOp> ops) {
     }
   }
   ops.resize(hi);
-  for (size_t i = ops.size(); i-- > 0 && budget > 0;) {
-    std::vector<LinOp> without = ops;
-    without.erase(without.begin() + i);
-    if (!without.empty() && violates(without)) ops = std::move(without);
+  // Passes until nothing more can go: an operation kept only because a concurrent one read its
+  // value can go once that reader has.
+  for (bool shrunk = true; shrunk && budget > 0;) {
+    shrunk = false;
+    for (size_t i = ops.size(); i-- > 0 && budget > 0;) {
+      std::vector<LinOp> without = ops;
+      without.erase(without.begin() + i);
+      if (!without.empty() && violates(without)) {
+        ops = std::move(without);
+        shrunk = true;
+      }
+    }
   }
   return ops;
 }
