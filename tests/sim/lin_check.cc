@@ -10,8 +10,10 @@
 namespace vstorage::sim {
 namespace {
 
-// The model state of one key: an interned value, kAbsent for none.
+// The model state of one key: an interned value, kAbsent for none, kUnobserved for any value
+// no operation can tell apart from another (see CheckPrepared).
 constexpr int kAbsent = -1;
+constexpr int kUnobserved = -2;
 
 struct Interner {
   std::unordered_map<std::string, int> ids;
@@ -27,6 +29,7 @@ struct Prepared {
   bool completed;
   int value, expected, observed;  // interned; observed kAbsent when !found
   bool cas_ok;
+  int cls = -1;  // pending: its class of interchangeable pending operations (-1: none)
 };
 
 // The model step: whether `op` can take effect in `state` with the result its client saw, and
@@ -74,6 +77,13 @@ struct Event {
 LinVerdict Search(const std::vector<Prepared>& ops, const std::vector<int64_t>& inv,
                   const std::vector<int64_t>& done, uint64_t max_states, uint64_t* states_out) {
   const int n = static_cast<int>(ops.size());
+  // Pending operations of one class have the same effect and no deadline, so of those already
+  // invoked only the earliest not yet linearized is worth trying: any linearization using a
+  // later one can use the earlier one there instead (and the later one where the earlier was).
+  // Without this, k pending writes nobody saw cost 2^k subsets.
+  int classes = 0;
+  for (const Prepared& p : ops) classes = std::max(classes, p.cls + 1);
+  std::vector<std::vector<int>> members(classes);
   std::vector<Event> ev;
   ev.reserve(2 * n + 1);
   ev.push_back(Event{-1, false, 0});  // head sentinel at index 0
@@ -97,6 +107,9 @@ LinVerdict Search(const std::vector<Prepared>& ops, const std::vector<int64_t>& 
       ev[i].match = call_of[ev[i].op];
       ev[call_of[ev[i].op]].match = i;
     }
+  }
+  for (int e : order) {
+    if (ev[e].call && ops[ev[e].op].cls >= 0) members[ops[ev[e].op].cls].push_back(ev[e].op);
   }
   int prev = 0;
   for (int e : order) {
@@ -124,6 +137,13 @@ LinVerdict Search(const std::vector<Prepared>& ops, const std::vector<int64_t>& 
   int total_completed = 0;
   for (const Prepared& p : ops) total_completed += p.completed;
   std::vector<uint64_t> bits((n + 63) / 64, 0);
+  auto linearized = [&](int op) { return (bits[op / 64] >> (op % 64)) & 1; };
+  auto earliest_of_class = [&](int op) {
+    for (int m : members[ops[op].cls]) {
+      if (!linearized(m)) return m == op;
+    }
+    return false;
+  };
   std::unordered_set<CacheKey, CacheHash> cache;
   struct Frame {
     int call;
@@ -153,7 +173,7 @@ LinVerdict Search(const std::vector<Prepared>& ops, const std::vector<int64_t>& 
     }
     int op = ev[e].op;
     int next_state;
-    if (Step(ops[op], state, &next_state)) {
+    if ((ops[op].cls < 0 || earliest_of_class(op)) && Step(ops[op], state, &next_state)) {
       bits[op / 64] |= 1ull << (op % 64);
       if (cache.insert(CacheKey{bits, next_state}).second) {
         if (++states > max_states) {
@@ -176,16 +196,39 @@ LinVerdict Search(const std::vector<Prepared>& ops, const std::vector<int64_t>& 
 }
 
 // Interns and checks a key's operations (pending gets already removed).
+//
+// A value is observed when a completed get returned it or some CAS expects it. No operation
+// can tell two unobserved values apart (a get never returns one, a CAS never matches one), so
+// they all become one state, kUnobserved: exact, and it makes pending writes of such values
+// interchangeable (their classes, for Search).
 LinVerdict CheckPrepared(const std::vector<LinOp>& ops, uint64_t max_states, uint64_t* states) {
   Interner in;
+  std::set<std::string> observed;
+  for (const LinOp& o : ops) {
+    if (o.kind == OpKind::kGet && o.completed() && o.found) observed.insert(o.observed);
+    if (o.kind == OpKind::kCas) observed.insert(o.expected);
+  }
+  auto written = [&](const std::string& v) { return observed.count(v) ? in.Id(v) : kUnobserved; };
+  std::map<int, int> cas_class;  // expected value -> class of pending CASes writing kUnobserved
+  int put_class = -1, classes = 0;
   std::vector<Prepared> p;
   std::vector<int64_t> inv, done;
   p.reserve(ops.size());
   for (const LinOp& o : ops) {
     Prepared x{o.kind, o.completed(), kAbsent, kAbsent, kAbsent, o.cas_ok};
-    if (o.kind != OpKind::kGet) x.value = in.Id(o.value);
+    if (o.kind != OpKind::kGet) x.value = written(o.value);
     if (o.kind == OpKind::kCas) x.expected = in.Id(o.expected);
     if (o.kind == OpKind::kGet && o.found) x.observed = in.Id(o.observed);
+    if (!o.completed() && x.value == kUnobserved) {
+      if (o.kind == OpKind::kPut) {
+        if (put_class < 0) put_class = classes++;
+        x.cls = put_class;
+      } else {
+        auto [it, fresh] = cas_class.emplace(x.expected, classes);
+        if (fresh) ++classes;
+        x.cls = it->second;
+      }
+    }
     p.push_back(x);
     inv.push_back(o.invoke_us);
     done.push_back(o.complete_us);

@@ -159,16 +159,40 @@ TEST(LinCheck, ViolationIsShrunkToTheInvolvedOperations) {
 }
 
 TEST(LinCheck, BoundedSearchIsInconclusiveNotAPass) {
-  // Many concurrent pending writes and reads of values nobody wrote: the search must explore
-  // subsets of the pending writes before giving up; with a tiny bound it cannot finish.
+  // Concurrent pending writes of values some CAS expects (so they are told apart) and a read
+  // of a value nobody wrote: the search tries subsets of the writes before giving up; with a
+  // tiny bound it cannot finish.
   std::vector<LinOp> h;
   for (int i = 0; i < 10; ++i) h.push_back(Put(1 + i, "k", "p" + std::to_string(i), 0, kNeverUs));
   h.push_back(Get(40, "k", "nobody", 1, 2));
+  for (int i = 0; i < 10; ++i) h.push_back(Cas(41, "k", "p" + std::to_string(i), "q", false, 10 + 2 * i, 11 + 2 * i));
   EXPECT_EQ(Verdict(h, 8), LinVerdict::kInconclusive);
   EXPECT_EQ(Verdict(h), LinVerdict::kViolation);
   auto r = CheckHistory(h, 8);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->inconclusive_keys, 1u);
+}
+
+TEST(LinCheck, ManyPendingWritesNobodySawStayCheap) {
+  // Forty writes that never completed and whose values nobody read: interchangeable, so the
+  // search does not try their 2^40 subsets. One of them must have happened (the failed CAS).
+  std::vector<LinOp> h = {Put(1, "k", "a", 0, 1)};
+  for (int i = 0; i < 40; ++i) h.push_back(Put(2 + i, "k", "p" + std::to_string(i), 2 + i, kNeverUs));
+  h.push_back(Cas(50, "k", "a", "b", false, 100, 101));
+  h.push_back(Get(50, "k", "zzz", 102, 103));  // impossible: forces the search to exhaust
+  auto r = CheckHistory(h);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->verdict, LinVerdict::kViolation);
+  EXPECT_LT(r->states, 10000u);
+  h.pop_back();
+  r = CheckHistory(h);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->verdict, LinVerdict::kOk);
+  // Without any pending write, the failed CAS contradicts the completed put.
+  EXPECT_EQ(Verdict({Put(1, "k", "a", 0, 1), Cas(50, "k", "a", "b", false, 100, 101)}), LinVerdict::kViolation);
+  // A pending write invoked only after the CAS completed cannot explain it.
+  EXPECT_EQ(Verdict({Put(1, "k", "a", 0, 1), Cas(50, "k", "a", "b", false, 100, 101), Put(2, "k", "p", 102, kNeverUs)}),
+            LinVerdict::kViolation);
 }
 
 TEST(LinCheck, MalformedHistoriesAreRefused) {

@@ -1,6 +1,6 @@
 // vstorage-raft-sim: runs the Raft simulation (tests/sim/raft_sim.h) over a range of seeds.
 //   vstorage-raft-sim [--seeds N] [--first S] [--seed S] [--nodes 3|5] [--fault-ms T]
-//                     [--heal-ms T] [--verbose] [--quiet]
+//                     [--heal-ms T] [--lin-max-states N] [--verbose] [--quiet]
 //                     [--break-vote-check | --break-commit-rule | --break-durability |
 //                      --break-stale-reads] [--expect-violation]
 // Exit 0 when every seed holds the safety and liveness properties and its client history is
@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     else if (a == "--nodes") o.nodes = std::atoi(next().c_str());
     else if (a == "--fault-ms") o.fault_ms = std::strtoll(next().c_str(), nullptr, 10);
     else if (a == "--heal-ms") o.heal_ms = std::strtoll(next().c_str(), nullptr, 10);
+    else if (a == "--lin-max-states") o.lin_max_states_per_key = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--verbose") o.verbose = true;
     else if (a == "--quiet") quiet = true;
     else if (a == "--break-vote-check") o.break_vote_check = true;
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--seeds N] [--first S] [--seed S] [--nodes 3|5] [--fault-ms T] [--heal-ms T]\n"
+                   "          [--lin-max-states N]\n"
                    "          [--verbose] [--quiet] [--break-vote-check | --break-commit-rule | --break-durability |\n"
                    "           --break-stale-reads] [--expect-violation]\n",
                    argv[0]);
@@ -74,9 +76,10 @@ int main(int argc, char** argv) {
   if (o.break_commit_rule) flags += " --break-commit-rule";
   if (o.break_durability) flags += " --break-durability";
   if (o.break_stale_reads) flags += " --break-stale-reads";
+  if (o.lin_max_states_per_key) flags += " --lin-max-states " + std::to_string(o.lin_max_states_per_key);
   std::signal(SIGABRT, OnAbort);
   uint64_t violations = 0, failed_seed = 0, acked = 0, ops = 0, unknown = 0, inconclusive_keys = 0,
-           inconclusive_seeds = 0, other_violations = 0;
+           inconclusive_seeds = 0, other_violations = 0, max_states = 0, max_states_seed = 0;
   for (uint64_t s = first; s < first + seeds; ++s) {
     o.seed = s;
     std::snprintf(g_abort_note, sizeof g_abort_note, "aborted in seed %llu: rerun %s --seed %llu%s --verbose\n",
@@ -86,6 +89,7 @@ int main(int argc, char** argv) {
     ops += r.ops;
     unknown += r.ops_unknown;
     inconclusive_keys += r.lin_inconclusive_keys;
+    if (r.lin_states > max_states) max_states = r.lin_states, max_states_seed = s;
     if (!quiet || !r.ok) {
       std::printf("seed %llu: %s proposals %llu acked %llu leaders %llu crashes %llu transfers %llu config-changes %llu snapshots %llu "
                   "messages %llu dropped %llu duplicated %llu client-ops %llu unknown %llu retries %llu lin-states %llu trace %016llx\n",
@@ -140,9 +144,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("all %llu seeds ok (%llu entries acknowledged; %llu client operations, %llu with unknown outcome, "
-              "linearizable; %llu keys in %llu seeds INCONCLUSIVE)\n",
+              "linearizable; %llu keys in %llu seeds INCONCLUSIVE; at most %llu search states in a seed, seed %llu)\n",
               (unsigned long long)seeds, (unsigned long long)acked, (unsigned long long)ops,
               (unsigned long long)unknown, (unsigned long long)inconclusive_keys,
-              (unsigned long long)inconclusive_seeds);
+              (unsigned long long)inconclusive_seeds, (unsigned long long)max_states,
+              (unsigned long long)max_states_seed);
   return 0;
 }

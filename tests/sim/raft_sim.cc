@@ -746,7 +746,7 @@ class World {
 
   void CheckLinearizability() {
     r_.ops_unknown = r_.ops - r_.ops_completed;
-    auto rep = CheckHistory(history_);
+    auto rep = CheckHistory(history_, o_.lin_max_states_per_key ? o_.lin_max_states_per_key : kMaxLinStatesPerKey);
     if (!rep.ok()) {
       Fail("linearizability checker: " + rep.status().ToString());
       return;
@@ -760,7 +760,7 @@ class World {
     }
     const KeyResult* v = rep->FirstViolation();
     if (!v) return;
-    std::string what = "linearizability: the history of key " + v->key + " (" + std::to_string(v->ops) +
+    std::string what = "linearizability (checked after the run): the history of key " + v->key + " (" + std::to_string(v->ops) +
                        " operations) is not linearizable; a non-linearizable subset of " +
                        std::to_string(v->minimal.size()) + ":";
     for (const LinOp& op : v->minimal) what += "\n      " + DescribeOp(op);

@@ -52,6 +52,7 @@ struct RaftSimOptions {
   // The deliberate bug only the linearizability checker sees: a node that believes it leads
   // answers a get from its applied state at once, without going through the log.
   bool break_stale_reads = false;
+  uint64_t lin_max_states_per_key = 0;  // the checker's search bound (0: kMaxLinStatesPerKey)
 };
 
 struct RaftSimResult {
