@@ -2,11 +2,11 @@
 //   vstorage-raft-sim [--seeds N] [--first S] [--seed S] [--nodes 3|5] [--fault-ms T]
 //                     [--heal-ms T] [--lin-max-states N] [--verbose] [--quiet]
 //                     [--break-vote-check | --break-commit-rule | --break-durability |
-//                      --break-stale-reads] [--expect-violation]
+//                      --break-stale-reads | --break-dedup] [--expect-violation]
 // Exit 0 when every seed holds the safety and liveness properties and its client history is
 // linearizable (or, with --expect-violation, when the checkers catch the deliberate bug in at
-// least one seed; for --break-stale-reads it must be the linearizability checker, and no other
-// check may fire); a failing seed prints itself and the command that reruns it. The first seed
+// least one seed; for --break-stale-reads and --break-dedup it must be the linearizability
+// checker, and no other check may fire); a failing seed prints itself and the command that reruns it. The first seed
 // runs twice and must give the same trace hash (bit-for-bit reproduction). A key whose
 // linearizability search hit its bound is printed as INCONCLUSIVE and counted in the summary;
 // it does not fail the run (it is not a pass either).
@@ -56,13 +56,14 @@ int main(int argc, char** argv) {
     else if (a == "--break-commit-rule") o.break_commit_rule = true;
     else if (a == "--break-durability") o.break_durability = true;
     else if (a == "--break-stale-reads") o.break_stale_reads = true;
+    else if (a == "--break-dedup") o.break_dedup = true;
     else if (a == "--expect-violation") expect_violation = true;
     else {
       std::fprintf(stderr,
                    "usage: %s [--seeds N] [--first S] [--seed S] [--nodes 3|5] [--fault-ms T] [--heal-ms T]\n"
                    "          [--lin-max-states N]\n"
                    "          [--verbose] [--quiet] [--break-vote-check | --break-commit-rule | --break-durability |\n"
-                   "           --break-stale-reads] [--expect-violation]\n",
+                   "           --break-stale-reads | --break-dedup] [--expect-violation]\n",
                    argv[0]);
       return 2;
     }
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
   if (o.break_commit_rule) flags += " --break-commit-rule";
   if (o.break_durability) flags += " --break-durability";
   if (o.break_stale_reads) flags += " --break-stale-reads";
+  if (o.break_dedup) flags += " --break-dedup";
   if (o.lin_max_states_per_key) flags += " --lin-max-states " + std::to_string(o.lin_max_states_per_key);
   std::signal(SIGABRT, OnAbort);
   uint64_t violations = 0, failed_seed = 0, acked = 0, ops = 0, unknown = 0, inconclusive_keys = 0,
@@ -134,8 +136,8 @@ int main(int argc, char** argv) {
       std::printf("FAIL: the deliberate bug went unnoticed in %llu seeds\n", (unsigned long long)seeds);
       return 1;
     }
-    if (o.break_stale_reads && other_violations) {
-      std::printf("FAIL: %llu seeds broke a Raft-safety check with --break-stale-reads, which changes no Raft rule\n",
+    if ((o.break_stale_reads || o.break_dedup) && other_violations) {
+      std::printf("FAIL: %llu seeds broke a Raft-safety check with a bug above Raft, which changes no Raft rule\n",
                   (unsigned long long)other_violations);
       return 1;
     }

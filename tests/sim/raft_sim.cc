@@ -140,11 +140,11 @@ struct Kv {
 };
 
 // Applies a committed command; nullopt for a sequence number older than the client's latest
-// (the client has moved on and waits for no answer).
-std::optional<Reply> ApplyCommand(Kv& kv, const Command& c) {
+// (the client has moved on and waits for no answer). `dedup` false: the deliberate bug.
+std::optional<Reply> ApplyCommand(Kv& kv, const Command& c, bool dedup) {
   Kv::Last& last = kv.last[c.client];
-  if (c.seq < last.seq) return std::nullopt;
-  if (c.seq == last.seq) return last.reply;
+  if (dedup && c.seq < last.seq) return std::nullopt;
+  if (dedup && c.seq == last.seq) return last.reply;
   Reply r;
   auto it = kv.data.find(c.key);
   switch (c.kind) {
@@ -556,7 +556,7 @@ class World {
         Fail("node " + n.id.str() + " applies an undecodable command at " + e.index.str());
         return;
       }
-      std::optional<Reply> rep = ApplyCommand(n.kv, *c);
+      std::optional<Reply> rep = ApplyCommand(n.kv, *c, !o_.break_dedup);
       if (rep && n.waiting.erase({c->client, c->seq})) ToClient(k, c->client, c->seq, 0, false, *rep);
       return;
     }

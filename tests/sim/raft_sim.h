@@ -52,6 +52,8 @@ struct RaftSimOptions {
   // The deliberate bug only the linearizability checker sees: a node that believes it leads
   // answers a get from its applied state at once, without going through the log.
   bool break_stale_reads = false;
+  // Another: the state machine forgets its deduplication, so a retried command applies again.
+  bool break_dedup = false;
   uint64_t lin_max_states_per_key = 0;  // the checker's search bound (0: kMaxLinStatesPerKey)
 };
 
