@@ -64,6 +64,7 @@ constexpr int64_t kMaxClientThinkUs = 6 * kUs;    // between one answer and the 
 constexpr size_t kMaxHistoryOps = 1u << 14;       // operations in one run's history
 constexpr size_t kMaxWaitingPerNode = 256;        // requests a node will answer when applied
 constexpr uint64_t kMaxCommandFieldBytes = 64;
+constexpr int64_t kHealSettleMs = 1000;  // after the faults stop: every operation must complete
 
 uint64_t Mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -173,7 +174,7 @@ void PutStr(std::string& s, const std::string& v) {
   s += v;
 }
 bool GetU64(const std::string& s, size_t* pos, uint64_t* v) {
-  if (s.size() - *pos < 8 || *pos > s.size()) return false;
+  if (*pos > s.size() || s.size() - *pos < 8) return false;
   *v = 0;
   for (int i = 0; i < 8; ++i) *v |= static_cast<uint64_t>(static_cast<uint8_t>(s[*pos + i])) << (8 * i);
   *pos += 8;
@@ -298,6 +299,7 @@ class World {
     }
     if (r_.ok) CheckLiveness();
     if (r_.ok) CheckLinearizability();
+    if (r_.ok) CheckClientLiveness();
     r_.trace_hash = trace_;
     return r_;
   }
@@ -746,6 +748,9 @@ class World {
 
   void CheckLinearizability() {
     r_.ops_unknown = r_.ops - r_.ops_completed;
+    for (const LinOp& op : history_) {
+      if (!op.completed() && op.invoke_us >= (o_.fault_ms + kHealSettleMs) * kUs) ++r_.heal_ops_unknown;
+    }
     auto rep = CheckHistory(history_, o_.lin_max_states_per_key ? o_.lin_max_states_per_key : kMaxLinStatesPerKey);
     if (!rep.ok()) {
       Fail("linearizability checker: " + rep.status().ToString());
@@ -766,6 +771,17 @@ class World {
     for (const LinOp& op : v->minimal) what += "\n      " + DescribeOp(op);
     Fail(what);
     r_.lin_violation = true;
+  }
+
+  // After the lin check, so a safety violation is the one reported.
+  void CheckClientLiveness() {
+    for (const LinOp& op : history_) {
+      if (!op.completed() && op.invoke_us >= (o_.fault_ms + kHealSettleMs) * kUs) {
+        Fail("liveness: a client operation invoked " + std::to_string(kHealSettleMs) +
+             "ms after the faults stopped never completed: " + DescribeOp(op));
+        return;
+      }
+    }
   }
 
   // ---- workload and faults ----

@@ -31,7 +31,8 @@
 // applies that command. Reads are commands too, so they go through the log. Each run records
 // the history (invocation, completion or never, result observed) and checks it with the
 // linearizability checker (sim/lin_check.h); a violation names the key and the few operations
-// involved; a key whose search hits kMaxLinStatesPerKey counts as inconclusive.
+// involved; a key whose search hits kMaxLinStatesPerKey counts as inconclusive. Liveness for
+// the clients: every operation invoked a second (kHealSettleMs) into the heal period completes.
 //
 // Same seed and options: the same run, event for event (trace_hash says so).
 #pragma once
@@ -66,6 +67,7 @@ struct RaftSimResult {
   // The client workload and its linearizability check.
   bool lin_violation = false;     // `violation` is the checker's
   uint64_t ops = 0, ops_completed = 0, ops_unknown = 0, client_retries = 0;
+  uint64_t heal_ops_unknown = 0;  // invoked a second into the heal period, never completed
   uint64_t lin_states = 0, lin_inconclusive_keys = 0;
   std::string lin_note;           // the inconclusive keys, if any (not a pass, not a failure)
 };
