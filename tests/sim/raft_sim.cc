@@ -748,9 +748,6 @@ class World {
 
   void CheckLinearizability() {
     r_.ops_unknown = r_.ops - r_.ops_completed;
-    for (const LinOp& op : history_) {
-      if (!op.completed() && op.invoke_us >= (o_.fault_ms + kHealSettleMs) * kUs) ++r_.heal_ops_unknown;
-    }
     auto rep = CheckHistory(history_, o_.lin_max_states_per_key ? o_.lin_max_states_per_key : kMaxLinStatesPerKey);
     if (!rep.ok()) {
       Fail("linearizability checker: " + rep.status().ToString());

@@ -67,7 +67,6 @@ struct RaftSimResult {
   // The client workload and its linearizability check.
   bool lin_violation = false;     // `violation` is the checker's
   uint64_t ops = 0, ops_completed = 0, ops_unknown = 0, client_retries = 0;
-  uint64_t heal_ops_unknown = 0;  // invoked a second into the heal period, never completed
   uint64_t lin_states = 0, lin_inconclusive_keys = 0;
   std::string lin_note;           // the inconclusive keys, if any (not a pass, not a failure)
 };
