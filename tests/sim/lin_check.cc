@@ -238,23 +238,46 @@ LinVerdict CheckPrepared(const std::vector<LinOp>& ops, uint64_t max_states, uin
 
 // Whether every value the kept operations observed was written by a kept operation. Shrinking
 // keeps to such sub-histories: without the write a read saw, the read alone "violates", which
-// explains nothing.
+// explains nothing. A value only a pending CAS may have written needs that CAS's expected value
+// too, and so on.
 bool Supported(const std::vector<LinOp>& ops) {
-  std::set<std::string> written;
+  std::set<std::string> sure;                        // written by a put or a CAS that swapped
+  std::multimap<std::string, std::string> maybe;     // value -> expected, of pending CASes
+  std::vector<std::string> need;
   for (const LinOp& o : ops) {
-    if (o.kind != OpKind::kGet) written.insert(o.value);
-  }
-  for (const LinOp& o : ops) {
+    if (o.kind == OpKind::kPut || (o.kind == OpKind::kCas && o.completed() && o.cas_ok)) sure.insert(o.value);
+    if (o.kind == OpKind::kCas && !o.completed()) maybe.emplace(o.value, o.expected);
     if (!o.completed()) continue;
-    if (o.kind == OpKind::kGet && o.found && !written.count(o.observed)) return false;
-    if (o.kind == OpKind::kCas && o.cas_ok && !written.count(o.expected)) return false;
+    if (o.kind == OpKind::kGet && o.found) need.push_back(o.observed);
+    if (o.kind == OpKind::kCas && o.cas_ok) need.push_back(o.expected);
+  }
+  std::set<std::string> done;
+  while (!need.empty()) {
+    std::string v = need.back();
+    need.pop_back();
+    if (!done.insert(v).second || sure.count(v)) continue;
+    auto it = maybe.find(v);
+    if (it == maybe.end()) return false;
+    need.push_back(it->second);
   }
   return true;
 }
 
-// Shrinks a violating history: first the shortest violating prefix (by invocation) a binary
-// search finds, then drops operations one at a time while it still violates (1-minimal, not
-// necessarily the smallest). Only definite violations count; inconclusive re-checks keep the op.
+// Removing a get or a failed CAS (which change nothing) can only remove violations; removing a
+// write can create one: a failed CAS that the removed write explained. So failed CASes go first,
+// all at once, when the rest still violates; only a violation that needs one keeps them.
+std::vector<LinOp> WithoutFailedCas(const std::vector<LinOp>& ops) {
+  std::vector<LinOp> out;
+  for (const LinOp& o : ops) {
+    if (!(o.kind == OpKind::kCas && o.completed() && !o.cas_ok)) out.push_back(o);
+  }
+  return out;
+}
+
+// Shrinks a violating history: first the failed CASes if they are not needed, then the shortest
+// violating prefix (by invocation) a binary search finds, then drops operations one at a
+// time while it still violates (1-minimal, not necessarily the smallest). Only definite
+// violations count; inconclusive re-checks keep the op.
 std::vector<LinOp> Minimize(std::vector<LinOp> ops) {
   uint64_t budget = kMaxMinimizeChecks;
   auto violates = [&](const std::vector<LinOp>& h) {
@@ -263,6 +286,9 @@ std::vector<LinOp> Minimize(std::vector<LinOp> ops) {
     uint64_t st = 0;
     return Supported(h) && CheckPrepared(h, kMaxMinimizeStatesPerCheck, &st) == LinVerdict::kViolation;
   };
+  if (std::vector<LinOp> w = WithoutFailedCas(ops); w.size() < ops.size() && !w.empty() && violates(w)) {
+    ops = std::move(w);
+  }
   size_t lo = 1, hi = ops.size();
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;

@@ -158,6 +158,28 @@ TEST(LinCheck, ViolationIsShrunkToTheInvolvedOperations) {
   EXPECT_TRUE(has_a);
 }
 
+TEST(LinCheck, ShrinkingDoesNotBlameAFailedCasItsWriteExplained) {
+  // The stale read is the violation. Dropping the write of x would make the failed CAS look
+  // wrong instead; the shrunk history must be the write of a, the write of x and the read.
+  std::vector<LinOp> h = {Put(1, "k", "a", 0, 1), Cas(2, "k", "a", "b", false, 2, 10), Put(3, "k", "x", 3, 4),
+                          Get(4, "k", "a", 20, 21)};
+  auto r = CheckHistory(h);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->verdict, LinVerdict::kViolation);
+  const KeyResult* k = r->FirstViolation();
+  ASSERT_EQ(k->minimal.size(), 3u);
+  for (const LinOp& o : k->minimal) EXPECT_NE(o.kind, OpKind::kCas) << DescribeOp(o);
+  // A pending CAS that may have written the value read needs the write of its expected value.
+  h = {Put(1, "k", "a", 0, 1), Cas(2, "k", "a", "b", false, 2, kNeverUs), Put(3, "k", "x", 3, 4),
+       Get(4, "k", "b", 20, 21)};
+  r = CheckHistory(h);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->verdict, LinVerdict::kViolation);
+  bool has_a = false;
+  for (const LinOp& o : r->FirstViolation()->minimal) has_a |= o.kind == OpKind::kPut && o.value == "a";
+  EXPECT_TRUE(has_a);
+}
+
 TEST(LinCheck, BoundedSearchIsInconclusiveNotAPass) {
   // Concurrent pending writes of values some CAS expects (so they are told apart) and a read
   // of a value nobody wrote: the search tries subsets of the writes before giving up; with a
