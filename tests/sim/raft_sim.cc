@@ -2,6 +2,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "consensus/raft.h"
+#include "sim/lin_check.h"
 
 namespace vstorage::sim {
 namespace {
@@ -52,6 +54,17 @@ constexpr int64_t kSnapshotEveryUs = 300 * kUs;
 constexpr uint64_t kSnapshotMinEntries = 30;   // applied since the last snapshot
 constexpr uint64_t kMaxKeepBehind = 8;         // entries kept before a snapshot
 constexpr size_t kImagePadBytes = consensus::kMaxSnapshotChunkBytes + 1000;  // > one chunk
+// The client workload.
+constexpr uint32_t kSimClients = 4;
+constexpr uint64_t kSimKeys = 3;                  // few keys: operations contend
+constexpr int64_t kClientTimeoutUs = 150 * kUs;   // no answer: retry another node
+constexpr int64_t kClientBackoffUs = 3 * kUs;     // after a redirect
+constexpr int kMaxClientAttempts = 12;            // then the outcome stays unknown
+constexpr int64_t kMaxClientThinkUs = 6 * kUs;    // between one answer and the next operation
+constexpr size_t kMaxHistoryOps = 1u << 14;       // operations in one run's history
+constexpr size_t kMaxWaitingPerNode = 256;        // requests a node will answer when applied
+constexpr uint64_t kMaxCommandFieldBytes = 64;
+constexpr int64_t kHealSettleMs = 1000;  // after the faults stop: every operation must complete
 
 uint64_t Mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -71,6 +84,146 @@ struct Write {  // one Ready's storage writes
   std::vector<Entry> entries;
 };
 
+// ---- the replicated key-value state machine ----
+
+struct Command {
+  uint32_t client = 0;
+  uint64_t seq = 0;
+  OpKind kind = OpKind::kGet;
+  std::string key, value, expected;
+};
+
+std::string EncodeCommand(const Command& c) {
+  return "KV1|" + std::to_string(c.client) + "|" + std::to_string(c.seq) + "|" +
+         std::to_string(static_cast<int>(c.kind)) + "|" + c.key + "|" + c.value + "|" + c.expected;
+}
+bool IsCommand(const std::string& data) { return data.compare(0, 4, "KV1|") == 0; }
+std::optional<Command> DecodeCommand(const std::string& data) {
+  std::vector<std::string> f;
+  size_t pos = 4;
+  while (f.size() < 5) {
+    size_t bar = data.find('|', pos);
+    if (bar == std::string::npos) return std::nullopt;
+    f.push_back(data.substr(pos, bar - pos));
+    pos = bar + 1;
+  }
+  f.push_back(data.substr(pos));
+  for (const std::string& x : f) {
+    if (x.size() > kMaxCommandFieldBytes) return std::nullopt;
+  }
+  Command c;
+  c.client = static_cast<uint32_t>(std::strtoul(f[0].c_str(), nullptr, 10));
+  c.seq = std::strtoull(f[1].c_str(), nullptr, 10);
+  int kind = std::atoi(f[2].c_str());
+  if (kind < 0 || kind > static_cast<int>(OpKind::kCas) || c.client == 0 || c.seq == 0) return std::nullopt;
+  c.kind = static_cast<OpKind>(kind);
+  c.key = f[3];
+  c.value = f[4];
+  c.expected = f[5];
+  return c;
+}
+
+struct Reply {
+  bool found = false;
+  std::string observed;
+  bool cas_ok = false;
+};
+
+// Each node's map, and per client the answer to its latest applied sequence number: a
+// command retried through another node, or duplicated by the network, is applied once.
+struct Kv {
+  std::map<std::string, std::string> data;
+  struct Last {
+    uint64_t seq = 0;
+    Reply reply;
+  };
+  std::map<uint32_t, Last> last;
+};
+
+// Applies a committed command; nullopt for a sequence number older than the client's latest
+// (the client has moved on and waits for no answer). `dedup` false: the deliberate bug.
+std::optional<Reply> ApplyCommand(Kv& kv, const Command& c, bool dedup) {
+  Kv::Last& last = kv.last[c.client];
+  if (dedup && c.seq < last.seq) return std::nullopt;
+  if (dedup && c.seq == last.seq) return last.reply;
+  Reply r;
+  auto it = kv.data.find(c.key);
+  switch (c.kind) {
+    case OpKind::kPut:
+      kv.data[c.key] = c.value;
+      break;
+    case OpKind::kGet:
+      r.found = it != kv.data.end();
+      if (r.found) r.observed = it->second;
+      break;
+    case OpKind::kCas:
+      r.cas_ok = it != kv.data.end() && it->second == c.expected;
+      if (r.cas_ok) it->second = c.value;
+      break;
+  }
+  last.seq = c.seq;
+  last.reply = r;
+  return r;
+}
+
+void PutU64(std::string& s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutStr(std::string& s, const std::string& v) {
+  PutU64(s, v.size());
+  s += v;
+}
+bool GetU64(const std::string& s, size_t* pos, uint64_t* v) {
+  if (*pos > s.size() || s.size() - *pos < 8) return false;
+  *v = 0;
+  for (int i = 0; i < 8; ++i) *v |= static_cast<uint64_t>(static_cast<uint8_t>(s[*pos + i])) << (8 * i);
+  *pos += 8;
+  return true;
+}
+bool GetStr(const std::string& s, size_t* pos, std::string* v) {
+  uint64_t n = 0;
+  if (!GetU64(s, pos, &n) || n > kMaxCommandFieldBytes || s.size() - *pos < n) return false;
+  *v = s.substr(*pos, n);
+  *pos += n;
+  return true;
+}
+
+std::string EncodeKv(const Kv& kv) {
+  std::string s;
+  PutU64(s, kv.data.size());
+  for (const auto& [k, v] : kv.data) PutStr(s, k), PutStr(s, v);
+  PutU64(s, kv.last.size());
+  for (const auto& [c, l] : kv.last) {
+    PutU64(s, c);
+    PutU64(s, l.seq);
+    PutU64(s, (l.reply.found ? 1 : 0) | (l.reply.cas_ok ? 2 : 0));
+    PutStr(s, l.reply.observed);
+  }
+  return s;
+}
+bool DecodeKv(const std::string& s, size_t* pos, Kv* kv) {
+  uint64_t n = 0;
+  if (!GetU64(s, pos, &n) || n > kSimKeys) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string k, v;
+    if (!GetStr(s, pos, &k) || !GetStr(s, pos, &v)) return false;
+    kv->data[k] = v;
+  }
+  if (!GetU64(s, pos, &n) || n > kSimClients) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t c = 0, flags = 0;
+    Kv::Last l;
+    if (!GetU64(s, pos, &c) || !GetU64(s, pos, &l.seq) || !GetU64(s, pos, &flags) ||
+        !GetStr(s, pos, &l.reply.observed)) {
+      return false;
+    }
+    l.reply.found = flags & 1;
+    l.reply.cas_ok = flags & 2;
+    kv->last[static_cast<uint32_t>(c)] = l;
+  }
+  return true;
+}
+
 struct Node {
   MdsId id;
   bool up = true;
@@ -84,20 +237,27 @@ struct Node {
   // The state machine: the index applied through and a hash chain of what was applied.
   LogIndex sm_index;
   uint64_t sm_hash = 0;
+  Kv kv;
+  std::set<std::pair<uint32_t, uint64_t>> waiting;  // (client, seq) to answer when applied
 };
 
-std::string EncodeImage(LogIndex index, uint64_t hash) {
-  std::string s = "VSIMG001";
-  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((index.v >> (8 * i)) & 0xff));
-  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((hash >> (8 * i)) & 0xff));
+// A snapshot image: magic, applied index, hash chain, the key-value state, padding (so images
+// span more than one chunk).
+std::string EncodeImage(LogIndex index, uint64_t hash, const Kv& kv) {
+  std::string s = "VSIMG002";
+  PutU64(s, index.v);
+  PutU64(s, hash);
+  s += EncodeKv(kv);
   s.append(kImagePadBytes, static_cast<char>(hash & 0xff));
   return s;
 }
-bool DecodeImage(const std::string& s, LogIndex* index, uint64_t* hash) {
-  if (s.size() != 24 + kImagePadBytes || s.compare(0, 8, "VSIMG001") != 0) return false;
+bool DecodeImage(const std::string& s, LogIndex* index, uint64_t* hash, Kv* kv) {
+  if (s.size() < 8 + kImagePadBytes || s.compare(0, 8, "VSIMG002") != 0) return false;
+  size_t pos = 8;
   uint64_t a = 0, b = 0;
-  for (int i = 0; i < 8; ++i) a |= static_cast<uint64_t>(static_cast<uint8_t>(s[8 + i])) << (8 * i);
-  for (int i = 0; i < 8; ++i) b |= static_cast<uint64_t>(static_cast<uint8_t>(s[16 + i])) << (8 * i);
+  if (!GetU64(s, &pos, &a) || !GetU64(s, &pos, &b)) return false;
+  *kv = Kv();
+  if (!DecodeKv(s, &pos, kv) || s.size() - pos != kImagePadBytes) return false;
   *index = LogIndex(a);
   *hash = b;
   return true;
@@ -119,6 +279,11 @@ class World {
 
   RaftSimResult Run() {
     At(kProposeEveryUs, [this] { Propose(); });
+    clients_.resize(kSimClients + 1);
+    for (uint32_t c = 1; c <= kSimClients; ++c) {
+      clients_[c].guess = 1 + static_cast<int>(Rand(o_.nodes));
+      At(Between(kUs, 20 * kUs), [this, c] { ClientNext(c); });
+    }
     At(kFaultEveryUs, [this] { Fault(); });
     for (int k = 1; k <= o_.nodes; ++k) At(k * 37 * kUs % kSnapshotEveryUs, [this, k] { MaybeSnapshot(k); });
     // Besides the random faults, the leader of the moment crashes once for sure.
@@ -133,6 +298,8 @@ class World {
       e.f();
     }
     if (r_.ok) CheckLiveness();
+    if (r_.ok) CheckLinearizability();
+    if (r_.ok) CheckClientLiveness();
     r_.trace_hash = trace_;
     return r_;
   }
@@ -192,9 +359,11 @@ class World {
     st.applied = st.snapshot.meta.index;
     n.sm_index = st.snapshot.meta.index;
     n.sm_hash = 0;
+    n.kv = Kv();
+    n.waiting.clear();
     if (st.snapshot.meta.index.v) {
       LogIndex i;
-      if (!DecodeImage(*st.snapshot.image, &i, &n.sm_hash) || i != st.snapshot.meta.index) {
+      if (!DecodeImage(*st.snapshot.image, &i, &n.sm_hash, &n.kv) || i != st.snapshot.meta.index) {
         Fail("node " + n.id.str() + ": snapshot image does not decode");
       }
     }
@@ -272,13 +441,15 @@ class World {
       if (rd.snapshot) {
         LogIndex i;
         uint64_t h = 0;
-        if (!DecodeImage(*rd.snapshot->image, &i, &h) || i != rd.snapshot->meta.index) {
+        Kv kv;
+        if (!DecodeImage(*rd.snapshot->image, &i, &h, &kv) || i != rd.snapshot->meta.index) {
           Fail("node " + n.id.str() + ": received image does not decode");
           return;
         }
         CheckChain(n, i, h, "installed snapshot");
         n.sm_index = i;
         n.sm_hash = h;
+        n.kv = std::move(kv);
         Say("node %d installs snapshot %llu", k, (unsigned long long)i.v);
         Trace(4, k, i.v);
       }
@@ -381,6 +552,16 @@ class World {
       return;
     }
     Trace(6, k, e.index.v);
+    if (IsCommand(e.data)) {
+      std::optional<Command> c = DecodeCommand(e.data);
+      if (!c) {
+        Fail("node " + n.id.str() + " applies an undecodable command at " + e.index.str());
+        return;
+      }
+      std::optional<Reply> rep = ApplyCommand(n.kv, *c, !o_.break_dedup);
+      if (rep && n.waiting.erase({c->client, c->seq})) ToClient(k, c->client, c->seq, 0, false, *rep);
+      return;
+    }
     auto it = proposed_.find(e.data);
     if (!e.data.empty() && it != proposed_.end() && it->second == e.index.v) {
       // The client sees its entry committed (the leader would answer it now).
@@ -443,6 +624,163 @@ class World {
     }
   }
 
+  // ---- clients ----
+
+  // A message between a client and a node: lost, duplicated and delayed like the nodes'
+  // messages while faults run, but never partitioned.
+  void ClientNet(std::function<void()> deliver) {
+    if (faulty_ && Rand(1000) < kDropPermille) return;
+    int copies = faulty_ && Rand(1000) < kDupPermille ? 2 : 1;
+    for (int i = 0; i < copies; ++i) At(now_ + Between(kMinNetDelayUs, kMaxNetDelayUs), deliver);
+  }
+
+  void ClientNext(uint32_t c) {
+    Client& cl = clients_[c];
+    cl.op = -1;
+    if (now_ >= (o_.fault_ms + o_.heal_ms / 2) * kUs || history_.size() >= kMaxHistoryOps) return;
+    LinOp op;
+    op.client = c;
+    op.seq = ++cl.seq;
+    op.key = "k" + std::to_string(Rand(kSimKeys));
+    uint64_t pick = Rand(10);
+    op.kind = pick < 4 ? OpKind::kPut : pick < 8 ? OpKind::kGet : OpKind::kCas;
+    if (op.kind != OpKind::kGet) op.value = "v" + std::to_string(c) + "." + std::to_string(op.seq);
+    if (op.kind == OpKind::kCas) {
+      auto it = cl.last_seen.find(op.key);
+      op.expected = it != cl.last_seen.end() ? it->second : "none";
+    }
+    op.invoke_us = now_;
+    cl.op = static_cast<int64_t>(history_.size());
+    cl.attempts = 0;
+    history_.push_back(op);
+    ++r_.ops;
+    Say("client %u invokes %s", c, DescribeOp(op).c_str());
+    Trace(20, c, op.seq);
+    ClientSend(c);
+  }
+
+  void ClientSend(uint32_t c) {
+    Client& cl = clients_[c];
+    if (cl.op < 0) return;
+    const LinOp& op = history_[cl.op];
+    if (++cl.attempts > kMaxClientAttempts) {
+      Say("client %u gives up on #%llu: outcome unknown", c, (unsigned long long)op.seq);
+      Trace(21, c, op.seq);
+      cl.op = -1;
+      At(now_ + Between(1, kMaxClientThinkUs), [this, c] { ClientNext(c); });
+      return;
+    }
+    if (cl.attempts > 1) ++r_.client_retries;
+    uint64_t token = ++cl.token;
+    Command cmd{c, op.seq, op.kind, op.key, op.value, op.expected};
+    int to = cl.guess;
+    Trace(22, c * 16 + to, op.seq);
+    ClientNet([this, to, cmd] { NodeRequest(to, cmd); });
+    At(now_ + kClientTimeoutUs, [this, c, token] {
+      Client& cl = clients_[c];
+      if (cl.op < 0 || cl.token != token) return;
+      cl.guess = OtherNode(cl.guess);
+      ClientSend(c);
+    });
+  }
+
+  int OtherNode(int k) { return 1 + static_cast<int>((k + Rand(o_.nodes - 1)) % o_.nodes); }
+
+  // A node receives a client's request: it redirects unless it leads, and otherwise proposes
+  // the command and answers once it applies it (Apply).
+  void NodeRequest(int k, const Command& cmd) {
+    Node& n = nodes_[k];
+    if (!n.up) return;
+    Raft& r = *n.raft;
+    if (o_.break_stale_reads && cmd.kind == OpKind::kGet && r.role() == Role::kLeader) {
+      Reply rep;
+      auto it = n.kv.data.find(cmd.key);
+      rep.found = it != n.kv.data.end();
+      if (rep.found) rep.observed = it->second;
+      ToClient(k, cmd.client, cmd.seq, 0, false, rep);
+      return;
+    }
+    if (r.role() != Role::kLeader) {
+      ToClient(k, cmd.client, cmd.seq, static_cast<int>(r.leader().v), true, Reply{});
+      return;
+    }
+    auto p = r.Propose(EncodeCommand(cmd));
+    if (!p.ok()) {  // busy (a transfer, too much uncommitted): try again shortly
+      ToClient(k, cmd.client, cmd.seq, 0, true, Reply{});
+      return;
+    }
+    if (n.waiting.size() >= kMaxWaitingPerNode) n.waiting.erase(n.waiting.begin());
+    n.waiting.insert({cmd.client, cmd.seq});
+    Trace(23, k, p->index.v);
+    Drain(k);
+  }
+
+  // A node's answer: a result, or a redirect (to `hint`, 0: unknown).
+  void ToClient(int k, uint32_t c, uint64_t seq, int hint, bool redirect, Reply rep) {
+    ClientNet([this, k, c, seq, hint, redirect, rep] { ClientReceive(k, c, seq, hint, redirect, rep); });
+  }
+
+  void ClientReceive(int k, uint32_t c, uint64_t seq, int hint, bool redirect, const Reply& rep) {
+    Client& cl = clients_[c];
+    if (cl.op < 0 || history_[cl.op].seq != seq) return;  // an operation it no longer waits for
+    if (redirect) {
+      if (cl.guess != k) return;  // stale: it already moved on to another node
+      cl.guess = hint >= 1 && hint <= o_.nodes && hint != k ? hint : OtherNode(k);
+      ++cl.token;  // cancels the timeout
+      At(now_ + kClientBackoffUs, [this, c] { ClientSend(c); });
+      return;
+    }
+    LinOp& op = history_[cl.op];
+    op.complete_us = now_;
+    op.found = rep.found;
+    op.observed = rep.observed;
+    op.cas_ok = rep.cas_ok;
+    if (op.kind == OpKind::kPut || (op.kind == OpKind::kCas && op.cas_ok)) cl.last_seen[op.key] = op.value;
+    if (op.kind == OpKind::kGet && op.found) cl.last_seen[op.key] = op.observed;
+    if (op.kind == OpKind::kCas && !op.cas_ok) cl.last_seen.erase(op.key);
+    ++r_.ops_completed;
+    Say("client %u completes %s (node %d)", c, DescribeOp(op).c_str(), k);
+    Trace(24, c * 16 + k, seq);
+    cl.op = -1;
+    ++cl.token;
+    At(now_ + Between(1, kMaxClientThinkUs), [this, c] { ClientNext(c); });
+  }
+
+  void CheckLinearizability() {
+    r_.ops_unknown = r_.ops - r_.ops_completed;
+    auto rep = CheckHistory(history_, o_.lin_max_states_per_key ? o_.lin_max_states_per_key : kMaxLinStatesPerKey);
+    if (!rep.ok()) {
+      Fail("linearizability checker: " + rep.status().ToString());
+      return;
+    }
+    r_.lin_states = rep->states;
+    r_.lin_inconclusive_keys = rep->inconclusive_keys;
+    for (const KeyResult& k : rep->keys) {
+      if (k.verdict != LinVerdict::kInconclusive) continue;
+      r_.lin_note += (r_.lin_note.empty() ? "" : "; ") + std::string("key ") + k.key + " INCONCLUSIVE after " +
+                     std::to_string(k.states) + " search states (" + std::to_string(k.ops) + " operations)";
+    }
+    const KeyResult* v = rep->FirstViolation();
+    if (!v) return;
+    std::string what = "linearizability (checked after the run): the history of key " + v->key + " (" + std::to_string(v->ops) +
+                       " operations) is not linearizable; a non-linearizable subset of " +
+                       std::to_string(v->minimal.size()) + ":";
+    for (const LinOp& op : v->minimal) what += "\n      " + DescribeOp(op);
+    Fail(what);
+    r_.lin_violation = true;
+  }
+
+  // After the lin check, so a safety violation is the one reported.
+  void CheckClientLiveness() {
+    for (const LinOp& op : history_) {
+      if (!op.completed() && op.invoke_us >= (o_.fault_ms + kHealSettleMs) * kUs) {
+        Fail("liveness: a client operation invoked " + std::to_string(kHealSettleMs) +
+             "ms after the faults stopped never completed: " + DescribeOp(op));
+        return;
+      }
+    }
+  }
+
   // ---- workload and faults ----
 
   int Leader() {
@@ -485,7 +823,7 @@ class World {
       Fail("SnapshotMetaAt: " + meta.status().ToString());
       return;
     }
-    Snapshot s{*meta, std::make_shared<const std::string>(EncodeImage(n.sm_index, n.sm_hash))};
+    Snapshot s{*meta, std::make_shared<const std::string>(EncodeImage(n.sm_index, n.sm_hash, n.kv))};
     Status st = r.SetSnapshot(s);
     uint64_t keep = Rand(kMaxKeepBehind + 1);
     LogIndex upto(meta->index.v > keep ? meta->index.v - keep : 0);
@@ -618,6 +956,14 @@ class World {
   struct Seen {
     uint64_t data, prev_term;
   };
+  struct Client {
+    uint64_t seq = 0;
+    int guess = 1;       // the node it believes leads
+    int attempts = 0;    // sends of the current operation
+    uint64_t token = 0;  // the live timeout
+    int64_t op = -1;     // its outstanding operation in history_ (-1: none)
+    std::map<std::string, std::string> last_seen;  // a value to expect in a CAS
+  };
   struct Applied {
     uint64_t term, data;
   };
@@ -641,6 +987,8 @@ class World {
   std::map<std::string, uint64_t> acked_;
   uint64_t max_acked_ = 0;
   uint64_t next_proposal_ = 1;
+  std::vector<Client> clients_;  // [1, kSimClients]
+  std::vector<LinOp> history_;
 };
 
 }  // namespace

@@ -21,6 +21,19 @@
 // and at the end, after a heal period with every node up and the network reliable: every
 // entry whose commit the client observed is applied on every node (liveness after healing).
 //
+// A key-value workload on top (issue 12 item 2): every node applies the committed client
+// commands (put, get, compare-and-set, each tagged with a client id and sequence number) to
+// its own map, deduplicated by (client, seq); the map and the deduplication table travel in
+// snapshot images. kSimClients simulated clients, each with one operation outstanding, send it
+// to the node they believe leads, follow redirects, and on a timeout retry another node (the
+// same client and seq, so a retry is applied at most once), abandoning the operation after
+// kMaxClientAttempts (its outcome is then unknown). A node answers a client only when it
+// applies that command. Reads are commands too, so they go through the log. Each run records
+// the history (invocation, completion or never, result observed) and checks it with the
+// linearizability checker (sim/lin_check.h); a violation names the key and the few operations
+// involved; a key whose search hits kMaxLinStatesPerKey counts as inconclusive. Liveness for
+// the clients: every operation invoked a second (kHealSettleMs) into the heal period completes.
+//
 // Same seed and options: the same run, event for event (trace_hash says so).
 #pragma once
 #include <cstdint>
@@ -37,6 +50,12 @@ struct RaftSimOptions {
   bool break_vote_check = false; // the deliberate bug: votes without the up-to-date check
   bool break_commit_rule = false;  // the deliberate bug: old-term entries committed by counting
   bool break_durability = false;   // the deliberate bug: entries acknowledged before durable
+  // The deliberate bug only the linearizability checker sees: a node that believes it leads
+  // answers a get from its applied state at once, without going through the log.
+  bool break_stale_reads = false;
+  // Another: the state machine forgets its deduplication, so a retried command applies again.
+  bool break_dedup = false;
+  uint64_t lin_max_states_per_key = 0;  // the checker's search bound (0: kMaxLinStatesPerKey)
 };
 
 struct RaftSimResult {
@@ -45,6 +64,11 @@ struct RaftSimResult {
   uint64_t trace_hash = 0;
   uint64_t proposals = 0, acked = 0, leaders = 0, crashes = 0, dropped = 0, duplicated = 0,
            snapshots_sent = 0, transfers = 0, config_changes = 0, messages = 0;
+  // The client workload and its linearizability check.
+  bool lin_violation = false;     // `violation` is the checker's
+  uint64_t ops = 0, ops_completed = 0, ops_unknown = 0, client_retries = 0;
+  uint64_t lin_states = 0, lin_inconclusive_keys = 0;
+  std::string lin_note;           // the inconclusive keys, if any (not a pass, not a failure)
 };
 
 RaftSimResult RunRaftSim(const RaftSimOptions& options);
