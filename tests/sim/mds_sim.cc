@@ -101,8 +101,19 @@ class SimMds {
 
   bool up() const { return up_; }
   const mds::MdsState& state() const { return state_; }
+  // Every other command goes the way the service's namespace requests do (CommitAsync,
+  // answered from its continuation, led by the proposing thread: LeadOrKick), so power
+  // cuts and I/O faults are checked against both paths. Drain: the continuation has run
+  // whichever thread led.
   Result<ApplyResult> Commit(CommandType type, std::string body) {
-    return pipeline_->Commit(type, std::move(body));
+    if (!(async_next_ = !async_next_)) return pipeline_->Commit(type, std::move(body));
+    std::optional<Result<ApplyResult>> got;
+    pipeline_->CommitAsync(type, std::move(body), [&got](Result<ApplyResult> r) { got = std::move(r); },
+                           /*defer_lead=*/true);
+    pipeline_->LeadOrKick(/*only_if_fast=*/false);
+    pipeline_->Drain();
+    VS_CHECK(got.has_value());
+    return std::move(*got);
   }
   template <typename T>
   Result<ApplyResult> Commit(CommandType type, const T& body) {
@@ -213,6 +224,7 @@ class SimMds {
   std::unique_ptr<mds::Journal> journal_;
   mds::MdsState state_;
   std::unique_ptr<mds::CommitPipeline> pipeline_;
+  bool async_next_ = false;
   std::vector<CsId> cs_;
 };
 
