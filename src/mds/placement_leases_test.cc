@@ -94,6 +94,176 @@ TEST(Placement, LeavingReplicaFreesItsHost) {
   EXPECT_EQ(r->front(), CsId{1027});
 }
 
+// Guide 3.5.5.2: a full tier spills to the tiers below it, then (beyond the guide) above.
+std::vector<CsCandidate> TwoTiers() {
+  std::vector<CsCandidate> cs;
+  for (uint32_t t = 0; t < 3; ++t)
+    for (int h = 0; h < 3; ++h)
+      cs.push_back({CsId{1025 + t * 10 + static_cast<uint64_t>(h)}, "h" + std::to_string(h), t, 10ull << 30, true});
+  return cs;
+}
+
+uint32_t TierOf(const std::vector<CsCandidate>& cs, CsId id) {
+  for (const auto& c : cs)
+    if (c.id == id) return c.tier;
+  return 99;
+}
+
+TEST(Placement, DataGoesToItsTier) {
+  auto cs = TwoTiers();
+  PlacementRequest req{3, 2, 1 << 20};
+  req.tier = 1;
+  PlacementOutcome how;
+  auto r = PlaceReplicas(cs, req, &how);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 3u);
+  for (CsId id : *r) EXPECT_EQ(TierOf(cs, id), 1u);
+  EXPECT_EQ(how.tier, 1u);
+  EXPECT_EQ(how.domain, FailureDomain::kHost);
+}
+
+TEST(Placement, AFullTierFallsBackLowerFirstThenHigher) {
+  auto cs = TwoTiers();
+  for (auto& c : cs)
+    if (c.tier == 2) c.free_bytes = 0;
+  PlacementRequest req{3, 2, 1 << 20};
+  req.tier = 2;
+  PlacementOutcome how;
+  auto r = PlaceReplicas(cs, req, &how);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(how.tier, 1u);  // the next lower tier
+  for (CsId id : *r) EXPECT_EQ(TierOf(cs, id), 1u);
+  for (auto& c : cs)
+    if (c.tier == 1) c.free_bytes = 0;
+  r = PlaceReplicas(cs, req, &how);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(how.tier, 0u);
+  // Tier 0 full: a tier-0 file goes up, to tier 2 once it has space again.
+  for (auto& c : cs) c.free_bytes = c.tier == 2 ? 10ull << 30 : 0;
+  req.tier = 0;
+  r = PlaceReplicas(cs, req, &how);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(how.tier, 2u);
+}
+
+TEST(Placement, AStrictTierDoesNotFallBackAndSaysWhichTier) {
+  auto cs = TwoTiers();
+  for (auto& c : cs)
+    if (c.tier == 1) c.free_bytes = 0;
+  PlacementRequest req{3, 2, 1 << 20};
+  req.tier = 1;
+  req.strict_tier = true;
+  auto r = PlaceReplicas(cs, req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kNoSpace);
+  EXPECT_NE(r.status().message().find("in tier 1"), std::string::npos) << r.status().message();
+}
+
+TEST(Placement, FallbackPrefersATierWithAllReplicas) {
+  auto cs = TwoTiers();
+  cs[3].free_bytes = 0;  // tier 1 keeps 2 hosts with space: 2 of 3 replicas
+  PlacementRequest req{3, 2, 1 << 20};
+  req.tier = 1;
+  PlacementOutcome how;
+  auto r = PlaceReplicas(cs, req, &how);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 3u);
+  EXPECT_EQ(how.tier, 0u);
+  // Nowhere has all 3: the requested tier's 2 (at least min) beat another tier's 2.
+  for (auto& c : cs)
+    if (c.tier != 1 && c.host_id == "h0") c.free_bytes = 0;
+  r = PlaceReplicas(cs, req, &how);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 2u);
+  EXPECT_EQ(how.tier, 1u);
+}
+
+TEST(Placement, DomainNamesRoundTrip) {
+  for (uint8_t i = 0; i <= kMaxFailureDomain; ++i) {
+    auto d = static_cast<FailureDomain>(i);
+    EXPECT_EQ(ParseFailureDomain(FailureDomainName(d)), d);
+  }
+  EXPECT_FALSE(ParseFailureDomain("chassis").has_value());
+  EXPECT_FALSE(ParseFailureDomain("").has_value());
+}
+
+TEST(Placement, LocationsAndDomainKeys) {
+  EXPECT_TRUE(ValidLocation(""));
+  EXPECT_TRUE(ValidLocation("room1.row-2.rack_3"));
+  EXPECT_FALSE(ValidLocation("room1.row2"));
+  EXPECT_FALSE(ValidLocation("a.b.c.d"));
+  EXPECT_FALSE(ValidLocation("a..c"));
+  EXPECT_FALSE(ValidLocation("a.b c.d"));
+  EXPECT_FALSE(ValidLocation("a.b." + std::string(33, 'x')));
+  CsId id{1025};
+  EXPECT_EQ(DomainKey(FailureDomain::kDisk, id, "h", "r.w.k"), "1025");
+  EXPECT_EQ(DomainKey(FailureDomain::kHost, id, "h", "r.w.k"), "h");
+  EXPECT_EQ(DomainKey(FailureDomain::kRack, id, "h", "r.w.k"), "r.w.k");
+  EXPECT_EQ(DomainKey(FailureDomain::kRow, id, "h", "r.w.k"), "r.w");
+  EXPECT_EQ(DomainKey(FailureDomain::kRoom, id, "h", "r.w.k"), "r");
+  EXPECT_EQ(DomainKey(FailureDomain::kRack, id, "h", ""), "default.default.default");
+}
+
+// Six hosts in three racks, two rooms: room1 = rack a (h0, h1) and rack b (h2, h3); room2 =
+// rack c (h4, h5).
+std::vector<CsCandidate> Racks() {
+  std::vector<CsCandidate> cs;
+  const char* loc[] = {"room1.row1.a", "room1.row1.a", "room1.row2.b", "room1.row2.b", "room2.row1.c", "room2.row1.c"};
+  for (int h = 0; h < 6; ++h)
+    cs.push_back({CsId{1025 + static_cast<uint64_t>(h)}, "h" + std::to_string(h), 0, 10ull << 30, true, loc[h]});
+  return cs;
+}
+
+TEST(Placement, OneReplicaPerRackRowOrRoom) {
+  auto cs = Racks();
+  auto loc_of = [&](CsId id) {
+    for (const auto& c : cs)
+      if (c.id == id) return c.location;
+    return std::string();
+  };
+  PlacementRequest req{3, 3, 0};
+  req.domain = FailureDomain::kRack;
+  auto r = PlaceReplicas(cs, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::set<std::string> racks;
+  for (CsId id : *r) racks.insert(loc_of(id));
+  EXPECT_EQ(racks.size(), 3u);
+  req.domain = FailureDomain::kRoom;  // two rooms cannot hold three replicas
+  r = PlaceReplicas(cs, req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kNotEnoughHosts);
+  EXPECT_NE(r.status().message().find("not enough rooms for 3 replicas"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("location file"), std::string::npos) << r.status().message();
+  req.min = 2;  // ... but two
+  r = PlaceReplicas(cs, req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 2u);
+  EXPECT_NE(loc_of((*r)[0]).substr(0, 5), loc_of((*r)[1]).substr(0, 5));
+}
+
+// mds.alloc.strict_failure_domain=0: short of domains, smaller ones are used, never one disk twice.
+TEST(Placement, AnAdvisoryDomainRelaxesToSmallerDomainsButNeverOneDisk) {
+  auto cs = Racks();
+  PlacementRequest req{3, 3, 0};
+  req.domain = FailureDomain::kRoom;
+  req.strict_domain = false;
+  PlacementOutcome how;
+  auto r = PlaceReplicas(cs, req, &how);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->size(), 3u);
+  EXPECT_EQ(how.domain, FailureDomain::kRow);  // room1 has rows 1 and 2, room2 one: three rows
+  // One host with two disks and replicas 3: two replicas, on two disks, never three.
+  std::vector<CsCandidate> one = {{CsId{1}, "h", 0, 10ull << 30, true}, {CsId{2}, "h", 0, 10ull << 30, true}};
+  PlacementRequest three{3, 2, 0};
+  three.strict_domain = false;
+  r = PlaceReplicas(one, three, &how);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 2u);
+  EXPECT_EQ(how.domain, FailureDomain::kDisk);
+  three.strict_domain = true;
+  EXPECT_EQ(PlaceReplicas(one, three).status().code(), Code::kNotEnoughHosts);
+}
+
 TEST(Leases, OneWriterManyReaders) {
   LeaseTable t;
   ClientId a = t.Register(ClientId{}, "ha", 0), b = t.Register(ClientId{}, "hb", 0);
