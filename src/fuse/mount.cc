@@ -55,8 +55,8 @@ constexpr size_t kMaxXattrInodes = 4096;  // inodes whose extended attributes ar
 constexpr size_t kMaxDirAttrs = 4096;     // directories whose attributes are cached
 constexpr unsigned kMaxWrite = 1u << 20;
 constexpr unsigned kReadAheadKb = 8192;
-const char* kXattrReplicas = "vstorage.replicas";
-const char* kXattrChunkSize = "vstorage.chunk-size";
+// The cluster parameters set-attr/get-attr reach as "vstorage.<name>" (guide 3.5.1).
+const char* kVstorageAttrs[] = {"replicas", "chunk-size", "tier", "failure-domain"};
 
 // What the kernel caches and how long (the mount's userdata).
 //
@@ -807,8 +807,9 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
 }
 
 const char* AttrName(const char* xname) {
-  if (std::strcmp(xname, kXattrReplicas) == 0) return "replicas";
-  if (std::strcmp(xname, kXattrChunkSize) == 0) return "chunk-size";
+  if (std::strncmp(xname, "vstorage.", 9) != 0) return nullptr;
+  for (const char* a : kVstorageAttrs)
+    if (std::strcmp(xname + 9, a) == 0) return a;
   return nullptr;
 }
 
@@ -887,7 +888,8 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     fuse_reply_err(req, Errno(x.status()));
     return;
   }
-  std::string names = std::string(kXattrReplicas) + '\0' + kXattrChunkSize + '\0';
+  std::string names;
+  for (const char* a : kVstorageAttrs) names += std::string("vstorage.") + a + '\0';
   bool trusted = MaySeeTrusted(req);
   for (const auto& [k, v] : *x)
     if (Namespaced(req, k.c_str()) && (trusted || k.compare(0, 8, "trusted.") != 0)) names += k + '\0';

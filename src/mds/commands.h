@@ -33,6 +33,7 @@ enum class CommandType : uint16_t {
   kFreeOrphan = 16,      // the last opener of an unlinked file is gone: free it
   kLink = 17,            // a hard link: one more name for a file
   kRemoveCsReplicas = 18,  // a CS went offline: out of every chunk's list (not a last copy)
+  kSetCsLocation = 19,     // a CS started on a host with another location (room.row.rack)
 };
 
 struct Command {
@@ -155,6 +156,13 @@ struct SetCsHostCmd {
   CsId cs;
   std::string host_id;
   VS_FIELDS(cs, host_id)
+};
+// The CS's host is at this location (its location file, placement.h ValidLocation): the
+// rack, row and room failure domains follow it from here on.
+struct SetCsLocationCmd {
+  CsId cs;
+  std::string location;
+  VS_FIELDS(cs, location)
 };
 struct SetConfigCmd {
   std::string key;

@@ -6,6 +6,10 @@ namespace vstorage::mds {
 
 namespace {
 bool Has(const std::vector<CsId>& v, CsId x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+// Whether `id` is among the domains taken so far (0: not known, taken by nobody).
+bool Taken(const std::vector<uint32_t>& taken, uint32_t id) {
+  return id != 0 && std::find(taken.begin(), taken.end(), id) != taken.end();
+}
 }  // namespace
 
 bool ReplicationAllowed(const std::string& cluster_status) {
@@ -82,8 +86,46 @@ std::optional<CopyPlan> PlanCopy(const RecoveryChunkView& c, uint64_t rotation) 
   p.placement.min = 1;
   p.placement.need_bytes = std::min<uint64_t>(c.chunk_size_bytes, kMaxCopyNeedBytes);
   p.placement.rotation = rotation;
+  p.placement.tier = c.tier;
+  p.placement.domain = c.domain;
   for (const auto& r : c.replicas) p.placement.exclude.push_back(r.cs);
   p.placement.leaving = p.leaving;
+  return p;
+}
+
+std::optional<CsId> MisplacedReplica(const RecoveryChunkView& c) {
+  for (const auto& r : c.replicas)
+    if (r.Counts() && r.tier != c.tier) return r.cs;
+  std::vector<uint32_t> seen;
+  for (const auto& r : c.replicas) {
+    if (!r.Counts()) continue;
+    if (Taken(seen, r.Domain(c.domain))) return r.cs;
+    seen.push_back(r.Domain(c.domain));
+  }
+  return std::nullopt;
+}
+
+std::optional<CopyPlan> PlanMove(const RecoveryChunkView& c, uint64_t rotation) {
+  if (c.replicating || c.no_intact || c.replicas.size() != c.norm) return std::nullopt;
+  for (const auto& r : c.replicas)
+    if (!r.Counts()) return std::nullopt;
+  auto misplaced = MisplacedReplica(c);
+  if (!misplaced) return std::nullopt;
+  CopyPlan p;
+  p.moving = *misplaced;
+  for (const auto& r : c.replicas)
+    if (r.cs != *misplaced) p.sources.push_back(r.cs);
+  p.sources.push_back(*misplaced);
+  p.placement.norm = 1;
+  p.placement.min = 1;
+  p.placement.need_bytes = std::min<uint64_t>(c.chunk_size_bytes, kMaxCopyNeedBytes);
+  p.placement.rotation = rotation;
+  p.placement.tier = c.tier;
+  p.placement.domain = c.domain;
+  p.placement.strict_tier = true;
+  p.placement.strict_domain = true;
+  for (const auto& r : c.replicas) p.placement.exclude.push_back(r.cs);
+  p.placement.leaving = {*misplaced};
   return p;
 }
 
@@ -117,12 +159,25 @@ std::optional<TrimDecision> PlanTrim(const RecoveryChunkView& c) {
   size_t counted = 0;
   for (const auto& r : c.replicas) counted += r.Counts() ? 1 : 0;
   if (counted < c.norm) return std::nullopt;
+  // Three rounds over the list, each taking what the one before left: in place (the file's
+  // tier, a new domain), then a new domain, then any replica that counts.
+  std::vector<bool> keep(c.replicas.size(), false);
+  std::vector<uint32_t> domains;
+  size_t kept = 0;
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < c.replicas.size() && kept < c.norm; ++i) {
+      const auto& r = c.replicas[i];
+      if (keep[i] || !r.Counts()) continue;
+      bool new_domain = !Taken(domains, r.Domain(c.domain));
+      if (round == 0 && (r.tier != c.tier || !new_domain)) continue;
+      if (round == 1 && !new_domain) continue;
+      keep[i] = true;
+      ++kept;
+      domains.push_back(r.Domain(c.domain));
+    }
   TrimDecision d;
   d.id = c.id;
-  for (const auto& r : c.replicas) {
-    if (d.keep.size() < c.norm && r.Counts()) d.keep.push_back(r.cs);
-    else d.drop.push_back(r.cs);
-  }
+  for (size_t i = 0; i < c.replicas.size(); ++i) (keep[i] ? d.keep : d.drop).push_back(c.replicas[i].cs);
   return d;
 }
 

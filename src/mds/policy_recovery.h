@@ -7,8 +7,12 @@
 //      copy from the first source that reads clean, and feeds the outcome to ResolveCopy(),
 //      which gives the new replica list, the replicas to delete and the events;
 //   4. FinishRecoveryPass() says whether the episode is over ("Replication completed");
-//   5. PlanTrim() on every chunk: the lowest priority, extra replicas are dropped;
-//   6. ReleasesDone(): rm-cs of a CS that no chunk lists any more is finished.
+//   5. PlanMove() on every chunk when nothing needs a copy: a replica on another tier than
+//      its file's (a fallback when the tier was full, or set-attr tier= since) or sharing a
+//      failure domain with another is copied to where it belongs, when there is room there;
+//   6. PlanTrim() on every chunk: the lowest priority, extra replicas are dropped, the
+//      misplaced ones first (which finishes a move);
+//   7. ReleasesDone(): rm-cs of a CS that no chunk lists any more is finished.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +34,9 @@ inline constexpr size_t kMaxRecoveryChunksPerPass = 100000;
 inline constexpr size_t kMaxTrimsPerPass = 10000;
 // A copy is placed on a CS with at least this much free space (a chunk's size, capped).
 inline constexpr uint64_t kMaxCopyNeedBytes = 64ull << 20;
+// Chunks one pass moves at most (to their tier or out of a shared failure domain), one at a
+// time at mds.recovery.max_rate_mb: moving data back is background work.
+inline constexpr size_t kMaxMovesPerPass = 32;
 
 struct RecoveryChunkView {
   ChunkId id;
@@ -40,6 +47,8 @@ struct RecoveryChunkView {
   // not retried until the list changes.
   bool no_intact = false;
   uint64_t chunk_size_bytes = 0;  // of its file (for the placement's free space check)
+  uint32_t tier = 0;              // of its file
+  FailureDomain domain = FailureDomain::kHost;
 };
 
 // A chunk below its normal count, with its priority.
@@ -90,12 +99,27 @@ RecoveryPassResult FinishRecoveryPass(const RecoveryPlan& plan, size_t restored)
 // One copy of a chunk: where from and what placement to ask for.
 struct CopyPlan {
   std::vector<CsId> sources;  // live replicas: those that count first, a leaving CS last
-  PlacementRequest placement;  // one replica, not on a CS holding one (leaving CS's domain free)
+  // One replica in the chunk's tier and domain, not on a CS holding one (a leaving CS's
+  // domain is free). The executor sets the strict flags from the cluster parameters.
+  PlacementRequest placement;
   std::vector<CsId> leaving;   // listed replicas on a CS being removed
+  CsId moving;                 // PlanMove: the misplaced replica the copy replaces
 };
 // Nothing (nullopt) when the chunk is being copied, has no live replica, or has norm
 // staying replicas already. rotation spreads equal placements (the caller's counter).
 std::optional<CopyPlan> PlanCopy(const RecoveryChunkView& c, uint64_t rotation);
+
+// A replica that counts but is not where the chunk's file wants it: first one on another
+// tier than the file's, else one sharing a failure domain with a replica before it in the
+// list. nullopt when every counted replica is in place.
+std::optional<CsId> MisplacedReplica(const RecoveryChunkView& c);
+
+// Moving a misplaced replica: only a chunk with norm counted replicas and no more listed
+// (recovery and trimming come first), not being copied. The copy goes strictly to the
+// file's tier and domain (the misplaced replica's domain is free for it); when nowhere
+// fits, the executor does nothing and a later pass tries again. After the copy the chunk is
+// overcommitted and PlanTrim drops the misplaced replica.
+std::optional<CopyPlan> PlanMove(const RecoveryChunkView& c, uint64_t rotation);
 
 // What the executor saw carrying a CopyPlan out.
 struct CopyOutcome {
@@ -118,8 +142,9 @@ struct CopyResolution {
 // joins it when the copy succeeded.
 CopyResolution ResolveCopy(ChunkId id, const std::vector<CsId>& listed_now, const CopyOutcome& o);
 
-// Extra replicas of an overcommitted chunk: keeps the first norm replicas that count, in
-// list order, and drops the rest (on a CS being removed or not active first, by
+// Extra replicas of an overcommitted chunk: keeps norm replicas that count, in list order,
+// preferring those on the file's tier in distinct failure domains, then those in distinct
+// domains, then any, and drops the rest (on a CS being removed or not active first, by
 // construction). Only when it has norm counted replicas and is not being copied.
 struct TrimDecision {
   ChunkId id;

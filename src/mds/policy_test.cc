@@ -474,6 +474,98 @@ TEST(PlanTrim, NothingUnlessOverAndEnoughCount) {
   EXPECT_FALSE(PlanTrim(c));
 }
 
+// A replica on a CS of `tier`, in host domain `host` (ids as the service interns them, from 1).
+ReplicaView At(CsId cs, uint32_t tier, uint32_t host) {
+  ReplicaView r = Active(cs);
+  r.tier = tier;
+  r.domains[static_cast<size_t>(FailureDomain::kDisk)] = static_cast<uint32_t>(cs.v);
+  r.domains[static_cast<size_t>(FailureDomain::kHost)] = host;
+  return r;
+}
+
+TEST(PlanCopy, AsksForTheFilesTierAndDomain) {
+  auto c = RChunk(1, 2, 1, {At(kA, 1, 1)});
+  c.tier = 1;
+  c.domain = FailureDomain::kDisk;
+  auto p = PlanCopy(c, 0);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->placement.tier, 1u);
+  EXPECT_EQ(p->placement.domain, FailureDomain::kDisk);
+  EXPECT_FALSE(p->placement.strict_tier);  // recovery may fall back like a new chunk
+}
+
+TEST(PlanMove, AReplicaOnAnotherTierMovesStrictlyToTheFilesTier) {
+  // Written while tier 1 was full: all three on tier 0.
+  auto c = RChunk(1, 3, 2, {At(kA, 0, 1), At(kB, 0, 2), At(kC, 0, 3)});
+  c.tier = 1;
+  c.chunk_size_bytes = 1 << 20;
+  EXPECT_EQ(MisplacedReplica(c), kA);
+  auto p = PlanMove(c, 7);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->moving, kA);
+  EXPECT_EQ(p->sources, (std::vector<CsId>{kB, kC, kA}));  // the misplaced one last
+  EXPECT_EQ(p->placement.tier, 1u);
+  EXPECT_TRUE(p->placement.strict_tier);
+  EXPECT_TRUE(p->placement.strict_domain);
+  EXPECT_EQ(p->placement.exclude, (std::vector<CsId>{kA, kB, kC}));
+  EXPECT_EQ(p->placement.leaving, std::vector<CsId>{kA});  // its host may take the new one
+  EXPECT_EQ(p->placement.need_bytes, 1u << 20);
+  EXPECT_EQ(p->placement.rotation, 7u);
+}
+
+TEST(PlanMove, TwoReplicasInOneDomainMoveApart) {
+  auto c = RChunk(1, 3, 2, {At(kA, 0, 1), At(kB, 0, 1), At(kC, 0, 2)});
+  EXPECT_EQ(MisplacedReplica(c), kB);
+  EXPECT_EQ(PlanMove(c, 0)->moving, kB);
+  c.domain = FailureDomain::kDisk;  // one per disk is all the file asks for
+  EXPECT_FALSE(MisplacedReplica(c));
+  EXPECT_FALSE(PlanMove(c, 0));
+}
+
+TEST(PlanMove, OnlyHealthyChunksMove) {
+  auto in_place = RChunk(1, 3, 2, {At(kA, 0, 1), At(kB, 0, 2), At(kC, 0, 3)});
+  EXPECT_FALSE(PlanMove(in_place, 0));
+  auto c = RChunk(1, 3, 2, {At(kA, 0, 1), At(kB, 0, 2), At(kC, 0, 3)});
+  c.tier = 2;
+  ASSERT_TRUE(PlanMove(c, 0));
+  auto degraded = c;
+  degraded.replicas.pop_back();  // recovery first
+  EXPECT_FALSE(PlanMove(degraded, 0));
+  auto over = c;
+  over.replicas.push_back(At(kD, 2, 4));  // trimming first
+  EXPECT_FALSE(PlanMove(over, 0));
+  auto busy = c;
+  busy.replicating = true;
+  EXPECT_FALSE(PlanMove(busy, 0));
+  auto inactive = c;
+  inactive.replicas[1].status = CsStatus::kInactive;
+  EXPECT_FALSE(PlanMove(inactive, 0));
+}
+
+// After a move the chunk has one replica too many: the misplaced one goes, so every move
+// brings the chunk one step closer to its place and none is undone.
+TEST(PlanTrim, DropsTheMisplacedReplicaAfterAMove) {
+  auto c = RChunk(1, 3, 2, {At(kA, 0, 1), At(kB, 0, 2), At(kC, 0, 3), At(kD, 1, 1)});
+  c.tier = 1;
+  auto d = PlanTrim(c);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->keep, (std::vector<CsId>{kB, kC, kD}));  // D in place; B, C on their own hosts
+  EXPECT_EQ(d->drop, std::vector<CsId>{kA});
+  auto after = RChunk(1, 3, 2, {At(kB, 0, 2), At(kC, 0, 3), At(kD, 1, 1)});
+  after.tier = 1;
+  EXPECT_EQ(MisplacedReplica(after), kB);  // the next move
+  // Two on one host: the second of them goes, whatever the list order.
+  auto dup = RChunk(1, 3, 2, {At(kA, 0, 1), At(kB, 0, 1), At(kC, 0, 2), At(kD, 0, 3)});
+  d = PlanTrim(dup);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->drop, std::vector<CsId>{kB});
+  // Nowhere better: the domain rule yields to keeping norm replicas.
+  auto cramped = RChunk(1, 2, 1, {At(kA, 0, 1), At(kB, 0, 1), At(kC, 0, 1)});
+  d = PlanTrim(cramped);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->keep, (std::vector<CsId>{kA, kB}));
+}
+
 TEST(ReleasesDone, OnlyWhenUnlistedAndNothingToDelete) {
   EXPECT_EQ(ReleasesDone({kA, kB, kC}, {kB}, {kC}), std::vector<CsId>{kA});
   EXPECT_TRUE(ReleasesDone({}, {}, {}).empty());

@@ -3,10 +3,12 @@
 // service (the executor) fills the views under its lock and carries the decisions out;
 // a deterministic simulator can fill them as well. Docs: docs/design/mds.md, "Policies".
 #pragma once
+#include <array>
 #include <string>
 #include <vector>
 
 #include "common/ids.h"
+#include "mds/placement.h"
 
 namespace vstorage::mds {
 
@@ -26,6 +28,12 @@ struct ReplicaView {
   bool known = true;       // the CS has a registry record
   bool releasing = false;  // rm-cs in progress: its replicas are copied away
   bool dropped = false;
+  uint32_t tier = 0;  // of its CS
+  // Its CS's failure domain at each level (placement.h DomainKey), as small ids: equal ids
+  // at a level mean one domain; 0 is "not known", a domain of its own (equal to none). The
+  // ids mean nothing beyond one service's views.
+  std::array<uint32_t, kMaxFailureDomain + 1> domains{};
+  uint32_t Domain(FailureDomain d) const { return domains[static_cast<size_t>(d)]; }
 
   bool Active() const { return status == CsStatus::kActive; }
   // Active and not being removed: counts toward the chunk's normal number of replicas.

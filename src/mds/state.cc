@@ -19,7 +19,7 @@ namespace {
 bool MsToNs(int64_t ms, int64_t* ns) { return !__builtin_mul_overflow(ms, int64_t{1000000}, ns); }
 
 // 2: CsRecord.releasing; 3: CsRecord.created_ms; 4: Attr in ns with uid, gid, atime.
-constexpr uint32_t kImageFormat = 4;
+constexpr uint32_t kImageFormat = 5;
 
 struct ConfigParam {
   const char* key;
@@ -69,7 +69,18 @@ Status CheckName(const std::string& name) {
   return Status::Ok();
 }
 
+// Format 5: format 4 with each inode's tier and failure domain after its replica counts.
 struct InodeImage {
+  proto::Attr attr;
+  InodeId parent;
+  std::string symlink;
+  uint32_t norm = 1, min = 1;
+  uint8_t tier = 0, domain = static_cast<uint8_t>(FailureDomain::kHost);
+  std::vector<proto::DirEntry> children;
+  std::map<std::string, std::string> xattrs;
+  VS_FIELDS(attr, parent, symlink, norm, min, tier, domain, children, xattrs)
+};
+struct InodeImageV4 {
   proto::Attr attr;
   InodeId parent;
   std::string symlink;
@@ -124,6 +135,19 @@ struct CsRecordV2 {
   VS_FIELDS(id, host_id, tier, addr, dropped, releasing)
 };
 
+// Formats 3 and 4 (before CsRecord.location).
+struct CsRecordV4 {
+  CsId id;
+  std::string host_id;
+  uint32_t tier = 0;
+  std::string addr;
+  bool dropped = false;
+  bool releasing = false;
+  int64_t created_ms = 0;
+  VS_FIELDS(id, host_id, tier, addr, dropped, releasing, created_ms)
+  CsRecord Upgraded() const { return {id, host_id, tier, addr, dropped, releasing, created_ms, ""}; }
+};
+
 }  // namespace
 
 Result<std::pair<uint32_t, uint32_t>> ParseReplicas(const std::string& v) {
@@ -139,6 +163,22 @@ Result<std::pair<uint32_t, uint32_t>> ParseReplicas(const std::string& v) {
   else if (!ParseU64(v.substr(colon + 1), &m)) return bad();
   if (n < 1 || n > kMaxReplicas || m < 1 || m > n) return bad();
   return std::make_pair(static_cast<uint32_t>(n), static_cast<uint32_t>(m));
+}
+
+Result<uint32_t> ParseTierValue(const std::string& v) {
+  uint64_t t = 0;
+  if (!ParseU64(v, &t) || t > kMaxTier)
+    return Err(Code::kInvalidArgument,
+               "invalid tier '" + v + "': use 0 to " + std::to_string(kMaxTier) + " (guide 3.5.5)");
+  return static_cast<uint32_t>(t);
+}
+
+Result<FailureDomain> ParseFailureDomainValue(const std::string& v) {
+  auto d = ParseFailureDomain(v);
+  if (!d)
+    return Err(Code::kInvalidArgument,
+               "invalid failure-domain '" + v + "': use disk, host, rack, row or room (guide 3.5.4.2)");
+  return *d;
 }
 
 Result<uint64_t> ParseChunkSizeValue(const std::string& v) {
@@ -260,6 +300,8 @@ Result<std::map<std::string, std::string>> MdsState::GetXattrs(InodeId ino) cons
   std::map<std::string, std::string> x;
   x["replicas"] = std::to_string(n->norm) + ":" + std::to_string(n->min);
   x["chunk-size"] = std::to_string(n->chunk_size);
+  x["tier"] = std::to_string(n->tier);
+  x["failure-domain"] = FailureDomainName(n->domain);
   if (n->extra)
     for (const auto& [k, v] : n->extra->xattrs) x[k] = v;  // namespaced: no clash with the two above
   return x;
@@ -268,6 +310,11 @@ Result<std::map<std::string, std::string>> MdsState::GetXattrs(InodeId ino) cons
 Result<std::pair<uint32_t, uint32_t>> MdsState::ReplicasOf(InodeId ino) const {
   ASSIGN_OR_RETURN(const Inode* n, Find(ino));
   return std::make_pair(uint32_t{n->norm}, uint32_t{n->min});
+}
+
+Result<FilePlacement> MdsState::PlacementOf(InodeId ino) const {
+  ASSIGN_OR_RETURN(const Inode* n, Find(ino));
+  return FilePlacement{n->norm, n->min, n->tier, n->domain};
 }
 
 // ---- Chunks ----
@@ -553,6 +600,16 @@ Result<ApplyResult> MdsState::ApplyOne(const Command& cmd) {
       it->second.host_id = c.host_id;
       return ApplyResult{};
     }
+    case CommandType::kSetCsLocation: {
+      SetCsLocationCmd c;
+      RETURN_IF_ERROR(decode(&c));
+      if (!ValidLocation(c.location))
+        return Err(Code::kInvalidArgument, "invalid location '" + c.location + "': use ROOM.ROW.RACK");
+      auto it = cs_.find(c.cs);
+      if (it == cs_.end()) return Err(Code::kNotFound, "CS#" + c.cs.str() + " is not in this cluster");
+      it->second.location = c.location;
+      return ApplyResult{};
+    }
     case CommandType::kSetConfig: {
       SetConfigCmd c;
       RETURN_IF_ERROR(decode(&c));
@@ -625,6 +682,8 @@ Result<ApplyResult> MdsState::CreateNode(const CreateNodeCmd& c, int64_t now) {
   n.chunk_size = d.chunk_size;  // inherited, as are the replica counts
   n.norm = d.norm;
   n.min = d.min;
+  n.tier = d.tier;
+  n.domain = d.domain;
   n.parent = c.parent;
   if (!c.symlink_target.empty()) n.extra.GetOrCreate().symlink = c.symlink_target;
   d.extra.GetOrCreate().children.Set(c.name, InodeId{n.ino});
@@ -921,8 +980,15 @@ Result<ApplyResult> MdsState::SetXattr(const SetXattrCmd& c, int64_t now) {
     if (cn->type == proto::NodeType::kFile && !cn->chunks.empty() && size != cn->chunk_size)
       return Err(Code::kBusy, proto::kChunkSizeOfFileWithDataReason);
     At(c.ino).chunk_size = size;
+  } else if (c.name == "tier") {
+    ASSIGN_OR_RETURN(uint32_t tier, ParseTierValue(c.value));
+    At(c.ino).tier = static_cast<uint8_t>(tier);
+  } else if (c.name == "failure-domain") {
+    ASSIGN_OR_RETURN(FailureDomain d, ParseFailureDomainValue(c.value));
+    At(c.ino).domain = d;
   } else {
-    return Err(Code::kInvalidArgument, "unknown attribute '" + c.name + "' (known: replicas, chunk-size)");
+    return Err(Code::kInvalidArgument,
+               "unknown attribute '" + c.name + "' (known: replicas, chunk-size, tier, failure-domain)");
   }
   At(c.ino).ctime_ns = now;
   return ApplyResult{};
@@ -1003,8 +1069,9 @@ Result<ApplyResult> MdsState::SetConfigMany(const SetConfigManyCmd& c) {
   return ApplyResult{};
 }
 
-// The image is format 4 byte for byte as the std::map-based state wrote it (StateImage),
-// written and read field by field so 10M chunks need no intermediate vectors.
+// The image is StateImage byte for byte (format 5; format 4 as the std::map-based state
+// wrote it, plus tier, domain and location), written and read field by field so 10M chunks
+// need no intermediate vectors.
 std::string MdsState::Encode() const {
   std::string out;
   out.reserve(64 + inodes_.size() * 112 + chunks_.size() * 60);
@@ -1020,6 +1087,8 @@ std::string MdsState::Encode() const {
     e.Str(n.symlink());
     e.U32(n.norm);
     e.U32(n.min);
+    e.U8(n.tier);
+    e.U8(static_cast<uint8_t>(n.domain));
     if (n.children()) {
       auto sorted = n.children()->Sorted();
       e.U32(static_cast<uint32_t>(sorted.size()));
@@ -1056,10 +1125,13 @@ std::string MdsState::Encode() const {
 }
 
 Status MdsState::InsertDecodedInode(const proto::Attr& a, InodeId parent, std::string symlink, uint32_t norm,
-                                    uint32_t min, const std::vector<proto::DirEntry>& children,
+                                    uint32_t min, uint32_t tier, uint32_t domain, const std::vector<proto::DirEntry>& children,
                                     std::map<std::string, std::string> xattrs) {
   if (norm > UINT8_MAX || min > UINT8_MAX)
     return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has replicas " + std::to_string(norm));
+  if (tier > kMaxTier || domain > kMaxFailureDomain)
+    return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has tier " + std::to_string(tier) +
+                                   " and failure domain " + std::to_string(domain));
   if (!a.chunk_size)  // file sizes are divided by it (and new nodes inherit it)
     return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has chunk size 0");
   Inode n;
@@ -1077,6 +1149,8 @@ Status MdsState::InsertDecodedInode(const proto::Attr& a, InodeId parent, std::s
   n.type = a.type;
   n.norm = static_cast<uint8_t>(norm);
   n.min = static_cast<uint8_t>(min);
+  n.tier = static_cast<uint8_t>(tier);
+  n.domain = static_cast<FailureDomain>(domain);
   if (a.rdev) n.extra.GetOrCreate().rdev = a.rdev;
   if (!symlink.empty()) n.extra.GetOrCreate().symlink = std::move(symlink);
   if (!xattrs.empty()) n.extra.GetOrCreate().xattrs = std::move(xattrs);
@@ -1193,11 +1267,11 @@ Status MdsState::CheckDecoded() {
   return Status::Ok();
 }
 
-Status MdsState::DecodeFormat4(std::string_view image) {
+Status MdsState::DecodeFormat45(std::string_view image, uint32_t format) {
   MdsState s;
   s.inodes_.Clear();
   Decoder d(image);
-  uint32_t format = 0, n = 0;
+  uint32_t n = 0;
   d.U32(&format);
   d.U64(&s.next_ino_);
   d.U64(&s.next_chunk_);
@@ -1205,9 +1279,15 @@ Status MdsState::DecodeFormat4(std::string_view image) {
   if (!d.Count(&n)) return Err(Code::kProtocol, "malformed MDS snapshot");
   for (uint32_t i = 0; i < n; ++i) {
     InodeImage ii;
-    if (!ii.Decode(d)) return Err(Code::kProtocol, "malformed MDS snapshot");
-    RETURN_IF_ERROR(s.InsertDecodedInode(ii.attr, ii.parent, std::move(ii.symlink), ii.norm, ii.min, ii.children,
-                                         std::move(ii.xattrs)));
+    if (format == 4) {
+      InodeImageV4 o;
+      if (!o.Decode(d)) return Err(Code::kProtocol, "malformed MDS snapshot");
+      ii = {o.attr, o.parent, std::move(o.symlink), o.norm, o.min, 0, ii.domain, std::move(o.children), std::move(o.xattrs)};
+    } else if (!ii.Decode(d)) {
+      return Err(Code::kProtocol, "malformed MDS snapshot");
+    }
+    RETURN_IF_ERROR(s.InsertDecodedInode(ii.attr, ii.parent, std::move(ii.symlink), ii.norm, ii.min, ii.tier, ii.domain,
+                                         ii.children, std::move(ii.xattrs)));
   }
   if (!d.Count(&n, 36)) return Err(Code::kProtocol, "malformed MDS snapshot");
   s.chunks_.Reserve(n);
@@ -1227,7 +1307,14 @@ Status MdsState::DecodeFormat4(std::string_view image) {
   }
   std::vector<CsRecord> cs;
   std::vector<EventRecord> events;
-  if (!proto::GetAll(d, cs, s.config_, events)) return Err(Code::kProtocol, "malformed MDS snapshot");
+  if (format == 4) {
+    std::vector<CsRecordV4> old;
+    if (!proto::GetAll(d, old)) return Err(Code::kProtocol, "malformed MDS snapshot");
+    for (const auto& o : old) cs.push_back(o.Upgraded());
+  } else if (!proto::GetAll(d, cs)) {
+    return Err(Code::kProtocol, "malformed MDS snapshot");
+  }
+  if (!proto::GetAll(d, s.config_, events)) return Err(Code::kProtocol, "malformed MDS snapshot");
   for (auto& r : cs) s.cs_[r.id] = std::move(r);
   s.events_.assign(events.begin(), events.end());
   RETURN_IF_ERROR(s.CheckDecoded());
@@ -1241,7 +1328,7 @@ Status MdsState::Decode(std::string_view image) {
     Decoder d(image);
     if (!d.U32(&format)) return Err(Code::kProtocol, "malformed MDS snapshot");
   }
-  if (format == kImageFormat) return DecodeFormat4(image);
+  if (format == kImageFormat || format == 4) return DecodeFormat45(image, format);
   StateImage im;
   auto convert_inodes = [&](std::vector<InodeImageV3>& old) -> Status {
     for (auto& o : old) {
@@ -1250,7 +1337,8 @@ Status MdsState::Decode(std::string_view image) {
       if (!MsToNs(a.mtime_ms, &mtime_ns) || !MsToNs(a.ctime_ms, &ctime_ns))
         return Err(Code::kCorrupt, "MDS snapshot: inode " + a.ino.str() + " has times out of range");
       proto::Attr n{a.ino, a.type, a.mode, a.size, mtime_ns, ctime_ns, a.nlink, a.chunk_size, 0, 0, mtime_ns, 0};
-      im.inodes.push_back({n, o.parent, std::move(o.symlink), o.norm, o.min, std::move(o.children), {}});
+      im.inodes.push_back({n, o.parent, std::move(o.symlink), o.norm, o.min, 0,
+                           static_cast<uint8_t>(FailureDomain::kHost), std::move(o.children), {}});
     }
     return Status::Ok();
   };
@@ -1260,12 +1348,13 @@ Status MdsState::Decode(std::string_view image) {
     im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
           {}, std::move(old.config), std::move(old.events)};
     RETURN_IF_ERROR(convert_inodes(old.inodes));
-    for (const auto& c : old.cs) im.cs.push_back({c.id, c.host_id, c.tier, c.addr, c.dropped, c.releasing, 0});
+    for (const auto& c : old.cs) im.cs.push_back({c.id, c.host_id, c.tier, c.addr, c.dropped, c.releasing, 0, ""});
   } else if (format == 3) {
-    StateImageOf<CsRecord, InodeImageV3> old;
+    StateImageOf<CsRecordV4, InodeImageV3> old;
     RETURN_IF_ERROR(proto::DecodeFromString(image, &old, "MDS snapshot"));
     im = {kImageFormat, old.next_ino, old.next_chunk, old.next_cs, {}, std::move(old.chunks),
-          std::move(old.cs), std::move(old.config), std::move(old.events)};
+          {}, std::move(old.config), std::move(old.events)};
+    for (const auto& c : old.cs) im.cs.push_back(c.Upgraded());
     RETURN_IF_ERROR(convert_inodes(old.inodes));
   } else {
     return Err(Code::kCorrupt, "MDS snapshot format " + std::to_string(format) + " is not supported");
@@ -1276,8 +1365,8 @@ Status MdsState::Decode(std::string_view image) {
   s.next_chunk_ = im.next_chunk;
   s.next_cs_ = im.next_cs;
   for (auto& ii : im.inodes)
-    RETURN_IF_ERROR(s.InsertDecodedInode(ii.attr, ii.parent, std::move(ii.symlink), ii.norm, ii.min, ii.children,
-                                         std::move(ii.xattrs)));
+    RETURN_IF_ERROR(s.InsertDecodedInode(ii.attr, ii.parent, std::move(ii.symlink), ii.norm, ii.min, ii.tier,
+                                         ii.domain, ii.children, std::move(ii.xattrs)));
   Inode* last = nullptr;
   for (const auto& c : im.chunks) RETURN_IF_ERROR(s.InsertDecodedChunk(c, &last));
   for (auto& c : im.cs) s.cs_[c.id] = c;

@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "mds/commands.h"
+#include "mds/placement.h"
 #include "mds/state_tables.h"
 #include "proto/messages.h"
 
@@ -40,7 +41,16 @@ struct CsRecord {
   // Master's wall clock at make-cs (the command's time); 0 for a CS made before snapshot
   // format 3. The watchdog gives a CS that never registered this long to start.
   int64_t created_ms = 0;
-  VS_FIELDS(id, host_id, tier, addr, dropped, releasing, created_ms)
+  // The host's location, "ROOM.ROW.RACK" or "" (placement.h ValidLocation); snapshot format 5.
+  std::string location;
+  VS_FIELDS(id, host_id, tier, addr, dropped, releasing, created_ms, location)
+};
+
+// Where a file's chunks go: its replica counts, tier and failure domain (inherited from the
+// directory it was made in, changed with set-attr).
+struct FilePlacement {
+  uint32_t norm = 1, min = 1, tier = 0;
+  FailureDomain domain = FailureDomain::kHost;
 };
 
 struct EventRecord {
@@ -73,6 +83,10 @@ struct StateCounts {
 Result<std::pair<uint32_t, uint32_t>> ParseReplicas(const std::string& v);
 // Bytes with an optional K/M/G suffix; a power of two in [kMinChunkSizeBytes, 1 GiB].
 Result<uint64_t> ParseChunkSizeValue(const std::string& v);
+// 0..kMaxTier (guide 3.5.5).
+Result<uint32_t> ParseTierValue(const std::string& v);
+// disk, host, rack, row or room (guide 3.5.4.2, rack/row/room beyond it).
+Result<FailureDomain> ParseFailureDomainValue(const std::string& v);
 
 class MdsState {
  public:
@@ -91,6 +105,7 @@ class MdsState {
   Result<std::map<std::string, std::string>> GetXattrs(InodeId ino) const;
   // (normal, minimum) replica counts of a file or directory.
   Result<std::pair<uint32_t, uint32_t>> ReplicasOf(InodeId ino) const;
+  Result<FilePlacement> PlacementOf(InodeId ino) const;
 
   // Chunks.
   std::optional<ChunkInfo> GetChunk(InodeId ino, uint64_t index) const;
@@ -154,6 +169,8 @@ class MdsState {
     uint32_t mode = 0, nlink = 1, uid = 0, gid = 0;
     proto::NodeType type = proto::NodeType::kFile;
     uint8_t norm = 1, min = 1;
+    uint8_t tier = 0;
+    FailureDomain domain = FailureDomain::kHost;
     bool dead = false;
     std::vector<ChunkRef> chunks;  // files
     CopyPtr<InodeExtra> extra;
@@ -215,9 +232,10 @@ class MdsState {
   Chunk& InsertChunk(const ChunkInfo& info);
   void EraseChunk(Chunk& c);
   Status InsertDecodedInode(const proto::Attr& a, InodeId parent, std::string symlink, uint32_t norm, uint32_t min,
+                            uint32_t tier, uint32_t domain,
                             const std::vector<proto::DirEntry>& children, std::map<std::string, std::string> xattrs);
   Status InsertDecodedChunk(const ChunkInfo& c, Inode** last);
-  Status DecodeFormat4(std::string_view image);
+  Status DecodeFormat45(std::string_view image, uint32_t format);
   // After a decode: what the rest relies on (ids handed out next are above those in use;
   // every entry names an inode, a file has as many names as links, every directory is
   // reached from the root by its parent link exactly once); kCorrupt otherwise.

@@ -29,12 +29,13 @@ Command Cmd(CommandType t, const T& body, int64_t time_ms = 1000) {
   return Command{t, time_ms, proto::EncodeToString(body)};
 }
 
-const std::string kFixture = std::string(VSTORAGE_SOURCE_DIR) + "/src/mds/testdata/state_v4.img";
+const std::string kFixture4 = std::string(VSTORAGE_SOURCE_DIR) + "/src/mds/testdata/state_v4.img";
+const std::string kFixture = std::string(VSTORAGE_SOURCE_DIR) + "/src/mds/testdata/state_v5.img";
 
 // A small state touching every part of the image: directories, files with chunks of 1, 3
 // and 7 replicas, a symlink, a device node, a hard link, extended attributes, an orphan, a
 // dropped and a releasing CS, configuration and events.
-void BuildFixtureState(MdsState* s) {
+void BuildFixtureState(MdsState* s, bool format5 = true) {
   int64_t t = 1700000000000;
   auto apply = [&](CommandType type, const auto& body) {
     auto r = s->Apply(Cmd(type, body, t++));
@@ -71,6 +72,12 @@ void BuildFixtureState(MdsState* s) {
   apply(CommandType::kDropCs, DropCsCmd{cs[7]});
   apply(CommandType::kSetConfig, SetConfigCmd{"mds.recovery.parallel", "8"});
   apply(CommandType::kAddEvent, AddEventCmd{"MDS", "INF", "fixture made"});
+  if (!format5) return;
+  // Format 5: tiers, failure domains and locations.
+  apply(CommandType::kSetXattr, SetXattrCmd{dir, "tier", "2"});
+  apply(CommandType::kSetXattr, SetXattrCmd{dir, "failure-domain", "rack"});
+  apply(CommandType::kCreateNode, CreateNodeCmd{dir, "tiered", proto::NodeType::kFile, 0644});
+  apply(CommandType::kSetCsLocation, SetCsLocationCmd{cs[1], "room1.row2.rack3"});
 }
 
 std::string ReadAll(const std::string& path) {
@@ -81,16 +88,33 @@ std::string ReadAll(const std::string& path) {
 }
 
 // Writes the fixture (run by hand, only with the code that defines the format).
-TEST(StateFixture, DISABLED_WriteFormat4Fixture) {
+TEST(StateFixture, DISABLED_WriteFormat5Fixture) {
   MdsState s;
   BuildFixtureState(&s);
   std::ofstream(kFixture, std::ios::binary) << s.Encode();
 }
 
 // The image written by the std::map-based state (format 4) decodes into the state the same
-// commands build today, and today's Encode writes it byte for byte: the tables changed the
-// memory layout, not the snapshot format.
-TEST(StateFixture, Format4ImageDecodesAndReencodesByteForByte) {
+// commands build today (every inode at tier 0, failure domain host, every CS at the default
+// location), and so re-encodes as that state's format 5 image.
+TEST(StateFixture, Format4ImageStillDecodes) {
+  std::string image = ReadAll(kFixture4);
+  ASSERT_FALSE(image.empty()) << kFixture4;
+  MdsState built;
+  BuildFixtureState(&built, false);
+  MdsState decoded;
+  ASSERT_TRUE(decoded.Decode(image).ok());
+  EXPECT_TRUE(decoded == built);
+  EXPECT_EQ(decoded.Encode(), built.Encode());
+  auto dir = decoded.Lookup(kRootInode, "dir");
+  ASSERT_TRUE(dir.ok());
+  EXPECT_EQ(decoded.GetXattrs(dir->ino)->at("tier"), "0");
+  EXPECT_EQ(decoded.GetXattrs(dir->ino)->at("failure-domain"), "host");
+  for (const auto& cs : decoded.AllCs()) EXPECT_EQ(cs.location, "");
+}
+
+// Format 5 byte for byte: tiers, domains and locations survive a snapshot.
+TEST(StateFixture, Format5ImageDecodesAndReencodesByteForByte) {
   std::string image = ReadAll(kFixture);
   ASSERT_FALSE(image.empty()) << kFixture;
   MdsState built;
@@ -105,8 +129,9 @@ TEST(StateFixture, Format4ImageDecodesAndReencodesByteForByte) {
   ASSERT_TRUE(dir.ok());
   auto ls = decoded.Readdir(dir->ino);
   ASSERT_TRUE(ls.ok());
-  ASSERT_EQ(ls->size(), 1u);
+  ASSERT_EQ(ls->size(), 2u);
   EXPECT_EQ((*ls)[0].name, "file-one");
+  EXPECT_EQ((*ls)[1].name, "tiered");
   auto f1 = decoded.Lookup(kRootInode, "hard");
   ASSERT_TRUE(f1.ok());
   EXPECT_EQ(f1->nlink, 2u);
@@ -126,6 +151,16 @@ TEST(StateFixture, Format4ImageDecodesAndReencodesByteForByte) {
   EXPECT_EQ(wide->replicas.size(), 6u);  // CS 8 was dropped
   EXPECT_EQ(decoded.PathOf(f2->ino), "/sub2/a-file-with-a-rather-long-name");
   EXPECT_EQ(decoded.Counts().chunks, built.Counts().chunks);
+  auto tiered = decoded.Lookup(dir->ino, "tiered");
+  ASSERT_TRUE(tiered.ok());
+  auto pl = decoded.PlacementOf(tiered->ino);  // inherited from dir
+  ASSERT_TRUE(pl.ok());
+  EXPECT_EQ(pl->tier, 2u);
+  EXPECT_EQ(pl->domain, FailureDomain::kRack);
+  EXPECT_EQ(pl->norm, 3u);
+  size_t located = 0;
+  for (const auto& cs : decoded.AllCs()) located += cs.location == "room1.row2.rack3" ? 1 : 0;
+  EXPECT_EQ(located, 1u);
 }
 
 // ---- A random command trace: the same commands give the same results and state as the
@@ -274,7 +309,9 @@ std::string RandomTrace(uint32_t seed, size_t steps, MdsState* s) {
   return out.str();
 }
 
-const std::string kTraceFixture = std::string(VSTORAGE_SOURCE_DIR) + "/src/mds/testdata/state_trace_v4.txt";
+// Written by the std::map-based state in format 4 and rewritten for format 5: the two files
+// differed in the image hashes only (every other line is the map-based state's).
+const std::string kTraceFixture = std::string(VSTORAGE_SOURCE_DIR) + "/src/mds/testdata/state_trace_v5.txt";
 
 TEST(StateFixture, DISABLED_WriteTraceFixture) {
   MdsState s;

@@ -447,6 +447,12 @@ TEST(Commands, GoldenSetConfigMany) {
   EXPECT_EQ(b, std::string("\x01\0\0\0\x01\0\0\0a\x01\0\0\0" "1", 14));
 }
 
+TEST(Commands, GoldenSetCsLocation) {
+  EXPECT_EQ(static_cast<int>(CommandType::kSetCsLocation), 19);
+  std::string b = proto::EncodeToString(SetCsLocationCmd{CsId{1025}, "a.b.c"});
+  EXPECT_EQ(b, std::string("\x01\x04\0\0\0\0\0\0\x05\0\0\0" "a.b.c", 17));
+}
+
 TEST_F(StateTest, SnapshotImageRoundTrips) {
   AddCs("h1");
   auto d = Create(kRootInode, "d", proto::NodeType::kDir);
@@ -628,6 +634,40 @@ TEST_F(StateTest, SetCsHostMovesTheCs) {
   EXPECT_EQ(s.Cs(id)->host_id, "fresh");
   EXPECT_FALSE(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{id, ""})).ok());
   EXPECT_EQ(s.Apply(Cmd(CommandType::kSetCsHost, SetCsHostCmd{CsId{9999}, "x"})).status().code(), Code::kNotFound);
+}
+
+// Guide 3.5.4.2 and 3.5.5.2: tier and failure-domain are set like replicas and inherited.
+TEST_F(StateTest, TierAndFailureDomainAreSetCheckedAndInherited) {
+  auto x = s.GetXattrs(kRootInode);
+  EXPECT_EQ((*x)["tier"], "0");
+  EXPECT_EQ((*x)["failure-domain"], "host");
+  proto::Attr d = Create(kRootInode, "ct", proto::NodeType::kDir);
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, "tier", "1"})).ok());
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, "failure-domain", "disk"})).ok());
+  auto bad_tier = s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, "tier", "4"}));
+  EXPECT_EQ(bad_tier.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad_tier.status().message().find("use 0 to 3"), std::string::npos) << bad_tier.status().message();
+  auto bad_domain = s.Apply(Cmd(CommandType::kSetXattr, SetXattrCmd{d.ino, "failure-domain", "chassis"}));
+  EXPECT_EQ(bad_domain.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad_domain.status().message().find("disk, host, rack, row or room"), std::string::npos);
+  proto::Attr f = Create(d.ino, "disk.img");
+  auto pl = s.PlacementOf(f.ino);
+  ASSERT_TRUE(pl.ok());
+  EXPECT_EQ(pl->tier, 1u);
+  EXPECT_EQ(pl->domain, FailureDomain::kDisk);
+  EXPECT_EQ((*s.GetXattrs(f.ino))["failure-domain"], "disk");
+  EXPECT_EQ(s.PlacementOf(kRootInode)->tier, 0u);  // the parent's change did not go up
+}
+
+TEST_F(StateTest, SetCsLocationIsCheckedAndKept) {
+  CsId id = AddCs("h");
+  EXPECT_EQ(s.Cs(id)->location, "");
+  ASSERT_TRUE(s.Apply(Cmd(CommandType::kSetCsLocation, SetCsLocationCmd{id, "r1.w2.k3"})).ok());
+  EXPECT_EQ(s.Cs(id)->location, "r1.w2.k3");
+  EXPECT_EQ(s.Apply(Cmd(CommandType::kSetCsLocation, SetCsLocationCmd{id, "r1 w2"})).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(s.Apply(Cmd(CommandType::kSetCsLocation, SetCsLocationCmd{CsId{9999}, ""})).status().code(),
+            Code::kNotFound);
 }
 
 // ---------------- Journal ----------------
