@@ -715,6 +715,22 @@ TEST(Top, IKeyCyclesTheCsColumnSets) {
   EXPECT_EQ(cs_header().rfind("CSID  STATUS  SPACE  AVAIL  REPLICAS  UNIQUE  IOWAIT", 0), 0u);
 }
 
+// Host locations (beyond the guide): each location has a row, paths are room.row.rack.host.cs.
+TEST(Top, TopologyGroupsHostsByLocation) {
+  auto st = SampleStat();
+  for (auto& c : st.cs) c.host_id = "h" + c.id.str();
+  st.cs[0].location = "r1.w1.k1";
+  TopFrame f{&st, "", "", 2};
+  TopView v;
+  HandleTopKey('w', 22, &v);
+  auto l = RenderTopLines(f, &v, 80, 24);
+  EXPECT_TRUE(AnyLineHas(l, "Services topology (room.row.rack.host_ID.cs_ID) and space per location:"));
+  std::string id0 = st.cs[0].id.str();
+  EXPECT_EQ(LineWith(l, "r1.w1.k1 ").rfind("r1.w1.k1", 0), 0u) << LineWith(l, "r1.w1.k1 ");
+  EXPECT_TRUE(AnyLineHas(l, "    r1.w1.k1.h" + id0 + "." + id0 + " "));
+  EXPECT_TRUE(AnyLineHas(l, "default.default.default "));  // the others
+}
+
 TEST(Top, TopologyDisksHelpAndOtherKeys) {
   auto st = SampleStat();
   st.cs[0].host_id = "h0";

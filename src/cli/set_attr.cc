@@ -25,7 +25,7 @@ namespace vstorage::cli {
 
 namespace {
 
-const char* kKnownAttrs[] = {"replicas", "chunk-size"};
+const char* kKnownAttrs[] = {"replicas", "chunk-size", "tier", "failure-domain"};
 
 bool IsKnownAttr(const std::string& a) {
   for (const char* k : kKnownAttrs)
@@ -152,21 +152,44 @@ std::string MountedCluster(const std::string& path) {
   return best;
 }
 
-// Issue 9.8: a replica count the hosts cannot hold is accepted (hosts may be added later)
-// but said at once, not first as failing writes. Best effort: silent if the MDS cannot be asked.
-void WarnIfTooFewHosts(Context& ctx, const std::string& path, const std::string& replicas) {
-  auto nm = mds::ParseReplicas(replicas);
+// The value of vstorage.NAME on path, or "" when it cannot be read.
+std::string GetVsAttr(const std::string& path, const std::string& name) {
+  char buf[64];
+  ssize_t n = ::getxattr(path.c_str(), ("vstorage." + name).c_str(), buf, sizeof(buf));
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// Issue 9.8: a replica count the hosts of the path's tier cannot hold is accepted (hosts
+// may be added later) but said at once, not first as failing writes; so is a tier without
+// chunk servers (3.5.5.2: its data goes to other tiers). Best effort: silent if the MDS
+// cannot be asked.
+void WarnIfCannotPlace(Context& ctx, const std::string& path, const std::string& attr, const std::string& value) {
   std::string cluster = ctx.cluster.empty() ? MountedCluster(path) : ctx.cluster;
-  if (!nm.ok() || cluster.empty()) return;
+  if (cluster.empty()) return;
+  uint32_t tier = 0;
+  if (auto t = mds::ParseTierValue(GetVsAttr(path, "tier")); t.ok()) tier = *t;
   auto session = MdsSession::Open(cluster);
   if (!session.ok()) return;
   proto::ClusterStatReply st;
   if (!session.value()->Call(proto::MsgType::kClusterStat, proto::Empty{}, &st).ok()) return;
   std::set<std::string> hosts;
+  size_t in_tier = 0;
   for (const auto& cs : st.cs)
-    if (cs.status != "dropped" && cs.tier == 0) hosts.insert(cs.host_id);  // new chunks go to tier 0
+    if (cs.status != "dropped" && cs.tier == tier) {
+      hosts.insert(cs.host_id);
+      ++in_tier;
+    }
+  if (attr == "tier" && in_tier == 0) {
+    ctx.err << "Warning: tier=" << value << " set on " << path << ", but no chunk server is in tier " << tier
+            << ": its new data goes to the other tiers until one is (make-cs -t " << tier
+            << "), then moves there\n";
+    return;
+  }
+  if (attr != "replicas") return;
+  auto nm = mds::ParseReplicas(value);
+  if (!nm.ok() || in_tier == 0) return;
   std::string w = mds::ReplicasHostsWarning(nm->first, nm->second, hosts.size());
-  if (!w.empty()) ctx.err << "Warning: replicas=" << replicas << " set on " << path << ", but " << w << "\n";
+  if (!w.empty()) ctx.err << "Warning: replicas=" << value << " set on " << path << ", but " << w << "\n";
 }
 
 int Run(Context& ctx, const ParsedArgs& pa) {
@@ -182,9 +205,15 @@ int Run(Context& ctx, const ParsedArgs& pa) {
     if (!IsKnownAttr(a.name))
       return UsageFail(ctx.err, SetAttrCommand(),
                        "unknown attribute '" + a.name +
-                           "'; known attributes: replicas, chunk-size");
+                           "'; known attributes: replicas, chunk-size, tier, failure-domain");
     if (a.name == "replicas") {
       if (!ValidReplicas(a.value))
+        return UsageFail(ctx.err, SetAttrCommand(), InvalidAttrValueMessage(a.name, a.given));
+    } else if (a.name == "tier") {
+      if (!mds::ParseTierValue(a.value).ok())
+        return UsageFail(ctx.err, SetAttrCommand(), InvalidAttrValueMessage(a.name, a.given));
+    } else if (a.name == "failure-domain") {
+      if (!mds::ParseFailureDomain(a.value))
         return UsageFail(ctx.err, SetAttrCommand(), InvalidAttrValueMessage(a.name, a.given));
     } else {
       auto bytes = ParseChunkSize(a.value);
@@ -203,8 +232,7 @@ int Run(Context& ctx, const ParsedArgs& pa) {
     if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) st = SetTree(path, attrs, &busy);
   }
   if (!st.ok()) return Fail(ctx, st);
-  for (const auto& a : attrs)
-    if (a.name == "replicas") WarnIfTooFewHosts(ctx, path, a.value);
+  for (const auto& a : attrs) WarnIfCannotPlace(ctx, path, a.name, a.value);
   if (busy.count) {
     ctx.err << "vstorage: " << busy.count << " path(s) kept their chunk-size, because "
             << proto::kChunkSizeOfFileWithDataReason << "; everything else was set. Not changed:\n";
@@ -258,6 +286,11 @@ std::string InvalidAttrValueMessage(const std::string& attr, const std::string& 
   if (attr == "chunk-size")
     return "invalid value '" + value + "' for attribute 'chunk-size': expected a power of two "
            "between 1M and 1G (bytes, or with a K/M/G suffix)";
+  if (attr == "tier")
+    return "invalid value '" + value + "' for attribute 'tier': expected 0, 1, 2 or 3 (guide 3.5.5)";
+  if (attr == "failure-domain")
+    return "invalid value '" + value + "' for attribute 'failure-domain': expected disk, host, rack, row or "
+           "room (guide 3.5.4.2; rack, row and room come from each host's location file)";
   return "invalid value '" + value + "' for attribute '" + attr + "'";
 }
 
@@ -265,7 +298,9 @@ CommandDef SetAttrCommand() {
   CommandDef c;
   c.name = "set-attr";
   c.synopsis = "[-R] PATH ATTR=VALUE...";
-  c.description = "set replicas=N[:M] or chunk-size=SIZE on a path of a mounted cluster";
+  c.description =
+      "set replicas=N[:M], chunk-size=SIZE, tier=0..3 or failure-domain=disk|host|rack|row|room on a path of "
+      "a mounted cluster";
   c.options = {{'R', "recursive", false, "", "also set it on everything below PATH"}};
   c.needs_cluster = false;
   c.min_positional = 2;

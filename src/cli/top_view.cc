@@ -23,26 +23,48 @@ std::string HostOf(const std::string& addr) {
 }
 
 void TopologyBody(const proto::ClusterStatReply& st, std::ostream& os) {
-  os << "Services topology (host_ID.cs_ID) and space per location:\n\n";
-  struct Host {
+  // With host locations set (room.row.rack, beyond the guide), paths grow to
+  // room.row.rack.host_ID.cs_ID and each location gets a row of its own.
+  bool located = false;
+  for (const auto& c : st.cs) located = located || (!c.location.empty() && c.status != "dropped");
+  os << (located ? "Services topology (room.row.rack.host_ID.cs_ID) and space per location:\n\n"
+                 : "Services topology (host_ID.cs_ID) and space per location:\n\n");
+  struct Node {
     uint64_t total = 0, free = 0;
+    size_t n_cs = 0;
+  };
+  struct Host : Node {
     std::vector<const proto::CsInfo*> cs;
   };
-  std::map<std::string, Host> hosts;
+  std::map<std::string, Node> locations;
+  std::map<std::pair<std::string, std::string>, Host> hosts;  // (location, host) -> its CS
   for (const auto& c : st.cs) {
     if (c.status == "dropped") continue;
-    Host& h = hosts[c.host_id.empty() ? "-" : c.host_id];
-    h.total += c.total_bytes;
-    h.free += c.free_bytes;
+    std::string loc = located ? (c.location.empty() ? "default.default.default" : c.location) : "";
+    Host& h = hosts[{loc, c.host_id.empty() ? "-" : c.host_id}];
+    for (Node* n : {static_cast<Node*>(&h), &locations[loc]}) {
+      n->total += c.total_bytes;
+      n->free += c.free_bytes;
+      ++n->n_cs;
+    }
     h.cs.push_back(&c);
   }
   Table t({{"LOCATION", false}, {"STATUS", false}, {"TIER", true}, {"SPACE", true},
            {"AVAIL", true}, {"HOST", false}});
-  for (const auto& [id, h] : hosts) {
-    t.AddRow({id, std::to_string(h.cs.size()) + " CS", "", FormatSize(h.total),
+  std::string last_loc = "\n";
+  for (const auto& [key, h] : hosts) {
+    const auto& [loc, id] = key;
+    std::string indent = located ? "  " : "";
+    if (located && loc != last_loc) {
+      const Node& n = locations[loc];
+      t.AddRow({loc, std::to_string(n.n_cs) + " CS", "", FormatSize(n.total), FormatSize(n.free), ""});
+      last_loc = loc;
+    }
+    std::string path = located ? loc + "." + id : id;
+    t.AddRow({indent + path, std::to_string(h.cs.size()) + " CS", "", FormatSize(h.total),
               FormatSize(h.free), ""});
     for (const auto* c : h.cs)
-      t.AddRow({"  " + id + "." + c->id.str(), c->status, std::to_string(c->tier),
+      t.AddRow({indent + "  " + path + "." + c->id.str(), c->status, std::to_string(c->tier),
                 FormatSize(c->total_bytes), FormatSize(c->free_bytes), HostOf(c->addr)});
   }
   t.Render(os);

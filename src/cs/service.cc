@@ -67,6 +67,13 @@ Result<std::unique_ptr<CsService>> CsService::Start(const std::string& repo) {
       if (Status st = SaveCsConfig(s->conf_); !st.ok()) LOG_WARN("saving cs.conf: %s", st.ToString().c_str());
     }
   }
+  // The host's location (room.row.rack, beyond the guide) is read at every start, like the
+  // host_id: the MDS checks it and places replicas by it.
+  if (auto loc = ReadFile(ConfRoot() + "/location"); loc.ok()) {
+    std::string v = loc.value();
+    while (!v.empty() && isspace(static_cast<unsigned char>(v.back()))) v.pop_back();
+    s->location_ = v;
+  }
   // The repository keeps its own copy of the key so the daemon does not depend on the
   // environment it was started from; the host's key is the fallback.
   auto key_text = ReadFile(repo + "/cluster.key");
@@ -502,6 +509,7 @@ Status CsService::RegisterWithMds(rpc::Conn& c) {
   proto::CsRegisterReq r;
   r.cs = conf_.id;
   r.host_id = conf_.host_id;
+  r.location = location_;
   r.tier = conf_.tier;
   r.addr = conf_.addr;
   ASSIGN_OR_RETURN(auto space, store_->GetSpace());

@@ -76,6 +76,7 @@ class CsService {
   Result<std::unique_ptr<rpc::Conn>> DialMds();
 
   CsConfig conf_;
+  std::string location_;  // $CONF/location at start ("" when absent)
   std::string key_;
   int lock_fd_ = -1;
   std::unique_ptr<ChunkStore> store_;

@@ -248,6 +248,7 @@ std::vector<CsCandidate> MdsService::Candidates() const {
     c.id = cs.id;
     c.host_id = cs.host_id;
     c.tier = cs.tier;
+    c.location = cs.location;
     // A CS being removed (rm-cs) gets no new replicas.
     // Nor does one whose disk hangs (flag T).
     // Nor one a client found failed and that has not reported since.
@@ -257,6 +258,22 @@ std::vector<CsCandidate> MdsService::Candidates() const {
     cands.push_back(c);
   }
   return cands;
+}
+
+PlacementRequest MdsService::RequestFor(const FilePlacement& fp) const {
+  PlacementRequest pr;
+  pr.norm = fp.norm;
+  pr.min = fp.min;
+  pr.tier = fp.tier;
+  pr.domain = fp.domain;
+  pr.strict_tier = state_.ConfigValue("mds.alloc.strict_tier") != 0;
+  pr.strict_domain = state_.ConfigValue("mds.alloc.strict_failure_domain") != 0;
+  return pr;
+}
+
+uint32_t MdsService::DomainId(FailureDomain d, const std::string& key) const {
+  auto& ids = domain_ids_[static_cast<size_t>(d)];
+  return ids.emplace(key, static_cast<uint32_t>(ids.size() + 1)).first->second;
 }
 
 Result<proto::GetChunkReply> MdsService::GetChunk(Lock& l, const proto::GetChunkReq& r, const std::string& peer) {
@@ -288,14 +305,13 @@ Result<proto::GetChunkReply> MdsService::GetChunk(Lock& l, const proto::GetChunk
     return rep;
   }
   if (!r.allocate) return rep;
-  ASSIGN_OR_RETURN(auto rmin, state_.ReplicasOf(r.ino));
+  ASSIGN_OR_RETURN(FilePlacement fp, state_.PlacementOf(r.ino));
   std::vector<CsCandidate> cands = Candidates();
-  PlacementRequest pr;
-  pr.norm = rmin.first;
-  pr.min = rmin.second;
+  PlacementRequest pr = RequestFor(fp);
   pr.need_bytes = std::min<uint64_t>(attr.chunk_size, 64ull << 20);
   pr.rotation = placement_rotation_++;
-  auto placed = PlaceReplicas(cands, pr);
+  PlacementOutcome how;
+  auto placed = PlaceReplicas(cands, pr, &how);
   if (!placed.ok() && env_.clock->NowMs() - start_ms_ < kCsInactiveAfterMs) {
     // Right after a (re)start the chunk servers have not all registered again yet: that is
     // not a full cluster. The client retries.
@@ -327,6 +343,23 @@ Result<proto::GetChunkReply> MdsService::GetChunk(Lock& l, const proto::GetChunk
       if (alloc_event_ms_.size() > 10000) alloc_event_ms_.clear();
     }
     if (!placed.ok()) return placed.status();
+  } else if (how.tier != pr.tier || how.domain != pr.domain) {
+    // Placed, but not as the file asks (guide 3.5.5.2: a full tier; an advisory domain):
+    // recovery moves the data where it belongs once there is room (PlanMove).
+    int64_t now = env_.clock->NowMs();
+    int64_t& last = alloc_event_ms_[r.ino];
+    if (now - last >= 10000) {
+      last = now;
+      std::string where = "'" + state_.PathOf(r.ino) + "'";
+      if (how.tier != pr.tier)
+        AddEvent("WRN", "Tier " + std::to_string(pr.tier) + " cannot take new data of " + where + " now, tier " +
+                            std::to_string(how.tier) + " holds it until there is room; set mds.alloc.strict_tier=1 "
+                            "to refuse instead");
+      if (how.domain != pr.domain)
+        AddEvent("WRN", "Failed to allocate " + std::to_string(pr.norm) + " replicas for " + where + " in distinct " +
+                            FailureDomainName(pr.domain) + "s: they are kept apart by " +
+                            FailureDomainName(how.domain) + " only (mds.alloc.strict_failure_domain=0)");
+    }
   }
   AllocChunkCmd cmd;
   cmd.ino = r.ino;
@@ -473,6 +506,18 @@ Result<proto::CsRegisterReply> MdsService::RegisterCs(Lock& l, const proto::CsRe
     AddEvent("INF", "CS#" + r.cs.str() + " moved from host " + cs->host_id + " to host " + r.host_id +
                         " (its host_id changed)");
   }
+  if (r.location != cs->location) {
+    // Its host's location file changed (or appeared): rack/row/room domains follow.
+    if (!ValidLocation(r.location)) {
+      AddEvent("WRN", "CS#" + r.cs.str() + " reports location '" + r.location +
+                          "' from its host's location file: not ROOM.ROW.RACK (parts of letters, digits, _ "
+                          "or -), so its location stays '" + cs->location + "'; fix the file and restart the CS");
+    } else {
+      ASSIGN_OR_RETURN(ApplyResult res, Commit(l, CommandType::kSetCsLocation, SetCsLocationCmd{r.cs, r.location}));
+      (void)res;
+      AddEvent("INF", "CS#" + r.cs.str() + " is at location " + (r.location.empty() ? "default" : r.location));
+    }
+  }
   cs_pool_->Forget(r.addr);
   proto::CsRegisterReply rep;
   std::vector<FreedChunk> freed;
@@ -558,6 +603,11 @@ ReplicaView MdsService::ReplicaViewOf(CsId cs, const ReplicaViews* all) const {
   if (rec.ok()) {
     v.releasing = rec->releasing;
     v.dropped = rec->dropped;
+    v.tier = rec->tier;
+    for (uint8_t d = 0; d <= kMaxFailureDomain; ++d) {
+      auto fd = static_cast<FailureDomain>(d);
+      v.domains[d] = DomainId(fd, DomainKey(fd, cs, rec->host_id, rec->location));
+    }
   }
   return v;
 }
@@ -568,12 +618,14 @@ MdsService::ReplicaViews MdsService::AllReplicaViews() const {
   return all;
 }
 
-RecoveryChunkView MdsService::RecoveryViewOf(const ChunkInfo& c, uint32_t norm, uint32_t min,
-                                             uint64_t chunk_size_bytes, const ReplicaViews* all) const {
+RecoveryChunkView MdsService::RecoveryViewOf(const ChunkInfo& c, const FilePlacement& fp, uint64_t chunk_size_bytes,
+                                             const ReplicaViews* all) const {
   RecoveryChunkView v;
   v.id = c.id;
-  v.norm = norm;
-  v.min = min;
+  v.norm = fp.norm;
+  v.min = fp.min;
+  v.tier = fp.tier;
+  v.domain = fp.domain;
   v.chunk_size_bytes = chunk_size_bytes;
   v.replicating = replicating_.count(c.id) > 0;
   v.no_intact = no_intact_.count(c.id) > 0;
@@ -692,6 +744,7 @@ proto::ClusterStatReply MdsService::ClusterStat(Lock& l) {
     if (cs.releasing && ci.status == "active") ci.status = "releasing";
     ci.addr = cs.addr;
     ci.host_id = cs.host_id;
+    ci.location = cs.location;
     ci.tier = cs.tier;
     ci.total_bytes = soft.total_bytes;
     ci.free_bytes = soft.free_bytes;
@@ -891,6 +944,7 @@ std::string MdsService::RecoverySignatureLocked() const {
 
 void MdsService::RecoveryPass() {
   RecoveryPlan plan;
+  std::vector<ChunkId> moves;  // chunks with a misplaced replica (PlanMove), at most kMaxMovesPerPass
   {
     Lock l(mu_);
     if (!ReplicationAllowed(ClusterStatusLocked(env_.clock->NowMs()))) return;  // 5.6.1: replication stops
@@ -923,9 +977,11 @@ void MdsService::RecoveryPass() {
     // sees what this one missed.
     for (uint64_t from = 1; from;) {
       from = state_.ForEachChunkFrom(from, kStatRecordsPerSlice, [&](const ChunkInfo& c) {
-        auto rm = state_.ReplicasOf(c.ino);
-        if (!rm.ok()) return;
-        if (auto t = RecoveryTodoOf(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) in.todo.push_back(*t);
+        auto fp = state_.PlacementOf(c.ino);
+        if (!fp.ok()) return;
+        RecoveryChunkView v = RecoveryViewOf(c, *fp, 0, &all);
+        if (auto t = RecoveryTodoOf(v)) in.todo.push_back(*t);
+        else if (moves.size() < kMaxMovesPerPass && PlanMove(v, 0)) moves.push_back(c.id);
       });
       if (from) {
         l.unlock();
@@ -978,7 +1034,20 @@ void MdsService::RecoveryPass() {
     if (fin.completed) AddEvent(fin.completed->sev, fin.completed->message);
     replication_running_ = fin.running;
   }
-  // Lowest priority: overcommitted chunks lose their extra replicas (PlanTrim).
+  // Then, when nothing needs a copy, misplaced replicas move where their file wants them
+  // (guide 3.5.5.2: back to their tier once it has room), one chunk at a time.
+  size_t moved = 0;
+  if (plan.queued == 0)
+    for (ChunkId id : moves) {
+      if (stop_) return;
+      bool copied = false;
+      Status st = RecoverChunk(id, &copied, true);
+      if (!st.ok()) LOG_WARN("move of chunk %s: %s", id.str().c_str(), st.ToString().c_str());
+      moved += copied ? 1 : 0;
+    }
+  if (moved) LOG_INFO("placement pass: %zu of %zu misplaced chunk(s) moved", moved, moves.size());
+  // Lowest priority: overcommitted chunks lose their extra replicas (PlanTrim), a moved
+  // chunk its misplaced one.
   std::vector<FreedChunk> extra;
   {
     Lock l(mu_);
@@ -986,16 +1055,18 @@ void MdsService::RecoveryPass() {
     ReplicaViews all = AllReplicaViews();
     state_.ForEachChunk([&](const ChunkInfo& c) {
       if (trim.size() >= kMaxTrimsPerPass) return;
-      auto rm = state_.ReplicasOf(c.ino);
-      if (!rm.ok()) return;
-      if (auto d = PlanTrim(RecoveryViewOf(c, rm->first, rm->second, 0, &all))) trim.push_back({c, std::move(*d)});
+      auto fp = state_.PlacementOf(c.ino);
+      if (!fp.ok()) return;
+      if (auto d = PlanTrim(RecoveryViewOf(c, *fp, 0, &all))) trim.push_back({c, std::move(*d)});
     });
     for (auto& [c, d] : trim) {
       if (replicating_.count(c.id)) continue;  // began meanwhile
       if (UpdateChunkFrom(l, c, c.version, d.keep).ok()) extra.push_back(FreedChunk{c.id, d.drop, c.version});
     }
     // Idle: nothing was to be copied or trimmed, so the next pass may skip its scan.
-    recovery_idle_ = plan.order.empty() && plan.queued == 0 && trim.empty() && !replication_running_;
+    // Misplaced chunks with nowhere to go do not keep the scan busy: a CS or command change,
+    // or the periodic full scan, looks again.
+    recovery_idle_ = plan.order.empty() && plan.queued == 0 && trim.empty() && !replication_running_ && moved == 0;
   }
   if (!extra.empty()) QueueDeletes(extra);
 }
@@ -1023,7 +1094,7 @@ void MdsService::FinishReleases() {
   }
 }
 
-Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
+Status MdsService::RecoverChunk(ChunkId id, bool* copied, bool move) {
   ChunkInfo c;
   std::vector<proto::ReplicaLoc> live_locs;
   CsId target;
@@ -1034,15 +1105,22 @@ Status MdsService::RecoverChunk(ChunkId id, bool* copied) {
     auto ci = state_.ChunkById(id);
     if (!ci) return Status::Ok();  // deleted meanwhile
     c = *ci;
-    auto rm = state_.ReplicasOf(c.ino);
+    auto fp = state_.PlacementOf(c.ino);
     auto attr = state_.GetAttr(c.ino);
-    if (!rm.ok() || !attr.ok()) return Status::Ok();
+    if (!fp.ok() || !attr.ok()) return Status::Ok();
     chunk_size = attr->chunk_size;
-    auto plan = PlanCopy(RecoveryViewOf(c, rm->first, rm->second, chunk_size), placement_rotation_);
+    RecoveryChunkView view = RecoveryViewOf(c, *fp, chunk_size);
+    auto plan = move ? PlanMove(view, placement_rotation_) : PlanCopy(view, placement_rotation_);
     if (!plan) return Status::Ok();  // being copied, nothing live to copy from, or not needed
     ++placement_rotation_;
+    if (!move) {
+      PlacementRequest rules = RequestFor(*fp);
+      plan->placement.strict_tier = rules.strict_tier;
+      plan->placement.strict_domain = rules.strict_domain;
+    }
     for (CsId cs : plan->sources) live_locs.push_back({cs, CsAddr(cs)});
     auto placed = PlaceReplicas(Candidates(), plan->placement);
+    if (move && !placed.ok()) return Status::Ok();  // no room where it belongs yet
     for (CsId cs : plan->leaving) {
       if (placed.ok()) {
         release_stuck_.erase(cs);
@@ -1324,10 +1402,11 @@ Status MdsService::RmCs(Lock& l, const proto::RmCsReq& r, const std::string& pee
   Status stuck;
   state_.ForEachChunk([&](const ChunkInfo& c) {
     if (!stuck.ok() || std::find(c.replicas.begin(), c.replicas.end(), r.cs) == c.replicas.end()) return;
-    auto rm = state_.ReplicasOf(c.ino);
+    auto fp = state_.PlacementOf(c.ino);
     auto attr = state_.GetAttr(c.ino);
-    if (!rm.ok() || !attr.ok()) return;
-    PlacementRequest pr;
+    if (!fp.ok() || !attr.ok()) return;
+    PlacementRequest pr = RequestFor(*fp);
+    pr.norm = pr.min = 1;  // one copy of this replica
     pr.need_bytes = std::min<uint64_t>(attr->chunk_size, 64ull << 20);
     pr.exclude = c.replicas;
     size_t staying = 0;
@@ -1337,7 +1416,7 @@ Status MdsService::RmCs(Lock& l, const proto::RmCsReq& r, const std::string& pee
       if (leaving) pr.leaving.push_back(x);
       else ++staying;
     }
-    if (staying >= rm->first) return;  // overcommitted: nothing to copy
+    if (staying >= fp->norm) return;  // overcommitted: nothing to copy
     auto placed = PlaceReplicas(cands, pr);
     if (!placed.ok())
       stuck = placed.status().Annotate("cannot remove CS#" + r.cs.str() + ": its replica of chunk " + c.id.str() +
@@ -1931,7 +2010,7 @@ void MdsService::Handle(rpc::ServerConn& c, rpc::Frame& req) {
       }
       case MsgType::kCsRegister: {
         proto::CsRegisterReq r;
-        if (Status st = Decode(req, &r); !st.ok()) return reply_status(st);
+        if (Status st = DecodeCompat(req, &r); !st.ok()) return reply_status(st);
         auto rep = RegisterCs(l, r);
         if (!rep.ok()) return reply_status(rep.status());
         rep->encryption = Encryption();

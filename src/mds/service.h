@@ -57,7 +57,7 @@ constexpr bool MayNeedRecovery(CommandType t) {
     case CommandType::kDropCs: case CommandType::kSetXattr: case CommandType::kSetCsReleasing:
     case CommandType::kCreateCs: case CommandType::kUpdateCs: case CommandType::kSetCsHost:
     case CommandType::kSetConfig: case CommandType::kSetConfigMany: case CommandType::kRename:
-    case CommandType::kLink:
+    case CommandType::kLink: case CommandType::kSetCsLocation:
       return true;
     default:
       return false;
@@ -182,8 +182,13 @@ class MdsService {
   using ReplicaViews = std::map<CsId, ReplicaView>;
   ReplicaView ReplicaViewOf(CsId cs, const ReplicaViews* all = nullptr) const;
   ReplicaViews AllReplicaViews() const;
-  RecoveryChunkView RecoveryViewOf(const ChunkInfo& c, uint32_t norm, uint32_t min, uint64_t chunk_size_bytes,
+  RecoveryChunkView RecoveryViewOf(const ChunkInfo& c, const FilePlacement& fp, uint64_t chunk_size_bytes,
                                    const ReplicaViews* all = nullptr) const;
+  // A placement request for a file's chunks: its replicas, tier and failure domain, strict
+  // or not as mds.alloc.strict_tier and mds.alloc.strict_failure_domain say. Under mu_.
+  PlacementRequest RequestFor(const FilePlacement& fp) const;
+  // The small id of a failure domain key at one level (ReplicaView::domains), from 1. Under mu_.
+  uint32_t DomainId(FailureDomain d, const std::string& key) const;
   bool CsActive(CsId id) const;
   // Active and not being removed: its replicas count toward a chunk's normal number.
   bool CsCounts(CsId id) const;
@@ -227,7 +232,9 @@ class MdsService {
   void RecoveryPass();
   // Carries out one PlanCopy: bumps the version, has the target copy from the first source
   // that reads clean, commits what ResolveCopy makes of the outcome. *copied: a replica was added.
-  Status RecoverChunk(ChunkId id, bool* copied);
+  // move: carries out a PlanMove instead (a misplaced replica copied to where it belongs;
+  // nothing when there is no room there).
+  Status RecoverChunk(ChunkId id, bool* copied, bool move = false);
   // What the recovery scan depends on besides the commands counted in replica_cmds_: each
   // CS's status and flags. Under mu_.
   std::string RecoverySignatureLocked() const;
@@ -275,6 +282,7 @@ class MdsService {
   std::thread snapshot_;
   std::unique_ptr<MetricsServer> metrics_;
   std::atomic<bool> snapshot_running_{false};
+  mutable std::map<std::string, uint32_t> domain_ids_[kMaxFailureDomain + 1];  // DomainId, under mu_
   std::atomic<uint64_t> replica_cmds_{0};  // applied commands for which MayNeedRecovery
   // The recovery thread's: what the last scan saw, and whether it found nothing to do.
   std::string recovery_sig_;

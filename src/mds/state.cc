@@ -37,6 +37,11 @@ constexpr ConfigParam kParams[] = {
     {"mds.recovery.parallel", 4, 1, 64},          // chunk copies at once
     {"mds.recovery.max_rate_mb", 200, 0, 100000},  // MB/s per copy, 0 = unlimited
     {"mds.wd.io_tout", 10000, 1000, 3600000},      // ms a client I/O may hang before flag T
+    // Guide 3.5.4.3: the failure domain is a rule (1, default) or advice (0: when too few
+    // domains are available, replicas are kept apart by a smaller one, never one disk).
+    {"mds.alloc.strict_failure_domain", 1, 0, 1},
+    // Beyond the guide: 1 keeps data on its tier (ENOSPC when full) instead of 3.5.5.2's fallback.
+    {"mds.alloc.strict_tier", 0, 0, 1},
     // Guide 3.5.7: punch hole (TRIM from VM guests) gives space back; 0 = EOPNOTSUPP. On by
     // default here: every chunk server of this project supports it.
     {"gen.do_punch_hole", 1, 0, 1},

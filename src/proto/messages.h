@@ -426,8 +426,9 @@ struct CsInfo {
   uint32_t qdepth_x10 = 0;
   uint32_t iowait_pct = 0, lat_avg_ms = 0, lat_max_ms = 0;  // last 20 s, as the CS measured them
   std::string flags;
+  std::string location;  // its host's "ROOM.ROW.RACK", "" when not set
   VS_FIELDS(id, status, addr, host_id, tier, total_bytes, free_bytes, replicas, unique,
-            qdepth_x10, iowait_pct, lat_avg_ms, lat_max_ms, flags)
+            qdepth_x10, iowait_pct, lat_avg_ms, lat_max_ms, flags, location)
 };
 struct ClientInfo {
   ClientId id;
@@ -510,7 +511,9 @@ struct CsRegisterReq {
   // Replicas that may lack writes that were acknowledged but not synced, or hold torn
   // ones: they were being written when the CS last stopped uncleanly (cs/intent_log.h).
   std::vector<ChunkId> suspect;
-  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks, checksums, lost, suspect)
+  // The host's location file, "ROOM.ROW.RACK" or "" (rack/row/room failure domains).
+  std::string location;
+  VS_FIELDS(cs, host_id, tier, addr, total_bytes, free_bytes, chunks, checksums, lost, suspect, location)
 };
 struct CsSetVersionReq {
   ChunkId chunk;
