@@ -86,7 +86,7 @@ CommandDef GetAttrCommand() {
   CommandDef c;
   c.name = "get-attr";
   c.synopsis = "PATH";
-  c.description = "show the vstorage attributes (replicas, chunk-size) of a mounted path";
+  c.description = "show the vstorage attributes (replicas, chunk-size, tier, failure-domain) of a mounted path";
   c.needs_cluster = false;
   c.min_positional = 1;
   c.max_positional = 1;

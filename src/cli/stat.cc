@@ -355,6 +355,7 @@ nlohmann::json StatToJson(const proto::ClusterStatReply& st) {
                   {"host", s.addr},
                   {"host_id", s.host_id},
                   {"tier", s.tier},
+                  {"location", s.location},
                   {"flags", s.flags}});
   j["cs"] = std::move(cs);
   j["clients"] = std::move(clients);
