@@ -129,6 +129,67 @@ Status SetTree(const std::string& root, const std::vector<AttrSetting>& attrs, N
   return Status::Ok();
 }
 
+// ---- -p: PATH inside the cluster, set through the MDS (guide 3.5.4.2: no mount needed) ----
+
+// The MDS's answer for one path and attribute, in the words SetOne uses.
+Status SetOneInCluster(MdsSession& s, InodeId ino, const std::string& path, const std::vector<AttrSetting>& attrs,
+                       NotChanged* busy) {
+  for (const auto& a : attrs) {
+    proto::Empty e;
+    Status st = s.Call(proto::MsgType::kSetXattr, proto::SetXattrReq{ino, a.name, a.value, 0, false, ClientId{}}, &e);
+    if (st.ok()) continue;
+    if (st.code() == Code::kBusy && a.name == "chunk-size" && busy) {
+      busy->Add(path, a.name);
+      continue;
+    }
+    return st.Annotate("cannot set " + a.name + " on " + path + " in cluster " + s.cluster());
+  }
+  return Status::Ok();
+}
+
+Result<InodeId> ResolveInCluster(MdsSession& s, const std::string& path) {
+  InodeId ino = kRootInode;
+  std::string done;
+  std::istringstream parts(path);
+  for (std::string name; std::getline(parts, name, '/');) {
+    if (name.empty() || name == ".") continue;
+    proto::AttrReply r;
+    Status st = s.Call(proto::MsgType::kLookup, proto::LookupReq{ino, name}, &r);
+    done += "/" + name;
+    if (st.code() == Code::kNotFound)
+      return Err(Code::kNotFound, done + " does not exist in cluster " + s.cluster() +
+                                      " (with -p, PATH is a path from the cluster's root)");
+    RETURN_IF_ERROR(st);
+    ino = r.attr.ino;
+  }
+  return ino;
+}
+
+// Pre-order walk of the directories and regular files below dir, as SetTree does on a mount.
+Status SetTreeInCluster(MdsSession& s, InodeId dir, const std::string& path, const std::vector<AttrSetting>& attrs,
+                        NotChanged* busy) {
+  std::vector<std::pair<InodeId, std::string>> stack{{dir, path}};
+  while (!stack.empty()) {
+    auto [ino, at] = std::move(stack.back());
+    stack.pop_back();
+    proto::ReaddirReply r;
+    Status st = s.Call(proto::MsgType::kReaddir, proto::InodeReq{ino}, &r);
+    if (st.code() == Code::kNotFound) continue;  // gone meanwhile
+    RETURN_IF_ERROR(st);
+    std::vector<std::pair<InodeId, std::string>> subdirs;
+    for (const auto& e : r.entries) {
+      if (e.type != proto::NodeType::kDir && e.type != proto::NodeType::kFile) continue;
+      std::string p = (at == "/" ? "/" : at + "/") + e.name;
+      Status one = SetOneInCluster(s, e.ino, p, attrs, busy);
+      if (one.code() == Code::kNotFound) continue;
+      RETURN_IF_ERROR(one);
+      if (e.type == proto::NodeType::kDir) subdirs.push_back({e.ino, p});
+    }
+    for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it) stack.push_back(std::move(*it));
+  }
+  return Status::Ok();
+}
+
 // The cluster mounted where path lies ("vstorage://NAME" in /proc/self/mountinfo), or "".
 std::string MountedCluster(const std::string& path) {
   char real[PATH_MAX];
@@ -193,10 +254,22 @@ void WarnIfCannotPlace(Context& ctx, const std::string& path, const std::string&
 }
 
 int Run(Context& ctx, const ParsedArgs& pa) {
-  const std::string& path = pa.positional[0];
+  bool in_cluster = pa.Has("path");
+  std::vector<std::string> args = pa.positional;
+  // The guide's own line (3.5.4.2) joins the path and the attribute: "-p /failure-domain=host".
+  if (in_cluster && args.size() == 1 && args[0].find('=') != std::string::npos) {
+    size_t eq = args[0].find('='), slash = args[0].rfind('/', eq);
+    if (slash != std::string::npos)
+      args = {slash == 0 ? "/" : args[0].substr(0, slash), args[0].substr(slash + 1)};
+  }
+  if (args.size() < 2)
+    return UsageFail(ctx.err, SetAttrCommand(), "expected PATH and at least one ATTR=VALUE (e.g. replicas=3)");
+  if (in_cluster && ctx.cluster.empty())
+    return UsageFail(ctx.err, SetAttrCommand(), "-p needs the cluster: vstorage -c NAME set-attr -p PATH ATTR=VALUE");
+  const std::string& path = args[0];
   std::vector<AttrSetting> attrs;
-  for (size_t i = 1; i < pa.positional.size(); ++i) {
-    const std::string& arg = pa.positional[i];
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
     auto eq = arg.find('=');
     if (eq == std::string::npos || eq == 0)
       return UsageFail(ctx.err, SetAttrCommand(),
@@ -226,13 +299,25 @@ int Run(Context& ctx, const ParsedArgs& pa) {
 
   bool recursive = pa.Has("recursive");
   NotChanged busy;
-  Status st = SetOne(path, attrs, recursive ? &busy : nullptr);
-  if (st.ok() && recursive) {
-    struct stat sb;
-    if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) st = SetTree(path, attrs, &busy);
+  Status st;
+  if (in_cluster) {
+    auto session = MdsSession::Open(ctx.cluster);
+    if (!session.ok()) return Fail(ctx, session.status());
+    MdsSession& ms = *session.value();
+    auto ino = ResolveInCluster(ms, path);
+    st = ino.status();
+    if (st.ok()) st = SetOneInCluster(ms, *ino, path, attrs, recursive ? &busy : nullptr);
+    if (st.ok() && recursive) st = SetTreeInCluster(ms, *ino, path, attrs, &busy);
+  } else {
+    st = SetOne(path, attrs, recursive ? &busy : nullptr);
+    if (st.ok() && recursive) {
+      struct stat sb;
+      if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) st = SetTree(path, attrs, &busy);
+    }
   }
   if (!st.ok()) return Fail(ctx, st);
-  for (const auto& a : attrs) WarnIfCannotPlace(ctx, path, a.name, a.value);
+  if (!in_cluster)
+    for (const auto& a : attrs) WarnIfCannotPlace(ctx, path, a.name, a.value);
   if (busy.count) {
     ctx.err << "vstorage: " << busy.count << " path(s) kept their chunk-size, because "
             << proto::kChunkSizeOfFileWithDataReason << "; everything else was set. Not changed:\n";
@@ -297,13 +382,15 @@ std::string InvalidAttrValueMessage(const std::string& attr, const std::string& 
 CommandDef SetAttrCommand() {
   CommandDef c;
   c.name = "set-attr";
-  c.synopsis = "[-R] PATH ATTR=VALUE...";
+  c.synopsis = "[-R] [-p] PATH ATTR=VALUE...";
   c.description =
       "set replicas=N[:M], chunk-size=SIZE, tier=0..3 or failure-domain=disk|host|rack|row|room on a path of "
       "a mounted cluster";
-  c.options = {{'R', "recursive", false, "", "also set it on everything below PATH"}};
+  c.options = {{'R', "recursive", false, "", "also set it on everything below PATH"},
+               {'p', "path", false, "",
+                "PATH is a path inside the cluster (from its root), set through the MDS: no mount needed (-c NAME)"}};
   c.needs_cluster = false;
-  c.min_positional = 2;
+  c.min_positional = 1;
   c.max_positional = 1 + 64;
   c.run = Run;
   return c;

@@ -67,6 +67,9 @@ def test_rm_cs_keeps_the_failure_domain_refuses_or_says_why(cluster):
     cluster.make_mds()
     h = cluster.host("mds")
     h.vstorage("set-config", "mds.wd.offline_tout=10000")
+    # Tiers strict: otherwise the tier-1 CS below takes the replica for now (3.5.5.2's
+    # fallback, tested in test_placement.py), and nothing would refuse.
+    h.vstorage("set-config", "mds.alloc.strict_tier=1")
     for _ in range(4):
         cluster.add_cs()
     a = cluster.add_cs(host_name="h5")

@@ -98,6 +98,17 @@ def test_set_attr_tier_and_failure_domain_check_their_values(cluster):
     out = h.vstorage("get-attr", m).stdout
     assert "tier=2" in out and "failure-domain=host" in out, out
 
+    # Guide 3.5.4.2, exactly as printed: -c NAME set-attr -R -p /failure-domain=..., no mount.
+    os.makedirs(f"{m}/a/b")
+    h.vstorage("set-attr", "-R", "-p", "/failure-domain=disk")
+    for p in (m, f"{m}/a", f"{m}/a/b"):
+        wait_for(lambda: os.getxattr(p, "vstorage.failure-domain") == b"disk", what=f"{p} failure-domain=disk")
+    h.vstorage("set-attr", "-p", "/a", "tier=1", "replicas=1")
+    wait_for(lambda: os.getxattr(f"{m}/a", "vstorage.tier") == b"1", what="/a tier=1")
+    assert os.getxattr(f"{m}/a/b", "vstorage.tier") == b"2"  # not recursive
+    r = h.vstorage("set-attr", "-p", "/nope", "tier=1", check=False)
+    assert r.returncode != 0 and "/nope does not exist in cluster" in r.stderr, r.stderr
+
 
 def test_failure_domain_disk_host_and_advisory(cluster):
     cluster.make_mds()
